@@ -1,0 +1,183 @@
+//! Committed consumer offsets, per group. In memory for the memory bus; for the durable bus each group also has
+//! one small file, `<dir>/<group>.offsets`, replaced atomically on every commit.
+//!
+//! File format (text, so an operator can read it): a first line `v1`, then one line per partition,
+//! `<encoded topic> <partition> <next offset>`, names encoded with [`fsutil::encode_name`].
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap;
+
+use super::fsutil::{self, decode_name, encode_name};
+use super::util::lock;
+use super::{BusError, Offset};
+
+const FORMAT_LINE: &str = "v1";
+const EXTENSION: &str = "offsets";
+
+#[derive(Default)]
+struct Group {
+    offsets: BTreeMap<(String, u32), Offset>,
+    /// Bumped by every commit, so that a writer can tell whether a snapshot already on disk covers a commit.
+    version: u64,
+}
+
+pub(crate) struct OffsetStore {
+    /// Where group files live; `None` keeps offsets in memory only.
+    dir: Option<PathBuf>,
+    groups: Mutex<FxHashMap<String, Group>>,
+    /// One async lock per group serialises the file writes of that group (held across the blocking write, hence
+    /// tokio's mutex); it guards the version last written.
+    writers: Mutex<FxHashMap<String, Arc<tokio::sync::Mutex<u64>>>>,
+}
+
+impl OffsetStore {
+    pub(crate) fn in_memory() -> Self {
+        OffsetStore { dir: None, groups: Mutex::default(), writers: Mutex::default() }
+    }
+
+    /// Loads every group file under `dir`, creating `dir` when missing. Blocking.
+    pub(crate) fn open(dir: &Path, root: &Path) -> Result<Self, BusError> {
+        fsutil::create_dir_durable(dir, root)?;
+        let mut groups = FxHashMap::default();
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().and_then(|ext| ext.to_str()) != Some(EXTENSION) {
+                continue; // e.g. a `.tmp` left by a crash mid-commit: the old file is still whole
+            }
+            let name = path.file_stem().and_then(|stem| stem.to_str()).and_then(decode_name);
+            let Some(name) = name else {
+                tracing::warn!(path = %path.display(), "ignoring offsets file with an undecodable name");
+                continue;
+            };
+            let offsets = parse(&fs::read_to_string(&path)?)
+                .ok_or_else(|| BusError::Corrupt(format!("unreadable offsets file {}", path.display())))?;
+            groups.insert(name, Group { offsets, version: 0 });
+        }
+        Ok(OffsetStore { dir: Some(dir.to_path_buf()), groups: Mutex::new(groups), writers: Mutex::default() })
+    }
+
+    pub(crate) fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<Offset> {
+        let groups = lock(&self.groups);
+        groups.get(group)?.offsets.get(&(topic.to_string(), partition)).copied()
+    }
+
+    /// Records the offset and, for a durable store, returns once a file holding it is on disk. If the write fails
+    /// the error is returned, but the in-memory value stays: the next successful commit of the group persists it.
+    pub(crate) async fn commit(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next_offset: Offset,
+    ) -> Result<(), BusError> {
+        let version = {
+            let mut groups = lock(&self.groups);
+            let entry = groups.entry(group.to_string()).or_default();
+            entry.offsets.insert((topic.to_string(), partition), next_offset);
+            entry.version += 1;
+            entry.version
+        };
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let writer = Arc::clone(lock(&self.writers).entry(group.to_string()).or_default());
+        let mut written_version = writer.lock().await;
+        if *written_version >= version {
+            return Ok(()); // a commit that queued behind ours already wrote a snapshot including it
+        }
+        let (snapshot, snapshot_version) = {
+            let groups = lock(&self.groups);
+            let entry = groups.get(group).ok_or_else(|| BusError::Backend("offset group vanished".into()))?;
+            (render(&entry.offsets), entry.version)
+        };
+        let path = dir.join(format!("{}.{EXTENSION}", encode_name(group)));
+        tokio::task::spawn_blocking(move || fsutil::write_atomic(&path, snapshot.as_bytes()))
+            .await
+            .map_err(|join| BusError::Io(std::io::Error::other(join)))??;
+        *written_version = snapshot_version;
+        Ok(())
+    }
+}
+
+fn render(offsets: &BTreeMap<(String, u32), Offset>) -> String {
+    let mut text = format!("{FORMAT_LINE}\n");
+    for ((topic, partition), offset) in offsets {
+        text.push_str(&format!("{} {partition} {offset}\n", encode_name(topic)));
+    }
+    text
+}
+
+fn parse(text: &str) -> Option<BTreeMap<(String, u32), Offset>> {
+    let mut lines = text.lines();
+    if lines.next()? != FORMAT_LINE {
+        return None;
+    }
+    let mut offsets = BTreeMap::new();
+    for line in lines.filter(|line| !line.is_empty()) {
+        let mut fields = line.split(' ');
+        let topic = decode_name(fields.next()?)?;
+        let partition = fields.next()?.parse().ok()?;
+        let offset = fields.next()?.parse().ok()?;
+        if fields.next().is_some() {
+            return None;
+        }
+        offsets.insert((topic, partition), offset);
+    }
+    Some(offsets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn persists_and_reloads() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("groups");
+        let store = OffsetStore::open(&dir, root.path()).unwrap();
+        store.commit("g/1", "social events", 3, 42).await.unwrap();
+        store.commit("g/1", "social events", 3, 43).await.unwrap();
+        store.commit("g/1", "other", 0, 7).await.unwrap();
+        store.commit("", "t", 0, 1).await.unwrap();
+        let reopened = OffsetStore::open(&dir, root.path()).unwrap();
+        assert_eq!(reopened.committed("g/1", "social events", 3), Some(43));
+        assert_eq!(reopened.committed("g/1", "other", 0), Some(7));
+        assert_eq!(reopened.committed("", "t", 0), Some(1));
+        assert_eq!(reopened.committed("g/1", "other", 1), None);
+        assert_eq!(reopened.committed("nobody", "other", 0), None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_commits_end_with_the_latest() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("groups");
+        let store = Arc::new(OffsetStore::open(&dir, root.path()).unwrap());
+        let tasks: Vec<_> = (0..8u32)
+            .map(|partition| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    for offset in 1..=20 {
+                        store.commit("g", "t", partition, offset).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let reopened = OffsetStore::open(&dir, root.path()).unwrap();
+        for partition in 0..8 {
+            assert_eq!(reopened.committed("g", "t", partition), Some(20));
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse("v2\n").is_none());
+        assert!(parse("v1\nt x 1\n").is_none());
+        assert!(parse("v1\nt 1 1 1\n").is_none());
+        assert_eq!(parse("v1\n").map(|offsets| offsets.len()), Some(0));
+    }
+}

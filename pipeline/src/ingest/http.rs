@@ -1,0 +1,267 @@
+//! `POST /v1/events` (CONTRACT section 2) and `GET /v1/dead-letters` (reading rejected input back, role `admin`).
+//!
+//! Order of checks: token (`401`/`403`) before anything is read, then media type (`415`), then size (`413`,
+//! streamed: a body is never buffered past the limit), then content. Answers:
+//! - `202 {"accepted": n, "duplicates": d}` when every event was accepted (duplicates count as accepted);
+//! - `400` with `error.code` and `errors: [{index, code, message}]` when some were rejected. The valid events of the
+//!   same request are accepted all the same (`accepted` says how many), and a retry of the whole request is safe
+//!   because accepted events are deduplicated. A single-event body uses that event's code as `error.code`; a batch
+//!   uses `invalid_events`;
+//! - `503 bus_unavailable` with `Retry-After` when the bus could not take the events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use social_auth::{AuthError, Claims, Verifier};
+
+use super::{BodyError, BodyKind, DeadLetterReason, IngestError, IngestReport, Ingestor, split_body};
+use crate::bus::{BusError, DEAD_LETTER_TOPIC};
+
+#[derive(Clone)]
+pub struct IngestHttpState {
+    pub ingestor: Arc<Ingestor>,
+    pub verifier: Arc<Verifier>,
+}
+
+pub fn router(state: IngestHttpState) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/dead-letters", get(get_dead_letters))
+        .with_state(state)
+}
+
+/// Every error answer of the ingest routes.
+#[derive(Debug)]
+pub enum IngestHttpError {
+    Auth(AuthError),
+    UnsupportedMediaType,
+    BodyTooLarge { limit: usize },
+    EmptyBody,
+    MalformedBody(String),
+    BodyRead,
+    BusUnavailable,
+    BadQuery(String),
+}
+
+impl IngestHttpError {
+    fn status_code_message(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::Auth(error) => (
+                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::UNAUTHORIZED),
+                error.code(),
+                error.to_string(),
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "use application/cloudevents+json, application/json, application/cloudevents-batch+json or \
+                 application/x-ndjson"
+                    .into(),
+            ),
+            Self::BodyTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            ),
+            Self::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body", "the request body is empty".into()),
+            Self::MalformedBody(detail) => (StatusCode::BAD_REQUEST, "malformed_json", detail.clone()),
+            Self::BodyRead => {
+                (StatusCode::BAD_REQUEST, "body_read_failed", "the request body could not be read".into())
+            }
+            Self::BusUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "bus_unavailable",
+                "the event bus cannot take events right now; retry later (accepted events are deduplicated)".into(),
+            ),
+            Self::BadQuery(detail) => (StatusCode::BAD_REQUEST, "invalid_query", detail.clone()),
+        }
+    }
+}
+
+impl IntoResponse for IngestHttpError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.status_code_message();
+        metrics::counter!("ingest_requests_total", "status" => status_label(status)).increment(1);
+        let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        202 => "202",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        413 => "413",
+        415 => "415",
+        503 => "503",
+        _ => "other",
+    }
+}
+
+fn authorize(verifier: &Verifier, headers: &HeaderMap, role: &str) -> Result<Claims, IngestHttpError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(social_auth::bearer_token)
+        .ok_or(IngestHttpError::Auth(AuthError::MissingToken))?;
+    let claims = verifier.verify(token).map_err(IngestHttpError::Auth)?;
+    if !claims.has_role(role) {
+        return Err(IngestHttpError::Auth(AuthError::MissingRole(role.to_string())));
+    }
+    Ok(claims)
+}
+
+async fn post_events(
+    State(state): State<IngestHttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, IngestHttpError> {
+    let started = Instant::now();
+    authorize(&state.verifier, &headers, "service")?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let kind = BodyKind::from_content_type(content_type).ok_or(IngestHttpError::UnsupportedMediaType)?;
+    let ingestor = &state.ingestor;
+    let limit = ingestor.config().max_body_bytes;
+
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let bytes = match declared_length {
+        Some(length) if length > limit => None,
+        _ => read_limited(body, limit).await?,
+    };
+    let Some(bytes) = bytes else {
+        let reason = DeadLetterReason {
+            code: "body_too_large",
+            message: format!("request body over {limit} bytes, not read"),
+        };
+        ingestor.dead_letter_body(reason, content_type, &[]).await.map_err(bus_error)?;
+        return Err(IngestHttpError::BodyTooLarge { limit });
+    };
+
+    let items = match split_body(kind, &bytes) {
+        Ok(items) => items,
+        Err(BodyError::Empty) => return Err(IngestHttpError::EmptyBody),
+        Err(error) => {
+            let reason = DeadLetterReason { code: "malformed_json", message: error.to_string() };
+            ingestor.dead_letter_body(reason, content_type, &bytes).await.map_err(bus_error)?;
+            return Err(IngestHttpError::MalformedBody(error.to_string()));
+        }
+    };
+    let single = kind == BodyKind::Json && items.len() == 1 && !bytes.trim_ascii().starts_with(b"[");
+    let report = ingestor.ingest(&items, content_type).await.map_err(bus_error)?;
+    metrics::histogram!("ingest_request_duration_seconds").record(started.elapsed().as_secs_f64());
+    Ok(report_response(report, single))
+}
+
+/// Reads the body up to `limit` bytes; `None` when it is longer.
+async fn read_limited(body: Body, limit: usize) -> Result<Option<bytes::Bytes>, IngestHttpError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(Some(collected.to_bytes())),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Ok(None),
+        Err(_) => Err(IngestHttpError::BodyRead),
+    }
+}
+
+fn bus_error(error: IngestError) -> IngestHttpError {
+    let IngestError::Bus(error) = error;
+    tracing::warn!(%error, "ingest could not append to the bus");
+    IngestHttpError::BusUnavailable
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+fn report_response(report: IngestReport, single: bool) -> Response {
+    if report.rejected.is_empty() {
+        metrics::counter!("ingest_requests_total", "status" => "202").increment(1);
+        let body = json!({"accepted": report.accepted + report.duplicates, "duplicates": report.duplicates});
+        return (StatusCode::ACCEPTED, Json(body)).into_response();
+    }
+    metrics::counter!("ingest_requests_total", "status" => "400").increment(1);
+    let rejected = report.rejected.len();
+    let error = match (single, report.rejected.first()) {
+        (true, Some(first)) => ErrorDetail { code: first.code, message: first.message.clone() },
+        _ => ErrorDetail {
+            code: "invalid_events",
+            message: format!(
+                "{rejected} of {} events were rejected; the others were accepted",
+                rejected + report.accepted + report.duplicates
+            ),
+        },
+    };
+    let body = json!({
+        "error": error,
+        "accepted": report.accepted + report.duplicates,
+        "duplicates": report.duplicates,
+        "errors": report.rejected,
+    });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct DeadLetterQuery {
+    #[serde(default)]
+    from: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+/// Reads the dead-letter topic back: `{"records":[{"offset","timestampMs","record"}],"next":n,"end":m}`.
+async fn get_dead_letters(
+    State(state): State<IngestHttpState>,
+    headers: HeaderMap,
+    query: Result<Query<DeadLetterQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, IngestHttpError> {
+    authorize(&state.verifier, &headers, "admin")?;
+    let Query(query) = query.map_err(|error| IngestHttpError::BadQuery(error.body_text()))?;
+    let bus = state.ingestor.bus();
+    let limit = query.limit.clamp(1, 1000);
+    let read = async {
+        let start = bus.start_offset(DEAD_LETTER_TOPIC, 0).await?;
+        let end = bus.end_offset(DEAD_LETTER_TOPIC, 0).await?;
+        let from = query.from.max(start);
+        let records = if from < end {
+            bus.fetch(DEAD_LETTER_TOPIC, 0, from, limit, Duration::ZERO).await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, BusError>((records, from, end))
+    };
+    let (records, from, end) = read.await.map_err(|error| bus_error(IngestError::Bus(error)))?;
+    let next = records.last().map_or(from, |record| record.offset + 1);
+    let records: Vec<_> = records
+        .iter()
+        .map(|record| {
+            let value: serde_json::Value = serde_json::from_slice(&record.value).unwrap_or_default();
+            json!({"offset": record.offset, "timestampMs": record.timestamp_ms, "record": value})
+        })
+        .collect();
+    Ok(Json(json!({"records": records, "next": next, "end": end})).into_response())
+}

@@ -1,0 +1,270 @@
+//! Ingest: validated CloudEvents onto the input topic, rejected ones onto the dead-letter topic, nothing dropped.
+//!
+//! [`Ingestor`] is the transport-free core (the HTTP route and the demo feed both call it); [`http`] maps it onto
+//! `POST /v1/events` as CONTRACT section 2 describes.
+
+mod body;
+mod dead_letter;
+mod dedup;
+pub mod http;
+mod stats;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use social_schemas::{EventType, Limits, parse_event};
+
+use crate::bus::partition::partition_for_key;
+use crate::bus::{Bus, BusError, DEAD_LETTER_TOPIC, INPUT_TOPIC, Record, TopicSpec};
+
+pub use body::{BodyError, BodyKind, split_body};
+pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use dedup::{Dedup, DedupConfig};
+pub use stats::{IngestStats, IngestStatsSnapshot};
+
+/// Ingest settings. Every field has a default suited to the embedded run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest request body accepted, in bytes (`413` beyond).
+    pub max_body_bytes: usize,
+    /// Largest single event, in bytes, and other per-event limits.
+    pub max_event_bytes: usize,
+    /// Partitions of the input topic when the ingest creates it.
+    pub input_partitions: u32,
+    pub dedup: DedupConfig,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_event_bytes: Limits::default().max_event_bytes,
+            input_partitions: 4,
+            dedup: DedupConfig::default(),
+        }
+    }
+}
+
+/// Why one event of a request was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What happened to the events of one request.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// New events now on the input topic.
+    pub accepted: usize,
+    /// Events already accepted earlier (same `source` and `id`): accepted again with no second effect.
+    pub duplicates: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The bus refused or failed the append; events of this request may be partly on the bus, and a retry is safe
+    /// because accepted events are deduplicated.
+    #[error("event bus unavailable: {0}")]
+    Bus(#[from] BusError),
+}
+
+/// The transport-free ingest core.
+pub struct Ingestor {
+    bus: Arc<dyn Bus>,
+    partitions: u32,
+    limits: Limits,
+    dedup: Dedup,
+    stats: IngestStats,
+    config: IngestConfig,
+}
+
+impl Ingestor {
+    /// Creates the input and dead-letter topics when missing and warms deduplication from the input topic's
+    /// recent records, so that a restart of a durable bus does not forget what it accepted.
+    pub async fn open(bus: Arc<dyn Bus>, config: IngestConfig) -> Result<Self, BusError> {
+        bus.ensure_topic(&TopicSpec { name: INPUT_TOPIC.to_string(), partitions: config.input_partitions })
+            .await?;
+        bus.ensure_topic(&TopicSpec { name: DEAD_LETTER_TOPIC.to_string(), partitions: 1 }).await?;
+        let partitions = bus.partitions(INPUT_TOPIC)?;
+        let dedup = Dedup::new(config.dedup.clone());
+        dedup.warm_from_bus(bus.as_ref(), INPUT_TOPIC, partitions).await?;
+        let limits = Limits { max_event_bytes: config.max_event_bytes, ..Limits::default() };
+        Ok(Self { bus, partitions, limits, dedup, stats: IngestStats::default(), config })
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// Validates `items` (one CloudEvent each), appends the new ones to the input topic and the invalid ones to the
+    /// dead-letter topic, and returns only when both appends are done.
+    pub async fn ingest(&self, items: &[&[u8]], content_type: &str) -> Result<IngestReport, IngestError> {
+        let now_ms = now_unix_ms();
+        let mut report = IngestReport::default();
+        let mut dead_letters = Vec::new();
+        let mut by_partition: Vec<Vec<Record>> = vec![Vec::new(); self.partitions as usize];
+        let mut reserved_by_partition: Vec<Vec<u128>> = vec![Vec::new(); self.partitions as usize];
+        let mut type_counts = TypeCounts::default();
+
+        let mut valid = Vec::with_capacity(items.len());
+        for (index, raw) in items.iter().enumerate() {
+            match parse_event(raw, &self.limits) {
+                Ok(event) => valid.push(event),
+                Err(error) => {
+                    let code = error.code.as_str();
+                    metrics::counter!("ingest_rejections_total", "code" => code).increment(1);
+                    report.rejected.push(Rejection { index, code, message: error.message.clone() });
+                    dead_letters.push(DeadLetter::new(
+                        DeadLetterReason { code, message: error.message },
+                        Some(index),
+                        content_type,
+                        raw,
+                        self.config.max_event_bytes,
+                        now_ms,
+                    ));
+                    type_counts.rejected += 1;
+                }
+            }
+        }
+
+        let keys: Vec<u128> = valid.iter().map(|event| Dedup::key(&event.source, &event.id)).collect();
+        let fresh = self.dedup.reserve(&keys, now_ms);
+        for ((event, key), is_fresh) in valid.iter().zip(keys).zip(fresh) {
+            let event_type = event.event_type();
+            if !is_fresh {
+                report.duplicates += 1;
+                type_counts.add(event_type, Outcome::Duplicate);
+                continue;
+            }
+            let partition_key = event.partition_key();
+            let partition = partition_for_key(partition_key.as_bytes(), self.partitions) as usize;
+            if let (Some(records), Some(reserved)) =
+                (by_partition.get_mut(partition), reserved_by_partition.get_mut(partition))
+            {
+                records.push(Record {
+                    key: Bytes::copy_from_slice(partition_key.as_bytes()),
+                    value: Bytes::from(event.to_json()),
+                    timestamp_ms: now_ms,
+                });
+                reserved.push(key);
+            }
+            report.accepted += 1;
+            type_counts.add(event_type, Outcome::Accepted);
+        }
+
+        let appends = by_partition.into_iter().enumerate().filter(|(_, records)| !records.is_empty()).map(
+            |(partition, records)| async move {
+                (partition, self.bus.append(INPUT_TOPIC, partition as u32, records).await)
+            },
+        );
+        let results = futures::future::join_all(appends).await;
+        let mut first_error = None;
+        for (partition, result) in results {
+            if let Err(error) = result {
+                // Those events are not on the bus: forget them so that the client's retry is not taken for a
+                // duplicate.
+                if let Some(reserved) = reserved_by_partition.get(partition) {
+                    self.dedup.release(reserved);
+                }
+                first_error.get_or_insert(error);
+            }
+        }
+
+        if !dead_letters.is_empty() {
+            let records = dead_letters.iter().map(|letter| letter.to_record(now_ms)).collect();
+            self.bus.append(DEAD_LETTER_TOPIC, 0, records).await?;
+            metrics::counter!("ingest_dead_letters_total").increment(dead_letters.len() as u64);
+        }
+        if let Some(error) = first_error {
+            return Err(IngestError::Bus(error));
+        }
+        type_counts.publish(&self.stats);
+        Ok(report)
+    }
+
+    /// Records a whole body that could not be split into events (malformed array, oversized body) on the
+    /// dead-letter topic, so that it is not lost silently.
+    pub async fn dead_letter_body(
+        &self,
+        reason: DeadLetterReason,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(), IngestError> {
+        let now_ms = now_unix_ms();
+        let letter = DeadLetter::new(reason, None, content_type, body, self.config.max_event_bytes, now_ms);
+        self.bus.append(DEAD_LETTER_TOPIC, 0, vec![letter.to_record(now_ms)]).await?;
+        metrics::counter!("ingest_dead_letters_total").increment(1);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Accepted,
+    Duplicate,
+}
+
+/// Per-request tallies, published to metrics once per request rather than once per event.
+#[derive(Default)]
+struct TypeCounts {
+    accepted: [u64; EventType::ALL.len()],
+    duplicate: [u64; EventType::ALL.len()],
+    rejected: u64,
+}
+
+impl TypeCounts {
+    fn add(&mut self, event_type: EventType, outcome: Outcome) {
+        let slot = type_slot(event_type);
+        let counts = match outcome {
+            Outcome::Accepted => &mut self.accepted,
+            Outcome::Duplicate => &mut self.duplicate,
+        };
+        if let Some(count) = counts.get_mut(slot) {
+            *count += 1;
+        }
+    }
+
+    fn publish(&self, stats: &IngestStats) {
+        for (slot, event_type) in EventType::ALL.into_iter().enumerate() {
+            let accepted = self.accepted.get(slot).copied().unwrap_or(0);
+            let duplicate = self.duplicate.get(slot).copied().unwrap_or(0);
+            if accepted > 0 {
+                metrics::counter!("ingest_events_total", "event_type" => event_type.as_str(), "outcome" => "accepted")
+                    .increment(accepted);
+                stats.add_accepted(event_type, accepted);
+            }
+            if duplicate > 0 {
+                metrics::counter!("ingest_events_total", "event_type" => event_type.as_str(), "outcome" => "duplicate")
+                    .increment(duplicate);
+                stats.add_duplicates(duplicate);
+            }
+        }
+        if self.rejected > 0 {
+            metrics::counter!("ingest_events_total", "event_type" => "unknown", "outcome" => "rejected")
+                .increment(self.rejected);
+            stats.add_rejected(self.rejected);
+        }
+    }
+}
+
+/// Index of `event_type` in [`EventType::ALL`].
+pub(crate) fn type_slot(event_type: EventType) -> usize {
+    EventType::ALL.iter().position(|candidate| *candidate == event_type).unwrap_or(0)
+}
+
+pub(crate) fn now_unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

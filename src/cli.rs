@@ -1,0 +1,179 @@
+//! Command line: every option also reads an environment variable (CONTRACT section 1).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "social-realtime", version, about = "Real-time tier of the social sharing and referrals platform")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pipeline and delivery in one process. With no backend configured: in-process bus, in-memory state.
+    Run(RunArgs),
+    /// The pipeline tier alone: ingest, bus, operators (embedded bus unless a Fluvio endpoint is given).
+    Pipeline(ServerArgs),
+    /// The delivery tier alone: SSE feeds fed through Redis by a separate pipeline (needs --redis-url).
+    Delivery(DeliveryArgs),
+    /// Synthetic, reproducible traffic as NDJSON on stdout or posted to an HTTP ingest endpoint.
+    Generate(GenerateArgs),
+    /// Mint a JWT for development and tests.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Also run the synthetic generator into the system and serve the live demo page.
+    #[arg(long, env = "DEMO")]
+    pub demo: bool,
+    /// Events per second the demo generator produces.
+    #[arg(long, env = "DEMO_RATE", default_value_t = 200.0)]
+    pub demo_rate: f64,
+    /// Seed of the demo generator.
+    #[arg(long, env = "DEMO_SEED", default_value_t = 1)]
+    pub demo_seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on; port 0 picks a free port (the chosen address is printed on stdout).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Keep the embedded bus on disk here (write-ahead log, fsync before 202). In memory when absent.
+    #[arg(long, env = "DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Partitions of the input topic, when it is created.
+    #[arg(long, env = "INPUT_PARTITIONS", default_value_t = 4)]
+    pub partitions: u32,
+    /// Largest request body accepted by `POST /v1/events`, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest single event, in bytes.
+    #[arg(long, env = "MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
+    pub max_event_bytes: usize,
+    /// How long `(source, id)` pairs are remembered for deduplication, in seconds.
+    #[arg(long, env = "DEDUP_WINDOW_SECS", default_value_t = 3600)]
+    pub dedup_window_secs: u64,
+    /// At most this many `(source, id)` pairs are remembered.
+    #[arg(long, env = "DEDUP_MAX_ENTRIES", default_value_t = 2_000_000)]
+    pub dedup_max_entries: usize,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Algorithm {
+    #[value(name = "HS256")]
+    Hs256,
+    #[value(name = "RS256")]
+    Rs256,
+    #[value(name = "ES256")]
+    Es256,
+}
+
+#[derive(Clone, Args)]
+pub struct AuthArgs {
+    /// JWT signature algorithm; fixed by configuration, never read from the token.
+    #[arg(long, env = "JWT_ALGORITHM", value_enum, default_value = "HS256")]
+    pub jwt_algorithm: Algorithm,
+    /// Shared secret for HS256.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM file with the public key for RS256 or ES256.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// PEM file with the private key for RS256 or ES256 (only `token` uses it).
+    #[arg(long, env = "JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
+}
+
+impl std::fmt::Debug for AuthArgs {
+    // Never print the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthArgs")
+            .field("jwt_algorithm", &self.jwt_algorithm)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("jwt_public_key_file", &self.jwt_public_key_file)
+            .field("jwt_private_key_file", &self.jwt_private_key_file)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_leeway_secs", &self.jwt_leeway_secs)
+            .finish()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveryArgs {
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Redis holding the delivery history and the fan-out between delivery nodes.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Seed: the same seed and options give byte-identical output.
+    #[arg(long, env = "GENERATE_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Number of events; 0 means without end.
+    #[arg(long, env = "GENERATE_COUNT", default_value_t = 10_000)]
+    pub count: u64,
+    /// Simulated users.
+    #[arg(long, env = "GENERATE_USERS", default_value_t = 10_000)]
+    pub users: u32,
+    /// Events per second sent to the target (0: as fast as the target takes them). Stdout is never paced.
+    #[arg(long, env = "GENERATE_RATE", default_value_t = 0.0)]
+    pub rate: f64,
+    /// Event time of the first event (RFC 3339) or `now`. Defaults to a fixed instant, for reproducible output.
+    #[arg(long, env = "GENERATE_START_TIME")]
+    pub start_time: Option<String>,
+    /// Post to this ingest endpoint (e.g. http://127.0.0.1:8080/v1/events) instead of writing to stdout.
+    #[arg(long, env = "GENERATE_TARGET")]
+    pub target: Option<String>,
+    /// Bearer token with role `service` for the target.
+    #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Events per request to the target.
+    #[arg(long, env = "GENERATE_BATCH", default_value_t = 500)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Subject: the user id.
+    #[arg(long)]
+    pub sub: String,
+    /// Comma-separated program ids the user is a member of.
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    pub programs: Vec<String>,
+    /// Comma-separated roles (`service`, `admin`).
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    pub roles: Vec<String>,
+    /// Lifetime, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+    /// Use the demo secret that `run --demo` uses when no JWT secret is configured.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}

@@ -1,0 +1,17 @@
+//! `social-realtime`: the one binary. Parses the command line and hands over to the library.
+
+use clap::Parser;
+use social_realtime::cli::Cli;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    social_realtime::telemetry::init_tracing();
+    let cli = Cli::parse();
+    match social_realtime::commands::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Wiring of the embedded system (bus, ingest, operations routes) into one HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::Router;
+use social_auth::Verifier;
+use social_pipeline::bus::durable::{DurableBus, DurableBusConfig};
+use social_pipeline::bus::memory::{MemoryBus, MemoryBusConfig};
+use social_pipeline::bus::{Bus, INPUT_TOPIC};
+use social_pipeline::ingest::http::IngestHttpState;
+use social_pipeline::ingest::{DedupConfig, IngestConfig, Ingestor};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServerArgs;
+
+pub mod ops;
+
+/// The running parts of one process, shared by its routes and background tasks.
+pub struct System {
+    pub bus: Arc<dyn Bus>,
+    pub ingestor: Arc<Ingestor>,
+    pub verifier: Arc<Verifier>,
+    pub ready: Arc<AtomicBool>,
+    pub started: Instant,
+    pub durable: bool,
+}
+
+impl System {
+    /// Opens the embedded bus (durable under `--data-dir`) and the ingest on top of it.
+    pub async fn open(args: &ServerArgs, verifier: Verifier) -> anyhow::Result<Self> {
+        let durable = args.data_dir.is_some();
+        let bus: Arc<dyn Bus> = match &args.data_dir {
+            Some(dir) => {
+                let config = DurableBusConfig { dir: dir.clone(), ..DurableBusConfig::default() };
+                Arc::new(
+                    DurableBus::open(config)
+                        .await
+                        .with_context(|| format!("opening the durable bus in {}", dir.display()))?,
+                )
+            }
+            None => Arc::new(MemoryBus::new(MemoryBusConfig::default())),
+        };
+        let config = IngestConfig {
+            max_body_bytes: args.max_body_bytes,
+            max_event_bytes: args.max_event_bytes,
+            input_partitions: args.partitions,
+            dedup: DedupConfig { window_secs: args.dedup_window_secs, max_entries: args.dedup_max_entries },
+        };
+        let ingestor = Arc::new(Ingestor::open(bus.clone(), config).await.context("opening the ingest")?);
+        Ok(Self {
+            bus,
+            ingestor,
+            verifier: Arc::new(verifier),
+            ready: Arc::new(AtomicBool::new(true)),
+            started: Instant::now(),
+            durable,
+        })
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        let ingest = social_pipeline::ingest::http::router(IngestHttpState {
+            ingestor: self.ingestor.clone(),
+            verifier: self.verifier.clone(),
+        });
+        ingest.merge(ops::router(self.clone()))
+    }
+
+    /// End offsets of the input topic's partitions.
+    pub async fn input_offsets(&self) -> Vec<u64> {
+        let partitions = self.bus.partitions(INPUT_TOPIC).unwrap_or(0);
+        let mut offsets = Vec::with_capacity(partitions as usize);
+        for partition in 0..partitions {
+            offsets.push(self.bus.end_offset(INPUT_TOPIC, partition).await.unwrap_or(0));
+        }
+        offsets
+    }
+
+    /// Stops taking work and flushes the bus.
+    pub async fn close(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        if let Err(error) = self.bus.close().await {
+            tracing::error!(%error, "closing the bus failed");
+        }
+    }
+}
+
+/// Binds `addr` and prints the address actually bound (useful with port 0) on stdout.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("listening on http://{local}");
+    tracing::info!(%local, "listening");
+    Ok(listener)
+}
+
+/// Serves `router` until `shutdown` fires, then lets requests in flight finish.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("serving HTTP")
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate => {},
+        }
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+}
