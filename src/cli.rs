@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "social-realtime", version, about = "Real-time tier of the social sharing and referrals platform")]
+#[command(
+    name = "social-realtime",
+    version,
+    about = "Real-time tier of the social sharing and referrals platform"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

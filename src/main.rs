@@ -6,6 +6,8 @@ use social_realtime::cli::Cli;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     social_realtime::telemetry::init_tracing();
+    // Installed before any work so that no early count is lost.
+    let _ = social_realtime::telemetry::metrics_handle();
     let cli = Cli::parse();
     match social_realtime::commands::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

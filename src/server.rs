@@ -36,7 +36,7 @@ impl System {
         let durable = args.data_dir.is_some();
         let bus: Arc<dyn Bus> = match &args.data_dir {
             Some(dir) => {
-                let config = DurableBusConfig { dir: dir.clone(), ..DurableBusConfig::default() };
+                let config = DurableBusConfig::new(dir.clone());
                 Arc::new(
                     DurableBus::open(config)
                         .await
@@ -49,9 +49,16 @@ impl System {
             max_body_bytes: args.max_body_bytes,
             max_event_bytes: args.max_event_bytes,
             input_partitions: args.partitions,
-            dedup: DedupConfig { window_secs: args.dedup_window_secs, max_entries: args.dedup_max_entries },
+            dedup: DedupConfig {
+                window_secs: args.dedup_window_secs,
+                max_entries: args.dedup_max_entries,
+            },
         };
-        let ingestor = Arc::new(Ingestor::open(bus.clone(), config).await.context("opening the ingest")?);
+        let ingestor = Arc::new(
+            Ingestor::open(bus.clone(), config)
+                .await
+                .context("opening the ingest")?,
+        );
         Ok(Self {
             bus,
             ingestor,
@@ -91,7 +98,9 @@ impl System {
 
 /// Binds `addr` and prints the address actually bound (useful with port 0) on stdout.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     println!("listening on http://{local}");
     tracing::info!(%local, "listening");
@@ -100,10 +109,13 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 
 /// Serves `router` until `shutdown` fires, then lets requests in flight finish.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("serving HTTP")
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .context("serving HTTP")
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

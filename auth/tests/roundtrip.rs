@@ -195,3 +195,11 @@ fn debug_output_holds_no_key_material() {
     assert!(!printed.contains(SECRET), "{printed}");
     assert!(!printed.contains("BEGIN"), "{printed}");
 }
+
+#[test]
+fn verifier_and_minter_can_be_shared_across_tasks() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<Verifier>();
+    assert_send_sync::<Minter>();
+    assert_send_sync::<AuthError>();
+}

@@ -1,1 +1,47 @@
-//! placeholder
+//! The delivery tier: Server-Sent Events feeds with exact resumption, polling, snapshots, tickets, limits and the
+//! live demo page (CONTRACT sections 3, 4 and 5).
+//!
+//! Map of the crate:
+//! - `delivery.rs`: [`Delivery`] (built by [`DeliveryBuilder`]): `router()`, `publisher()`, `maintenance()`;
+//!   [`Publisher::publish`] appends a [`TopicMessage`](social_schemas::TopicMessage) to history and fans it out.
+//! - `config.rs`: [`DeliveryConfig`] (serde, defaults, `deny_unknown_fields`).
+//! - `topics.rs`: topic names, kinds and access rules of CONTRACT section 3.
+//! - `history.rs`: the [`History`] trait (positions `{epoch, offset}`, retention, gaps) and [`MemoryHistory`].
+//! - `fanout.rs`: the [`FanOut`] trait (cross-node live publish) and [`LocalFanOut`].
+//! - `hub.rs`: [`Hub`], this node's subscribers per topic, bounded queue per connection, slow-client cut-off.
+//! - `session.rs`: one connection: subscribe, replay, reset + snapshot, then live without duplicates or gaps.
+//! - `resume_token.rs`: the SSE `id:` encoding the position of every topic of a connection.
+//! - `message.rs`: the wire JSON of `EVENT`, `SNAPSHOT` and `RESET` messages.
+//! - `snapshot.rs`: [`SnapshotSource`] (current state of a topic) and [`MemorySnapshots`].
+//! - `auth.rs`: Bearer header, single-use tickets, HttpOnly cookie. `limits.rs`: connection limits.
+//! - `routes/`: `stream` (`GET /v1/stream`), `poll` (`GET /v1/poll`), `snapshot`
+//!   (`GET /v1/topics/{topic}/snapshot`), `tickets` (`POST /v1/tickets`).
+//! - `page/`: the demo page (`/demo`, no build step, no external assets) and server-rendered leaderboard and
+//!   trending pages.
+//! - `metrics.rs`: the metrics of the spec's monitoring section, with labels from fixed sets.
+//! - `error.rs`: [`DeliveryError`]: every error answer is `{"error":{"code":"...","message":"..."}}`.
+
+mod auth;
+mod config;
+mod delivery;
+mod error;
+pub mod fanout;
+pub mod history;
+pub mod hub;
+mod limits;
+pub mod message;
+mod metrics;
+mod page;
+pub mod resume_token;
+mod routes;
+mod session;
+pub mod snapshot;
+pub mod topics;
+
+pub use config::DeliveryConfig;
+pub use delivery::{Delivery, DeliveryBuilder, Publisher};
+pub use error::DeliveryError;
+pub use fanout::{FanOut, LocalFanOut};
+pub use history::{History, MemoryHistory, Position};
+pub use hub::Hub;
+pub use snapshot::{MemorySnapshots, SnapshotSource};

@@ -5,4 +5,7 @@
 //! - `generate`: reproducible synthetic traffic.
 
 pub mod bus;
+pub mod generate;
 pub mod ingest;
+pub mod operator;
+pub mod window;

@@ -25,8 +25,16 @@ pub const MAX_SOURCE_LEN: usize = 256;
 pub const MAX_SUBJECT_LEN: usize = 256;
 
 /// Attribute names of the envelope; every other lowercase alphanumeric attribute is an extension.
-pub const ENVELOPE_ATTRIBUTES: [&str; 8] =
-    ["specversion", "id", "source", "type", "time", "datacontenttype", "subject", "data"];
+pub const ENVELOPE_ATTRIBUTES: [&str; 8] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "datacontenttype",
+    "subject",
+    "data",
+];
 
 /// One validated input event. `(source, id)` is its deduplication key; `time` is its event time.
 ///
@@ -123,11 +131,18 @@ pub fn parse_event(raw: &[u8], limits: &Limits) -> Result<Event, ValidationError
     if raw.len() > limits.max_event_bytes {
         return Err(ValidationError::new(
             ValidationCode::EventTooLarge,
-            format!("event is {} bytes, more than the limit of {} bytes", raw.len(), limits.max_event_bytes),
+            format!(
+                "event is {} bytes, more than the limit of {} bytes",
+                raw.len(),
+                limits.max_event_bytes
+            ),
         ));
     }
     let text = std::str::from_utf8(raw).map_err(|e| {
-        ValidationError::new(ValidationCode::MalformedJson, format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))
+        ValidationError::new(
+            ValidationCode::MalformedJson,
+            format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()),
+        )
     })?;
     let env = read_envelope(text)?;
     env.into_event(limits)
@@ -147,7 +162,10 @@ fn read_envelope(text: &str) -> Result<RawEnvelope<'_>, ValidationError> {
         Err(e) if e.is_data() => {
             // The top-level value is not an object; tell "not JSON" from "JSON but not an object".
             match serde_json::from_str::<IgnoredAny>(text) {
-                Ok(_) => Err(ValidationError::new(ValidationCode::NotAnObject, "event must be a JSON object")),
+                Ok(_) => Err(ValidationError::new(
+                    ValidationCode::NotAnObject,
+                    "event must be a JSON object",
+                )),
                 Err(e) => Err(malformed(&e)),
             }
         }
@@ -332,12 +350,20 @@ fn check_extension(name: &str, value: &serde_json::Value, limits: &Limits) -> Re
     match value {
         serde_json::Value::String(s) => check_len(name, s, limits.max_text_len),
         serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Ok(()),
-        _ => Err(err(ValidationCode::InvalidFieldType, name, "extension must be a string, number or boolean")),
+        _ => Err(err(
+            ValidationCode::InvalidFieldType,
+            name,
+            "extension must be a string, number or boolean",
+        )),
     }
 }
 
 fn missing(name: &str) -> ValidationError {
-    err(ValidationCode::MissingField, name, "required attribute is missing")
+    err(
+        ValidationCode::MissingField,
+        name,
+        "required attribute is missing",
+    )
 }
 
 /// A required string attribute: present (checked before) and a string.
@@ -384,7 +410,8 @@ fn json_kind(first: Option<u8>) -> &'static str {
 
 /// `application/json`, optionally followed by parameters (`application/json; charset=utf-8`).
 fn is_json_media_type(s: &str) -> bool {
-    s.strip_prefix("application/json").is_some_and(|rest| rest.is_empty() || rest.trim_start().starts_with(';'))
+    s.strip_prefix("application/json")
+        .is_some_and(|rest| rest.is_empty() || rest.trim_start().starts_with(';'))
 }
 
 impl<'a> RawEnvelope<'a> {
@@ -425,15 +452,26 @@ impl<'a> RawEnvelope<'a> {
             return Err(err(
                 ValidationCode::UnsupportedSpecversion,
                 "specversion",
-                format_args!("`{}` is not supported (expected `1.0`)", truncate_for_message(&specversion)),
+                format_args!(
+                    "`{}` is not supported (expected `1.0`)",
+                    truncate_for_message(&specversion)
+                ),
             ));
         }
         if !is_valid_id(&id) {
-            return Err(err(ValidationCode::InvalidId, "id", "must be 1 to 128 characters of [A-Za-z0-9._:-]"));
+            return Err(err(
+                ValidationCode::InvalidId,
+                "id",
+                "must be 1 to 128 characters of [A-Za-z0-9._:-]",
+            ));
         }
         check_source(&source)?;
         let time = parse_rfc3339(&time).ok_or_else(|| {
-            err(ValidationCode::InvalidTimestamp, "time", "must be an RFC 3339 date-time with offset")
+            err(
+                ValidationCode::InvalidTimestamp,
+                "time",
+                "must be an RFC 3339 date-time with offset",
+            )
         })?;
         let ty = EventType::from_type_str(&ty).ok_or_else(|| {
             err(
@@ -463,9 +501,8 @@ impl<'a> RawEnvelope<'a> {
                     "unknown attribute (extension names are lowercase letters and digits)",
                 ));
             }
-            let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| {
-                err(ValidationCode::InvalidFieldValue, &name, format_args!("{e}"))
-            })?;
+            let value: serde_json::Value = serde_json::from_str(raw.get())
+                .map_err(|e| err(ValidationCode::InvalidFieldValue, &name, format_args!("{e}")))?;
             check_extension(&name, &value, limits)?;
             match extensions.entry(name.into_owned()) {
                 Entry::Occupied(o) => {

@@ -74,6 +74,9 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(code: ValidationCode, message: impl Into<String>) -> Self {
-        ValidationError { code, message: message.into() }
+        ValidationError {
+            code,
+            message: message.into(),
+        }
     }
 }

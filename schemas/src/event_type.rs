@@ -109,7 +109,10 @@ impl FromStr for EventType {
         EventType::from_type_str(s).ok_or_else(|| {
             ValidationError::new(
                 ValidationCode::UnknownEventType,
-                format!("type: unknown event type `{}`", crate::validate::truncate_for_message(s)),
+                format!(
+                    "type: unknown event type `{}`",
+                    crate::validate::truncate_for_message(s)
+                ),
             )
         })
     }

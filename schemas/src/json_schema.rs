@@ -56,12 +56,18 @@ fn schema_of<T: JsonSchema>(ty: EventType) -> Schema {
     let mut schema = generator.into_root_schema_for::<CloudEvent<T>>();
     let t = ty.as_str();
     schema.insert("title".into(), t.into());
-    schema.insert("description".into(), format!("CloudEvents 1.0 event `{t}` (see docs/EVENTS.md).").into());
+    schema.insert(
+        "description".into(),
+        format!("CloudEvents 1.0 event `{t}` (see docs/EVENTS.md).").into(),
+    );
     if let Some(ty_prop) = schema.get_mut("properties").and_then(|p| p.get_mut("type")) {
         *ty_prop = serde_json::json!({ "const": t });
     }
     // Extensions: any other lowercase alphanumeric attribute holding a string, number or boolean.
-    schema.insert("propertyNames".into(), serde_json::json!({ "pattern": EXTENSION_NAME_PATTERN }));
+    schema.insert(
+        "propertyNames".into(),
+        serde_json::json!({ "pattern": EXTENSION_NAME_PATTERN }),
+    );
     schema.insert(
         "additionalProperties".into(),
         serde_json::json!({ "type": ["string", "number", "boolean"] }),

@@ -18,6 +18,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_event_bytes: DEFAULT_MAX_EVENT_BYTES, max_text_len: DEFAULT_MAX_TEXT_LEN }
+        Limits {
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_text_len: DEFAULT_MAX_TEXT_LEN,
+        }
     }
 }

@@ -10,7 +10,8 @@ use serde::{Deserializer, Serializer};
 
 /// Message prefix of the serde error raised for a string that is not an RFC 3339 timestamp; the classifier maps it
 /// to `invalid_timestamp`.
-pub(crate) const INVALID_TIMESTAMP_MSG: &str = "invalid timestamp: expected an RFC 3339 date-time with offset";
+pub(crate) const INVALID_TIMESTAMP_MSG: &str =
+    "invalid timestamp: expected an RFC 3339 date-time with offset";
 
 /// Parses an RFC 3339 date-time with offset (`2025-03-15T14:30:45Z`, `2025-03-15T16:30:45.120+02:00`) into UTC.
 pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
@@ -19,7 +20,9 @@ pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
     if s.as_bytes().get(10) == Some(&b' ') {
         return None;
     }
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Canonical text of a timestamp: RFC 3339 in UTC with `Z`, with as many fractional digits (0, 3, 6 or 9) as needed

@@ -20,7 +20,8 @@ const MAX_QUOTED: usize = 64;
 pub fn is_valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_ID_LEN
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// Semantic checks that serde cannot express, run after a payload deserialized.
@@ -32,9 +33,16 @@ pub(crate) fn err(code: ValidationCode, path: impl Display, what: impl Display) 
     ValidationError::new(code, format!("{path}: {what}"))
 }
 
+/// Longest serde message kept (serde quotes offending strings in full).
+const MAX_SERDE_MESSAGE: usize = 240;
+
 /// At most [`MAX_QUOTED`] characters of `s`, for quoting input back in a message.
 pub(crate) fn truncate_for_message(s: &str) -> Cow<'_, str> {
-    match s.char_indices().nth(MAX_QUOTED) {
+    truncate_chars(s, MAX_QUOTED)
+}
+
+fn truncate_chars(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
         None => Cow::Borrowed(s),
         Some((end, _)) => Cow::Owned(format!("{}...", s.get(..end).unwrap_or_default())),
     }
@@ -44,7 +52,11 @@ pub(crate) fn check_id(path: impl Display, v: &str) -> Result<(), ValidationErro
     if is_valid_id(v) {
         Ok(())
     } else {
-        Err(err(ValidationCode::InvalidId, path, "must be 1 to 128 characters of [A-Za-z0-9._:-]"))
+        Err(err(
+            ValidationCode::InvalidId,
+            path,
+            "must be 1 to 128 characters of [A-Za-z0-9._:-]",
+        ))
     }
 }
 
@@ -58,7 +70,11 @@ pub(crate) fn check_len(path: impl Display, v: &str, max: usize) -> Result<(), V
     if v.len() <= max || v.chars().count() <= max {
         Ok(())
     } else {
-        Err(err(ValidationCode::StringTooLong, path, format_args!("longer than {max} characters")))
+        Err(err(
+            ValidationCode::StringTooLong,
+            path,
+            format_args!("longer than {max} characters"),
+        ))
     }
 }
 
@@ -74,7 +90,11 @@ pub(crate) fn check_amount(path: impl Display, v: f64) -> Result<(), ValidationE
     if v.is_finite() && (0.0..=MAX_AMOUNT).contains(&v) {
         Ok(())
     } else {
-        Err(err(ValidationCode::InvalidFieldValue, path, "must be a finite number from 0 to 1e9"))
+        Err(err(
+            ValidationCode::InvalidFieldValue,
+            path,
+            "must be a finite number from 0 to 1e9",
+        ))
     }
 }
 
@@ -82,9 +102,17 @@ pub(crate) fn check_int_range(path: impl Display, v: i64, min: i64, max: i64) ->
     if (min..=max).contains(&v) {
         Ok(())
     } else if max == i64::MAX {
-        Err(err(ValidationCode::InvalidFieldValue, path, format_args!("must be an integer >= {min}")))
+        Err(err(
+            ValidationCode::InvalidFieldValue,
+            path,
+            format_args!("must be an integer >= {min}"),
+        ))
     } else {
-        Err(err(ValidationCode::InvalidFieldValue, path, format_args!("must be an integer from {min} to {max}")))
+        Err(err(
+            ValidationCode::InvalidFieldValue,
+            path,
+            format_args!("must be an integer from {min} to {max}"),
+        ))
     }
 }
 
@@ -92,7 +120,11 @@ pub(crate) fn check_array_len(path: impl Display, len: usize, max: usize) -> Res
     if len <= max {
         Ok(())
     } else {
-        Err(err(ValidationCode::InvalidFieldValue, path, format_args!("more than {max} items")))
+        Err(err(
+            ValidationCode::InvalidFieldValue,
+            path,
+            format_args!("more than {max} items"),
+        ))
     }
 }
 
@@ -100,7 +132,11 @@ pub(crate) fn check_ip(path: impl Display, v: &str) -> Result<(), ValidationErro
     if v.parse::<IpAddr>().is_ok() {
         Ok(())
     } else {
-        Err(err(ValidationCode::InvalidFieldValue, path, "must be an IPv4 or IPv6 address"))
+        Err(err(
+            ValidationCode::InvalidFieldValue,
+            path,
+            "must be an IPv4 or IPv6 address",
+        ))
     }
 }
 
@@ -166,6 +202,25 @@ fn strip_position(msg: &str) -> &str {
     }
 }
 
+/// Replaces Rust type names in serde's "..., expected X" with JSON terms.
+fn plain_expectation(msg: &str) -> Cow<'_, str> {
+    let Some((head, expected)) = msg.rsplit_once(", expected ") else {
+        return Cow::Borrowed(msg);
+    };
+    let plain = match expected {
+        "u8" => "an integer from 0 to 255",
+        "u16" => "an integer from 0 to 65535",
+        "u32" => "an integer from 0 to 4294967295",
+        "u64" => "a non-negative integer",
+        "i64" | "i32" => "an integer",
+        "f64" | "f32" => "a number",
+        "a boolean" | "a string" | "a sequence" => return Cow::Borrowed(msg),
+        e if e.starts_with("struct ") => "an object",
+        _ => return Cow::Borrowed(msg),
+    };
+    Cow::Owned(format!("{head}, expected {plain}"))
+}
+
 /// Maps a payload deserialization error to a code and a message naming the field path below `prefix` (`data`).
 pub(crate) fn classify_serde_error(
     prefix: &str,
@@ -187,6 +242,10 @@ pub(crate) fn classify_serde_error(
         ValidationCode::InvalidTimestamp
     } else if msg.starts_with("number out of range") {
         ValidationCode::InvalidFieldValue
+    } else if msg == "expected value" {
+        // serde_json's enum deserializer meeting a number, boolean, array or null: a type error, the document
+        // itself is valid JSON (the envelope pass checked its syntax).
+        ValidationCode::InvalidFieldType
     } else if matches!(inner.classify(), serde_json::error::Category::Data) {
         // unknown variant, invalid value, invalid length, custom messages
         ValidationCode::InvalidFieldValue
@@ -194,8 +253,10 @@ pub(crate) fn classify_serde_error(
         ValidationCode::MalformedJson
     };
     // Name the field itself, not only its parent object, where serde names it in backticks.
-    let names_field =
-        matches!(code, ValidationCode::MissingField | ValidationCode::UnknownField | ValidationCode::MalformedJson);
+    let names_field = matches!(
+        code,
+        ValidationCode::MissingField | ValidationCode::UnknownField | ValidationCode::MalformedJson
+    );
     if let (true, Some(name)) = (names_field, backticked(msg)) {
         let tail = truncate_for_message(name);
         let already = path.strip_suffix(tail.as_ref()).is_some_and(|p| p.ends_with('.'));
@@ -207,8 +268,14 @@ pub(crate) fn classify_serde_error(
     let msg = match code {
         // "unknown field `x`, expected one of ..." is long; keep the first clause.
         ValidationCode::UnknownField => msg.split(", expected").next().unwrap_or(msg),
+        ValidationCode::InvalidFieldType if msg == "expected value" => "invalid type: expected a string",
         _ => msg,
     };
-    ValidationError::new(code, format!("{path}: {msg}"))
+    ValidationError::new(
+        code,
+        format!(
+            "{path}: {}",
+            truncate_chars(&plain_expectation(msg), MAX_SERDE_MESSAGE)
+        ),
+    )
 }
-

@@ -1,6 +1,8 @@
 //! The checked-in files under `schemas/json/` equal the schemas generated from the Rust types.
 //! `UPDATE_SCHEMAS=1 cargo test -p social-schemas --test json_schema_files` rewrites them.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too
+
 use std::path::PathBuf;
 
 use social_schemas::EventType;
@@ -34,7 +36,10 @@ fn schema_files_match_the_rust_types() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             if !EventType::ALL.iter().any(|t| schema_file_name(*t) == name) {
-                stale.push(format!("{}: no event type of that name", dir.join(name).display()));
+                stale.push(format!(
+                    "{}: no event type of that name",
+                    dir.join(name).display()
+                ));
             }
         }
     }
@@ -53,8 +58,12 @@ fn schemas_name_their_type_as_a_const() {
         let v = schema.as_value();
         assert_eq!(v["properties"]["type"]["const"], ty.as_str());
         assert_eq!(v["title"], ty.as_str());
-        let required: Vec<&str> =
-            v["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+        let required: Vec<&str> = v["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
         for f in ["specversion", "id", "source", "type", "time", "data"] {
             assert!(required.contains(&f), "{ty}: {f} not required");
         }

@@ -17,12 +17,12 @@ pub fn auth_config(args: &AuthArgs, demo: bool) -> anyhow::Result<AuthConfig> {
             .transpose()
     };
     let algorithm = match args.jwt_algorithm {
-        Algorithm::Hs256 => JwtAlgorithm::Hs256,
-        Algorithm::Rs256 => JwtAlgorithm::Rs256,
-        Algorithm::Es256 => JwtAlgorithm::Es256,
+        Algorithm::Hs256 => JwtAlgorithm::HS256,
+        Algorithm::Rs256 => JwtAlgorithm::RS256,
+        Algorithm::Es256 => JwtAlgorithm::ES256,
     };
     let mut secret = args.jwt_secret.clone().filter(|secret| !secret.is_empty());
-    if algorithm == JwtAlgorithm::Hs256 && secret.is_none() {
+    if algorithm == JwtAlgorithm::HS256 && secret.is_none() {
         if !demo {
             anyhow::bail!(
                 "no JWT secret: set --jwt-secret / JWT_SECRET (or use RS256/ES256 with --jwt-public-key-file); \

@@ -3,7 +3,7 @@
 
 use crate::cli::DeliveryArgs;
 
-pub async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
+pub(super) async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
     if args.redis_url.is_none() {
         anyhow::bail!(
             "`delivery` as a separate process is fed through Redis: set --redis-url / REDIS_URL. \

@@ -10,12 +10,18 @@ use social_pipeline::generate::{Generator, GeneratorConfig, write_ndjson};
 use crate::cli::GenerateArgs;
 
 pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
-    let mut config = GeneratorConfig { seed: args.seed, users: args.users, ..GeneratorConfig::default() };
+    let mut config = GeneratorConfig {
+        seed: args.seed,
+        users: args.users,
+        ..GeneratorConfig::default()
+    };
     if let Some(start) = &args.start_time {
         config.start_time = if start == "now" {
             Utc::now()
         } else {
-            DateTime::parse_from_rfc3339(start).context("--start-time must be RFC 3339 or `now`")?.with_timezone(&Utc)
+            DateTime::parse_from_rfc3339(start)
+                .context("--start-time must be RFC 3339 or `now`")?
+                .with_timezone(&Utc)
         };
     }
     match &args.target {
@@ -28,7 +34,7 @@ pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
                     out.write_all(b"\n")?;
                 }
             } else {
-                write_ndjson(config, args.count as usize, &mut out)?;
+                write_ndjson(config, args.count, &mut out)?;
             }
             out.flush()?;
             Ok(())
@@ -39,14 +45,21 @@ pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
 
 /// Posts batches to `target`, paced to `args.rate` events per second, retrying `503` and connection errors.
 async fn post_to(target: &str, args: &GenerateArgs, config: GeneratorConfig) -> anyhow::Result<()> {
-    let token = args.token.as_deref().context("posting needs a service token: --token / SERVICE_TOKEN")?;
+    let token = args
+        .token
+        .as_deref()
+        .context("posting needs a service token: --token / SERVICE_TOKEN")?;
     let client = reqwest::Client::new();
     let batch_size = args.batch.max(1);
     let mut generator = Generator::new(config);
     let started = Instant::now();
     let mut sent: u64 = 0;
     loop {
-        let remaining = if args.count == 0 { batch_size as u64 } else { args.count - sent };
+        let remaining = if args.count == 0 {
+            batch_size as u64
+        } else {
+            args.count - sent
+        };
         if remaining == 0 {
             break;
         }
@@ -66,11 +79,19 @@ async fn post_to(target: &str, args: &GenerateArgs, config: GeneratorConfig) -> 
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("sent {sent} events in {secs:.2} s ({:.0} events/s)", sent as f64 / secs.max(1e-9));
+    eprintln!(
+        "sent {sent} events in {secs:.2} s ({:.0} events/s)",
+        sent as f64 / secs.max(1e-9)
+    );
     Ok(())
 }
 
-async fn send_with_retry(client: &reqwest::Client, target: &str, token: &str, body: Vec<u8>) -> anyhow::Result<()> {
+async fn send_with_retry(
+    client: &reqwest::Client,
+    target: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
     for attempt in 1..=10 {
         let response = client
@@ -88,7 +109,10 @@ async fn send_with_retry(client: &reqwest::Client, target: &str, token: &str, bo
             Ok(response) => {
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();
-                anyhow::bail!("target answered {status}: {}", text.chars().take(2000).collect::<String>());
+                anyhow::bail!(
+                    "target answered {status}: {}",
+                    text.chars().take(2000).collect::<String>()
+                );
             }
             Err(error) => tracing::warn!(attempt, %error, "target unreachable, retrying"),
         }

@@ -14,7 +14,10 @@ use crate::cli::{RunArgs, ServerArgs};
 use crate::server::{self, System};
 
 pub async fn run_embedded(args: RunArgs) -> anyhow::Result<()> {
-    let demo = args.demo.then_some(DemoFeed { rate: args.demo_rate, seed: args.demo_seed });
+    let demo = args.demo.then_some(DemoFeed {
+        rate: args.demo_rate,
+        seed: args.demo_seed,
+    });
     serve_system(&args.server, demo).await
 }
 
@@ -73,7 +76,10 @@ async fn feed_demo(ingestor: Arc<Ingestor>, feed: DemoFeed, shutdown: Cancellati
         let items: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
         match ingestor.ingest(&items, "application/cloudevents+json").await {
             Ok(report) if !report.rejected.is_empty() => {
-                tracing::warn!(rejected = report.rejected.len(), "demo generator produced rejected events");
+                tracing::warn!(
+                    rejected = report.rejected.len(),
+                    "demo generator produced rejected events"
+                );
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "demo feed could not ingest; retrying on the next tick"),

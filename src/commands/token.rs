@@ -10,8 +10,17 @@ use crate::cli::TokenArgs;
 pub fn token(args: TokenArgs) -> anyhow::Result<()> {
     let config = auth_config(&args.auth, args.demo)?;
     let minter = Minter::new(&config)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let non_empty = |values: &[String]| values.iter().filter(|value| !value.is_empty()).cloned().collect::<Vec<_>>();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let non_empty = |values: &[String]| {
+        values
+            .iter()
+            .filter(|value| !value.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     let token = minter.mint(
         &args.sub,
         &non_empty(&args.roles),

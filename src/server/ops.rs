@@ -38,9 +38,11 @@ async fn readyz(State(system): State<Arc<System>>) -> Response {
 
 async fn metrics() -> Response {
     match crate::telemetry::metrics_handle() {
-        Some(handle) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
-        }
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            handle.render(),
+        )
+            .into_response(),
         None => {
             let body = json!({"error": {"code": "metrics_unavailable", "message": "no metrics recorder"}});
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()

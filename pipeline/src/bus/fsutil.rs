@@ -76,8 +76,12 @@ pub(crate) fn create_dir_durable(dir: &Path, root: &Path) -> io::Result<()> {
 /// Replaces `path` with `contents` so that a crash leaves either the old or the new file, never a mix: write a
 /// temporary file next to it, fsync it, rename it over `path`, fsync the directory.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))?;
-    let file_name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("path has no parent directory"))?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("path has no file name"))?;
     let mut temp_name = file_name.to_os_string();
     temp_name.push(".tmp");
     let temp = dir.join(temp_name);
@@ -136,14 +140,31 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_stay_single_components() {
-        for name in ["social-events", "", ".", "..", "a/b", "a%b", "Ünïcode", "with space", "%"] {
+        for name in [
+            "social-events",
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a%b",
+            "Ünïcode",
+            "with space",
+            "%",
+        ] {
             let encoded = encode_name(name);
-            assert!(!encoded.contains('/') && !encoded.contains('.') && !encoded.is_empty(), "{encoded}");
+            assert!(
+                !encoded.contains('/') && !encoded.contains('.') && !encoded.is_empty(),
+                "{encoded}"
+            );
             assert_eq!(decode_name(&encoded).as_deref(), Some(name));
         }
         assert_eq!(encode_name("social-events"), "social-events");
         assert_eq!(decode_name("a%2"), None);
-        assert_eq!(decode_name("a%2f"), None, "lower-case hex is not what encode_name writes");
+        assert_eq!(
+            decode_name("a%2f"),
+            None,
+            "lower-case hex is not what encode_name writes"
+        );
         assert_eq!(decode_name("a.b"), None);
     }
 
@@ -154,6 +175,10 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left behind"
+        );
     }
 }

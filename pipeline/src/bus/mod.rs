@@ -11,6 +11,12 @@ pub mod memory;
 pub mod partition;
 pub mod wal;
 
+#[cfg(test)]
+mod conformance;
+mod fsutil;
+mod offsets;
+mod util;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -57,10 +63,18 @@ pub enum BusError {
     #[error("topic {topic:?} has no partition {partition}")]
     UnknownPartition { topic: String, partition: u32 },
     #[error("topic {topic:?} already exists with {existing} partitions, not {requested}")]
-    PartitionMismatch { topic: String, existing: u32, requested: u32 },
+    PartitionMismatch {
+        topic: String,
+        existing: u32,
+        requested: u32,
+    },
     /// The requested offset is older than what the partition still retains; `earliest` is the first one it has.
     #[error("offset {requested} is no longer retained (earliest is {earliest})")]
     OffsetOutOfRange { requested: Offset, earliest: Offset },
+    /// The requested offset was never written: it is past `end`, the offset the next appended record gets. A
+    /// consumer that sees this lost track of the log (for example, its topic was recreated) and must seek.
+    #[error("offset {requested} is beyond the end of the partition ({end})")]
+    OffsetBeyondEnd { requested: Offset, end: Offset },
     /// The bus cannot take more records right now (bounded queues); the caller may retry later.
     #[error("bus is full, retry later")]
     Backpressure,
@@ -77,7 +91,10 @@ pub enum BusError {
 impl BusError {
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, BusError::Backpressure | BusError::Io(_) | BusError::Backend(_))
+        matches!(
+            self,
+            BusError::Backpressure | BusError::Io(_) | BusError::Backend(_)
+        )
     }
 }
 
@@ -111,7 +128,13 @@ pub trait Bus: Send + Sync + 'static {
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<Offset, BusError>;
 
     /// Records that consumer group `group` has processed everything before `next_offset`.
-    async fn commit(&self, group: &str, topic: &str, partition: u32, next_offset: Offset) -> Result<(), BusError>;
+    async fn commit(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next_offset: Offset,
+    ) -> Result<(), BusError>;
 
     /// The last offset committed by `group`, if any.
     async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<Option<Offset>, BusError>;

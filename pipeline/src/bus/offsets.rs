@@ -36,7 +36,11 @@ pub(crate) struct OffsetStore {
 
 impl OffsetStore {
     pub(crate) fn in_memory() -> Self {
-        OffsetStore { dir: None, groups: Mutex::default(), writers: Mutex::default() }
+        OffsetStore {
+            dir: None,
+            groups: Mutex::default(),
+            writers: Mutex::default(),
+        }
     }
 
     /// Loads every group file under `dir`, creating `dir` when missing. Blocking.
@@ -48,7 +52,10 @@ impl OffsetStore {
             if path.extension().and_then(|ext| ext.to_str()) != Some(EXTENSION) {
                 continue; // e.g. a `.tmp` left by a crash mid-commit: the old file is still whole
             }
-            let name = path.file_stem().and_then(|stem| stem.to_str()).and_then(decode_name);
+            let name = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .and_then(decode_name);
             let Some(name) = name else {
                 tracing::warn!(path = %path.display(), "ignoring offsets file with an undecodable name");
                 continue;
@@ -57,12 +64,20 @@ impl OffsetStore {
                 .ok_or_else(|| BusError::Corrupt(format!("unreadable offsets file {}", path.display())))?;
             groups.insert(name, Group { offsets, version: 0 });
         }
-        Ok(OffsetStore { dir: Some(dir.to_path_buf()), groups: Mutex::new(groups), writers: Mutex::default() })
+        Ok(OffsetStore {
+            dir: Some(dir.to_path_buf()),
+            groups: Mutex::new(groups),
+            writers: Mutex::default(),
+        })
     }
 
     pub(crate) fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<Offset> {
         let groups = lock(&self.groups);
-        groups.get(group)?.offsets.get(&(topic.to_string(), partition)).copied()
+        groups
+            .get(group)?
+            .offsets
+            .get(&(topic.to_string(), partition))
+            .copied()
     }
 
     /// Records the offset and, for a durable store, returns once a file holding it is on disk. If the write fails
@@ -89,7 +104,9 @@ impl OffsetStore {
         }
         let (snapshot, snapshot_version) = {
             let groups = lock(&self.groups);
-            let entry = groups.get(group).ok_or_else(|| BusError::Backend("offset group vanished".into()))?;
+            let entry = groups
+                .get(group)
+                .ok_or_else(|| BusError::Backend("offset group vanished".into()))?;
             (render(&entry.offsets), entry.version)
         };
         let path = dir.join(format!("{}.{EXTENSION}", encode_name(group)));

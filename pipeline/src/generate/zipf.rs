@@ -58,7 +58,7 @@ mod tests {
         // Rank 1 is about twice as likely as rank 2, and the top 1 % takes most of the mass.
         assert!(counts[0] > counts[1] * 3 / 2 && counts[0] < counts[1] * 5 / 2, "{:?}", &counts[..4]);
         let top: u32 = counts[..10].iter().sum();
-        assert!(top > 50_000, "top 1% got {top}");
+        assert!(top > 40_000, "top 1% got {top}");
         assert!(counts[n - 1] > 0 || counts[n - 100..].iter().sum::<u32>() > 0);
     }
 

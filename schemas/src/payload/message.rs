@@ -19,6 +19,14 @@ pub enum MessageContext {
     Project,
 }
 
+
+wire_strings!(MessageContext {
+    Share => "share",
+    Referral => "referral",
+    Testimonial => "testimonial",
+    Project => "project",
+});
+
 /// `message.sent.social`. Partition key: `senderId`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,5 +1,25 @@
 //! Typed payloads (`data`) of the sixteen input event types.
 
+/// `as_str()` (the wire string) and `Display` for a payload enum.
+macro_rules! wire_strings {
+    ($ty:ident { $($variant:ident => $s:literal),* $(,)? }) => {
+        impl $ty {
+            /// The wire string of this value.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $($ty::$variant => $s,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod message;
 mod project;
 mod referral;

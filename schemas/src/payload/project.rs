@@ -17,6 +17,12 @@ pub enum ProjectVisibility {
     Private,
 }
 
+
+wire_strings!(ProjectVisibility {
+    Public => "public",
+    Private => "private",
+});
+
 /// `project.created`. Partition key: `ownerId`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

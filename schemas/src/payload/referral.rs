@@ -50,6 +50,33 @@ pub enum RewardStatus {
     Paid,
 }
 
+
+wire_strings!(ConversionStage {
+    SignupStarted => "signup_started",
+    EmailVerified => "email_verified",
+    ProfileCompleted => "profile_completed",
+    FirstProject => "first_project",
+});
+
+wire_strings!(ConversionType {
+    Registration => "registration",
+    FirstProject => "first_project",
+    FirstBid => "first_bid",
+});
+
+wire_strings!(RewardType {
+    Credit => "credit",
+    Cash => "cash",
+    Discount => "discount",
+    Points => "points",
+});
+
+wire_strings!(RewardStatus {
+    Pending => "pending",
+    Approved => "approved",
+    Paid => "paid",
+});
+
 /// `referral.code.generated`. Partition key: `userId`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -241,7 +268,12 @@ impl Validate for LeaderboardUpdated {
         crate::validate::check_array_len("data.changes", self.changes.len(), MAX_LEADERBOARD_CHANGES)?;
         for (i, c) in self.changes.iter().enumerate() {
             check_id(format_args!("data.changes[{i}].userId"), &c.user_id)?;
-            check_int_range(format_args!("data.changes[{i}].position"), i64::from(c.position), 1, i64::MAX)?;
+            check_int_range(
+                format_args!("data.changes[{i}].position"),
+                i64::from(c.position),
+                1,
+                i64::MAX,
+            )?;
         }
         Ok(())
     }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::ValidationError;
 use crate::limits::Limits;
 use crate::time::Rfc3339;
-use crate::validate::{ID_PATTERN, Validate, check_id, check_len, check_opt_id, check_opt_len, check_open_value};
+use crate::validate::{
+    ID_PATTERN, Validate, check_id, check_len, check_open_value, check_opt_id, check_opt_len,
+};
 
 /// What was shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -52,22 +54,6 @@ impl Platform {
         Platform::CopyLink,
         Platform::Other,
     ];
-
-    /// The wire string (`copy_link`, ...).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Platform::Facebook => "facebook",
-            Platform::Twitter => "twitter",
-            Platform::Linkedin => "linkedin",
-            Platform::Instagram => "instagram",
-            Platform::Pinterest => "pinterest",
-            Platform::Whatsapp => "whatsapp",
-            Platform::Email => "email",
-            Platform::Sms => "sms",
-            Platform::CopyLink => "copy_link",
-            Platform::Other => "other",
-        }
-    }
 }
 
 /// Format of the share.
@@ -100,6 +86,50 @@ pub enum EngagementType {
     View,
     Save,
 }
+
+
+wire_strings!(ContentType {
+    Project => "project",
+    Testimonial => "testimonial",
+    Profile => "profile",
+    ReferralLink => "referral_link",
+    Portfolio => "portfolio",
+});
+
+wire_strings!(Platform {
+    Facebook => "facebook",
+    Twitter => "twitter",
+    Linkedin => "linkedin",
+    Instagram => "instagram",
+    Pinterest => "pinterest",
+    Whatsapp => "whatsapp",
+    Email => "email",
+    Sms => "sms",
+    CopyLink => "copy_link",
+    Other => "other",
+});
+
+wire_strings!(ShareFormat {
+    Post => "post",
+    Story => "story",
+    Message => "message",
+    Link => "link",
+});
+
+wire_strings!(ShareVisibility {
+    Public => "public",
+    Friends => "friends",
+    Private => "private",
+});
+
+wire_strings!(EngagementType {
+    Like => "like",
+    Comment => "comment",
+    Share => "share",
+    Click => "click",
+    View => "view",
+    Save => "save",
+});
 
 /// `social.share.created`. Partition key: `userId`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -233,7 +263,11 @@ impl Validate for ShareEngaged {
     fn validate(&self, _limits: &Limits) -> Result<(), ValidationError> {
         check_id("data.shareId", &self.share_id)?;
         check_opt_id("data.engagerInfo.userId", self.engager_info.user_id.as_deref())?;
-        check_opt_len("data.engagerInfo.displayName", self.engager_info.display_name.as_deref(), 128)?;
+        check_opt_len(
+            "data.engagerInfo.displayName",
+            self.engager_info.display_name.as_deref(),
+            128,
+        )?;
         check_opt_id("data.contentId", self.content_id.as_deref())?;
         Ok(())
     }

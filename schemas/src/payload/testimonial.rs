@@ -19,6 +19,14 @@ pub enum TestimonialEngagementType {
     Helpful,
 }
 
+
+wire_strings!(TestimonialEngagementType {
+    Like => "like",
+    Comment => "comment",
+    Share => "share",
+    Helpful => "helpful",
+});
+
 /// `testimonial.published`. Partition key: `authorId`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -18,6 +18,13 @@ pub enum UserRole {
     Partner,
 }
 
+
+wire_strings!(UserRole {
+    Homeowner => "homeowner",
+    Contractor => "contractor",
+    Partner => "partner",
+});
+
 /// `user.registered`. Partition key: `userId`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -100,7 +107,11 @@ impl Validate for ProfileUpdated {
         if let Some(c) = &self.connections {
             for (name, list) in [("added", &c.added), ("removed", &c.removed)] {
                 if let Some(list) = list {
-                    check_array_len(format_args!("data.connections.{name}"), list.len(), MAX_CONNECTION_CHANGES)?;
+                    check_array_len(
+                        format_args!("data.connections.{name}"),
+                        list.len(),
+                        MAX_CONNECTION_CHANGES,
+                    )?;
                     for (i, id) in list.iter().enumerate() {
                         check_id(format_args!("data.connections.{name}[{i}]"), id)?;
                     }

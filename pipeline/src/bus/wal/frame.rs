@@ -18,8 +18,12 @@ pub(super) const INDEX_INTERVAL_BYTES: u64 = 4096;
 
 /// Appends the frame of `record` at `offset` to `buf`.
 pub(super) fn encode(buf: &mut Vec<u8>, offset: Offset, record: &Record) -> Result<(), BusError> {
-    let too_large =
-        || BusError::Io(io::Error::new(io::ErrorKind::InvalidInput, "record too large for one wal frame"));
+    let too_large = || {
+        BusError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "record too large for one wal frame",
+        ))
+    };
     let key_len = u32::try_from(record.key.len()).map_err(|_| too_large())?;
     let body_len = FIXED_BODY_BYTES
         .checked_add(record.key.len())
@@ -29,7 +33,13 @@ pub(super) fn encode(buf: &mut Vec<u8>, offset: Offset, record: &Record) -> Resu
     let offset_bytes = offset.to_le_bytes();
     let timestamp_bytes = record.timestamp_ms.to_le_bytes();
     let key_len_bytes = key_len.to_le_bytes();
-    let body: [&[u8]; 5] = [&offset_bytes, &timestamp_bytes, &key_len_bytes, &record.key, &record.value];
+    let body: [&[u8]; 5] = [
+        &offset_bytes,
+        &timestamp_bytes,
+        &key_len_bytes,
+        &record.key,
+        &record.value,
+    ];
     let mut crc = crc32fast::Hasher::new();
     for part in body {
         crc.update(part);
@@ -54,7 +64,11 @@ fn parse_body(body: &[u8]) -> Option<BodyFields> {
     let offset = u64::from_le_bytes(body.get(0..8)?.try_into().ok()?);
     let timestamp_ms = i64::from_le_bytes(body.get(8..16)?.try_into().ok()?);
     let key_len = usize::try_from(u32::from_le_bytes(body.get(16..20)?.try_into().ok()?)).ok()?;
-    (key_len <= body.len().checked_sub(FIXED_BODY_BYTES)?).then_some(BodyFields { offset, timestamp_ms, key_len })
+    (key_len <= body.len().checked_sub(FIXED_BODY_BYTES)?).then_some(BodyFields {
+        offset,
+        timestamp_ms,
+        key_len,
+    })
 }
 
 /// `(body_len, crc)` of a header.
@@ -147,7 +161,9 @@ pub(super) fn scan(file: &File, base: Offset) -> io::Result<Scan> {
             break;
         };
         if body_len < FIXED_BODY_BYTES || body_len as u64 > remaining - HEADER_BYTES as u64 {
-            scan.problem = Some(format!("frame of {body_len} body bytes with {remaining} bytes left"));
+            scan.problem = Some(format!(
+                "frame of {body_len} body bytes with {remaining} bytes left"
+            ));
             break;
         }
         body.resize(body_len, 0);
@@ -159,7 +175,10 @@ pub(super) fn scan(file: &File, base: Offset) -> io::Result<Scan> {
         match parse_body(&body) {
             Some(fields) if fields.offset == scan.next_offset => {}
             Some(fields) => {
-                scan.problem = Some(format!("offset {} where {} was expected", fields.offset, scan.next_offset));
+                scan.problem = Some(format!(
+                    "offset {} where {} was expected",
+                    fields.offset, scan.next_offset
+                ));
                 break;
             }
             None => {
@@ -167,7 +186,10 @@ pub(super) fn scan(file: &File, base: Offset) -> io::Result<Scan> {
                 break;
             }
         }
-        if scan.last_index_position.is_none_or(|last| position - last >= INDEX_INTERVAL_BYTES) {
+        if scan
+            .last_index_position
+            .is_none_or(|last| position - last >= INDEX_INTERVAL_BYTES)
+        {
             if let Some(entry) = IndexEntry::new(scan.next_offset - base, position) {
                 scan.index.push(entry);
             }
@@ -184,7 +206,11 @@ mod tests {
     use super::*;
 
     fn record(key: &'static [u8], value: &'static [u8]) -> Record {
-        Record { key: Bytes::from_static(key), value: Bytes::from_static(value), timestamp_ms: -5 }
+        Record {
+            key: Bytes::from_static(key),
+            value: Bytes::from_static(value),
+            timestamp_ms: -5,
+        }
     }
 
     #[test]
@@ -194,11 +220,21 @@ mod tests {
         encode(&mut buf, 8, &record(b"", b"")).unwrap();
         assert_eq!(buf.len(), 2 * (HEADER_BYTES + FIXED_BODY_BYTES) + 6);
         let chunk = Bytes::from(buf.clone());
-        let Decoded::Record(first, len) = decode_at(&chunk, 0) else { panic!("first frame") };
-        assert_eq!((first.offset, &first.key[..], &first.value[..], first.timestamp_ms), (7, &b"k"[..], &b"value"[..], -5));
-        let Decoded::Record(second, _) = decode_at(&chunk, len) else { panic!("second frame") };
+        let Decoded::Record(first, len) = decode_at(&chunk, 0) else {
+            panic!("first frame")
+        };
+        assert_eq!(
+            (first.offset, &first.key[..], &first.value[..], first.timestamp_ms),
+            (7, &b"k"[..], &b"value"[..], -5)
+        );
+        let Decoded::Record(second, _) = decode_at(&chunk, len) else {
+            panic!("second frame")
+        };
         assert_eq!((second.offset, second.key.len(), second.value.len()), (8, 0, 0));
-        assert!(matches!(decode_at(&chunk, chunk.len()), Decoded::Incomplete(HEADER_BYTES)));
+        assert!(matches!(
+            decode_at(&chunk, chunk.len()),
+            Decoded::Incomplete(HEADER_BYTES)
+        ));
         assert!(matches!(decode_at(&chunk.slice(..len - 1), 0), Decoded::Incomplete(n) if n == len));
 
         let mut damaged = buf;

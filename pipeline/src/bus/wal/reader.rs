@@ -31,7 +31,10 @@ pub(super) struct IndexEntry {
 impl IndexEntry {
     /// `None` when the values do not fit (a segment written with a larger size limit): reads then scan further.
     pub(super) fn new(relative_offset: u64, position: u64) -> Option<Self> {
-        Some(IndexEntry { relative_offset: u32::try_from(relative_offset).ok()?, position: u32::try_from(position).ok()? })
+        Some(IndexEntry {
+            relative_offset: u32::try_from(relative_offset).ok()?,
+            position: u32::try_from(position).ok()?,
+        })
     }
 }
 
@@ -61,8 +64,16 @@ pub struct WalReader {
 }
 
 enum Plan {
-    Read { file: Arc<File>, position: u64, limit: u64, segment_end: Offset },
-    BuildIndex { base: Offset, path: PathBuf },
+    Read {
+        file: Arc<File>,
+        position: u64,
+        limit: u64,
+        segment_end: Offset,
+    },
+    BuildIndex {
+        base: Offset,
+        path: PathBuf,
+    },
 }
 
 impl WalReader {
@@ -87,7 +98,12 @@ impl WalReader {
             };
             match plan {
                 Plan::BuildIndex { base, path } => self.build_index(base, path)?,
-                Plan::Read { file, position, limit, segment_end } => {
+                Plan::Read {
+                    file,
+                    position,
+                    limit,
+                    segment_end,
+                } => {
                     read_segment(&file, position, limit, &mut next, max_records, &mut records)?;
                     if records.len() < max_records && next < segment_end {
                         return Err(BusError::Corrupt(format!(
@@ -103,23 +119,44 @@ impl WalReader {
     fn plan(&self, next: Offset) -> Result<Option<Plan>, BusError> {
         let view = lock(&self.view);
         if next < view.start {
-            return Err(BusError::OffsetOutOfRange { requested: next, earliest: view.start });
+            return Err(BusError::OffsetOutOfRange {
+                requested: next,
+                earliest: view.start,
+            });
         }
         if next >= view.end {
             return Ok(None);
         }
-        let found = view.segments.partition_point(|segment| segment.base <= next).checked_sub(1);
+        let found = view
+            .segments
+            .partition_point(|segment| segment.base <= next)
+            .checked_sub(1);
         let Some((found, segment)) = found.and_then(|found| Some((found, view.segments.get(found)?))) else {
             return Err(BusError::Corrupt(format!("no segment holds offset {next}")));
         };
-        let segment_end = view.segments.get(found + 1).map_or(view.end, |following| following.base);
+        let segment_end = view
+            .segments
+            .get(found + 1)
+            .map_or(view.end, |following| following.base);
         let Some(index) = &segment.index else {
-            return Ok(Some(Plan::BuildIndex { base: segment.base, path: segment.path.clone() }));
+            return Ok(Some(Plan::BuildIndex {
+                base: segment.base,
+                path: segment.path.clone(),
+            }));
         };
         let relative = next - segment.base;
-        let entry = index.partition_point(|entry| u64::from(entry.relative_offset) <= relative).checked_sub(1);
-        let position = entry.and_then(|entry| index.get(entry)).map_or(0, |entry| u64::from(entry.position));
-        Ok(Some(Plan::Read { file: Arc::clone(&segment.file), position, limit: segment.len, segment_end }))
+        let entry = index
+            .partition_point(|entry| u64::from(entry.relative_offset) <= relative)
+            .checked_sub(1);
+        let position = entry
+            .and_then(|entry| index.get(entry))
+            .map_or(0, |entry| u64::from(entry.position));
+        Ok(Some(Plan::Read {
+            file: Arc::clone(&segment.file),
+            position,
+            limit: segment.len,
+            segment_end,
+        }))
     }
 
     /// Scans a sealed segment to index it. A segment deleted meanwhile is left to the next `plan` to report.
@@ -173,7 +210,10 @@ fn read_segment(
                         continue; // before `from`: the index points at most a few KiB earlier
                     }
                     if record.offset > *next {
-                        return Err(BusError::Corrupt(format!("offset {} where {next} was expected", record.offset)));
+                        return Err(BusError::Corrupt(format!(
+                            "offset {} where {next} was expected",
+                            record.offset
+                        )));
                     }
                     *next += 1;
                     records.push(record);
@@ -183,7 +223,10 @@ fn read_segment(
                     break;
                 }
                 Decoded::Corrupt(reason) => {
-                    return Err(BusError::Corrupt(format!("{reason} at byte {}", position + at as u64)));
+                    return Err(BusError::Corrupt(format!(
+                        "{reason} at byte {}",
+                        position + at as u64
+                    )));
                 }
             }
         }

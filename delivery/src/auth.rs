@@ -1,0 +1,169 @@
+//! Who is asking: a JWT from the `Authorization: Bearer` header, a single-use ticket (`?ticket=`, for EventSource,
+//! which cannot send headers) or an HttpOnly cookie, in that order of precedence. A credential that is presented
+//! and invalid is rejected (`401`) even for public topics; no credential at all is an anonymous caller.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use social_auth::{AuthError, Claims, Verifier, bearer_token};
+use tokio::time::Instant;
+
+use crate::{DeliveryError, metrics};
+
+/// Verifies credentials and issues tickets.
+pub(crate) struct Authenticator {
+    verifier: Arc<Verifier>,
+    cookie_name: String,
+    tickets: TicketStore,
+}
+
+/// Seconds since the Unix epoch, by the wall clock.
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Authenticator {
+    pub(crate) fn new(verifier: Arc<Verifier>, cookie_name: String, ticket_ttl: Duration, max_tickets: usize) -> Self {
+        Authenticator { verifier, cookie_name, tickets: TicketStore::new(ticket_ttl, max_tickets) }
+    }
+
+    /// The caller's claims: `Ok(None)` for an anonymous caller, an error for an invalid credential.
+    pub(crate) fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        ticket: Option<&str>,
+    ) -> Result<Option<Claims>, DeliveryError> {
+        let result = self.authenticate_inner(headers, ticket);
+        if let Err(error) = &result {
+            metrics::auth_rejected(error.code());
+        }
+        result
+    }
+
+    fn authenticate_inner(
+        &self,
+        headers: &HeaderMap,
+        ticket: Option<&str>,
+    ) -> Result<Option<Claims>, DeliveryError> {
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(bearer_token)
+                .ok_or(DeliveryError::Auth(AuthError::Malformed))?;
+            return self.verifier.verify(token).map(Some).map_err(DeliveryError::Auth);
+        }
+        if let Some(ticket) = ticket {
+            let claims = self.tickets.redeem(ticket)?;
+            if claims.exp <= now_unix() {
+                return Err(DeliveryError::Auth(AuthError::Expired));
+            }
+            return Ok(Some(claims));
+        }
+        if let Some(token) = cookie_value(headers, &self.cookie_name) {
+            return self.verifier.verify(&token).map(Some).map_err(DeliveryError::Auth);
+        }
+        Ok(None)
+    }
+
+    /// Issues a single-use ticket standing for `claims`; returns it and its lifetime in seconds.
+    pub(crate) fn issue_ticket(&self, claims: Claims) -> Result<(String, u64), DeliveryError> {
+        let ticket = self.tickets.issue(claims)?;
+        Ok((ticket, self.tickets.ttl.as_secs()))
+    }
+}
+
+/// The value of cookie `name` in the `Cookie` headers, if present.
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"').to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// Outstanding single-use tickets, bounded in number and lifetime.
+struct TicketStore {
+    ttl: Duration,
+    max: usize,
+    tickets: Mutex<HashMap<String, (Claims, Instant)>>,
+}
+
+impl TicketStore {
+    fn new(ttl: Duration, max: usize) -> TicketStore {
+        TicketStore { ttl, max, tickets: Mutex::new(HashMap::new()) }
+    }
+
+    fn issue(&self, claims: Claims) -> Result<String, DeliveryError> {
+        let bytes: [u8; 24] = rand::random();
+        let ticket = URL_SAFE_NO_PAD.encode(bytes);
+        let now = Instant::now();
+        let mut tickets = self.tickets.lock().map_err(|_| DeliveryError::Backend("ticket lock".into()))?;
+        if tickets.len() >= self.max {
+            tickets.retain(|_, (_, expires)| *expires > now);
+        }
+        if tickets.len() >= self.max {
+            metrics::limit_rejected("capacity");
+            return Err(DeliveryError::AtCapacity { retry_after_secs: self.ttl.as_secs() });
+        }
+        tickets.insert(ticket.clone(), (claims, now + self.ttl));
+        Ok(ticket)
+    }
+
+    fn redeem(&self, ticket: &str) -> Result<Claims, DeliveryError> {
+        let mut tickets = self.tickets.lock().map_err(|_| DeliveryError::Backend("ticket lock".into()))?;
+        match tickets.remove(ticket) {
+            Some((claims, expires)) if expires > Instant::now() => Ok(claims),
+            _ => Err(DeliveryError::InvalidTicket),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn claims() -> Claims {
+        Claims {
+            sub: "u1".into(),
+            exp: u64::MAX,
+            nbf: None,
+            iat: None,
+            iss: None,
+            aud: None,
+            programs: vec![],
+            roles: vec![],
+        }
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; social_token=abc.def; b=2"));
+        assert_eq!(cookie_value(&headers, "social_token").as_deref(), Some("abc.def"));
+        assert_eq!(cookie_value(&headers, "missing"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tickets_are_single_use_and_expire() {
+        let store = TicketStore::new(Duration::from_secs(60), 2);
+        let ticket = store.issue(claims()).unwrap();
+        assert_eq!(store.redeem(&ticket).unwrap().sub, "u1");
+        assert_eq!(store.redeem(&ticket), Err(DeliveryError::InvalidTicket));
+        let late = store.issue(claims()).unwrap();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(store.redeem(&late), Err(DeliveryError::InvalidTicket));
+        store.issue(claims()).unwrap();
+        store.issue(claims()).unwrap();
+        assert!(matches!(store.issue(claims()), Err(DeliveryError::AtCapacity { .. })));
+    }
+}

@@ -1,0 +1,90 @@
+//! `DeliveryConfig`: every knob of the delivery tier, with serde defaults.
+
+use serde::Deserialize;
+
+/// Configuration of the delivery tier. Every field has a default (`DeliveryConfig::default()` or `{}` in JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Seconds between heartbeat comments on a stream.
+    pub heartbeat_secs: u64,
+    /// Base of the `retry:` hint sent to EventSource clients, in milliseconds.
+    pub retry_base_ms: u64,
+    /// Random jitter added to `retry_base_ms` per connection (0..jitter), so reconnects after a restart spread out.
+    pub retry_jitter_ms: u64,
+    /// Topics in one stream or poll request.
+    pub max_topics_per_stream: usize,
+    /// Concurrent streams (and long polls) held by one user (`sub`).
+    pub max_streams_per_user: u32,
+    /// New streams (and polls) one user may open per minute.
+    pub max_new_streams_per_user_per_minute: u32,
+    /// Streams held by this process; beyond it new streams get `503` with `Retry-After`.
+    pub max_connections: usize,
+    /// Messages queued for one connection before it is cut off as too slow (with a resumable position).
+    pub connection_queue: usize,
+    /// How long history is kept, in seconds (24 h).
+    pub history_retention_secs: u64,
+    /// Messages kept per topic.
+    pub history_max_messages_per_topic: usize,
+    /// Bytes of serialized messages kept per topic.
+    pub history_max_bytes_per_topic: usize,
+    /// Lifetime of a ticket from `POST /v1/tickets`, in seconds (at most 60).
+    pub ticket_ttl_secs: u64,
+    /// Tickets outstanding at once (bounded memory).
+    pub max_outstanding_tickets: usize,
+    /// The cookie that may carry a JWT (HttpOnly, set by the platform's login or the demo).
+    pub cookie_name: String,
+    /// Upper bound of `?wait=` for `GET /v1/poll`, in seconds.
+    pub max_poll_wait_secs: u64,
+    /// Upper bound of `?history=N`.
+    pub max_history_per_topic: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            heartbeat_secs: 30,
+            retry_base_ms: 2_000,
+            retry_jitter_ms: 3_000,
+            max_topics_per_stream: 16,
+            max_streams_per_user: 8,
+            max_new_streams_per_user_per_minute: 60,
+            max_connections: 100_000,
+            connection_queue: 256,
+            history_retention_secs: 24 * 3600,
+            history_max_messages_per_topic: 1_000,
+            history_max_bytes_per_topic: 1 << 20,
+            ticket_ttl_secs: 60,
+            max_outstanding_tickets: 100_000,
+            cookie_name: "social_token".to_owned(),
+            max_poll_wait_secs: 30,
+            max_history_per_topic: 100,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The ticket lifetime actually used: never more than 60 s, never 0.
+    pub(crate) fn ticket_ttl_secs(&self) -> u64 {
+        self.ticket_ttl_secs.clamp(1, 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_json_gives_defaults_and_unknown_fields_fail() {
+        let config: DeliveryConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config, DeliveryConfig::default());
+        assert_eq!(config.heartbeat_secs, 30);
+        assert!(serde_json::from_str::<DeliveryConfig>(r#"{"heartbeat":1}"#).is_err());
+    }
+
+    #[test]
+    fn ticket_ttl_is_capped() {
+        let config = DeliveryConfig { ticket_ttl_secs: 600, ..DeliveryConfig::default() };
+        assert_eq!(config.ticket_ttl_secs(), 60);
+    }
+}

@@ -1,0 +1,332 @@
+//! History: per topic, the ordered messages still retained, each at a position `{epoch, offset}`.
+//!
+//! The offset counts messages appended to the topic within one epoch (the first message has offset 1; offset 0
+//! means "before anything"). The epoch names one continuous history: whenever history is lost or rebuilt (a restart
+//! of the in-memory store, a flushed Redis), the epoch changes, so a client holding a position from another epoch
+//! knows that the gap cannot be replayed and gets a `RESET` instead of a silent partial replay.
+//!
+//! [`History`] is the seam for the Redis backend (a stream per topic: `XADD` with `MAXLEN`/`MINID` for retention, the
+//! epoch stored beside it and regenerated when the stream is found missing); [`MemoryHistory`] is the embedded one.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+
+use crate::DeliveryError;
+
+/// A position in the history of one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Position {
+    pub epoch: u64,
+    pub offset: u64,
+}
+
+/// One message as stored and delivered: its wire JSON, serialized once for all subscribers.
+#[derive(Debug)]
+pub struct Entry {
+    pub topic: Arc<str>,
+    pub position: Position,
+    /// The message JSON (`{"type":"EVENT",...}`), without a trailing newline.
+    pub json: Bytes,
+    /// When this node accepted the message (for the publish-to-write latency).
+    pub published_at: Instant,
+}
+
+/// Why history cannot cover a gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapReason {
+    /// Messages after the position were dropped by retention (age or size).
+    Expired,
+    /// The position belongs to another epoch (or lies beyond the end of this one): history was lost or rebuilt.
+    EpochChanged,
+}
+
+impl GapReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::Expired => "history_expired",
+            GapReason::EpochChanged => "epoch_changed",
+        }
+    }
+}
+
+/// The answer to [`History::read_after`].
+#[derive(Debug)]
+pub enum Replay {
+    /// Every retained message after the position, in order (possibly none).
+    Messages(Vec<Arc<Entry>>),
+    /// History cannot cover the gap.
+    Gap(GapReason),
+}
+
+/// Ordered, retained, per-topic history. Implementations must assign offsets contiguously per topic and epoch.
+#[async_trait]
+pub trait History: Send + Sync + 'static {
+    /// Appends a message and returns it with its position.
+    async fn append(&self, topic: &str, json: Bytes) -> Result<Arc<Entry>, DeliveryError>;
+    /// Every retained message of `topic` after `after`, oldest first, up to `max` (more is reported as a gap).
+    async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError>;
+    /// The last `n` retained messages of `topic`, oldest first.
+    async fn last(&self, topic: &str, n: usize) -> Result<Vec<Arc<Entry>>, DeliveryError>;
+    /// The position of the last message of `topic` (offset 0 when it has none yet).
+    async fn head(&self, topic: &str) -> Result<Position, DeliveryError>;
+    /// Drops what retention no longer allows; called periodically.
+    async fn expire(&self) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+}
+
+/// Retention of a history.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_age: Duration,
+    pub max_messages: usize,
+    pub max_bytes: usize,
+}
+
+#[derive(Default)]
+struct TopicHistory {
+    last_offset: u64,
+    bytes: usize,
+    entries: VecDeque<Arc<Entry>>,
+}
+
+impl TopicHistory {
+    fn trim(&mut self, retention: &Retention, now: Instant) {
+        while let Some(oldest) = self.entries.front() {
+            let too_old = now.saturating_duration_since(oldest.published_at) > retention.max_age;
+            let too_many = self.entries.len() > retention.max_messages;
+            let too_big = self.bytes > retention.max_bytes && self.entries.len() > 1;
+            if !(too_old || too_many || too_big) {
+                break;
+            }
+            self.bytes = self.bytes.saturating_sub(oldest.json.len());
+            self.entries.pop_front();
+        }
+    }
+
+    /// Offset of the oldest retained message, or `last_offset + 1` when none is retained.
+    fn first_offset(&self) -> u64 {
+        self.entries.front().map_or(self.last_offset + 1, |entry| entry.position.offset)
+    }
+}
+
+const SHARDS: usize = 32;
+
+/// The embedded history: in memory, lost on restart (hence a fresh random epoch per process).
+pub struct MemoryHistory {
+    epoch: u64,
+    retention: Retention,
+    shards: Box<[Mutex<FxHashMap<Arc<str>, TopicHistory>>]>,
+}
+
+impl MemoryHistory {
+    pub fn new(retention: Retention) -> MemoryHistory {
+        MemoryHistory::with_epoch(retention, new_epoch())
+    }
+
+    /// A history with a given epoch (tests).
+    pub fn with_epoch(retention: Retention, epoch: u64) -> MemoryHistory {
+        let shards = (0..SHARDS).map(|_| Mutex::new(FxHashMap::default())).collect();
+        MemoryHistory { epoch, retention, shards }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn shard(&self, topic: &str) -> &Mutex<FxHashMap<Arc<str>, TopicHistory>> {
+        &self.shards[shard_index(topic, SHARDS)]
+    }
+
+    fn with_topic<R>(&self, topic: &str, f: impl FnOnce(Option<&mut TopicHistory>) -> R) -> Result<R, DeliveryError> {
+        let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
+        let state = shard.get_mut(topic);
+        Ok(f(state))
+    }
+}
+
+/// A fresh epoch: random, never 0.
+pub fn new_epoch() -> u64 {
+    rand::random::<u64>().max(1)
+}
+
+pub(crate) fn shard_index(key: &str, shards: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
+    hasher.write(key.as_bytes());
+    (hasher.finish() as usize) % shards
+}
+
+fn poisoned() -> DeliveryError {
+    DeliveryError::Backend("history lock poisoned".into())
+}
+
+#[async_trait]
+impl History for MemoryHistory {
+    async fn append(&self, topic: &str, json: Bytes) -> Result<Arc<Entry>, DeliveryError> {
+        let now = Instant::now();
+        let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
+        let state = match shard.get_mut(topic) {
+            Some(state) => state,
+            None => shard.entry(Arc::from(topic)).or_default(),
+        };
+        state.last_offset += 1;
+        let entry = Arc::new(Entry {
+            topic: Arc::from(topic),
+            position: Position { epoch: self.epoch, offset: state.last_offset },
+            json,
+            published_at: now,
+        });
+        state.bytes += entry.json.len();
+        state.entries.push_back(entry.clone());
+        state.trim(&self.retention, now);
+        Ok(entry)
+    }
+
+    async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError> {
+        let now = Instant::now();
+        let retention = self.retention;
+        let epoch = self.epoch;
+        self.with_topic(topic, |state| {
+            if after.epoch != epoch {
+                return Replay::Gap(GapReason::EpochChanged);
+            }
+            let Some(state) = state else {
+                return if after.offset == 0 {
+                    Replay::Messages(Vec::new())
+                } else {
+                    Replay::Gap(GapReason::EpochChanged)
+                };
+            };
+            state.trim(&retention, now);
+            if after.offset > state.last_offset {
+                return Replay::Gap(GapReason::EpochChanged);
+            }
+            if after.offset + 1 < state.first_offset() {
+                return Replay::Gap(GapReason::Expired);
+            }
+            let skip = usize::try_from(after.offset + 1 - state.first_offset()).unwrap_or(usize::MAX);
+            let wanted = state.entries.len().saturating_sub(skip);
+            if wanted > max {
+                return Replay::Gap(GapReason::Expired);
+            }
+            Replay::Messages(state.entries.iter().skip(skip).cloned().collect())
+        })
+    }
+
+    async fn last(&self, topic: &str, n: usize) -> Result<Vec<Arc<Entry>>, DeliveryError> {
+        let now = Instant::now();
+        let retention = self.retention;
+        self.with_topic(topic, |state| match state {
+            None => Vec::new(),
+            Some(state) => {
+                state.trim(&retention, now);
+                let skip = state.entries.len().saturating_sub(n);
+                state.entries.iter().skip(skip).cloned().collect()
+            }
+        })
+    }
+
+    async fn head(&self, topic: &str) -> Result<Position, DeliveryError> {
+        let epoch = self.epoch;
+        self.with_topic(topic, |state| Position { epoch, offset: state.map_or(0, |s| s.last_offset) })
+    }
+
+    async fn expire(&self) -> Result<(), DeliveryError> {
+        let now = Instant::now();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().map_err(|_| poisoned())?;
+            for state in shard.values_mut() {
+                state.trim(&self.retention, now);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(max_messages: usize) -> MemoryHistory {
+        let retention =
+            Retention { max_age: Duration::from_secs(3600), max_messages, max_bytes: usize::MAX };
+        MemoryHistory::with_epoch(retention, 7)
+    }
+
+    fn offsets(replay: Replay) -> Vec<u64> {
+        match replay {
+            Replay::Messages(entries) => entries.iter().map(|e| e.position.offset).collect(),
+            Replay::Gap(reason) => panic!("gap: {reason:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_in_order_and_reads_after_a_position() {
+        let history = history(10);
+        for i in 1..=5u64 {
+            let entry = history.append("trending.1h", Bytes::from(format!("{i}"))).await.unwrap();
+            assert_eq!(entry.position, Position { epoch: 7, offset: i });
+        }
+        let head = history.head("trending.1h").await.unwrap();
+        assert_eq!(head, Position { epoch: 7, offset: 5 });
+        let replay = history.read_after("trending.1h", Position { epoch: 7, offset: 2 }, 100).await.unwrap();
+        assert_eq!(offsets(replay), [3, 4, 5]);
+        let none = history.read_after("trending.1h", head, 100).await.unwrap();
+        assert!(offsets(none).is_empty());
+        let last = history.last("trending.1h", 2).await.unwrap();
+        assert_eq!(last.iter().map(|e| e.position.offset).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(history.head("trending.24h").await.unwrap(), Position { epoch: 7, offset: 0 });
+    }
+
+    #[tokio::test]
+    async fn gaps_are_reported_never_skipped() {
+        let history = history(3);
+        for i in 0..6 {
+            history.append("t", Bytes::from(format!("{i}"))).await.unwrap();
+        }
+        // Retained: 4, 5, 6. After 3 is still covered; after 2 is not.
+        let covered = history.read_after("t", Position { epoch: 7, offset: 3 }, 100).await.unwrap();
+        assert_eq!(offsets(covered), [4, 5, 6]);
+        let expired = history.read_after("t", Position { epoch: 7, offset: 2 }, 100).await.unwrap();
+        assert!(matches!(expired, Replay::Gap(GapReason::Expired)));
+        let other_epoch = history.read_after("t", Position { epoch: 8, offset: 6 }, 100).await.unwrap();
+        assert!(matches!(other_epoch, Replay::Gap(GapReason::EpochChanged)));
+        let beyond = history.read_after("t", Position { epoch: 7, offset: 9 }, 100).await.unwrap();
+        assert!(matches!(beyond, Replay::Gap(GapReason::EpochChanged)));
+        let too_many = history.read_after("t", Position { epoch: 7, offset: 3 }, 2).await.unwrap();
+        assert!(matches!(too_many, Replay::Gap(GapReason::Expired)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn age_retention_expires_messages() {
+        let retention =
+            Retention { max_age: Duration::from_millis(30), max_messages: 100, max_bytes: usize::MAX };
+        let history = MemoryHistory::with_epoch(retention, 1);
+        history.append("t", Bytes::from_static(b"a")).await.unwrap();
+        tokio::time::advance(Duration::from_millis(50)).await;
+        history.expire().await.unwrap();
+        assert!(history.last("t", 10).await.unwrap().is_empty());
+        let replay = history.read_after("t", Position { epoch: 1, offset: 0 }, 10).await.unwrap();
+        assert!(matches!(replay, Replay::Gap(GapReason::Expired)));
+        assert_eq!(history.head("t").await.unwrap().offset, 1);
+    }
+
+    #[tokio::test]
+    async fn byte_cap_keeps_at_least_the_newest() {
+        let retention = Retention { max_age: Duration::from_secs(60), max_messages: 100, max_bytes: 4 };
+        let history = MemoryHistory::with_epoch(retention, 1);
+        history.append("t", Bytes::from_static(b"abc")).await.unwrap();
+        history.append("t", Bytes::from_static(b"defgh")).await.unwrap();
+        let last = history.last("t", 10).await.unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].position.offset, 2);
+    }
+}

@@ -1,0 +1,123 @@
+//! HTTP routes of CONTRACT section 4: one file per route, common request parsing here.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, Uri};
+use axum::routing::{get, post};
+use social_auth::Claims;
+
+use crate::delivery::Shared;
+use crate::resume_token::ResumeToken;
+use crate::session::OpenOptions;
+use crate::topics::{Topic, parse_topic_set};
+use crate::{DeliveryError, metrics};
+
+mod poll;
+mod snapshot;
+mod stream;
+mod tickets;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/stream", get(stream::stream))
+        .route("/v1/poll", get(poll::poll))
+        .route("/v1/tickets", post(tickets::create))
+        .route("/v1/topics/{topic}/snapshot", get(snapshot::snapshot))
+        .with_state(shared)
+}
+
+/// The query parameters of `/v1/stream` and `/v1/poll`.
+#[derive(Debug, Default)]
+struct SubscribeQuery {
+    topics: Vec<String>,
+    ticket: Option<String>,
+    last_event_id: Option<String>,
+    snapshot: bool,
+    history: usize,
+    wait_secs: Option<u64>,
+}
+
+fn parse_bool(value: &str) -> Result<bool, DeliveryError> {
+    match value {
+        "true" | "1" | "" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(DeliveryError::InvalidParameter("snapshot")),
+    }
+}
+
+impl SubscribeQuery {
+    fn parse(uri: &Uri, max_history: usize) -> Result<SubscribeQuery, DeliveryError> {
+        let mut query = SubscribeQuery::default();
+        let raw = uri.query().unwrap_or("");
+        for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+            match &*key {
+                "topic" => {
+                    if query.topics.len() < 256 {
+                        query.topics.push(value.into_owned());
+                    }
+                }
+                "ticket" => query.ticket = Some(value.into_owned()),
+                "lastEventId" => query.last_event_id = Some(value.into_owned()),
+                "snapshot" => query.snapshot = parse_bool(&value)?,
+                "history" => {
+                    let n: usize = value.parse().map_err(|_| DeliveryError::InvalidParameter("history"))?;
+                    query.history = n.min(max_history);
+                }
+                "wait" => {
+                    let secs: u64 = value.parse().map_err(|_| DeliveryError::InvalidParameter("wait"))?;
+                    query.wait_secs = Some(secs);
+                }
+                _ => {}
+            }
+        }
+        Ok(query)
+    }
+}
+
+/// A subscription request that passed parsing, authentication and access control.
+struct Admitted {
+    topics: Vec<Topic>,
+    claims: Option<Claims>,
+    options: OpenOptions,
+    query: SubscribeQuery,
+}
+
+/// Parses and checks a subscription request: `400` for bad topics, parameters or last event id, `401` for a
+/// bad credential or a private topic without one, `403` for a topic the caller may not read, `429` for too many
+/// topics.
+fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitted, DeliveryError> {
+    if shared.shutdown.is_cancelled() {
+        return Err(DeliveryError::ShuttingDown);
+    }
+    let mut query = SubscribeQuery::parse(uri, shared.config.max_history_per_topic)?;
+    let topics = match parse_topic_set(query.topics.iter().map(String::as_str), shared.config.max_topics_per_stream)
+    {
+        Ok(topics) => topics,
+        Err(error) => {
+            if matches!(error, DeliveryError::TooManyTopics { .. }) {
+                metrics::limit_rejected("topics");
+            }
+            return Err(error);
+        }
+    };
+    let claims = shared.auth.authenticate(headers, query.ticket.as_deref())?;
+    for topic in &topics {
+        if let Err(error) = topic.check_access(claims.as_ref()) {
+            metrics::auth_rejected(error.code());
+            return Err(error);
+        }
+    }
+    let header_id = headers.get("last-event-id").map(|v| v.to_str().map(str::to_owned));
+    let last_event_id = match header_id {
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => return Err(DeliveryError::InvalidLastEventId),
+        None => query.last_event_id.take(),
+    };
+    let resume = match last_event_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(token) => Some(ResumeToken::decode(token)?),
+    };
+    let options = OpenOptions { resume, history: query.history, snapshot: query.snapshot };
+    Ok(Admitted { topics, claims, options, query })
+}

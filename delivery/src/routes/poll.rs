@@ -1,0 +1,79 @@
+//! `GET /v1/poll?topic=...&lastEventId=...&wait=25`: the polling fallback. It answers
+//! `{"messages":[...],"lastEventId":"..."}` with the same messages and tokens as the stream would, waiting up to
+//! `wait` seconds (at most `max_poll_wait_secs`) when there is nothing new. Without `lastEventId` it starts at the
+//! live head (plus `?history=N` / `?snapshot=true` when asked).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, BytesMut};
+
+use super::admit;
+use super::stream::CloseGuard;
+use crate::delivery::Shared;
+use crate::metrics::{CloseReason, Transport};
+use crate::session::{Out, Session};
+use crate::DeliveryError;
+
+const DEFAULT_WAIT_SECS: u64 = 25;
+const MAX_MESSAGES: usize = 1_000;
+
+pub(super) async fn poll(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    match answer(shared, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn answer(shared: Arc<Shared>, request: Request) -> Result<Response, DeliveryError> {
+    let admitted = admit(&shared, request.uri(), request.headers())?;
+    let _permit = shared.limiter.admit(admitted.claims.as_ref().map(|c| c.sub.as_str()))?;
+    let mut close = CloseGuard::new(Transport::Poll);
+    let wait = Duration::from_secs(
+        admitted.query.wait_secs.unwrap_or(DEFAULT_WAIT_SECS).min(shared.config.max_poll_wait_secs),
+    );
+    let (mut session, mut out) = Session::open(shared.clone(), admitted.topics, admitted.options).await?;
+    if out.is_empty() && !wait.is_zero() {
+        let cut = session.cut().clone();
+        let first = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => None,
+            _ = cut.cancelled() => None,
+            _ = tokio::time::sleep(wait) => None,
+            delivered = session.recv() => delivered,
+        };
+        let mut next = first;
+        while let Some(delivered) = next.take() {
+            session.accept(delivered, &mut out).await?;
+            if out.len() < MAX_MESSAGES {
+                next = session.try_recv();
+            }
+        }
+    }
+    close.reason = CloseReason::Done;
+    Ok(render(&out, &session.token()))
+}
+
+fn render(out: &[Out], last_token: &str) -> Response {
+    let size: usize = out.iter().map(|m| m.json.len() + 1).sum();
+    let mut body = BytesMut::with_capacity(size + last_token.len() + 40);
+    body.put_slice(b"{\"messages\":[");
+    for (index, message) in out.iter().enumerate() {
+        if index > 0 {
+            body.put_u8(b',');
+        }
+        body.put_slice(&message.json);
+    }
+    body.put_slice(b"],\"lastEventId\":\"");
+    // Tokens are base64url: nothing to escape.
+    body.put_slice(last_token.as_bytes());
+    body.put_slice(b"\"}");
+    let mut response = body.freeze().into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,41 @@
+//! `GET /v1/topics/{topic}/snapshot`: the topic's current state as a `SNAPSHOT` message (same access rules as the
+//! stream; `404 no_snapshot` when the topic has no state).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::delivery::Shared;
+use crate::message::snapshot_json;
+use crate::topics::Topic;
+use crate::{DeliveryError, metrics};
+
+pub(super) async fn snapshot(
+    State(shared): State<Arc<Shared>>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match answer(&shared, &topic, &headers).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn answer(shared: &Shared, topic: &str, headers: &HeaderMap) -> Result<Response, DeliveryError> {
+    let topic = Topic::parse(topic)?;
+    let claims = shared.auth.authenticate(headers, None)?;
+    if let Err(error) = topic.check_access(claims.as_ref()) {
+        metrics::auth_rejected(error.code());
+        return Err(error);
+    }
+    let head = shared.history.head(topic.name()).await?;
+    let state = shared.snapshots.snapshot(topic.name()).await.ok_or(DeliveryError::NoSnapshot)?;
+    let json = snapshot_json(topic.name(), head, &state, chrono::Utc::now())?;
+    let mut response = json.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}

@@ -1,0 +1,150 @@
+//! The access matrix of CONTRACT section 3 over real TCP: every topic kind x every kind of caller, for the stream,
+//! the poll and the snapshot routes.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use social_delivery::DeliveryConfig;
+
+#[derive(Clone, Copy, Debug)]
+enum Caller {
+    NoToken,
+    Owner,
+    OtherUser,
+    ProgramMember,
+    NonMember,
+    Admin,
+    Expired,
+    BadSignature,
+}
+
+const CALLERS: [Caller; 8] = [
+    Caller::NoToken,
+    Caller::Owner,
+    Caller::OtherUser,
+    Caller::ProgramMember,
+    Caller::NonMember,
+    Caller::Admin,
+    Caller::Expired,
+    Caller::BadSignature,
+];
+
+fn authorization(caller: Caller) -> Option<String> {
+    let token = match caller {
+        Caller::NoToken => return None,
+        // The owner of `user.u1.*`; not a member of program p1.
+        Caller::Owner => token("u1", &[], &[]),
+        Caller::OtherUser => token("u2", &[], &[]),
+        Caller::ProgramMember => token("u3", &["p1"], &[]),
+        Caller::NonMember => token("u4", &["p2"], &[]),
+        Caller::Admin => token("root", &[], &["admin"]),
+        Caller::Expired => expired_token("u1"),
+        Caller::BadSignature => bad_signature_token("u1"),
+    };
+    Some(format!("Bearer {token}"))
+}
+
+/// The documented answer: public topics are open to anyone with no or a valid token; an invalid token is `401`;
+/// a private topic is `401` without a token and `403` for a caller the rule excludes.
+fn expected(topic: &str, caller: Caller) -> (u16, Option<&'static str>) {
+    let public = topic.starts_with("leaderboard.") || topic.starts_with("trending.") || topic == "testimonials.recent";
+    match caller {
+        Caller::Expired => return (401, Some("token_expired")),
+        Caller::BadSignature => return (401, Some("invalid_signature")),
+        Caller::Admin => return (200, None),
+        _ => {}
+    }
+    if public {
+        return (200, None);
+    }
+    if let Caller::NoToken = caller {
+        return (401, Some("missing_token"));
+    }
+    let allowed = if topic.starts_with("user.") {
+        matches!(caller, Caller::Owner)
+    } else {
+        matches!(caller, Caller::ProgramMember)
+    };
+    if allowed { (200, None) } else { (403, Some("forbidden_topic")) }
+}
+
+const TOPICS: [&str; 7] = [
+    "user.u1.social",
+    "user.u1.referrals",
+    "user.u1.network",
+    "program.p1.updates",
+    "leaderboard.weekly",
+    "trending.1h",
+    "testimonials.recent",
+];
+
+#[tokio::test]
+async fn access_matrix_for_stream_poll_and_snapshot() {
+    let config = DeliveryConfig { max_new_streams_per_user_per_minute: 1_000, ..DeliveryConfig::default() };
+    let server = TestServer::start(config).await;
+    for topic in TOPICS {
+        server.snapshots.set(topic, json!({"state": topic}));
+    }
+    let http = client();
+    for topic in TOPICS {
+        for caller in CALLERS {
+            let (status, code) = expected(topic, caller);
+            let auth = authorization(caller);
+            let mut headers = Vec::new();
+            if let Some(auth) = auth.as_deref() {
+                headers.push(("authorization", auth));
+            }
+
+            let sse = Sse::connect(&server.url(&format!("/v1/stream?topic={topic}")), &headers).await;
+            assert_eq!(sse.status, status, "stream {topic} {caller:?}");
+            if let Some(code) = code {
+                assert_eq!(sse.error_json().await["error"]["code"], code, "stream {topic} {caller:?}");
+            } else {
+                assert_eq!(sse.headers["content-type"], "text/event-stream");
+            }
+
+            let mut poll = http.get(server.url(&format!("/v1/poll?topic={topic}&wait=0")));
+            let mut snapshot = http.get(server.url(&format!("/v1/topics/{topic}/snapshot")));
+            if let Some(auth) = auth.as_deref() {
+                poll = poll.header("authorization", auth);
+                snapshot = snapshot.header("authorization", auth);
+            }
+            for (route, request) in [("poll", poll), ("snapshot", snapshot)] {
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status().as_u16(), status, "{route} {topic} {caller:?}");
+                let body: serde_json::Value = response.json().await.unwrap();
+                match code {
+                    Some(code) => assert_eq!(body["error"]["code"], code, "{route} {topic} {caller:?}"),
+                    None if route == "snapshot" => assert_eq!(body["data"]["state"], topic),
+                    None => assert!(body["messages"].is_array()),
+                }
+            }
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_topics_and_missing_topics_are_400() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    for path in ["/v1/stream?topic=user.u1.other", "/v1/stream", "/v1/topics/nope/snapshot", "/v1/poll?topic=x"] {
+        let response = client().get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["error"]["code"].as_str().unwrap().contains("topic"), "{path}: {body}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cookie_authenticates_a_stream() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let cookie = format!("other=1; social_token={}", token("u1", &[], &[]));
+    let sse = Sse::connect(&server.url("/v1/stream?topic=user.u1.network"), &[("cookie", &cookie)]).await;
+    assert_eq!(sse.status, 200);
+    let bad = format!("social_token={}", bad_signature_token("u1"));
+    let sse = Sse::connect(&server.url("/v1/stream?topic=leaderboard.daily"), &[("cookie", &bad)]).await;
+    assert_eq!(sse.status, 401);
+    server.stop().await;
+}

@@ -1,0 +1,256 @@
+//! SSE stream over real TCP: resumption, RESET + SNAPSHOT, heartbeat, expiry, headers, `?snapshot` / `?history`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use social_delivery::DeliveryConfig;
+
+const TOPICS: [&str; 3] = ["user.u1.referrals", "leaderboard.daily", "trending.1h"];
+
+fn stream_path(topics: &[&str], extra: &str) -> String {
+    let query: Vec<String> = topics.iter().map(|t| format!("topic={t}")).collect();
+    format!("/v1/stream?{}{}", query.join("&"), extra)
+}
+
+fn per_topic(messages: &[serde_json::Value]) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for message in messages {
+        let (topic, id) = key(message);
+        map.entry(topic).or_default().push(id);
+    }
+    map
+}
+
+#[tokio::test]
+async fn headers_retry_hint_and_initial_position() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let mut sse = Sse::connect(&server.url(&stream_path(&["leaderboard.daily"], "")), &[]).await;
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.headers["content-type"], "text/event-stream");
+    assert_eq!(sse.headers["cache-control"], "no-cache");
+    assert_eq!(sse.headers["x-accel-buffering"], "no");
+    let first = sse.next_frame().await.unwrap();
+    let retry = first.retry.expect("a retry hint");
+    assert!((2_000..5_000).contains(&retry), "{retry}");
+    assert!(first.id.is_some() && first.data.is_none(), "an id-only frame gives the start position");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn resumption_replays_exactly_the_missed_messages_then_goes_live() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let auth = format!("Bearer {}", token("u1", &[], &[]));
+    let headers = [("authorization", auth.as_str())];
+    let url = server.url(&stream_path(&TOPICS, ""));
+
+    let mut first = Sse::connect(&url, &headers).await;
+    assert_eq!(first.status, 200);
+    first.next_frame().await.unwrap();
+    for (i, topic) in TOPICS.iter().enumerate() {
+        server.publish(topic, &format!("before-{i}")).await;
+    }
+    let seen = first.messages(3).await;
+    assert_eq!(seen.iter().map(|m| key(m).1).collect::<Vec<_>>(), ["before-0", "before-1", "before-2"]);
+    let last_id = first.last_id.clone().unwrap();
+    first.close();
+
+    let mut missed = Vec::new();
+    for i in 0..12 {
+        let topic = TOPICS[i % 3];
+        let id = format!("missed-{i}");
+        server.publish(topic, &id).await;
+        missed.push((topic.to_owned(), id));
+    }
+
+    let mut second = Sse::connect(&url, &[headers[0], ("last-event-id", last_id.as_str())]).await;
+    assert_eq!(second.status, 200);
+    let replayed = second.messages(12).await;
+    let expected: Vec<serde_json::Value> =
+        missed.iter().map(|(topic, id)| json!({"topic": topic, "id": id})).collect();
+    assert_eq!(per_topic(&replayed), per_topic(&expected), "exactly the missed messages, in order per topic");
+    assert!(replayed.iter().all(|m| m["type"] == "EVENT" && m["version"] == 1));
+
+    server.publish("trending.1h", "live-1").await;
+    server.publish("user.u1.referrals", "live-2").await;
+    let live = second.messages(2).await;
+    assert_eq!(live.iter().map(|m| key(m).1).collect::<Vec<_>>(), ["live-1", "live-2"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn resumption_with_messages_published_during_the_reconnect() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let url = server.url(&stream_path(&TOPICS[1..], ""));
+    let mut first = Sse::connect(&url, &[]).await;
+    first.next_frame().await.unwrap();
+    server.publish("leaderboard.daily", "m-0").await;
+    assert_eq!(key(&first.next_message().await.unwrap()).1, "m-0");
+    let last_id = first.last_id.clone().unwrap();
+    first.close();
+
+    let publisher = server.publisher.clone();
+    let total = 400;
+    let publishing = tokio::spawn(async move {
+        for i in 1..=total {
+            let topic = if i % 2 == 0 { "leaderboard.daily" } else { "trending.1h" };
+            publisher
+                .publish(social_schemas::TopicMessage {
+                    topic: topic.into(),
+                    id: format!("m-{i}"),
+                    event_type: "test.event".into(),
+                    timestamp: chrono::Utc::now(),
+                    data: json!({}),
+                })
+                .await
+                .unwrap();
+            if i % 7 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let mut second = Sse::connect(&url, &[("last-event-id", last_id.as_str())]).await;
+    let received = second.messages(total).await;
+    publishing.await.unwrap();
+    let grouped = per_topic(&received);
+    let expect = |parity: usize| -> Vec<String> {
+        (1..=total).filter(|i| i % 2 == parity).map(|i| format!("m-{i}")).collect()
+    };
+    assert_eq!(grouped["leaderboard.daily"], expect(0), "none lost, none twice, in order");
+    assert_eq!(grouped["trending.1h"], expect(1));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn expired_history_gives_reset_then_snapshot() {
+    let config = DeliveryConfig { history_max_messages_per_topic: 3, ..DeliveryConfig::default() };
+    let server = TestServer::start(config).await;
+    server.snapshots.set("leaderboard.weekly", json!({"top": [{"userId": "u9", "position": 1}]}));
+    let url = server.url(&stream_path(&["leaderboard.weekly"], ""));
+    let mut first = Sse::connect(&url, &[]).await;
+    first.next_frame().await.unwrap();
+    server.publish("leaderboard.weekly", "a").await;
+    first.next_message().await.unwrap();
+    let last_id = first.last_id.clone().unwrap();
+    first.close();
+    for i in 0..5 {
+        server.publish("leaderboard.weekly", &format!("gone-{i}")).await;
+    }
+    let mut second = Sse::connect(&url, &[("last-event-id", last_id.as_str())]).await;
+    let reset = second.next_message().await.unwrap();
+    assert_eq!((reset["type"].as_str(), reset["data"]["reason"].as_str()), (Some("RESET"), Some("history_expired")));
+    let snapshot = second.next_message().await.unwrap();
+    assert_eq!(snapshot["type"], "SNAPSHOT");
+    assert_eq!(snapshot["data"]["top"][0]["userId"], "u9");
+    server.publish("leaderboard.weekly", "after").await;
+    assert_eq!(key(&second.next_message().await.unwrap()).1, "after");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn changed_epoch_after_restart_gives_reset_then_snapshot() {
+    let before = TestServer::start(DeliveryConfig::default()).await;
+    let url = before.url(&stream_path(&["trending.24h"], ""));
+    let mut first = Sse::connect(&url, &[]).await;
+    first.next_frame().await.unwrap();
+    before.publish("trending.24h", "x").await;
+    first.next_message().await.unwrap();
+    let last_id = first.last_id.clone().unwrap();
+    first.close();
+    before.stop().await;
+
+    let after = TestServer::start(DeliveryConfig::default()).await;
+    after.snapshots.set("trending.24h", json!({"items": [{"contentId": "c1", "score": 3}]}));
+    let url = after.url(&stream_path(&["trending.24h"], ""));
+    let mut second = Sse::connect(&url, &[("last-event-id", last_id.as_str())]).await;
+    let reset = second.next_message().await.unwrap();
+    assert_eq!(reset["type"], "RESET");
+    assert_eq!(reset["data"]["reason"], "epoch_changed");
+    let snapshot = second.next_message().await.unwrap();
+    assert_eq!(snapshot["type"], "SNAPSHOT");
+    assert_eq!(snapshot["data"]["items"][0]["contentId"], "c1");
+    after.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_last_event_id_is_400_and_query_form_works() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let url = server.url(&stream_path(&["trending.1h"], ""));
+    let refused = Sse::connect(&url, &[("last-event-id", "garbage!!")]).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.error_json().await["error"]["code"], "invalid_last_event_id");
+    let refused = Sse::connect(&server.url(&stream_path(&["trending.1h"], "&lastEventId=AAAA")), &[]).await;
+    assert_eq!(refused.status, 400);
+
+    // The query form resumes like the header.
+    let mut first = Sse::connect(&url, &[]).await;
+    let start = first.next_frame().await.unwrap().id.unwrap();
+    first.close();
+    server.publish("trending.1h", "q").await;
+    let mut second = Sse::connect(&server.url(&stream_path(&["trending.1h"], &format!("&lastEventId={start}"))), &[]).await;
+    assert_eq!(key(&second.next_message().await.unwrap()).1, "q");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn snapshot_and_history_on_connect() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    for i in 0..5 {
+        server.publish("testimonials.recent", &format!("t-{i}")).await;
+    }
+    server.snapshots.set("testimonials.recent", json!({"count": 5}));
+    let url = server.url(&stream_path(&["testimonials.recent"], "&history=2&snapshot=true"));
+    let mut sse = Sse::connect(&url, &[]).await;
+    let messages = sse.messages(3).await;
+    assert_eq!(key(&messages[0]).1, "t-3");
+    assert_eq!(key(&messages[1]).1, "t-4");
+    assert_eq!(messages[2]["type"], "SNAPSHOT");
+    assert_eq!(messages[2]["data"]["count"], 5);
+    server.publish("testimonials.recent", "t-5").await;
+    assert_eq!(key(&sse.next_message().await.unwrap()).1, "t-5");
+    server.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeat_every_30_seconds_under_paused_time() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let mut sse = Sse::connect(&server.url(&stream_path(&["leaderboard.daily"], "")), &[]).await;
+    sse.next_frame().await.unwrap();
+    let start = tokio::time::Instant::now();
+    let frame = sse.next_frame().await.unwrap();
+    assert!(frame.comment, "{frame:?}");
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_secs(30) && elapsed < Duration::from_secs(31), "{elapsed:?}");
+    assert!(sse.next_frame().await.unwrap().comment);
+    assert!(start.elapsed() >= Duration::from_secs(60));
+    server.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_ends_when_the_token_expires() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let auth = format!("Bearer {}", token_ttl("u1", &[], &[], Duration::from_secs(90)));
+    let mut sse = Sse::connect(&server.url(&stream_path(&["user.u1.social"], "")), &[("authorization", &auth)]).await;
+    assert_eq!(sse.status, 200);
+    let start = tokio::time::Instant::now();
+    while let Some(frame) = sse.next_frame().await {
+        assert!(frame.data.is_none());
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_secs(88) && elapsed <= Duration::from_secs(91), "{elapsed:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let mut sse = Sse::connect(&server.url(&stream_path(&["leaderboard.daily"], "")), &[]).await;
+    sse.next_frame().await.unwrap();
+    server.shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async { while sse.next_frame().await.is_some() {} }).await;
+    assert!(ended.is_ok(), "the stream ends on shutdown");
+    server.stop().await;
+}

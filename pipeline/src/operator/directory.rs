@@ -1,0 +1,78 @@
+//! Reference state every operator reads: referral codes and who owns them (attribution), who referred whom,
+//! who shared what, who wrote which testimonial, and each user's privacy settings.
+//!
+//! Too-late events still update this state (a late opt-out must never be ignored), but no aggregate.
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use social_schemas::{ContentType, PrivacySettings};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeInfo {
+    pub owner: String,
+    pub program: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareInfo {
+    pub sharer: String,
+    pub content_id: String,
+    pub content_type: ContentType,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Directory {
+    pub codes: FxHashMap<String, CodeInfo>,
+    pub referred_by: FxHashMap<String, String>,
+    pub shares: FxHashMap<String, ShareInfo>,
+    pub testimonial_authors: FxHashMap<String, String>,
+    privacy: FxHashMap<String, PrivacySettings>,
+}
+
+impl Directory {
+    /// The referrer who owns `code`.
+    pub fn referrer_of_code(&self, code: &str) -> Option<&CodeInfo> {
+        self.codes.get(code)
+    }
+
+    /// Merges a profile's privacy update (absent fields keep their value). Returns whether the user's public
+    /// visibility changed.
+    pub fn update_privacy(&mut self, user: &str, update: &PrivacySettings) -> bool {
+        let before = self.is_public(user);
+        let slot = self.privacy.entry(user.to_owned()).or_default();
+        slot.activity_broadcast = update.activity_broadcast.or(slot.activity_broadcast);
+        slot.incognito = update.incognito.or(slot.incognito);
+        slot.anonymous_referrals = update.anonymous_referrals.or(slot.anonymous_referrals);
+        slot.private_rewards = update.private_rewards.or(slot.private_rewards);
+        before != self.is_public(user)
+    }
+
+    /// Whether the user may appear on public topics: not opted out of activity broadcast, not incognito.
+    pub fn is_public(&self, user: &str) -> bool {
+        self.privacy
+            .get(user)
+            .is_none_or(|p| p.activity_broadcast != Some(false) && p.incognito != Some(true))
+    }
+
+    /// Whether the user's identity is hidden from whoever referred them.
+    pub fn is_anonymous_referral(&self, user: &str) -> bool {
+        self.privacy.get(user).is_some_and(|p| p.anonymous_referrals == Some(true) || p.incognito == Some(true))
+    }
+
+    pub fn has_private_rewards(&self, user: &str) -> bool {
+        self.privacy.get(user).is_some_and(|p| p.private_rewards == Some(true))
+    }
+
+    /// Entries held, for the state-size metric.
+    pub fn len(&self) -> usize {
+        self.codes.len()
+            + self.referred_by.len()
+            + self.shares.len()
+            + self.testimonial_authors.len()
+            + self.privacy.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

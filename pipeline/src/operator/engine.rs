@@ -1,0 +1,235 @@
+//! The synchronous core: watermarks, the event-time buffer and the operator graph. No I/O, no wall clock.
+//!
+//! Processing order: events are held until the watermark passes them, then released in `(time, source, id)`
+//! order, merged with ticks at every multiple of `emit_interval_ms`; a tick at `B` comes after every event
+//! before `B` and before every event at or after `B`. The released sequence therefore depends only on the set of
+//! events, not on arrival order or batching, as long as no event is late. A late event (at or before the
+//! watermark) within `allowed_lateness_ms` is processed at once and its corrections emitted; a later one goes to
+//! the late-data side output and only updates reference state (attribution, privacy).
+
+use serde::{Deserialize, Serialize};
+use social_schemas::{Event, Limits, parse_event};
+
+use super::config::OperatorConfig;
+use super::graph::OperatorGraph;
+use super::ids::MessageId;
+use super::metrics::{LATE_EVENTS, STATE_ENTRIES, WATERMARK_LAG};
+use super::output::{Destination, Emitter, LATE_DATA_TOPIC};
+use crate::window::reorder::{EventTimeBuffer, OrderKey, tie_hash};
+use crate::window::watermark::Watermarks;
+use crate::window::{EventTimeMs, align_down};
+
+/// Counts of late input since the engine was created or restored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LateStats {
+    /// Behind the watermark but within the allowed lateness: applied, with corrections.
+    pub late: u64,
+    /// Beyond the allowed lateness: side output.
+    pub too_late: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid operator configuration: {0}")]
+    Config(String),
+    #[error("checkpointed event could not be read back: {0}")]
+    Restore(String),
+}
+
+pub struct Engine {
+    graph: OperatorGraph,
+    clock: Watermarks,
+    buffer: EventTimeBuffer<Event>,
+    /// Every event at or before this time has been released (or was late).
+    released: EventTimeMs,
+    next_tick: Option<EventTimeMs>,
+    stats: LateStats,
+}
+
+/// What a checkpoint holds of the engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineState {
+    pub graph: OperatorGraph,
+    pub clock: Watermarks,
+    /// Buffered events as canonical CloudEvent JSON, in release order.
+    pub buffered: Vec<String>,
+    pub released: EventTimeMs,
+    pub next_tick: Option<EventTimeMs>,
+    pub stats: LateStats,
+}
+
+impl Engine {
+    pub fn new(config: OperatorConfig, partitions: u32) -> Result<Self, EngineError> {
+        config.validate().map_err(EngineError::Config)?;
+        let clock = Watermarks::new(partitions, config.max_out_of_order_ms);
+        Ok(Engine {
+            graph: OperatorGraph::new(config),
+            clock,
+            buffer: EventTimeBuffer::default(),
+            released: EventTimeMs::MIN,
+            next_tick: None,
+            stats: LateStats::default(),
+        })
+    }
+
+    /// Announces program configurations (call once after `new` or `restore`).
+    pub fn start(&mut self, out: &mut Emitter) {
+        let time = if self.released == EventTimeMs::MIN { 0 } else { self.released };
+        self.graph.announce_programs(time, out);
+    }
+
+    pub fn graph(&self) -> &OperatorGraph {
+        &self.graph
+    }
+
+    pub fn watermark(&self) -> EventTimeMs {
+        self.released
+    }
+
+    pub fn stats(&self) -> LateStats {
+        self.stats
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Feeds one event read from `partition`. Call [`Engine::advance`] after a batch.
+    pub fn push(&mut self, partition: u32, event: Event, out: &mut Emitter) {
+        let t = event.time.timestamp_millis();
+        self.clock.observe(partition, t);
+        self.graph.on_arrival(&event, out);
+        if t > self.released {
+            let key = OrderKey {
+                time_ms: t,
+                hash: tie_hash(&event.source, &event.id),
+                source: event.source.clone(),
+                id: event.id.clone(),
+            };
+            self.buffer.push(key, event);
+        } else if t > self.released.saturating_sub(self.graph.config().allowed_lateness_ms) {
+            self.stats.late += 1;
+            metrics::counter!(LATE_EVENTS, "kind" => "late").increment(1);
+            self.graph.on_event(&event, out);
+            self.graph.flush_corrections(self.released, out);
+        } else {
+            self.stats.too_late += 1;
+            metrics::counter!(LATE_EVENTS, "kind" => "too_late").increment(1);
+            self.graph.on_too_late(&event, out);
+            let id = MessageId::new("late").str(&event.source).str(&event.id).finish();
+            let data = serde_json::from_slice(&event.to_json()).unwrap_or_default();
+            let event_type = event.event_type().as_str();
+            out.emit(Destination::LateData, LATE_DATA_TOPIC.to_owned(), id, event_type, t, data);
+        }
+    }
+
+    /// Marks a partition idle (the runner read all it has) or active.
+    pub fn set_idle(&mut self, partition: u32, idle: bool) {
+        self.clock.set_idle(partition, idle);
+    }
+
+    /// Recomputes the watermark and releases what it passed. Returns the watermark.
+    pub fn advance(&mut self, out: &mut Emitter) -> EventTimeMs {
+        let watermark = self.clock.advance();
+        self.release(watermark, out);
+        watermark
+    }
+
+    /// Releases everything read so far (every partition has been idle for a while).
+    pub fn flush_idle(&mut self, out: &mut Emitter) -> EventTimeMs {
+        let watermark = self.clock.flush_to_newest();
+        self.release(watermark, out);
+        watermark
+    }
+
+    /// End of input (tests, benchmarks): releases everything and closes every window.
+    pub fn finish(&mut self, out: &mut Emitter) {
+        let watermark = self.clock.flush_to_newest();
+        self.release(watermark, out);
+        let end = EventTimeMs::MAX / 4;
+        self.graph.on_tick(end, out);
+        self.released = end;
+    }
+
+    fn release(&mut self, watermark: EventTimeMs, out: &mut Emitter) {
+        let interval = self.graph.config().emit_interval_ms;
+        loop {
+            let next_event = self.buffer.peek_time().filter(|t| *t <= watermark);
+            match (next_event, self.next_tick) {
+                (Some(t), Some(tick)) if tick <= t => self.tick(tick, interval, out),
+                (Some(t), tick) => {
+                    if tick.is_none() {
+                        self.next_tick = Some(align_down(t, interval) + interval);
+                    }
+                    if let Some(event) = self.buffer.pop() {
+                        self.graph.on_event(&event, out);
+                    }
+                }
+                (None, Some(tick)) if tick <= watermark => self.tick(tick, interval, out),
+                _ => break,
+            }
+        }
+        self.released = self.released.max(watermark);
+    }
+
+    fn tick(&mut self, tick: EventTimeMs, interval: i64, out: &mut Emitter) {
+        self.graph.on_tick(tick, out);
+        self.released = self.released.max(tick);
+        self.next_tick = Some(tick + interval);
+    }
+
+    /// Publishes the watermark-lag and state-size gauges.
+    pub fn publish_gauges(&self) {
+        const PARTITION_LABELS: [&str; 16] =
+            ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15"];
+        for (partition, lag) in self.clock.lag_ms() {
+            let label = PARTITION_LABELS.get(partition as usize).copied().unwrap_or("other");
+            metrics::gauge!(WATERMARK_LAG, "partition" => label).set(lag as f64);
+        }
+        for (kind, entries) in self.graph.state_sizes() {
+            metrics::gauge!(STATE_ENTRIES, "operator" => kind.as_str()).set(entries as f64);
+        }
+    }
+
+    pub fn snapshot(&self) -> EngineState {
+        EngineState {
+            graph: self.graph.clone(),
+            clock: self.clock.clone(),
+            buffered: self
+                .buffer
+                .sorted_items()
+                .into_iter()
+                .map(|e| String::from_utf8_lossy(&e.to_json()).into_owned())
+                .collect(),
+            released: self.released,
+            next_tick: self.next_tick,
+            stats: self.stats,
+        }
+    }
+
+    /// Rebuilds an engine from a checkpoint, with the current configuration (window shapes stay those of the
+    /// checkpoint). The partition count must be unchanged.
+    pub fn restore(config: OperatorConfig, state: EngineState) -> Result<Self, EngineError> {
+        config.validate().map_err(EngineError::Config)?;
+        let limits = Limits { max_event_bytes: usize::MAX, ..Limits::default() };
+        let mut buffer = EventTimeBuffer::default();
+        for json in &state.buffered {
+            let event = parse_event(json.as_bytes(), &limits).map_err(|e| EngineError::Restore(e.to_string()))?;
+            let key = OrderKey {
+                time_ms: event.time.timestamp_millis(),
+                hash: tie_hash(&event.source, &event.id),
+                source: event.source.clone(),
+                id: event.id.clone(),
+            };
+            buffer.push(key, event);
+        }
+        Ok(Engine {
+            graph: state.graph.restored(config),
+            clock: state.clock,
+            buffer,
+            released: state.released,
+            next_tick: state.next_tick,
+            stats: state.stats,
+        })
+    }
+}

@@ -1,0 +1,225 @@
+//! Leaderboards of completed referrals: `daily`, `weekly` (ISO weeks), `monthly` (UTC calendar months) and
+//! `all-time`, each period starting empty on its UTC boundary. At each tick, a board whose ranking changed
+//! publishes the rank changes of its top N as `referral.leaderboard.updated` in the spec's payload shape
+//! (`boardId`, `changes: [{userId, position, delta}]`) to `leaderboard.{board}` and the output bus.
+//!
+//! Ranking: more completed referrals first; ties broken by user id (ascending), so the order never depends on
+//! arrival. `delta` is the previous position minus the new one (positive: moved up); an entrant counts as coming
+//! from position N + 1. A late correction of a closed period is published with `boardId` `{board}.{YYYY-MM-DD}`
+//! (the period's first day). Users hidden by their privacy settings are not ranked at all.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::directory::Directory;
+use super::ids::MessageId;
+use super::output::{Destination, Emitter, topics};
+use crate::window::EventTimeMs;
+use crate::window::assigner::{WindowSpec, utc_date};
+use crate::window::table::FireMode;
+
+pub const EVENT_TYPE: &str = "referral.leaderboard.updated";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Period {
+    end: EventTimeMs,
+    counts: FxHashMap<String, u32>,
+    /// Visible users by rank; rebuilt from `counts` and privacy on restore.
+    #[serde(skip)]
+    ranked: BTreeSet<(Reverse<u32>, String)>,
+    /// Top N as last published.
+    published: Vec<String>,
+    dirty: bool,
+    revision: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Board {
+    name: String,
+    spec: WindowSpec,
+    periods: BTreeMap<EventTimeMs, Period>,
+    purged_through: EventTimeMs,
+    /// Start of the period last published as the board's snapshot.
+    snapshot_start: Option<EventTimeMs>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Leaderboards {
+    boards: Vec<Board>,
+    top_n: usize,
+    lateness_ms: i64,
+}
+
+impl Leaderboards {
+    pub fn new(top_n: usize, lateness_ms: i64) -> Self {
+        let board = |name: &str, spec| Board {
+            name: name.to_owned(),
+            spec,
+            periods: BTreeMap::new(),
+            purged_through: EventTimeMs::MIN,
+            snapshot_start: None,
+        };
+        Leaderboards {
+            boards: vec![
+                board("daily", WindowSpec::daily()),
+                board("weekly", WindowSpec::weekly()),
+                board("monthly", WindowSpec::CalendarMonth),
+                board("all-time", WindowSpec::Global),
+            ],
+            top_n: top_n.max(1),
+            lateness_ms,
+        }
+    }
+
+    /// One more completed referral for `user` at `t`.
+    pub fn add(&mut self, user: &str, t: EventTimeMs, visible: bool) {
+        for board in &mut self.boards {
+            let w = board.spec.window_of(t);
+            if w.end <= board.purged_through {
+                continue;
+            }
+            let period = board.periods.entry(w.start).or_insert_with(|| Period { end: w.end, ..Period::default() });
+            let count = period.counts.entry(user.to_owned()).or_default();
+            if visible {
+                period.ranked.remove(&(Reverse(*count), user.to_owned()));
+                period.ranked.insert((Reverse(*count + 1), user.to_owned()));
+            }
+            *count += 1;
+            period.dirty = true;
+        }
+    }
+
+    /// Hides or shows a user on every board (privacy change).
+    pub fn set_visible(&mut self, user: &str, visible: bool) {
+        for period in self.boards.iter_mut().flat_map(|b| b.periods.values_mut()) {
+            if let Some(&count) = period.counts.get(user) {
+                let entry = (Reverse(count), user.to_owned());
+                let changed = if visible { period.ranked.insert(entry) } else { period.ranked.remove(&entry) };
+                period.dirty |= changed;
+            }
+        }
+    }
+
+    /// Rebuilds the rankings after a restore.
+    pub fn rebuild(&mut self, directory: &Directory) {
+        for period in self.boards.iter_mut().flat_map(|b| b.periods.values_mut()) {
+            period.ranked = period
+                .counts
+                .iter()
+                .filter(|(user, _)| directory.is_public(user))
+                .map(|(user, count)| (Reverse(*count), user.clone()))
+                .collect();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.boards.iter().flat_map(|b| b.periods.values()).map(|p| p.counts.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Current top N of `board` (its period containing `at`), for tests and snapshots.
+    pub fn top(&self, board: &str, at: EventTimeMs) -> Vec<(String, u32)> {
+        let Some(b) = self.boards.iter().find(|b| b.name == board) else { return Vec::new() };
+        let start = b.spec.window_of(at).start;
+        b.periods.get(&start).map_or_else(Vec::new, |p| {
+            p.ranked.iter().take(self.top_n).map(|(Reverse(n), u)| (u.clone(), *n)).collect()
+        })
+    }
+
+    pub fn fire(&mut self, tick: EventTimeMs, mode: FireMode, out: &mut Emitter) {
+        let top_n = self.top_n;
+        for board in &mut self.boards {
+            let current = board.spec.window_of(tick.saturating_sub(1)).start;
+            for (&start, period) in board.periods.iter_mut() {
+                let closed = period.end <= tick;
+                if !period.dirty || (mode == FireMode::CorrectionsOnly && !closed) {
+                    continue;
+                }
+                period.dirty = false;
+                let top: Vec<String> = period.ranked.iter().take(top_n).map(|(_, u)| u.clone()).collect();
+                let changes = rank_changes(&period.published, &top, top_n);
+                let board_id =
+                    if closed { format!("{}.{}", board.name, utc_date(start)) } else { board.name.clone() };
+                if !changes.is_empty() {
+                    let id = MessageId::new("leaderboard")
+                        .str(&board_id)
+                        .num(start)
+                        .num(i64::from(period.revision))
+                        .finish();
+                    period.revision += 1;
+                    let data = json!({ "boardId": board_id, "changes": changes });
+                    out.emit(Destination::SseAndBus, topics::leaderboard(&board.name), id, EVENT_TYPE, tick, data);
+                }
+                period.published = top;
+                if start == current {
+                    out.snapshot(topics::leaderboard(&board.name), "top", Some(snapshot(&board.name, start, period, top_n)));
+                    board.snapshot_start = Some(start);
+                }
+            }
+            if mode == FireMode::Tick && board.snapshot_start != Some(current) {
+                // A new period began with nothing in it yet: the board is empty again.
+                let empty = Period::default();
+                let period = board.periods.get(&current).unwrap_or(&empty);
+                out.snapshot(topics::leaderboard(&board.name), "top", Some(snapshot(&board.name, current, period, top_n)));
+                board.snapshot_start = Some(current);
+            }
+            if mode == FireMode::Tick {
+                let lateness = self.lateness_ms;
+                let purged = &mut board.purged_through;
+                board.periods.retain(|_, p| {
+                    let keep = p.end.saturating_add(lateness) > tick;
+                    if !keep {
+                        *purged = (*purged).max(p.end);
+                    }
+                    keep
+                });
+            }
+        }
+    }
+
+    /// Republishes the snapshot of every board's current period (after a privacy change).
+    pub fn refresh_snapshots(&mut self, out: &mut Emitter) {
+        let top_n = self.top_n;
+        for board in &self.boards {
+            if let Some(start) = board.snapshot_start {
+                if let Some(period) = board.periods.get(&start) {
+                    out.snapshot(topics::leaderboard(&board.name), "top", Some(snapshot(&board.name, start, period, top_n)));
+                }
+            }
+        }
+    }
+}
+
+fn rank_changes(before: &[String], after: &[String], top_n: usize) -> Vec<serde_json::Value> {
+    let old: FxHashMap<&str, usize> = before.iter().enumerate().map(|(i, u)| (u.as_str(), i + 1)).collect();
+    after
+        .iter()
+        .enumerate()
+        .filter_map(|(i, user)| {
+            let position = i + 1;
+            let previous = old.get(user.as_str()).copied().unwrap_or(top_n + 1);
+            (previous != position).then(|| {
+                json!({ "userId": user, "position": position, "delta": previous as i64 - position as i64 })
+            })
+        })
+        .collect()
+}
+
+fn snapshot(board: &str, start: EventTimeMs, period: &Period, top_n: usize) -> serde_json::Value {
+    let top: Vec<serde_json::Value> = period
+        .ranked
+        .iter()
+        .zip(1..)
+        .take(top_n)
+        .map(|((Reverse(n), u), position)| json!({ "userId": u, "position": position, "completed": n }))
+        .collect();
+    let period_start = (start != EventTimeMs::MIN).then(|| utc_date(start));
+    json!({ "boardId": board, "periodStart": period_start, "top": top })
+}

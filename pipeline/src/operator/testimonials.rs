@@ -1,0 +1,116 @@
+//! Testimonial activity on the public `testimonials.recent` topic: each published testimonial, then its
+//! engagement grouped per tick. Testimonials by users hidden by their privacy settings are never published; a
+//! hidden subject is replaced by `null`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use social_schemas::{Event, TestimonialEngagementType, TestimonialPublished};
+
+use super::directory::Directory;
+use super::ids::MessageId;
+use super::output::{Destination, Emitter, topics};
+use crate::window::EventTimeMs;
+
+pub const PUBLISHED_TYPE: &str = "testimonial.published";
+pub const ENGAGED_TYPE: &str = "testimonial.engaged";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestimonialCounts {
+    pub likes: u64,
+    pub comments: u64,
+    pub shares: u64,
+    pub helpful: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Recent {
+    published: TestimonialPublished,
+    time_ms: EventTimeMs,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Testimonials {
+    recent: VecDeque<Recent>,
+    totals: FxHashMap<String, TestimonialCounts>,
+    /// Testimonials engaged since the last tick.
+    pending: BTreeMap<String, ()>,
+}
+
+impl Testimonials {
+    pub fn published(&mut self, event: &Event, p: &TestimonialPublished, dir: &Directory, keep: usize, out: &mut Emitter) {
+        let t = event.time.timestamp_millis();
+        if dir.is_public(&p.author_id) {
+            let id = MessageId::new("testimonial").str(&event.source).str(&event.id).finish();
+            out.emit(Destination::Sse, topics::TESTIMONIALS_RECENT.to_owned(), id, PUBLISHED_TYPE, t, public_view(p, dir));
+        }
+        self.recent.push_back(Recent { published: p.clone(), time_ms: t });
+        while self.recent.len() > keep {
+            self.recent.pop_front();
+        }
+        self.refresh_snapshot(dir, out);
+    }
+
+    pub fn engaged(&mut self, testimonial: &str, kind: TestimonialEngagementType) {
+        let counts = self.totals.entry(testimonial.to_owned()).or_default();
+        match kind {
+            TestimonialEngagementType::Like => counts.likes += 1,
+            TestimonialEngagementType::Comment => counts.comments += 1,
+            TestimonialEngagementType::Share => counts.shares += 1,
+            TestimonialEngagementType::Helpful => counts.helpful += 1,
+        }
+        self.pending.insert(testimonial.to_owned(), ());
+    }
+
+    pub fn len(&self) -> usize {
+        self.recent.len() + self.totals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn fire(&mut self, tick: EventTimeMs, dir: &Directory, out: &mut Emitter) {
+        for (testimonial, ()) in std::mem::take(&mut self.pending) {
+            let visible = dir.testimonial_authors.get(&testimonial).is_some_and(|a| dir.is_public(a));
+            let Some(counts) = self.totals.get(&testimonial).filter(|_| visible) else { continue };
+            let id = MessageId::new("testimonial-engaged").str(&testimonial).num(tick).finish();
+            let data = json!({ "testimonialId": testimonial, "counts": counts });
+            out.emit(Destination::Sse, topics::TESTIMONIALS_RECENT.to_owned(), id, ENGAGED_TYPE, tick, data);
+        }
+    }
+
+    /// The snapshot lists the recent testimonials of visible authors, newest first.
+    pub fn refresh_snapshot(&self, dir: &Directory, out: &mut Emitter) {
+        let list: Vec<serde_json::Value> = self
+            .recent
+            .iter()
+            .rev()
+            .filter(|r| dir.is_public(&r.published.author_id))
+            .map(|r| {
+                let mut v = public_view(&r.published, dir);
+                if let Some(obj) = v.as_object_mut() {
+                    let counts = self.totals.get(&r.published.testimonial_id).copied().unwrap_or_default();
+                    obj.insert("counts".into(), json!(counts));
+                    obj.insert("publishedAt".into(), json!(super::output::to_utc(r.time_ms)));
+                }
+                v
+            })
+            .collect();
+        out.snapshot(topics::TESTIMONIALS_RECENT.to_owned(), "recent", Some(json!(list)));
+    }
+}
+
+fn public_view(p: &TestimonialPublished, dir: &Directory) -> serde_json::Value {
+    json!({
+        "testimonialId": p.testimonial_id,
+        "authorId": p.author_id,
+        "subjectUserId": dir.is_public(&p.subject_user_id).then_some(&p.subject_user_id),
+        "rating": p.rating,
+        "projectId": p.project_id,
+        "excerpt": p.excerpt,
+    })
+}

@@ -1,0 +1,158 @@
+//! Trending content: per content item, exact counts of shares and engagements over sliding windows and an
+//! exponentially decayed weighted score. At each tick every window whose top K changed publishes
+//! `social.trending.updated` to `trending.{window}` and the output bus, with each item's rank and previous rank.
+//!
+//! Ranking: count in the window (descending), then decayed score (descending), then content id. Shares by users
+//! hidden by their privacy settings, and engagements on them, are not counted.
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use social_schemas::ContentType;
+
+use super::config::TrendingWindow;
+use super::ids::MessageId;
+use super::output::{Destination, Emitter, topics};
+use crate::window::EventTimeMs;
+use crate::window::sliding::{Decayed, SlidingCount};
+
+pub const EVENT_TYPE: &str = "social.trending.updated";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Item {
+    content_type: ContentType,
+    /// One per configured window, in configuration order.
+    counts: Vec<SlidingCount>,
+    scores: Vec<Decayed>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Published {
+    /// (content id, count) of the last published top K.
+    top: Vec<(String, u64)>,
+    /// Window lower bound at the last evaluation: when it moves, counts may have dropped.
+    lower: EventTimeMs,
+    changed: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Trending {
+    items: FxHashMap<String, Item>,
+    published: Vec<Published>,
+    /// Tick of the last sweep of empty items.
+    swept: EventTimeMs,
+}
+
+/// One ranked entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub content_id: String,
+    pub content_type: ContentType,
+    pub count: u64,
+    pub score: f64,
+}
+
+impl Trending {
+    pub fn add(&mut self, windows: &[TrendingWindow], content_id: &str, kind: ContentType, t: EventTimeMs, w: f64) {
+        let item = match self.items.get_mut(content_id) {
+            Some(item) => item,
+            None => self.items.entry(content_id.to_owned()).or_insert_with(|| Item {
+                content_type: kind,
+                counts: vec![SlidingCount::default(); windows.len()],
+                scores: vec![Decayed::default(); windows.len()],
+            }),
+        };
+        for ((window, count), score) in windows.iter().zip(&mut item.counts).zip(&mut item.scores) {
+            count.add(&window.window, t);
+            score.add(window.half_life_ms, t, w);
+        }
+        if self.published.len() != windows.len() {
+            self.published.resize_with(windows.len(), Published::default);
+        }
+        for p in &mut self.published {
+            p.changed = true;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The top `k` of window `index` at `tick` (evicts expired buckets).
+    pub fn top(&mut self, windows: &[TrendingWindow], index: usize, tick: EventTimeMs, k: usize) -> Vec<Ranked> {
+        let Some(window) = windows.get(index) else { return Vec::new() };
+        let mut ranked: Vec<Ranked> = Vec::new();
+        for (id, item) in &mut self.items {
+            let (Some(counts), Some(score)) = (item.counts.get_mut(index), item.scores.get(index)) else {
+                continue;
+            };
+            let count = counts.evict_and_count(&window.window, tick);
+            if count > 0 {
+                let score = score.at(window.half_life_ms, tick);
+                ranked.push(Ranked { content_id: id.clone(), content_type: item.content_type, count, score });
+            }
+        }
+        let order = |a: &Ranked, b: &Ranked| {
+            b.count.cmp(&a.count).then(b.score.total_cmp(&a.score)).then_with(|| a.content_id.cmp(&b.content_id))
+        };
+        if ranked.len() > k && k > 0 {
+            ranked.select_nth_unstable_by(k - 1, order);
+            ranked.truncate(k);
+        }
+        ranked.sort_by(order);
+        ranked.truncate(k);
+        ranked
+    }
+
+    pub fn fire(&mut self, windows: &[TrendingWindow], k: usize, tick: EventTimeMs, out: &mut Emitter) {
+        if self.published.len() != windows.len() {
+            self.published.resize_with(windows.len(), Published::default);
+        }
+        for (index, window) in windows.iter().enumerate() {
+            let lower = window.window.lower_bound(tick);
+            let due = self.published.get(index).is_some_and(|p| p.changed || p.lower != lower);
+            if !due {
+                continue;
+            }
+            let top = self.top(windows, index, tick, k);
+            let Some(published) = self.published.get_mut(index) else { continue };
+            published.changed = false;
+            published.lower = lower;
+            let now: Vec<(String, u64)> = top.iter().map(|r| (r.content_id.clone(), r.count)).collect();
+            if now == published.top {
+                continue;
+            }
+            let previous: FxHashMap<&str, usize> =
+                published.top.iter().enumerate().map(|(i, (id, _))| (id.as_str(), i + 1)).collect();
+            let items: Vec<serde_json::Value> = top
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    json!({
+                        "contentId": r.content_id,
+                        "contentType": r.content_type,
+                        "rank": i + 1,
+                        "previousRank": previous.get(r.content_id.as_str()),
+                        "count": r.count,
+                        "score": (r.score * 1000.0).round() / 1000.0,
+                    })
+                })
+                .collect();
+            let data = json!({ "window": window.name, "items": items });
+            let topic = topics::trending(&window.name);
+            let id = MessageId::new("trending").str(&window.name).num(tick).finish();
+            out.snapshot(topic.clone(), "items", Some(data.clone()));
+            out.emit(Destination::SseAndBus, topic, id, EVENT_TYPE, tick, data);
+            published.top = now;
+        }
+        // Items with nothing left in any window are dropped (their decayed score is then irrelevant).
+        if tick.saturating_sub(self.swept) >= 60 * 60_000 {
+            self.swept = tick;
+            self.items.retain(|_, item| item.counts.iter().any(|c| !c.is_empty()));
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! `POST /v1/events` over real TCP: every fixture accepted, every kind of bad input refused with its documented
+//! status and code, rejected input readable from the dead-letter topic, no input able to crash the server.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use social_auth::{AuthConfig, Minter};
+use social_pipeline::bus::{DEAD_LETTER_TOPIC, INPUT_TOPIC};
+
+const JSON: &str = "application/cloudevents+json";
+
+async fn server() -> TestServer {
+    TestServer::start(server_args(&["--max-body-bytes", "1048576"])).await
+}
+
+fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+async fn input_total(server: &TestServer) -> u64 {
+    server.system.input_offsets().await.iter().sum()
+}
+
+#[tokio::test]
+async fn every_fixture_is_accepted() {
+    let server = server().await;
+    let mut count = 0;
+    for entry in std::fs::read_dir(fixtures_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "json") {
+            continue;
+        }
+        let body = std::fs::read(&path).unwrap();
+        let (status, reply) = post(&server.url("/v1/events"), Some(&service_token()), JSON, body).await;
+        assert_eq!(status, 202, "{}: {reply}", path.display());
+        assert_eq!(reply["accepted"], 1);
+        count += 1;
+    }
+    assert_eq!(count, 16, "one fixture per event type");
+    assert_eq!(input_total(&server).await, 16);
+}
+
+#[tokio::test]
+async fn bad_content_is_refused_with_stable_codes() {
+    let server = server().await;
+    let url = server.url("/v1/events");
+    let token = service_token();
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut event = click_event("e1");
+        edit(&mut event);
+        event.to_string()
+    };
+    let cases: Vec<(&str, &str, String, u16, &str)> = vec![
+        (
+            "malformed json",
+            JSON,
+            "{\"specversion\": ".into(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "wrong content type",
+            "text/plain",
+            click_event("e1").to_string(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "unknown type",
+            JSON,
+            with(&|e| e["type"] = json!("referral.link.teleported")),
+            400,
+            "unknown_event_type",
+        ),
+        (
+            "missing field",
+            JSON,
+            with(&|e| {
+                e["data"].as_object_mut().unwrap().remove("referralId");
+            }),
+            400,
+            "missing_field",
+        ),
+        (
+            "wrong field type",
+            JSON,
+            with(&|e| e["data"]["referralId"] = json!(42)),
+            400,
+            "invalid_field_type",
+        ),
+        (
+            "bad timestamp",
+            JSON,
+            with(&|e| e["time"] = json!("yesterday at noon")),
+            400,
+            "invalid_timestamp",
+        ),
+        (
+            "oversized event",
+            JSON,
+            with(&|e| e["data"]["userAgent"] = json!("x".repeat(70_000))),
+            400,
+            "event_too_large",
+        ),
+        ("empty body", JSON, "   ".into(), 400, "empty_body"),
+    ];
+    for (name, content_type, body, want_status, want_code) in cases {
+        let (status, reply) = post(&url, Some(&token), content_type, body).await;
+        assert_eq!(status, want_status, "{name}: {reply}");
+        assert_eq!(reply["error"]["code"], want_code, "{name}: {reply}");
+    }
+    assert_eq!(
+        input_total(&server).await,
+        0,
+        "nothing invalid reached the input topic"
+    );
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let server = server().await;
+    let line = click_event("e").to_string();
+    let body: String = std::iter::repeat_n(format!("{line}\n"), 1_048_576 / line.len() + 10).collect();
+    let (status, reply) = post(
+        &server.url("/v1/events"),
+        Some(&service_token()),
+        "application/x-ndjson",
+        body,
+    )
+    .await;
+    assert_error(status, &reply, 413, "body_too_large");
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused() {
+    let server = server().await;
+    let url = server.url("/v1/events");
+    let body = click_event("e1").to_string();
+    let expired = Minter::new(&auth_config())
+        .unwrap()
+        .mint(
+            "p",
+            &["service".into()],
+            &[],
+            Duration::from_secs(60),
+            now_unix() - 3600,
+        )
+        .unwrap();
+    let other_key = Minter::new(&AuthConfig::hs256("another-secret-that-is-at-least-32-bytes!"))
+        .unwrap()
+        .mint(
+            "p",
+            &["service".into()],
+            &[],
+            Duration::from_secs(600),
+            now_unix(),
+        )
+        .unwrap();
+    let b64 = |value: Value| base64url(value.to_string().as_bytes());
+    let alg_none = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(json!({"sub": "p", "exp": now_unix() + 600, "roles": ["service"]}))
+    );
+    let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
+        ("no token", None, 401, "missing_token"),
+        ("expired", Some(expired), 401, "token_expired"),
+        ("other key", Some(other_key), 401, "invalid_signature"),
+        ("alg none", Some(alg_none), 401, "algorithm_not_allowed"),
+        (
+            "no service role",
+            Some(token("user-1", &["admin"])),
+            403,
+            "missing_role",
+        ),
+        ("garbage", Some("not.a.jwt".into()), 401, "malformed_token"),
+    ];
+    for (name, token, want_status, want_code) in cases {
+        let (status, reply) = post(&url, token.as_deref(), JSON, body.clone()).await;
+        assert_eq!(status, want_status, "{name}: {reply}");
+        assert_eq!(reply["error"]["code"], want_code, "{name}: {reply}");
+    }
+    assert_eq!(input_total(&server).await, 0);
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn batches_report_each_rejection_and_keep_the_rest() {
+    let server = server().await;
+    let url = server.url("/v1/events");
+    let mut bad = click_event("b2");
+    bad["data"]["sourceIp"] = json!("not-an-ip");
+    let array = json!([click_event("b1"), bad, click_event("b3")]).to_string();
+    let (status, reply) = post(&url, Some(&service_token()), JSON, array).await;
+    assert_error(status, &reply, 400, "invalid_events");
+    assert_eq!(reply["accepted"], 2);
+    assert_eq!(reply["errors"][0]["index"], 1);
+    assert_eq!(reply["errors"][0]["code"], "invalid_field_value");
+
+    let ndjson = format!("{}\n{{oops\n{}\n", click_event("n1"), click_event("n2"));
+    let (status, reply) = post(&url, Some(&service_token()), "application/x-ndjson", ndjson).await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["accepted"], 2);
+    assert_eq!(reply["errors"][0]["index"], 1);
+    assert_eq!(reply["errors"][0]["code"], "malformed_json");
+    assert_eq!(input_total(&server).await, 4);
+}
+
+#[tokio::test]
+async fn duplicates_have_one_effect() {
+    let server = server().await;
+    let url = server.url("/v1/events");
+    let body = json!([click_event("d1"), click_event("d2"), click_event("d1")]).to_string();
+    let (status, reply) = post(&url, Some(&service_token()), JSON, body.clone()).await;
+    assert_eq!((status, reply["duplicates"].clone()), (202, json!(1)), "{reply}");
+    let (status, reply) = post(&url, Some(&service_token()), JSON, body).await;
+    assert_eq!(
+        (status, reply["accepted"].clone(), reply["duplicates"].clone()),
+        (202, json!(3), json!(3))
+    );
+    assert_eq!(input_total(&server).await, 2);
+}
+
+#[tokio::test]
+async fn rejected_events_are_readable_from_the_dead_letter_topic() {
+    let server = server().await;
+    let mut bad = click_event("x1");
+    bad["type"] = json!("nope.nope");
+    let (status, _) = post(
+        &server.url("/v1/events"),
+        Some(&service_token()),
+        JSON,
+        bad.to_string(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        &server.url("/v1/events"),
+        Some(&service_token()),
+        JSON,
+        "[1,".to_string(),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let (status, reply) = get_json(&server.url("/v1/dead-letters?from=0"), Some(&admin_token())).await;
+    assert_eq!(status, 200, "{reply}");
+    let records = reply["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{reply}");
+    assert_eq!(records[0]["record"]["reason"]["code"], "unknown_event_type");
+    assert!(
+        records[0]["record"]["payload"]
+            .as_str()
+            .unwrap()
+            .contains("nope.nope")
+    );
+    assert_eq!(records[1]["record"]["reason"]["code"], "malformed_json");
+    assert_eq!(
+        server.system.bus.end_offset(DEAD_LETTER_TOPIC, 0).await.unwrap(),
+        2
+    );
+
+    let (status, reply) = get_json(&server.url("/v1/dead-letters"), Some(&service_token())).await;
+    assert_error(status, &reply, 403, "missing_role");
+}
+
+#[tokio::test]
+async fn operations_routes_answer() {
+    let server = server().await;
+    let (status, _) = get_json(&server.url("/healthz"), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = get_json(&server.url("/readyz"), None).await;
+    assert_eq!(status, 200);
+    let (status, reply) = get_json(&server.url("/v1/status"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["inputTopic"]["partitions"], 4);
+    assert!(server.system.bus.partitions(INPUT_TOPIC).is_ok());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Whatever the body and content type, the server answers with a documented status and a JSON error body,
+    /// and keeps serving.
+    #[test]
+    fn arbitrary_bodies_never_break_the_server(
+        body in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..2048),
+            "[\\[\\]{}\":,0-9a-z \n]{0,300}".prop_map(String::into_bytes),
+            Just(click_event("p").to_string().into_bytes()),
+        ],
+        content_type in prop_oneof![Just(JSON), Just("application/x-ndjson"), Just("application/json"), Just("text/csv")],
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let server = SHARED.get_or_init(|| std::sync::Mutex::new(None));
+            let addr = {
+                let mut guard = server.lock().unwrap();
+                if guard.is_none() {
+                    *guard = Some(start_background_server());
+                }
+                guard.as_ref().copied().unwrap()
+            };
+            let url = format!("http://{addr}/v1/events");
+            let (status, reply) = post(&url, Some(&service_token()), content_type, body).await;
+            prop_assert!([202, 400, 413, 415].contains(&status), "status {status}: {reply}");
+            if status != 202 {
+                prop_assert!(reply["error"]["code"].is_string(), "{reply}");
+            }
+            let (health, _) = get_json(&format!("http://{addr}/healthz"), None).await;
+            prop_assert_eq!(health, 200);
+            Ok(())
+        })?;
+    }
+}
+
+static SHARED: std::sync::OnceLock<std::sync::Mutex<Option<std::net::SocketAddr>>> =
+    std::sync::OnceLock::new();
+
+/// One server on its own runtime thread for all proptest cases.
+fn start_background_server() -> std::net::SocketAddr {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let server = TestServer::start(server_args(&[])).await;
+            sender.send(server.addr).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    receiver.recv().unwrap()
+}
