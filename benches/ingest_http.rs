@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use social_auth::{AuthConfig, Minter, Verifier};
+use social_auth::{AuthConfig, Minter};
 use social_pipeline::generate::{Generator, GeneratorConfig};
 use social_realtime::cli::ServerArgs;
 use social_realtime::server::System;

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use axum::Router;
-use social_auth::Verifier;
+use social_auth::{AuthConfig, Minter, Verifier};
+use social_delivery::{Delivery, DeliveryConfig};
 use social_pipeline::bus::durable::{DurableBus, DurableBusConfig};
 use social_pipeline::bus::memory::{MemoryBus, MemoryBusConfig};
 use social_pipeline::bus::{Bus, INPUT_TOPIC};
@@ -25,14 +26,22 @@ pub struct System {
     pub bus: Arc<dyn Bus>,
     pub ingestor: Arc<Ingestor>,
     pub verifier: Arc<Verifier>,
+    pub delivery: Delivery,
     pub ready: Arc<AtomicBool>,
     pub started: Instant,
     pub durable: bool,
 }
 
 impl System {
-    /// Opens the embedded bus (durable under `--data-dir`) and the ingest on top of it.
-    pub async fn open(args: &ServerArgs, verifier: Verifier) -> anyhow::Result<Self> {
+    /// Opens the embedded bus (durable under `--data-dir`), the ingest on top of it and the delivery tier.
+    /// `demo` enables the demo page's sign-in as any user; `shutdown` ends streams and long polls.
+    pub async fn open(
+        args: &ServerArgs,
+        auth: &AuthConfig,
+        demo: bool,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let verifier = Arc::new(Verifier::new(auth)?);
         let durable = args.data_dir.is_some();
         let bus: Arc<dyn Bus> = match &args.data_dir {
             Some(dir) => {
@@ -59,10 +68,15 @@ impl System {
                 .await
                 .context("opening the ingest")?,
         );
+        let mut delivery = Delivery::builder(DeliveryConfig::default(), verifier.clone()).shutdown(shutdown);
+        if demo {
+            delivery = delivery.demo_minter(Minter::new(auth)?);
+        }
         Ok(Self {
             bus,
             ingestor,
-            verifier: Arc::new(verifier),
+            verifier,
+            delivery: delivery.build(),
             ready: Arc::new(AtomicBool::new(true)),
             started: Instant::now(),
             durable,
@@ -74,7 +88,7 @@ impl System {
             ingestor: self.ingestor.clone(),
             verifier: self.verifier.clone(),
         });
-        ingest.merge(ops::router(self.clone()))
+        ingest.merge(self.delivery.router()).merge(ops::router(self.clone()))
     }
 
     /// End offsets of the input topic's partitions.

@@ -23,12 +23,23 @@ pub(crate) struct Authenticator {
 
 /// Seconds since the Unix epoch, by the wall clock.
 pub(crate) fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Authenticator {
-    pub(crate) fn new(verifier: Arc<Verifier>, cookie_name: String, ticket_ttl: Duration, max_tickets: usize) -> Self {
-        Authenticator { verifier, cookie_name, tickets: TicketStore::new(ticket_ttl, max_tickets) }
+    pub(crate) fn new(
+        verifier: Arc<Verifier>,
+        cookie_name: String,
+        ticket_ttl: Duration,
+        max_tickets: usize,
+    ) -> Self {
+        Authenticator {
+            verifier,
+            cookie_name,
+            tickets: TicketStore::new(ticket_ttl, max_tickets),
+        }
     }
 
     /// The caller's claims: `Ok(None)` for an anonymous caller, an error for an invalid credential.
@@ -65,7 +76,11 @@ impl Authenticator {
             return Ok(Some(claims));
         }
         if let Some(token) = cookie_value(headers, &self.cookie_name) {
-            return self.verifier.verify(&token).map(Some).map_err(DeliveryError::Auth);
+            return self
+                .verifier
+                .verify(&token)
+                .map(Some)
+                .map_err(DeliveryError::Auth);
         }
         Ok(None)
     }
@@ -99,27 +114,39 @@ struct TicketStore {
 
 impl TicketStore {
     fn new(ttl: Duration, max: usize) -> TicketStore {
-        TicketStore { ttl, max, tickets: Mutex::new(HashMap::new()) }
+        TicketStore {
+            ttl,
+            max,
+            tickets: Mutex::new(HashMap::new()),
+        }
     }
 
     fn issue(&self, claims: Claims) -> Result<String, DeliveryError> {
         let bytes: [u8; 24] = rand::random();
         let ticket = URL_SAFE_NO_PAD.encode(bytes);
         let now = Instant::now();
-        let mut tickets = self.tickets.lock().map_err(|_| DeliveryError::Backend("ticket lock".into()))?;
+        let mut tickets = self
+            .tickets
+            .lock()
+            .map_err(|_| DeliveryError::Backend("ticket lock".into()))?;
         if tickets.len() >= self.max {
             tickets.retain(|_, (_, expires)| *expires > now);
         }
         if tickets.len() >= self.max {
             metrics::limit_rejected("capacity");
-            return Err(DeliveryError::AtCapacity { retry_after_secs: self.ttl.as_secs() });
+            return Err(DeliveryError::AtCapacity {
+                retry_after_secs: self.ttl.as_secs(),
+            });
         }
         tickets.insert(ticket.clone(), (claims, now + self.ttl));
         Ok(ticket)
     }
 
     fn redeem(&self, ticket: &str) -> Result<Claims, DeliveryError> {
-        let mut tickets = self.tickets.lock().map_err(|_| DeliveryError::Backend("ticket lock".into()))?;
+        let mut tickets = self
+            .tickets
+            .lock()
+            .map_err(|_| DeliveryError::Backend("ticket lock".into()))?;
         match tickets.remove(ticket) {
             Some((claims, expires)) if expires > Instant::now() => Ok(claims),
             _ => Err(DeliveryError::InvalidTicket),
@@ -148,7 +175,10 @@ mod tests {
     #[test]
     fn cookies_are_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; social_token=abc.def; b=2"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; social_token=abc.def; b=2"),
+        );
         assert_eq!(cookie_value(&headers, "social_token").as_deref(), Some("abc.def"));
         assert_eq!(cookie_value(&headers, "missing"), None);
     }
@@ -164,6 +194,9 @@ mod tests {
         assert_eq!(store.redeem(&late), Err(DeliveryError::InvalidTicket));
         store.issue(claims()).unwrap();
         store.issue(claims()).unwrap();
-        assert!(matches!(store.issue(claims()), Err(DeliveryError::AtCapacity { .. })));
+        assert!(matches!(
+            store.issue(claims()),
+            Err(DeliveryError::AtCapacity { .. })
+        ));
     }
 }

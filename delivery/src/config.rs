@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn ticket_ttl_is_capped() {
-        let config = DeliveryConfig { ticket_ttl_secs: 600, ..DeliveryConfig::default() };
+        let config = DeliveryConfig {
+            ticket_ttl_secs: 600,
+            ..DeliveryConfig::default()
+        };
         assert_eq!(config.ticket_ttl_secs(), 60);
     }
 }

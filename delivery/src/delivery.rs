@@ -84,7 +84,9 @@ impl DeliveryBuilder {
             max_bytes: config.history_max_bytes_per_topic.max(1),
         };
         let hub = Arc::new(Hub::new());
-        let history = self.history.unwrap_or_else(|| Arc::new(MemoryHistory::new(retention)));
+        let history = self
+            .history
+            .unwrap_or_else(|| Arc::new(MemoryHistory::new(retention)));
         let fanout = match self.fanout {
             Some(factory) => factory(hub.clone()),
             None => Arc::new(LocalFanOut::new(hub.clone())),
@@ -112,7 +114,9 @@ impl DeliveryBuilder {
             shutdown: self.shutdown,
             demo_minter: self.demo_minter,
         };
-        Delivery { shared: Arc::new(shared) }
+        Delivery {
+            shared: Arc::new(shared),
+        }
     }
 }
 
@@ -147,7 +151,9 @@ impl Delivery {
 
     /// A handle that publishes pipeline output to subscribers.
     pub fn publisher(&self) -> Publisher {
-        Publisher { shared: self.shared.clone() }
+        Publisher {
+            shared: self.shared.clone(),
+        }
     }
 
     /// This node's hub (for a fan-out backend, and tests).

@@ -113,17 +113,21 @@ impl TopicHistory {
 
     /// Offset of the oldest retained message, or `last_offset + 1` when none is retained.
     fn first_offset(&self) -> u64 {
-        self.entries.front().map_or(self.last_offset + 1, |entry| entry.position.offset)
+        self.entries
+            .front()
+            .map_or(self.last_offset + 1, |entry| entry.position.offset)
     }
 }
 
 const SHARDS: usize = 32;
 
+type Shard = Mutex<FxHashMap<Arc<str>, TopicHistory>>;
+
 /// The embedded history: in memory, lost on restart (hence a fresh random epoch per process).
 pub struct MemoryHistory {
     epoch: u64,
     retention: Retention,
-    shards: Box<[Mutex<FxHashMap<Arc<str>, TopicHistory>>]>,
+    shards: Box<[Shard]>,
 }
 
 impl MemoryHistory {
@@ -134,18 +138,26 @@ impl MemoryHistory {
     /// A history with a given epoch (tests).
     pub fn with_epoch(retention: Retention, epoch: u64) -> MemoryHistory {
         let shards = (0..SHARDS).map(|_| Mutex::new(FxHashMap::default())).collect();
-        MemoryHistory { epoch, retention, shards }
+        MemoryHistory {
+            epoch,
+            retention,
+            shards,
+        }
     }
 
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
 
-    fn shard(&self, topic: &str) -> &Mutex<FxHashMap<Arc<str>, TopicHistory>> {
+    fn shard(&self, topic: &str) -> &Shard {
         &self.shards[shard_index(topic, SHARDS)]
     }
 
-    fn with_topic<R>(&self, topic: &str, f: impl FnOnce(Option<&mut TopicHistory>) -> R) -> Result<R, DeliveryError> {
+    fn with_topic<R>(
+        &self,
+        topic: &str,
+        f: impl FnOnce(Option<&mut TopicHistory>) -> R,
+    ) -> Result<R, DeliveryError> {
         let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
         let state = shard.get_mut(topic);
         Ok(f(state))
@@ -180,7 +192,10 @@ impl History for MemoryHistory {
         state.last_offset += 1;
         let entry = Arc::new(Entry {
             topic: Arc::from(topic),
-            position: Position { epoch: self.epoch, offset: state.last_offset },
+            position: Position {
+                epoch: self.epoch,
+                offset: state.last_offset,
+            },
             json,
             published_at: now,
         });
@@ -236,7 +251,10 @@ impl History for MemoryHistory {
 
     async fn head(&self, topic: &str) -> Result<Position, DeliveryError> {
         let epoch = self.epoch;
-        self.with_topic(topic, |state| Position { epoch, offset: state.map_or(0, |s| s.last_offset) })
+        self.with_topic(topic, |state| Position {
+            epoch,
+            offset: state.map_or(0, |s| s.last_offset),
+        })
     }
 
     async fn expire(&self) -> Result<(), DeliveryError> {
@@ -256,8 +274,11 @@ mod tests {
     use super::*;
 
     fn history(max_messages: usize) -> MemoryHistory {
-        let retention =
-            Retention { max_age: Duration::from_secs(3600), max_messages, max_bytes: usize::MAX };
+        let retention = Retention {
+            max_age: Duration::from_secs(3600),
+            max_messages,
+            max_bytes: usize::MAX,
+        };
         MemoryHistory::with_epoch(retention, 7)
     }
 
@@ -272,18 +293,27 @@ mod tests {
     async fn appends_in_order_and_reads_after_a_position() {
         let history = history(10);
         for i in 1..=5u64 {
-            let entry = history.append("trending.1h", Bytes::from(format!("{i}"))).await.unwrap();
+            let entry = history
+                .append("trending.1h", Bytes::from(format!("{i}")))
+                .await
+                .unwrap();
             assert_eq!(entry.position, Position { epoch: 7, offset: i });
         }
         let head = history.head("trending.1h").await.unwrap();
         assert_eq!(head, Position { epoch: 7, offset: 5 });
-        let replay = history.read_after("trending.1h", Position { epoch: 7, offset: 2 }, 100).await.unwrap();
+        let replay = history
+            .read_after("trending.1h", Position { epoch: 7, offset: 2 }, 100)
+            .await
+            .unwrap();
         assert_eq!(offsets(replay), [3, 4, 5]);
         let none = history.read_after("trending.1h", head, 100).await.unwrap();
         assert!(offsets(none).is_empty());
         let last = history.last("trending.1h", 2).await.unwrap();
         assert_eq!(last.iter().map(|e| e.position.offset).collect::<Vec<_>>(), [4, 5]);
-        assert_eq!(history.head("trending.24h").await.unwrap(), Position { epoch: 7, offset: 0 });
+        assert_eq!(
+            history.head("trending.24h").await.unwrap(),
+            Position { epoch: 7, offset: 0 }
+        );
     }
 
     #[tokio::test]
@@ -293,35 +323,60 @@ mod tests {
             history.append("t", Bytes::from(format!("{i}"))).await.unwrap();
         }
         // Retained: 4, 5, 6. After 3 is still covered; after 2 is not.
-        let covered = history.read_after("t", Position { epoch: 7, offset: 3 }, 100).await.unwrap();
+        let covered = history
+            .read_after("t", Position { epoch: 7, offset: 3 }, 100)
+            .await
+            .unwrap();
         assert_eq!(offsets(covered), [4, 5, 6]);
-        let expired = history.read_after("t", Position { epoch: 7, offset: 2 }, 100).await.unwrap();
+        let expired = history
+            .read_after("t", Position { epoch: 7, offset: 2 }, 100)
+            .await
+            .unwrap();
         assert!(matches!(expired, Replay::Gap(GapReason::Expired)));
-        let other_epoch = history.read_after("t", Position { epoch: 8, offset: 6 }, 100).await.unwrap();
+        let other_epoch = history
+            .read_after("t", Position { epoch: 8, offset: 6 }, 100)
+            .await
+            .unwrap();
         assert!(matches!(other_epoch, Replay::Gap(GapReason::EpochChanged)));
-        let beyond = history.read_after("t", Position { epoch: 7, offset: 9 }, 100).await.unwrap();
+        let beyond = history
+            .read_after("t", Position { epoch: 7, offset: 9 }, 100)
+            .await
+            .unwrap();
         assert!(matches!(beyond, Replay::Gap(GapReason::EpochChanged)));
-        let too_many = history.read_after("t", Position { epoch: 7, offset: 3 }, 2).await.unwrap();
+        let too_many = history
+            .read_after("t", Position { epoch: 7, offset: 3 }, 2)
+            .await
+            .unwrap();
         assert!(matches!(too_many, Replay::Gap(GapReason::Expired)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn age_retention_expires_messages() {
-        let retention =
-            Retention { max_age: Duration::from_millis(30), max_messages: 100, max_bytes: usize::MAX };
+        let retention = Retention {
+            max_age: Duration::from_millis(30),
+            max_messages: 100,
+            max_bytes: usize::MAX,
+        };
         let history = MemoryHistory::with_epoch(retention, 1);
         history.append("t", Bytes::from_static(b"a")).await.unwrap();
         tokio::time::advance(Duration::from_millis(50)).await;
         history.expire().await.unwrap();
         assert!(history.last("t", 10).await.unwrap().is_empty());
-        let replay = history.read_after("t", Position { epoch: 1, offset: 0 }, 10).await.unwrap();
+        let replay = history
+            .read_after("t", Position { epoch: 1, offset: 0 }, 10)
+            .await
+            .unwrap();
         assert!(matches!(replay, Replay::Gap(GapReason::Expired)));
         assert_eq!(history.head("t").await.unwrap().offset, 1);
     }
 
     #[tokio::test]
     async fn byte_cap_keeps_at_least_the_newest() {
-        let retention = Retention { max_age: Duration::from_secs(60), max_messages: 100, max_bytes: 4 };
+        let retention = Retention {
+            max_age: Duration::from_secs(60),
+            max_messages: 100,
+            max_bytes: 4,
+        };
         let history = MemoryHistory::with_epoch(retention, 1);
         history.append("t", Bytes::from_static(b"abc")).await.unwrap();
         history.append("t", Bytes::from_static(b"defgh")).await.unwrap();

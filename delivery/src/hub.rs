@@ -33,9 +33,11 @@ struct TopicSubscribers {
 
 const SHARDS: usize = 64;
 
+type Shard = Mutex<FxHashMap<Arc<str>, TopicSubscribers>>;
+
 /// The subscribers of every topic on this node.
 pub struct Hub {
-    shards: Box<[Mutex<FxHashMap<Arc<str>, TopicSubscribers>>]>,
+    shards: Box<[Shard]>,
     next_id: AtomicU64,
 }
 
@@ -55,10 +57,13 @@ impl Default for Hub {
 impl Hub {
     pub fn new() -> Hub {
         let shards = (0..SHARDS).map(|_| Mutex::new(FxHashMap::default())).collect();
-        Hub { shards, next_id: AtomicU64::new(1) }
+        Hub {
+            shards,
+            next_id: AtomicU64::new(1),
+        }
     }
 
-    fn shard(&self, topic: &str) -> &Mutex<FxHashMap<Arc<str>, TopicSubscribers>> {
+    fn shard(&self, topic: &str) -> &Shard {
         &self.shards[shard_index(topic, SHARDS)]
     }
 
@@ -74,8 +79,11 @@ impl Hub {
         let mut names = Vec::with_capacity(topics.len());
         for (index, topic) in topics.iter().enumerate() {
             let name: Arc<str> = Arc::from(topic.name());
-            let subscriber =
-                Subscriber { topic_index: index as u16, tx: tx.clone(), cut: cut.clone() };
+            let subscriber = Subscriber {
+                topic_index: index as u16,
+                tx: tx.clone(),
+                cut: cut.clone(),
+            };
             if let Ok(mut shard) = self.shard(&name).lock() {
                 shard
                     .entry(name.clone())
@@ -89,12 +97,20 @@ impl Hub {
             }
             names.push(name);
         }
-        SubscriptionGuard { hub: self.clone(), id, topics: names }
+        SubscriptionGuard {
+            hub: self.clone(),
+            id,
+            topics: names,
+        }
     }
 
     fn unsubscribe(&self, id: u64, topic: &str) {
-        let Ok(mut shard) = self.shard(topic).lock() else { return };
-        let Some(subscribers) = shard.get_mut(topic) else { return };
+        let Ok(mut shard) = self.shard(topic).lock() else {
+            return;
+        };
+        let Some(subscribers) = shard.get_mut(topic) else {
+            return;
+        };
         if subscribers.subscribers.remove(&id).is_some() {
             metrics::subscription_removed(subscribers.kind);
         }
@@ -106,8 +122,12 @@ impl Hub {
     /// Queues `entry` for every subscriber of its topic on this node; cuts off those whose queue is full.
     pub fn deliver(&self, entry: &Arc<Entry>) -> DeliverStats {
         let mut stats = DeliverStats::default();
-        let Ok(mut shard) = self.shard(&entry.topic).lock() else { return stats };
-        let Some(topic) = shard.get_mut(&*entry.topic) else { return stats };
+        let Ok(mut shard) = self.shard(&entry.topic).lock() else {
+            return stats;
+        };
+        let Some(topic) = shard.get_mut(&*entry.topic) else {
+            return stats;
+        };
         let mut gone = Vec::new();
         for (id, subscriber) in &topic.subscribers {
             match subscriber.tx.try_send((subscriber.topic_index, entry.clone())) {
@@ -178,7 +198,10 @@ mod tests {
     #[tokio::test]
     async fn delivers_to_subscribers_and_cuts_off_a_full_queue() {
         let hub = Arc::new(Hub::new());
-        let topics = vec![Topic::parse("leaderboard.daily").unwrap(), Topic::parse("trending.1h").unwrap()];
+        let topics = vec![
+            Topic::parse("leaderboard.daily").unwrap(),
+            Topic::parse("trending.1h").unwrap(),
+        ];
         let (fast_tx, mut fast_rx) = mpsc::channel(8);
         let fast_cut = CancellationToken::new();
         let _fast = hub.subscribe(&topics, &fast_tx, &fast_cut);
@@ -190,7 +213,13 @@ mod tests {
         assert_eq!(fast_rx.recv().await.unwrap().0, 1);
         assert_eq!(hub.deliver(&entry("leaderboard.daily", 1)).queued, 2);
         let second = hub.deliver(&entry("leaderboard.daily", 2));
-        assert_eq!(second, DeliverStats { queued: 1, cut_off: 1 });
+        assert_eq!(
+            second,
+            DeliverStats {
+                queued: 1,
+                cut_off: 1
+            }
+        );
         assert!(slow_cut.is_cancelled() && !fast_cut.is_cancelled());
         assert_eq!(hub.subscriber_count("leaderboard.daily"), 1);
         drop(slow);

@@ -42,7 +42,11 @@ pub(crate) struct Permit {
 
 impl Limiter {
     pub(crate) fn new(config: LimitConfig) -> Limiter {
-        Limiter { config, total: AtomicUsize::new(0), users: Mutex::new(HashMap::new()) }
+        Limiter {
+            config,
+            total: AtomicUsize::new(0),
+            users: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Admits one more stream for `user` (`None`: anonymous) or says why not.
@@ -65,19 +69,28 @@ impl Limiter {
             return Err(DeliveryError::AtCapacity { retry_after_secs: 5 });
         }
         let Some(user) = user else {
-            return Ok(Permit { limiter: self.clone(), user: None });
+            return Ok(Permit {
+                limiter: self.clone(),
+                user: None,
+            });
         };
         let refused = self.admit_user(user);
         if let Err(error) = refused {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(error);
         }
-        Ok(Permit { limiter: self.clone(), user: Some(user.to_owned()) })
+        Ok(Permit {
+            limiter: self.clone(),
+            user: Some(user.to_owned()),
+        })
     }
 
     fn admit_user(&self, user: &str) -> Result<(), DeliveryError> {
         let now = Instant::now();
-        let mut users = self.users.lock().map_err(|_| DeliveryError::Backend("limiter lock".into()))?;
+        let mut users = self
+            .users
+            .lock()
+            .map_err(|_| DeliveryError::Backend("limiter lock".into()))?;
         let usage = users.entry(user.to_owned()).or_insert(UserUsage {
             active: 0,
             window_start: now,
@@ -89,11 +102,15 @@ impl Limiter {
             usage.started_in_window = 0;
         }
         if usage.active >= self.config.max_streams_per_user {
-            return Err(DeliveryError::TooManyStreams { retry_after_secs: CONCURRENT_RETRY_AFTER_SECS });
+            return Err(DeliveryError::TooManyStreams {
+                retry_after_secs: CONCURRENT_RETRY_AFTER_SECS,
+            });
         }
         if usage.started_in_window >= self.config.max_new_per_minute {
             let left = WINDOW.saturating_sub(now.saturating_duration_since(usage.window_start));
-            return Err(DeliveryError::RateLimited { retry_after_secs: left.as_secs_f64().ceil() as u64 });
+            return Err(DeliveryError::RateLimited {
+                retry_after_secs: left.as_secs_f64().ceil() as u64,
+            });
         }
         usage.active += 1;
         usage.started_in_window += 1;
@@ -104,7 +121,9 @@ impl Limiter {
     pub(crate) fn sweep(&self) {
         let now = Instant::now();
         if let Ok(mut users) = self.users.lock() {
-            users.retain(|_, usage| usage.active > 0 || now.saturating_duration_since(usage.window_start) < WINDOW);
+            users.retain(|_, usage| {
+                usage.active > 0 || now.saturating_duration_since(usage.window_start) < WINDOW
+            });
         }
     }
 
@@ -117,7 +136,9 @@ impl Drop for Permit {
     fn drop(&mut self) {
         self.limiter.total.fetch_sub(1, Ordering::AcqRel);
         let Some(user) = &self.user else { return };
-        let Ok(mut users) = self.limiter.users.lock() else { return };
+        let Ok(mut users) = self.limiter.users.lock() else {
+            return;
+        };
         if let Some(usage) = users.get_mut(user) {
             usage.active = usage.active.saturating_sub(1);
         }
@@ -141,7 +162,10 @@ mod tests {
         let limiter = limiter(100, 2, 3);
         let a = limiter.admit(Some("u1")).unwrap();
         let _b = limiter.admit(Some("u1")).unwrap();
-        assert!(matches!(limiter.admit(Some("u1")), Err(DeliveryError::TooManyStreams { .. })));
+        assert!(matches!(
+            limiter.admit(Some("u1")),
+            Err(DeliveryError::TooManyStreams { .. })
+        ));
         drop(a);
         let _c = limiter.admit(Some("u1")).unwrap();
         drop(_c);
@@ -159,7 +183,10 @@ mod tests {
         let limiter = limiter(2, 10, 10);
         let _a = limiter.admit(None).unwrap();
         let _b = limiter.admit(Some("u")).unwrap();
-        assert!(matches!(limiter.admit(None), Err(DeliveryError::AtCapacity { .. })));
+        assert!(matches!(
+            limiter.admit(None),
+            Err(DeliveryError::AtCapacity { .. })
+        ));
         drop(_a);
         assert_eq!(limiter.active(), 1);
         assert!(limiter.admit(None).is_ok());

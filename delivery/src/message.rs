@@ -116,7 +116,12 @@ mod tests {
         assert_eq!(value["type"], "EVENT");
         assert_eq!(value["topic"], "user.123.referrals");
         assert_eq!(value["id"], "msg-456789");
-        assert!(value["timestamp"].as_str().unwrap().starts_with("2025-03-15T14:30:45"));
+        assert!(
+            value["timestamp"]
+                .as_str()
+                .unwrap()
+                .starts_with("2025-03-15T14:30:45")
+        );
         assert_eq!(value["data"]["eventType"], "referral.conversion.completed");
         assert_eq!(value["data"]["referralId"], "ref-123456");
         assert_eq!(value["version"], 1);
@@ -124,7 +129,10 @@ mod tests {
 
     #[test]
     fn snapshot_and_reset() {
-        let position = Position { epoch: 255, offset: 4 };
+        let position = Position {
+            epoch: 255,
+            offset: 4,
+        };
         let now = Utc::now();
         let snapshot: Value =
             serde_json::from_slice(&snapshot_json("trending.1h", position, &json!([1, 2]), now).unwrap())

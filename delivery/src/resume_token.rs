@@ -46,8 +46,12 @@ impl ResumeToken {
         if token.len() > MAX_TOKEN_CHARS {
             return Err(DeliveryError::InvalidLastEventId);
         }
-        let bytes = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| DeliveryError::InvalidLastEventId)?;
-        let (body, crc) = bytes.split_last_chunk::<4>().ok_or(DeliveryError::InvalidLastEventId)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token.trim())
+            .map_err(|_| DeliveryError::InvalidLastEventId)?;
+        let (body, crc) = bytes
+            .split_last_chunk::<4>()
+            .ok_or(DeliveryError::InvalidLastEventId)?;
         if crc32fast::hash(body) != u32::from_le_bytes(*crc) {
             return Err(DeliveryError::InvalidLastEventId);
         }
@@ -104,21 +108,42 @@ mod tests {
             ],
         };
         let encoded = token.encode();
-        assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            encoded
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         let decoded = ResumeToken::decode(&encoded).unwrap();
         assert_eq!(decoded, token);
-        assert_eq!(decoded.position_of("leaderboard.daily"), Some(Position { epoch: 9, offset: 3 }));
+        assert_eq!(
+            decoded.position_of("leaderboard.daily"),
+            Some(Position { epoch: 9, offset: 3 })
+        );
         assert_eq!(decoded.position_of("trending.1h"), None);
     }
 
     #[test]
     fn garbage_is_rejected() {
-        let valid = ResumeToken { positions: vec![(1, Position { epoch: 2, offset: 3 })] }.encode();
+        let valid = ResumeToken {
+            positions: vec![(1, Position { epoch: 2, offset: 3 })],
+        }
+        .encode();
         let mut flipped = valid.clone().into_bytes();
         flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
         let flipped = String::from_utf8(flipped).unwrap();
-        for garbage in ["", "garbage", "not base64 !!", "AAAA", flipped.as_str(), &"A".repeat(10_000)] {
-            assert_eq!(ResumeToken::decode(garbage), Err(DeliveryError::InvalidLastEventId), "{garbage:?}");
+        for garbage in [
+            "",
+            "garbage",
+            "not base64 !!",
+            "AAAA",
+            flipped.as_str(),
+            &"A".repeat(10_000),
+        ] {
+            assert_eq!(
+                ResumeToken::decode(garbage),
+                Err(DeliveryError::InvalidLastEventId),
+                "{garbage:?}"
+            );
         }
     }
 }

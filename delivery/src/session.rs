@@ -58,15 +58,27 @@ impl Session {
         drop(tx);
         let tags = topics.iter().map(|topic| topic_tag(topic.name())).collect();
         let positions = vec![Position::default(); topics.len()];
-        let mut session = Session { shared, topics, tags, positions, rx, cut, _subscription: subscription };
+        let mut session = Session {
+            shared,
+            topics,
+            tags,
+            positions,
+            rx,
+            cut,
+            _subscription: subscription,
+        };
         let mut replay = Vec::new();
         let mut resets = Vec::new();
         for index in 0..session.topics.len() {
-            session.start_topic(index, &options, &mut replay, &mut resets).await?;
+            session
+                .start_topic(index, &options, &mut replay, &mut resets)
+                .await?;
         }
         let mut out = Vec::new();
         for (index, reason) in resets {
-            session.reset(index, reason, session.positions[index], &mut out).await?;
+            session
+                .reset(index, reason, session.positions[index], &mut out)
+                .await?;
         }
         // Replay in publish order across topics (each topic's order is its history order), as the live stream would.
         replay.sort_by_key(|(index, entry)| (entry.published_at, *index));
@@ -77,7 +89,11 @@ impl Session {
         }
         for index in 0..session.topics.len() {
             let name = session.topics[index].name();
-            let fresh = options.resume.as_ref().and_then(|token| token.position_of(name)).is_none();
+            let fresh = options
+                .resume
+                .as_ref()
+                .and_then(|token| token.position_of(name))
+                .is_none();
             if fresh && options.snapshot {
                 session.push_snapshot(index, &mut out).await?;
             }
@@ -119,11 +135,15 @@ impl Session {
         self.positions[index] = head;
         if options.history > 0 {
             let entries = history.last(&name, options.history).await?;
-            let entries: Vec<Arc<Entry>> =
-                entries.into_iter().filter(|entry| entry.position.epoch == head.epoch).collect();
+            let entries: Vec<Arc<Entry>> = entries
+                .into_iter()
+                .filter(|entry| entry.position.epoch == head.epoch)
+                .collect();
             if let Some(first) = entries.first() {
-                self.positions[index] =
-                    Position { epoch: head.epoch, offset: first.position.offset.saturating_sub(1) };
+                self.positions[index] = Position {
+                    epoch: head.epoch,
+                    offset: first.position.offset.saturating_sub(1),
+                };
             }
             replay.extend(entries.into_iter().map(|entry| (index, entry)));
         }
@@ -150,13 +170,21 @@ impl Session {
     }
 
     /// Handles one live entry: drops a duplicate, fills a gap from history, resets on an epoch change.
-    pub(crate) async fn accept(&mut self, delivered: Delivered, out: &mut Vec<Out>) -> Result<(), DeliveryError> {
+    pub(crate) async fn accept(
+        &mut self,
+        delivered: Delivered,
+        out: &mut Vec<Out>,
+    ) -> Result<(), DeliveryError> {
         let (index, entry) = delivered;
         let index = usize::from(index);
-        let Some(current) = self.positions.get(index).copied() else { return Ok(()) };
+        let Some(current) = self.positions.get(index).copied() else {
+            return Ok(());
+        };
         if entry.position.epoch != current.epoch {
             metrics::replay(ReplayResult::Reset);
-            return self.reset(index, GapReason::EpochChanged, entry.position, out).await;
+            return self
+                .reset(index, GapReason::EpochChanged, entry.position, out)
+                .await;
         }
         if entry.position.offset <= current.offset {
             return Ok(());
@@ -169,7 +197,10 @@ impl Session {
         let max = self.shared.config.history_max_messages_per_topic.max(1);
         match self.shared.history.read_after(&name, current, max).await? {
             Replay::Messages(entries) => {
-                for missed in entries.iter().filter(|e| e.position.offset <= entry.position.offset) {
+                for missed in entries
+                    .iter()
+                    .filter(|e| e.position.offset <= entry.position.offset)
+                {
                     self.emit(index, missed, out);
                 }
             }
@@ -183,9 +214,15 @@ impl Session {
     }
 
     fn emit(&mut self, index: usize, entry: &Arc<Entry>, out: &mut Vec<Out>) {
-        debug_assert!(entry.position.offset > self.positions[index].offset || self.positions[index].offset == 0);
+        debug_assert!(
+            entry.position.offset > self.positions[index].offset || self.positions[index].offset == 0
+        );
         self.positions[index] = entry.position;
-        out.push(Out { json: entry.json.clone(), token: self.token(), published_at: Some(entry.published_at) });
+        out.push(Out {
+            json: entry.json.clone(),
+            token: self.token(),
+            published_at: Some(entry.published_at),
+        });
     }
 
     /// `RESET` at `position`, then the topic's `SNAPSHOT` when it has one.
@@ -198,15 +235,25 @@ impl Session {
     ) -> Result<(), DeliveryError> {
         self.positions[index] = position;
         let json = reset_json(self.topics[index].name(), position, reason, chrono::Utc::now())?;
-        out.push(Out { json, token: self.token(), published_at: None });
+        out.push(Out {
+            json,
+            token: self.token(),
+            published_at: None,
+        });
         self.push_snapshot(index, out).await
     }
 
     async fn push_snapshot(&mut self, index: usize, out: &mut Vec<Out>) -> Result<(), DeliveryError> {
         let name = self.topics[index].name();
-        let Some(state) = self.shared.snapshots.snapshot(name).await else { return Ok(()) };
+        let Some(state) = self.shared.snapshots.snapshot(name).await else {
+            return Ok(());
+        };
         let json = snapshot_json(name, self.positions[index], &state, chrono::Utc::now())?;
-        out.push(Out { json, token: self.token(), published_at: None });
+        out.push(Out {
+            json,
+            token: self.token(),
+            published_at: None,
+        });
         Ok(())
     }
 }

@@ -49,7 +49,10 @@ impl TopicKind {
 
     /// Whether anyone, even without a token, may read topics of this kind.
     pub fn is_public(self) -> bool {
-        matches!(self, TopicKind::Leaderboard | TopicKind::Trending | TopicKind::TestimonialsRecent)
+        matches!(
+            self,
+            TopicKind::Leaderboard | TopicKind::Trending | TopicKind::TestimonialsRecent
+        )
     }
 }
 
@@ -91,7 +94,11 @@ impl Topic {
             return Err(DeliveryError::InvalidTopic);
         };
         let kind_index = TopicKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8;
-        Ok(Topic { name: name.to_owned(), kind_index, segment })
+        Ok(Topic {
+            name: name.to_owned(),
+            kind_index,
+            segment,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -104,7 +111,9 @@ impl Topic {
 
     /// The id segment: the user of a `user.*` topic, the program of a `program.*` topic, the board or window.
     pub fn segment(&self) -> &str {
-        self.name.get(usize::from(self.segment.0)..usize::from(self.segment.1)).unwrap_or("")
+        self.name
+            .get(usize::from(self.segment.0)..usize::from(self.segment.1))
+            .unwrap_or("")
     }
 
     /// The access rule of CONTRACT section 3. `claims` is `None` for an anonymous caller.
@@ -126,7 +135,11 @@ impl Topic {
             TopicKind::ProgramUpdates => claims.is_member_of(self.segment()),
             TopicKind::Leaderboard | TopicKind::Trending | TopicKind::TestimonialsRecent => true,
         };
-        if allowed { Ok(()) } else { Err(DeliveryError::Forbidden) }
+        if allowed {
+            Ok(())
+        } else {
+            Err(DeliveryError::Forbidden)
+        }
     }
 }
 
@@ -139,13 +152,18 @@ impl fmt::Display for Topic {
 fn segment_range(name: &str, start: usize, id: &str) -> Result<(u16, u16), DeliveryError> {
     let valid = !id.is_empty()
         && id.len() <= MAX_SEGMENT_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'));
     if !valid {
         return Err(DeliveryError::InvalidTopic);
     }
     debug_assert_eq!(name.get(start..start + id.len()), Some(id));
     let end = start + id.len();
-    Ok((u16::try_from(start).map_err(|_| DeliveryError::InvalidTopic)?, u16::try_from(end).map_err(|_| DeliveryError::InvalidTopic)?))
+    Ok((
+        u16::try_from(start).map_err(|_| DeliveryError::InvalidTopic)?,
+        u16::try_from(end).map_err(|_| DeliveryError::InvalidTopic)?,
+    ))
 }
 
 /// Parses, de-duplicates and sorts the topics of a request, so that the same set always gives the same resume tokens.
@@ -166,7 +184,10 @@ pub fn parse_topic_set<'a>(
         return Err(DeliveryError::NoTopics);
     }
     if topics.len() > max {
-        return Err(DeliveryError::TooManyTopics { max, retry_after_secs: 60 });
+        return Err(DeliveryError::TooManyTopics {
+            max,
+            retry_after_secs: 60,
+        });
     }
     Ok(topics)
 }
@@ -194,14 +215,21 @@ mod tests {
             ("user.u1.social", TopicKind::UserSocial, "u1"),
             ("user.user-7.referrals", TopicKind::UserReferrals, "user-7"),
             ("user.u1.network", TopicKind::UserNetwork, "u1"),
-            ("program.program-standard.updates", TopicKind::ProgramUpdates, "program-standard"),
+            (
+                "program.program-standard.updates",
+                TopicKind::ProgramUpdates,
+                "program-standard",
+            ),
             ("leaderboard.all-time", TopicKind::Leaderboard, "all-time"),
             ("trending.1h", TopicKind::Trending, "1h"),
             ("testimonials.recent", TopicKind::TestimonialsRecent, ""),
         ];
         for (name, kind, segment) in cases {
             let topic = Topic::parse(name).unwrap();
-            assert_eq!((topic.kind(), topic.segment(), topic.name()), (kind, segment, name));
+            assert_eq!(
+                (topic.kind(), topic.segment(), topic.name()),
+                (kind, segment, name)
+            );
         }
     }
 
@@ -237,7 +265,12 @@ mod tests {
         let program = Topic::parse("program.p1.updates").unwrap();
         assert!(program.check_access(Some(&other)).is_ok());
         assert_eq!(program.check_access(Some(&owner)), Err(DeliveryError::Forbidden));
-        assert!(Topic::parse("leaderboard.daily").unwrap().check_access(None).is_ok());
+        assert!(
+            Topic::parse("leaderboard.daily")
+                .unwrap()
+                .check_access(None)
+                .is_ok()
+        );
     }
 
     #[test]

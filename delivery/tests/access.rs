@@ -1,6 +1,8 @@
 //! The access matrix of CONTRACT section 3 over real TCP: every topic kind x every kind of caller, for the stream,
 //! the poll and the snapshot routes.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -48,7 +50,8 @@ fn authorization(caller: Caller) -> Option<String> {
 /// The documented answer: public topics are open to anyone with no or a valid token; an invalid token is `401`;
 /// a private topic is `401` without a token and `403` for a caller the rule excludes.
 fn expected(topic: &str, caller: Caller) -> (u16, Option<&'static str>) {
-    let public = topic.starts_with("leaderboard.") || topic.starts_with("trending.") || topic == "testimonials.recent";
+    let public =
+        topic.starts_with("leaderboard.") || topic.starts_with("trending.") || topic == "testimonials.recent";
     match caller {
         Caller::Expired => return (401, Some("token_expired")),
         Caller::BadSignature => return (401, Some("invalid_signature")),
@@ -66,7 +69,11 @@ fn expected(topic: &str, caller: Caller) -> (u16, Option<&'static str>) {
     } else {
         matches!(caller, Caller::ProgramMember)
     };
-    if allowed { (200, None) } else { (403, Some("forbidden_topic")) }
+    if allowed {
+        (200, None)
+    } else {
+        (403, Some("forbidden_topic"))
+    }
 }
 
 const TOPICS: [&str; 7] = [
@@ -81,7 +88,10 @@ const TOPICS: [&str; 7] = [
 
 #[tokio::test]
 async fn access_matrix_for_stream_poll_and_snapshot() {
-    let config = DeliveryConfig { max_new_streams_per_user_per_minute: 1_000, ..DeliveryConfig::default() };
+    let config = DeliveryConfig {
+        max_new_streams_per_user_per_minute: 1_000,
+        ..DeliveryConfig::default()
+    };
     let server = TestServer::start(config).await;
     for topic in TOPICS {
         server.snapshots.set(topic, json!({"state": topic}));
@@ -99,7 +109,11 @@ async fn access_matrix_for_stream_poll_and_snapshot() {
             let sse = Sse::connect(&server.url(&format!("/v1/stream?topic={topic}")), &headers).await;
             assert_eq!(sse.status, status, "stream {topic} {caller:?}");
             if let Some(code) = code {
-                assert_eq!(sse.error_json().await["error"]["code"], code, "stream {topic} {caller:?}");
+                assert_eq!(
+                    sse.error_json().await["error"]["code"],
+                    code,
+                    "stream {topic} {caller:?}"
+                );
             } else {
                 assert_eq!(sse.headers["content-type"], "text/event-stream");
             }
@@ -128,11 +142,19 @@ async fn access_matrix_for_stream_poll_and_snapshot() {
 #[tokio::test]
 async fn unknown_topics_and_missing_topics_are_400() {
     let server = TestServer::start(DeliveryConfig::default()).await;
-    for path in ["/v1/stream?topic=user.u1.other", "/v1/stream", "/v1/topics/nope/snapshot", "/v1/poll?topic=x"] {
+    for path in [
+        "/v1/stream?topic=user.u1.other",
+        "/v1/stream",
+        "/v1/topics/nope/snapshot",
+        "/v1/poll?topic=x",
+    ] {
         let response = client().get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 400, "{path}");
         let body: serde_json::Value = response.json().await.unwrap();
-        assert!(body["error"]["code"].as_str().unwrap().contains("topic"), "{path}: {body}");
+        assert!(
+            body["error"]["code"].as_str().unwrap().contains("topic"),
+            "{path}: {body}"
+        );
     }
     server.stop().await;
 }
@@ -141,10 +163,18 @@ async fn unknown_topics_and_missing_topics_are_400() {
 async fn cookie_authenticates_a_stream() {
     let server = TestServer::start(DeliveryConfig::default()).await;
     let cookie = format!("other=1; social_token={}", token("u1", &[], &[]));
-    let sse = Sse::connect(&server.url("/v1/stream?topic=user.u1.network"), &[("cookie", &cookie)]).await;
+    let sse = Sse::connect(
+        &server.url("/v1/stream?topic=user.u1.network"),
+        &[("cookie", &cookie)],
+    )
+    .await;
     assert_eq!(sse.status, 200);
     let bad = format!("social_token={}", bad_signature_token("u1"));
-    let sse = Sse::connect(&server.url("/v1/stream?topic=leaderboard.daily"), &[("cookie", &bad)]).await;
+    let sse = Sse::connect(
+        &server.url("/v1/stream?topic=leaderboard.daily"),
+        &[("cookie", &bad)],
+    )
+    .await;
     assert_eq!(sse.status, 401);
     server.stop().await;
 }

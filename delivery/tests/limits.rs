@@ -1,5 +1,7 @@
 //! Limits (each `429` with `Retry-After` and a JSON error), tickets, slow clients and polling over real TCP.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -18,20 +20,32 @@ async fn assert_limited(sse: Sse, code: &str) {
 
 #[tokio::test]
 async fn topics_per_stream_limit() {
-    let config = DeliveryConfig { max_topics_per_stream: 2, ..DeliveryConfig::default() };
+    let config = DeliveryConfig {
+        max_topics_per_stream: 2,
+        ..DeliveryConfig::default()
+    };
     let server = TestServer::start(config).await;
-    let ok = Sse::connect(&server.url("/v1/stream?topic=trending.1h&topic=trending.24h"), &[]).await;
+    let ok = Sse::connect(
+        &server.url("/v1/stream?topic=trending.1h&topic=trending.24h"),
+        &[],
+    )
+    .await;
     assert_eq!(ok.status, 200);
-    let refused =
-        Sse::connect(&server.url("/v1/stream?topic=trending.1h&topic=trending.24h&topic=leaderboard.daily"), &[])
-            .await;
+    let refused = Sse::connect(
+        &server.url("/v1/stream?topic=trending.1h&topic=trending.24h&topic=leaderboard.daily"),
+        &[],
+    )
+    .await;
     assert_limited(refused, "too_many_topics").await;
     server.stop().await;
 }
 
 #[tokio::test]
 async fn concurrent_streams_per_user_limit() {
-    let config = DeliveryConfig { max_streams_per_user: 2, ..DeliveryConfig::default() };
+    let config = DeliveryConfig {
+        max_streams_per_user: 2,
+        ..DeliveryConfig::default()
+    };
     let server = TestServer::start(config).await;
     let auth = format!("Bearer {}", token("u1", &[], &[]));
     let url = server.url("/v1/stream?topic=user.u1.social");
@@ -39,9 +53,17 @@ async fn concurrent_streams_per_user_limit() {
     first.next_frame().await.unwrap();
     let mut second = Sse::connect(&url, &[("authorization", &auth)]).await;
     second.next_frame().await.unwrap();
-    assert_limited(Sse::connect(&url, &[("authorization", &auth)]).await, "too_many_streams").await;
+    assert_limited(
+        Sse::connect(&url, &[("authorization", &auth)]).await,
+        "too_many_streams",
+    )
+    .await;
     let other = format!("Bearer {}", token("u2", &[], &[]));
-    let ok = Sse::connect(&server.url("/v1/stream?topic=user.u2.social"), &[("authorization", &other)]).await;
+    let ok = Sse::connect(
+        &server.url("/v1/stream?topic=user.u2.social"),
+        &[("authorization", &other)],
+    )
+    .await;
     assert_eq!(ok.status, 200);
     drop(first);
     // The slot frees once the server sees the close.
@@ -60,7 +82,10 @@ async fn concurrent_streams_per_user_limit() {
 
 #[tokio::test]
 async fn new_streams_per_minute_limit() {
-    let config = DeliveryConfig { max_new_streams_per_user_per_minute: 3, ..DeliveryConfig::default() };
+    let config = DeliveryConfig {
+        max_new_streams_per_user_per_minute: 3,
+        ..DeliveryConfig::default()
+    };
     let server = TestServer::start(config).await;
     let auth = format!("Bearer {}", token("u1", &[], &[]));
     let url = server.url("/v1/stream?topic=user.u1.social");
@@ -68,7 +93,11 @@ async fn new_streams_per_minute_limit() {
         let sse = Sse::connect(&url, &[("authorization", &auth)]).await;
         assert_eq!(sse.status, 200);
     }
-    assert_limited(Sse::connect(&url, &[("authorization", &auth)]).await, "stream_rate_limited").await;
+    assert_limited(
+        Sse::connect(&url, &[("authorization", &auth)]).await,
+        "stream_rate_limited",
+    )
+    .await;
     server.stop().await;
 }
 
@@ -100,7 +129,10 @@ async fn a_ticket_works_once() {
     assert_eq!(again.error_json().await["error"]["code"], "invalid_ticket");
     // A ticket carries its user's rights only.
     let other: Value = ticket_json(&server, &token("u2", &[], &[])).await;
-    let url = server.url(&format!("/v1/stream?topic=user.u1.referrals&ticket={}", other["ticket"].as_str().unwrap()));
+    let url = server.url(&format!(
+        "/v1/stream?topic=user.u1.referrals&ticket={}",
+        other["ticket"].as_str().unwrap()
+    ));
     assert_eq!(Sse::connect(&url, &[]).await.status, 403);
     server.stop().await;
 }
@@ -114,7 +146,10 @@ async fn a_ticket_expires_after_60_seconds() {
     let server = TestServer::start(DeliveryConfig::default()).await;
     let body = ticket_json(&server, &token("u1", &[], &[])).await;
     tokio::time::advance(Duration::from_secs(61)).await;
-    let url = server.url(&format!("/v1/stream?topic=user.u1.referrals&ticket={}", body["ticket"].as_str().unwrap()));
+    let url = server.url(&format!(
+        "/v1/stream?topic=user.u1.referrals&ticket={}",
+        body["ticket"].as_str().unwrap()
+    ));
     let sse = Sse::connect(&url, &[]).await;
     assert_eq!(sse.status, 401);
     assert_eq!(sse.error_json().await["error"]["code"], "invalid_ticket");
@@ -123,13 +158,19 @@ async fn a_ticket_expires_after_60_seconds() {
 
 #[tokio::test]
 async fn a_slow_client_is_cut_off_with_a_resumable_position_and_others_are_unaffected() {
-    let config = DeliveryConfig { connection_queue: 8, history_max_bytes_per_topic: 64 << 20, ..DeliveryConfig::default() };
+    let config = DeliveryConfig {
+        connection_queue: 8,
+        history_max_bytes_per_topic: 64 << 20,
+        ..DeliveryConfig::default()
+    };
     let server = TestServer::start(config).await;
     let path = "/v1/stream?topic=leaderboard.daily";
 
     // The slow client: a raw socket that sends its request and then reads nothing.
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    slow.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes()).await.unwrap();
+    slow.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut fast = Sse::connect(&server.url(path), &[]).await;
     fast.next_frame().await.unwrap();
     while server.delivery.hub().subscriber_count("leaderboard.daily") < 2 {
@@ -140,14 +181,20 @@ async fn a_slow_client_is_cut_off_with_a_resumable_position_and_others_are_unaff
     let total = 400;
     let mut received = 0;
     for i in 0..total {
-        server.publish_data("leaderboard.daily", &format!("m-{i}"), json!({"pad": padding})).await;
+        server
+            .publish_data("leaderboard.daily", &format!("m-{i}"), json!({"pad": padding}))
+            .await;
         // The fast client keeps up.
         let message = fast.next_message().await.unwrap();
         assert_eq!(key(&message).1, format!("m-{i}"));
         received += 1;
     }
     assert_eq!(received, total);
-    assert_eq!(server.delivery.hub().subscriber_count("leaderboard.daily"), 1, "the slow client was cut off");
+    assert_eq!(
+        server.delivery.hub().subscriber_count("leaderboard.daily"),
+        1,
+        "the slow client was cut off"
+    );
 
     // The slow client's stream ended; what it got carries a resumable position.
     // Read until the end of the chunked body (the connection itself may stay open for keep-alive).
@@ -166,7 +213,7 @@ async fn a_slow_client_is_cut_off_with_a_resumable_position_and_others_are_unaff
     let last_id = text
         .lines()
         .filter_map(|line| line.strip_prefix("id: "))
-        .last()
+        .next_back()
         .unwrap()
         .to_owned();
     let delivered = text.matches("\"type\":\"EVENT\"").count();
@@ -185,7 +232,11 @@ async fn polling_returns_the_same_messages_and_tokens_as_the_stream() {
     let mut sse = Sse::connect(&server.url(&format!("/v1/stream?{topics}")), &[]).await;
     let start = sse.next_frame().await.unwrap().id.unwrap();
     for i in 0..6 {
-        let topic = if i % 2 == 0 { "leaderboard.daily" } else { "trending.1h" };
+        let topic = if i % 2 == 0 {
+            "leaderboard.daily"
+        } else {
+            "trending.1h"
+        };
         server.publish(topic, &format!("p-{i}")).await;
     }
     let mut streamed = Vec::new();
@@ -206,8 +257,20 @@ async fn polling_returns_the_same_messages_and_tokens_as_the_stream() {
     assert_eq!(poll["lastEventId"], stream_ids[5].as_str());
 
     // A poll with nothing new waits, then answers with what arrives.
-    let url = server.url(&format!("/v1/poll?{topics}&lastEventId={}&wait=10", stream_ids[5]));
-    let waiting = tokio::spawn(async move { client().get(url).send().await.unwrap().json::<Value>().await.unwrap() });
+    let url = server.url(&format!(
+        "/v1/poll?{topics}&lastEventId={}&wait=10",
+        stream_ids[5]
+    ));
+    let waiting = tokio::spawn(async move {
+        client()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
     while server.delivery.hub().subscriber_count("trending.1h") < 2 {
         tokio::task::yield_now().await;
     }

@@ -1,5 +1,7 @@
 //! SSE stream over real TCP: resumption, RESET + SNAPSHOT, heartbeat, expiry, headers, `?snapshot` / `?history`.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -36,7 +38,10 @@ async fn headers_retry_hint_and_initial_position() {
     let first = sse.next_frame().await.unwrap();
     let retry = first.retry.expect("a retry hint");
     assert!((2_000..5_000).contains(&retry), "{retry}");
-    assert!(first.id.is_some() && first.data.is_none(), "an id-only frame gives the start position");
+    assert!(
+        first.id.is_some() && first.data.is_none(),
+        "an id-only frame gives the start position"
+    );
     server.stop().await;
 }
 
@@ -54,7 +59,10 @@ async fn resumption_replays_exactly_the_missed_messages_then_goes_live() {
         server.publish(topic, &format!("before-{i}")).await;
     }
     let seen = first.messages(3).await;
-    assert_eq!(seen.iter().map(|m| key(m).1).collect::<Vec<_>>(), ["before-0", "before-1", "before-2"]);
+    assert_eq!(
+        seen.iter().map(|m| key(m).1).collect::<Vec<_>>(),
+        ["before-0", "before-1", "before-2"]
+    );
     let last_id = first.last_id.clone().unwrap();
     first.close();
 
@@ -69,15 +77,24 @@ async fn resumption_replays_exactly_the_missed_messages_then_goes_live() {
     let mut second = Sse::connect(&url, &[headers[0], ("last-event-id", last_id.as_str())]).await;
     assert_eq!(second.status, 200);
     let replayed = second.messages(12).await;
-    let expected: Vec<serde_json::Value> =
-        missed.iter().map(|(topic, id)| json!({"topic": topic, "id": id})).collect();
-    assert_eq!(per_topic(&replayed), per_topic(&expected), "exactly the missed messages, in order per topic");
+    let expected: Vec<serde_json::Value> = missed
+        .iter()
+        .map(|(topic, id)| json!({"topic": topic, "id": id}))
+        .collect();
+    assert_eq!(
+        per_topic(&replayed),
+        per_topic(&expected),
+        "exactly the missed messages, in order per topic"
+    );
     assert!(replayed.iter().all(|m| m["type"] == "EVENT" && m["version"] == 1));
 
     server.publish("trending.1h", "live-1").await;
     server.publish("user.u1.referrals", "live-2").await;
     let live = second.messages(2).await;
-    assert_eq!(live.iter().map(|m| key(m).1).collect::<Vec<_>>(), ["live-1", "live-2"]);
+    assert_eq!(
+        live.iter().map(|m| key(m).1).collect::<Vec<_>>(),
+        ["live-1", "live-2"]
+    );
     server.stop().await;
 }
 
@@ -96,7 +113,11 @@ async fn resumption_with_messages_published_during_the_reconnect() {
     let total = 400;
     let publishing = tokio::spawn(async move {
         for i in 1..=total {
-            let topic = if i % 2 == 0 { "leaderboard.daily" } else { "trending.1h" };
+            let topic = if i % 2 == 0 {
+                "leaderboard.daily"
+            } else {
+                "trending.1h"
+            };
             publisher
                 .publish(social_schemas::TopicMessage {
                     topic: topic.into(),
@@ -117,18 +138,31 @@ async fn resumption_with_messages_published_during_the_reconnect() {
     publishing.await.unwrap();
     let grouped = per_topic(&received);
     let expect = |parity: usize| -> Vec<String> {
-        (1..=total).filter(|i| i % 2 == parity).map(|i| format!("m-{i}")).collect()
+        (1..=total)
+            .filter(|i| i % 2 == parity)
+            .map(|i| format!("m-{i}"))
+            .collect()
     };
-    assert_eq!(grouped["leaderboard.daily"], expect(0), "none lost, none twice, in order");
+    assert_eq!(
+        grouped["leaderboard.daily"],
+        expect(0),
+        "none lost, none twice, in order"
+    );
     assert_eq!(grouped["trending.1h"], expect(1));
     server.stop().await;
 }
 
 #[tokio::test]
 async fn expired_history_gives_reset_then_snapshot() {
-    let config = DeliveryConfig { history_max_messages_per_topic: 3, ..DeliveryConfig::default() };
+    let config = DeliveryConfig {
+        history_max_messages_per_topic: 3,
+        ..DeliveryConfig::default()
+    };
     let server = TestServer::start(config).await;
-    server.snapshots.set("leaderboard.weekly", json!({"top": [{"userId": "u9", "position": 1}]}));
+    server.snapshots.set(
+        "leaderboard.weekly",
+        json!({"top": [{"userId": "u9", "position": 1}]}),
+    );
     let url = server.url(&stream_path(&["leaderboard.weekly"], ""));
     let mut first = Sse::connect(&url, &[]).await;
     first.next_frame().await.unwrap();
@@ -141,7 +175,10 @@ async fn expired_history_gives_reset_then_snapshot() {
     }
     let mut second = Sse::connect(&url, &[("last-event-id", last_id.as_str())]).await;
     let reset = second.next_message().await.unwrap();
-    assert_eq!((reset["type"].as_str(), reset["data"]["reason"].as_str()), (Some("RESET"), Some("history_expired")));
+    assert_eq!(
+        (reset["type"].as_str(), reset["data"]["reason"].as_str()),
+        (Some("RESET"), Some("history_expired"))
+    );
     let snapshot = second.next_message().await.unwrap();
     assert_eq!(snapshot["type"], "SNAPSHOT");
     assert_eq!(snapshot["data"]["top"][0]["userId"], "u9");
@@ -163,7 +200,10 @@ async fn changed_epoch_after_restart_gives_reset_then_snapshot() {
     before.stop().await;
 
     let after = TestServer::start(DeliveryConfig::default()).await;
-    after.snapshots.set("trending.24h", json!({"items": [{"contentId": "c1", "score": 3}]}));
+    after.snapshots.set(
+        "trending.24h",
+        json!({"items": [{"contentId": "c1", "score": 3}]}),
+    );
     let url = after.url(&stream_path(&["trending.24h"], ""));
     let mut second = Sse::connect(&url, &[("last-event-id", last_id.as_str())]).await;
     let reset = second.next_message().await.unwrap();
@@ -181,8 +221,15 @@ async fn garbage_last_event_id_is_400_and_query_form_works() {
     let url = server.url(&stream_path(&["trending.1h"], ""));
     let refused = Sse::connect(&url, &[("last-event-id", "garbage!!")]).await;
     assert_eq!(refused.status, 400);
-    assert_eq!(refused.error_json().await["error"]["code"], "invalid_last_event_id");
-    let refused = Sse::connect(&server.url(&stream_path(&["trending.1h"], "&lastEventId=AAAA")), &[]).await;
+    assert_eq!(
+        refused.error_json().await["error"]["code"],
+        "invalid_last_event_id"
+    );
+    let refused = Sse::connect(
+        &server.url(&stream_path(&["trending.1h"], "&lastEventId=AAAA")),
+        &[],
+    )
+    .await;
     assert_eq!(refused.status, 400);
 
     // The query form resumes like the header.
@@ -190,7 +237,11 @@ async fn garbage_last_event_id_is_400_and_query_form_works() {
     let start = first.next_frame().await.unwrap().id.unwrap();
     first.close();
     server.publish("trending.1h", "q").await;
-    let mut second = Sse::connect(&server.url(&stream_path(&["trending.1h"], &format!("&lastEventId={start}"))), &[]).await;
+    let mut second = Sse::connect(
+        &server.url(&stream_path(&["trending.1h"], &format!("&lastEventId={start}"))),
+        &[],
+    )
+    .await;
     assert_eq!(key(&second.next_message().await.unwrap()).1, "q");
     server.stop().await;
 }
@@ -223,7 +274,10 @@ async fn heartbeat_every_30_seconds_under_paused_time() {
     let frame = sse.next_frame().await.unwrap();
     assert!(frame.comment, "{frame:?}");
     let elapsed = start.elapsed();
-    assert!(elapsed >= Duration::from_secs(30) && elapsed < Duration::from_secs(31), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(30) && elapsed < Duration::from_secs(31),
+        "{elapsed:?}"
+    );
     assert!(sse.next_frame().await.unwrap().comment);
     assert!(start.elapsed() >= Duration::from_secs(60));
     server.stop().await;
@@ -233,14 +287,21 @@ async fn heartbeat_every_30_seconds_under_paused_time() {
 async fn stream_ends_when_the_token_expires() {
     let server = TestServer::start(DeliveryConfig::default()).await;
     let auth = format!("Bearer {}", token_ttl("u1", &[], &[], Duration::from_secs(90)));
-    let mut sse = Sse::connect(&server.url(&stream_path(&["user.u1.social"], "")), &[("authorization", &auth)]).await;
+    let mut sse = Sse::connect(
+        &server.url(&stream_path(&["user.u1.social"], "")),
+        &[("authorization", &auth)],
+    )
+    .await;
     assert_eq!(sse.status, 200);
     let start = tokio::time::Instant::now();
     while let Some(frame) = sse.next_frame().await {
         assert!(frame.data.is_none());
     }
     let elapsed = start.elapsed();
-    assert!(elapsed >= Duration::from_secs(88) && elapsed <= Duration::from_secs(91), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(88) && elapsed <= Duration::from_secs(91),
+        "{elapsed:?}"
+    );
     server.stop().await;
 }
 
@@ -250,7 +311,10 @@ async fn shutdown_ends_open_streams() {
     let mut sse = Sse::connect(&server.url(&stream_path(&["leaderboard.daily"], "")), &[]).await;
     sse.next_frame().await.unwrap();
     server.shutdown.cancel();
-    let ended = tokio::time::timeout(Duration::from_secs(5), async { while sse.next_frame().await.is_some() {} }).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while sse.next_frame().await.is_some() {}
+    })
+    .await;
     assert!(ended.is_ok(), "the stream ends on shutdown");
     server.stop().await;
 }

@@ -279,3 +279,43 @@ pub(crate) fn classify_serde_error(
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        assert!(is_valid_id("user-1.a_b:c"));
+        assert!(is_valid_id(&"a".repeat(128)));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id(&"a".repeat(129)));
+        assert!(!is_valid_id("a b"));
+        assert!(!is_valid_id("é"));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let s = "é".repeat(100);
+        let t = truncate_for_message(&s);
+        assert_eq!(t.chars().count(), MAX_QUOTED + 3);
+        assert_eq!(truncate_for_message("short"), "short");
+    }
+
+    #[test]
+    fn serde_messages_are_mapped() {
+        assert_eq!(
+            strip_position("missing field `a` at line 1 column 5"),
+            "missing field `a`"
+        );
+        assert_eq!(backticked("unknown field `x`, expected `y`"), Some("x"));
+        assert_eq!(
+            plain_expectation("invalid type: string \"3\", expected u32"),
+            "invalid type: string \"3\", expected an integer from 0 to 4294967295"
+        );
+        assert_eq!(
+            plain_expectation("invalid type: map, expected struct Reward"),
+            "invalid type: map, expected an object"
+        );
+    }
+}

@@ -578,3 +578,33 @@ fn deep_nesting_is_rejected_without_overflow() {
         }
     }
 }
+
+#[test]
+fn enum_wire_strings_match_serde() {
+    use social_schemas::*;
+    fn check<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Copy>(
+        all: &[T],
+        as_str: fn(&T) -> &'static str,
+    ) {
+        for v in all {
+            assert_eq!(serde_json::to_value(v).unwrap(), json!(as_str(v)));
+            assert_eq!(serde_json::from_value::<T>(json!(as_str(v))).unwrap(), *v);
+        }
+    }
+    check(&ContentType::ALL, ContentType::as_str);
+    check(&Platform::ALL, Platform::as_str);
+    check(&ShareFormat::ALL, ShareFormat::as_str);
+    check(&ShareVisibility::ALL, ShareVisibility::as_str);
+    check(&EngagementType::ALL, EngagementType::as_str);
+    check(&ConversionStage::ALL, ConversionStage::as_str);
+    check(&ConversionType::ALL, ConversionType::as_str);
+    check(&RewardType::ALL, RewardType::as_str);
+    check(&RewardStatus::ALL, RewardStatus::as_str);
+    check(&UserRole::ALL, UserRole::as_str);
+    check(&ProjectVisibility::ALL, ProjectVisibility::as_str);
+    check(&MessageContext::ALL, MessageContext::as_str);
+    check(&TestimonialEngagementType::ALL, TestimonialEngagementType::as_str);
+    check(&EventType::ALL, EventType::as_str);
+    assert_eq!(Platform::CopyLink.to_string(), "copy_link");
+    assert_eq!(ContentType::ReferralLink.as_str(), "referral_link");
+}

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use social_auth::Verifier;
 use social_pipeline::generate::{Generator, GeneratorConfig};
 use social_pipeline::ingest::Ingestor;
 use tokio_util::sync::CancellationToken;
@@ -31,11 +30,12 @@ struct DemoFeed {
 }
 
 async fn serve_system(args: &ServerArgs, demo: Option<DemoFeed>) -> anyhow::Result<()> {
-    let verifier = Verifier::new(&auth_config(&args.auth, demo.is_some())?)?;
-    let system = Arc::new(System::open(args, verifier).await?);
+    let auth = auth_config(&args.auth, demo.is_some())?;
     let shutdown = CancellationToken::new();
+    let system = Arc::new(System::open(args, &auth, demo.is_some(), shutdown.clone()).await?);
     server::cancel_on_signal(shutdown.clone());
     let tracker = TaskTracker::new();
+    tracker.spawn(system.delivery.maintenance());
     if let Some(feed) = demo {
         tracker.spawn(feed_demo(system.ingestor.clone(), feed, shutdown.clone()));
     }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use social_auth::{AuthConfig, Minter, Verifier};
+use social_auth::{AuthConfig, Minter};
 use social_realtime::cli::ServerArgs;
 use social_realtime::server::System;
 use tokio_util::sync::CancellationToken;
@@ -63,11 +63,10 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(mut args: ServerArgs) -> Self {
         args.listen = "127.0.0.1:0".parse().unwrap();
-        let verifier = Verifier::new(&auth_config()).unwrap();
-        let system = Arc::new(System::open(&args, verifier).await.unwrap());
+        let shutdown = CancellationToken::new();
+        let system = Arc::new(System::open(&args, &auth_config(), false, shutdown.clone()).await.unwrap());
         let listener = tokio::net::TcpListener::bind(args.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
         let router = system.router();
         let token = shutdown.clone();
         tokio::spawn(async move { social_realtime::server::serve(listener, router, token).await });

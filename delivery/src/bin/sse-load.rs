@@ -1,1 +1,327 @@
-fn main() {}
+//! Load generator and bench server for the delivery tier.
+//!
+//! `sse-load serve --listen 127.0.0.1:9100 --secret S` runs the delivery router with a bench-only control route,
+//! `POST /bench/publish?topic=T&count=N` or `?users=U&rate=R&secs=D` (per-user topics `user.{i}.social` at R
+//! messages/s); every message carries `sentAtMicros` (wall clock).
+//!
+//! `sse-load clients --server 127.0.0.1:9100 --connections 10000 --sources 127.0.0.2,127.0.0.3 [--topic T | --users U
+//! --secret S] [--broadcasts 20] [--rate R --secs D]` opens the connections (raw TCP, client sockets bound to the
+//! given loopback source addresses), then measures: broadcasts (time until every client has each message, and p99
+//! of per-client latency), or per-user latency at a rate. It prints one JSON object of results.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Query, State};
+use axum::routing::post;
+use serde_json::json;
+use social_auth::{AuthConfig, Minter, Verifier};
+use social_delivery::{Delivery, DeliveryConfig, Publisher};
+use social_schemas::TopicMessage;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn args() -> (String, HashMap<String, String>) {
+    let mut raw = std::env::args().skip(1);
+    let mode = raw.next().unwrap_or_default();
+    let mut map = HashMap::new();
+    let rest: Vec<String> = raw.collect();
+    for pair in rest.chunks(2) {
+        if let [key, value] = pair {
+            map.insert(key.trim_start_matches("--").to_owned(), value.clone());
+        }
+    }
+    (mode, map)
+}
+
+fn get<T: std::str::FromStr>(args: &HashMap<String, String>, key: &str, default: T) -> T {
+    args.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let (mode, args) = args();
+    match mode.as_str() {
+        "serve" => serve(&args).await,
+        "clients" => clients(&args).await,
+        _ => eprintln!("usage: sse-load serve|clients [--key value ...] (see the module docs)"),
+    }
+}
+
+fn message(topic: String, seq: u64) -> TopicMessage {
+    TopicMessage {
+        topic,
+        id: format!("bench-{seq}"),
+        event_type: "bench.tick".into(),
+        timestamp: chrono::Utc::now(),
+        data: json!({"sentAtMicros": now_micros(), "seq": seq}),
+    }
+}
+
+async fn serve(args: &HashMap<String, String>) {
+    let secret = get(
+        args,
+        "secret",
+        "bench-secret-of-at-least-thirty-two-bytes".to_owned(),
+    );
+    let listen: SocketAddr = get(args, "listen", "127.0.0.1:9100".parse().unwrap());
+    let verifier = Arc::new(Verifier::new(&AuthConfig::hs256(secret)).unwrap());
+    let config = DeliveryConfig {
+        max_connections: 1_000_000,
+        max_new_streams_per_user_per_minute: 1_000_000,
+        connection_queue: get(args, "queue", 256),
+        ..DeliveryConfig::default()
+    };
+    let shutdown = CancellationToken::new();
+    let delivery = Delivery::new(config, verifier, shutdown.clone());
+    let seq = Arc::new(AtomicU64::new(0));
+    let control = axum::Router::new()
+        .route("/bench/publish", post(publish))
+        .with_state((delivery.publisher(), seq));
+    let app = delivery.router().merge(control);
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(listen).unwrap();
+    let listener = socket.listen(65_535).unwrap();
+    println!("listening on http://{listen}");
+    axum::serve(listener, app).await.unwrap();
+}
+
+async fn publish(
+    State((publisher, seq)): State<(Publisher, Arc<AtomicU64>)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> String {
+    if let Some(topic) = query.get("topic") {
+        let count = get(&query, "count", 1u64);
+        for _ in 0..count {
+            let n = seq.fetch_add(1, Ordering::Relaxed);
+            let _ = publisher.publish(message(topic.clone(), n)).await;
+        }
+        return format!("{count}\n");
+    }
+    let users = get(&query, "users", 1u64).max(1);
+    let rate = get(&query, "rate", 1000u64).max(1);
+    let secs = get(&query, "secs", 10u64);
+    let per_tick = (rate / 1000).max(1);
+    let mut tick = tokio::time::interval(
+        Duration::from_millis(1).max(Duration::from_micros(1_000_000 * per_tick / rate)),
+    );
+    let total = rate * secs;
+    let mut sent = 0;
+    while sent < total {
+        tick.tick().await;
+        for _ in 0..per_tick {
+            let n = seq.fetch_add(1, Ordering::Relaxed);
+            let _ = publisher
+                .publish(message(format!("user.u{}.social", n % users), n))
+                .await;
+            sent += 1;
+        }
+    }
+    format!("{sent}\n")
+}
+
+struct Stats {
+    latencies: Mutex<Vec<u64>>,
+    received: AtomicUsize,
+    connected: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+async fn client(
+    server: SocketAddr,
+    source: std::net::IpAddr,
+    path: String,
+    auth: Option<String>,
+    stats: Arc<Stats>,
+) {
+    let socket = TcpSocket::new_v4().unwrap();
+    if socket.bind(SocketAddr::new(source, 0)).is_err() {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let Ok(mut stream) = socket.connect(server).await else {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let auth = auth
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n{auth}\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let mut buffer = vec![0u8; 4096];
+    let mut counted = false;
+    let needle = b"\"sentAtMicros\":";
+    while let Ok(n) = stream.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        let now = now_micros();
+        if !counted {
+            counted = true;
+            stats.connected.fetch_add(1, Ordering::Relaxed);
+        }
+        let chunk = &buffer[..n];
+        let mut found = Vec::new();
+        let mut at = 0;
+        while let Some(pos) = chunk[at..].windows(needle.len()).position(|w| w == needle) {
+            let start = at + pos + needle.len();
+            let end = chunk[start..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .map_or(chunk.len(), |e| start + e);
+            if let Some(sent) = std::str::from_utf8(&chunk[start..end])
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                found.push(now.saturating_sub(sent));
+            }
+            at = end;
+        }
+        if !found.is_empty() {
+            stats.received.fetch_add(found.len(), Ordering::Relaxed);
+            stats.latencies.lock().await.extend(found);
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+async fn control(server: SocketAddr, query: &str) {
+    let mut stream = tokio::net::TcpStream::connect(server).await.unwrap();
+    let request = format!(
+        "POST /bench/publish?{query} HTTP/1.1\r\nhost: bench\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out).await;
+}
+
+async fn clients(args: &HashMap<String, String>) {
+    let server: SocketAddr = get(args, "server", "127.0.0.1:9100".parse().unwrap());
+    let connections = get(args, "connections", 1000usize);
+    let sources: Vec<std::net::IpAddr> = get(args, "sources", "127.0.0.1".to_owned())
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let users = get(args, "users", 0usize);
+    let topic = get(args, "topic", "leaderboard.daily".to_owned());
+    let secret = get(
+        args,
+        "secret",
+        "bench-secret-of-at-least-thirty-two-bytes".to_owned(),
+    );
+    let minter = Minter::new(&AuthConfig::hs256(secret)).unwrap();
+    let stats = Arc::new(Stats {
+        latencies: Mutex::new(Vec::new()),
+        received: AtomicUsize::new(0),
+        connected: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+    });
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..connections {
+        let source = sources[i % sources.len()];
+        let (path, auth) = if users > 0 {
+            let user = format!("u{}", i % users);
+            let token = minter
+                .mint(
+                    &user,
+                    &[],
+                    &[],
+                    Duration::from_secs(3600),
+                    now_micros() / 1_000_000,
+                )
+                .unwrap();
+            (format!("/v1/stream?topic=user.{user}.social"), Some(token))
+        } else {
+            (format!("/v1/stream?topic={topic}"), None)
+        };
+        tasks.spawn(client(server, source, path, auth, stats.clone()));
+        if i % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    while stats.connected.load(Ordering::Relaxed) + stats.failed.load(Ordering::Relaxed) < connections {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    let connected = stats.connected.load(Ordering::Relaxed);
+    eprintln!(
+        "connected {connected} (failed {}) in {connect_secs:.1}s",
+        stats.failed.load(Ordering::Relaxed)
+    );
+    let hold = get(args, "hold", 0u64);
+    if hold > 0 {
+        eprintln!("holding for {hold}s");
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+    }
+
+    let mut result = json!({"connections": connections, "connected": connected, "connectSecs": connect_secs});
+    if users == 0 {
+        let broadcasts = get(args, "broadcasts", 20usize);
+        let mut completions = Vec::new();
+        for _ in 0..broadcasts {
+            stats.latencies.lock().await.clear();
+            stats.received.store(0, Ordering::Relaxed);
+            control(server, &format!("topic={topic}&count=1")).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while stats.received.load(Ordering::Relaxed) < connected && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let mut latencies = stats.latencies.lock().await.clone();
+            latencies.sort_unstable();
+            completions.push((
+                percentile(&latencies, 1.0),
+                percentile(&latencies, 0.99),
+                latencies.len(),
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut all: Vec<f64> = completions.iter().map(|c| c.0).collect();
+        all.sort_by(f64::total_cmp);
+        let mut p99s: Vec<f64> = completions.iter().map(|c| c.1).collect();
+        p99s.sort_by(f64::total_cmp);
+        result["broadcasts"] = json!(broadcasts);
+        result["allReachedMs"] = json!({"median": all[all.len() / 2], "max": all[all.len() - 1]});
+        result["p99LatencyMs"] = json!({"median": p99s[p99s.len() / 2], "max": p99s[p99s.len() - 1]});
+        result["deliveredPerBroadcast"] = json!(completions.iter().map(|c| c.2).min());
+    } else {
+        let rate = get(args, "rate", 5000u64);
+        let secs = get(args, "secs", 10u64);
+        stats.latencies.lock().await.clear();
+        control(server, &format!("users={users}&rate={rate}&secs={secs}")).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut latencies = stats.latencies.lock().await.clone();
+        latencies.sort_unstable();
+        result["rate"] = json!(rate);
+        result["delivered"] = json!(latencies.len());
+        result["latencyMs"] = json!({
+            "p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95),
+            "p99": percentile(&latencies, 0.99), "max": percentile(&latencies, 1.0)
+        });
+    }
+    println!("{result}");
+    tasks.abort_all();
+}

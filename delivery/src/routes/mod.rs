@@ -52,20 +52,21 @@ impl SubscribeQuery {
         let raw = uri.query().unwrap_or("");
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
             match &*key {
-                "topic" => {
-                    if query.topics.len() < 256 {
-                        query.topics.push(value.into_owned());
-                    }
-                }
+                "topic" if query.topics.len() < 256 => query.topics.push(value.into_owned()),
+                "topic" => {}
                 "ticket" => query.ticket = Some(value.into_owned()),
                 "lastEventId" => query.last_event_id = Some(value.into_owned()),
                 "snapshot" => query.snapshot = parse_bool(&value)?,
                 "history" => {
-                    let n: usize = value.parse().map_err(|_| DeliveryError::InvalidParameter("history"))?;
+                    let n: usize = value
+                        .parse()
+                        .map_err(|_| DeliveryError::InvalidParameter("history"))?;
                     query.history = n.min(max_history);
                 }
                 "wait" => {
-                    let secs: u64 = value.parse().map_err(|_| DeliveryError::InvalidParameter("wait"))?;
+                    let secs: u64 = value
+                        .parse()
+                        .map_err(|_| DeliveryError::InvalidParameter("wait"))?;
                     query.wait_secs = Some(secs);
                 }
                 _ => {}
@@ -91,8 +92,10 @@ fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitted, De
         return Err(DeliveryError::ShuttingDown);
     }
     let mut query = SubscribeQuery::parse(uri, shared.config.max_history_per_topic)?;
-    let topics = match parse_topic_set(query.topics.iter().map(String::as_str), shared.config.max_topics_per_stream)
-    {
+    let topics = match parse_topic_set(
+        query.topics.iter().map(String::as_str),
+        shared.config.max_topics_per_stream,
+    ) {
         Ok(topics) => topics,
         Err(error) => {
             if matches!(error, DeliveryError::TooManyTopics { .. }) {
@@ -108,7 +111,9 @@ fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitted, De
             return Err(error);
         }
     }
-    let header_id = headers.get("last-event-id").map(|v| v.to_str().map(str::to_owned));
+    let header_id = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().map(str::to_owned));
     let last_event_id = match header_id {
         Some(Ok(value)) => Some(value),
         Some(Err(_)) => return Err(DeliveryError::InvalidLastEventId),
@@ -118,6 +123,15 @@ fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitted, De
         None | Some("") => None,
         Some(token) => Some(ResumeToken::decode(token)?),
     };
-    let options = OpenOptions { resume, history: query.history, snapshot: query.snapshot };
-    Ok(Admitted { topics, claims, options, query })
+    let options = OpenOptions {
+        resume,
+        history: query.history,
+        snapshot: query.snapshot,
+    };
+    Ok(Admitted {
+        topics,
+        claims,
+        options,
+        query,
+    })
 }

@@ -13,10 +13,10 @@ use bytes::{BufMut, BytesMut};
 
 use super::admit;
 use super::stream::CloseGuard;
+use crate::DeliveryError;
 use crate::delivery::Shared;
 use crate::metrics::{CloseReason, Transport};
 use crate::session::{Out, Session};
-use crate::DeliveryError;
 
 const DEFAULT_WAIT_SECS: u64 = 25;
 const MAX_MESSAGES: usize = 1_000;
@@ -30,10 +30,16 @@ pub(super) async fn poll(State(shared): State<Arc<Shared>>, request: Request) ->
 
 async fn answer(shared: Arc<Shared>, request: Request) -> Result<Response, DeliveryError> {
     let admitted = admit(&shared, request.uri(), request.headers())?;
-    let _permit = shared.limiter.admit(admitted.claims.as_ref().map(|c| c.sub.as_str()))?;
+    let _permit = shared
+        .limiter
+        .admit(admitted.claims.as_ref().map(|c| c.sub.as_str()))?;
     let mut close = CloseGuard::new(Transport::Poll);
     let wait = Duration::from_secs(
-        admitted.query.wait_secs.unwrap_or(DEFAULT_WAIT_SECS).min(shared.config.max_poll_wait_secs),
+        admitted
+            .query
+            .wait_secs
+            .unwrap_or(DEFAULT_WAIT_SECS)
+            .min(shared.config.max_poll_wait_secs),
     );
     let (mut session, mut out) = Session::open(shared.clone(), admitted.topics, admitted.options).await?;
     if out.is_empty() && !wait.is_zero() {

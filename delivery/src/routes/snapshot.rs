@@ -31,7 +31,11 @@ async fn answer(shared: &Shared, topic: &str, headers: &HeaderMap) -> Result<Res
         return Err(error);
     }
     let head = shared.history.head(topic.name()).await?;
-    let state = shared.snapshots.snapshot(topic.name()).await.ok_or(DeliveryError::NoSnapshot)?;
+    let state = shared
+        .snapshots
+        .snapshot(topic.name())
+        .await
+        .ok_or(DeliveryError::NoSnapshot)?;
     let json = snapshot_json(topic.name(), head, &state, chrono::Utc::now())?;
     let mut response = json.into_response();
     let headers = response.headers_mut();

@@ -18,11 +18,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::admit;
+use crate::DeliveryError;
 use crate::auth::now_unix;
 use crate::delivery::Shared;
 use crate::metrics::{self, CloseReason, Transport};
 use crate::session::{Out, Session};
-use crate::DeliveryError;
 
 /// Messages written in one chunk at most.
 const MAX_BATCH: usize = 64;
@@ -43,7 +43,10 @@ pub(crate) struct CloseGuard {
 impl CloseGuard {
     pub(crate) fn new(transport: Transport) -> CloseGuard {
         metrics::connection_opened(transport);
-        CloseGuard { transport, reason: CloseReason::Client }
+        CloseGuard {
+            transport,
+            reason: CloseReason::Client,
+        }
     }
 }
 
@@ -67,14 +70,22 @@ pub(crate) fn write_frames(buffer: &mut BytesMut, out: &[Out]) {
 fn record_written(out: &[Out]) {
     let now = Instant::now();
     for message in out {
-        metrics::written(1, message.published_at.map(|at| now.saturating_duration_since(at)));
+        metrics::written(
+            1,
+            message.published_at.map(|at| now.saturating_duration_since(at)),
+        );
     }
 }
 
 async fn open(shared: Arc<Shared>, request: Request) -> Result<Response, DeliveryError> {
     let admitted = admit(&shared, request.uri(), request.headers())?;
-    let permit = shared.limiter.admit(admitted.claims.as_ref().map(|c| c.sub.as_str()))?;
-    let expires_in = admitted.claims.as_ref().map(|claims| Duration::from_secs(claims.exp.saturating_sub(now_unix())));
+    let permit = shared
+        .limiter
+        .admit(admitted.claims.as_ref().map(|c| c.sub.as_str()))?;
+    let expires_in = admitted
+        .claims
+        .as_ref()
+        .map(|claims| Duration::from_secs(claims.exp.saturating_sub(now_unix())));
     let (mut session, initial) = Session::open(shared.clone(), admitted.topics, admitted.options).await?;
 
     let config = &shared.config;
@@ -145,7 +156,10 @@ async fn open(shared: Arc<Shared>, request: Request) -> Result<Response, Deliver
 
     let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)

@@ -22,9 +22,14 @@ pub(super) async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap
         .and_then(|claims| shared.auth.issue_ticket(claims));
     match issued {
         Ok((ticket, ttl)) => {
-            let mut response =
-                (StatusCode::CREATED, Json(json!({"ticket": ticket, "expiresInSecs": ttl}))).into_response();
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let mut response = (
+                StatusCode::CREATED,
+                Json(json!({"ticket": ticket, "expiresInSecs": ttl})),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(error) => error.into_response(),

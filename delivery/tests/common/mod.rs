@@ -1,5 +1,5 @@
 //! Test harness: the real server on port 0, tokens, and a small SSE client over TCP (reqwest streaming).
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +25,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: DeliveryConfig) -> TestServer {
+        TestServer::start_on("127.0.0.1:0".parse().unwrap(), config).await
+    }
+
+    /// Starts on `addr` (port 0 for any); an address a stopped server used can be bound again (restart tests).
+    pub async fn start_on(addr: SocketAddr, config: DeliveryConfig) -> TestServer {
         let verifier = Arc::new(Verifier::new(&AuthConfig::hs256(SECRET)).unwrap());
         let snapshots = Arc::new(MemorySnapshots::new());
         let shutdown = CancellationToken::new();
@@ -33,15 +38,30 @@ impl TestServer {
             .shutdown(shutdown.clone())
             .demo_minter(minter())
             .build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(addr).unwrap();
+        let listener = socket.listen(1024).unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = delivery.router().into_make_service_with_connect_info::<SocketAddr>();
+        let app = delivery
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();
         let served = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await.unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+                .unwrap();
         });
         let publisher = delivery.publisher();
-        TestServer { addr, delivery, publisher, snapshots, shutdown, served }
+        TestServer {
+            addr,
+            delivery,
+            publisher,
+            snapshots,
+            shutdown,
+            served,
+        }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -91,12 +111,22 @@ pub fn token_ttl(sub: &str, programs: &[&str], roles: &[&str], ttl: Duration) ->
 }
 
 pub fn expired_token(sub: &str) -> String {
-    minter().mint(sub, &[], &[], Duration::from_secs(60), now_unix() - 3600).unwrap()
+    minter()
+        .mint(sub, &[], &[], Duration::from_secs(60), now_unix() - 3600)
+        .unwrap()
 }
 
 pub fn bad_signature_token(sub: &str) -> String {
     let other = Minter::new(&AuthConfig::hs256("another-secret-that-is-32-bytes-long!!")).unwrap();
-    other.mint(sub, &["admin".to_string()], &[], Duration::from_secs(3600), now_unix()).unwrap()
+    other
+        .mint(
+            sub,
+            &["admin".to_string()],
+            &[],
+            Duration::from_secs(3600),
+            now_unix(),
+        )
+        .unwrap()
 }
 
 pub fn client() -> reqwest::Client {
@@ -114,7 +144,9 @@ pub struct Frame {
 
 impl Frame {
     pub fn json(&self) -> Option<Value> {
-        self.data.as_deref().map(|data| serde_json::from_str(data).unwrap())
+        self.data
+            .as_deref()
+            .map(|data| serde_json::from_str(data).unwrap())
     }
 }
 
@@ -138,7 +170,13 @@ impl Sse {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = Some(response.bytes_stream().boxed());
-        Sse { status, headers, body, buffer: String::new(), last_id: None }
+        Sse {
+            status,
+            headers,
+            body,
+            buffer: String::new(),
+            last_id: None,
+        }
     }
 
     /// The error body of a refused stream.
@@ -209,5 +247,8 @@ impl Sse {
 
 /// `(topic, id)` of a message, for comparisons.
 pub fn key(message: &Value) -> (String, String) {
-    (message["topic"].as_str().unwrap().to_owned(), message["id"].as_str().unwrap().to_owned())
+    (
+        message["topic"].as_str().unwrap().to_owned(),
+        message["id"].as_str().unwrap().to_owned(),
+    )
 }

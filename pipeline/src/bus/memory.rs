@@ -331,7 +331,10 @@ mod tests {
             batches in proptest::collection::vec(proptest::collection::vec(0usize..500, 0..50), 1..20),
             budget in 1u64..20_000,
         ) {
-            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async {
                 let bus = MemoryBus::new(MemoryBusConfig { retention_bytes_per_partition: budget });
                 bus.ensure_topic(&TopicSpec { name: "t".into(), partitions: 1 }).await.unwrap();

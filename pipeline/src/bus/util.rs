@@ -24,6 +24,10 @@ pub(crate) async fn poll_until<T>(
     max_wait: Duration,
     mut probe: impl FnMut() -> Result<Option<T>, BusError>,
 ) -> Result<Option<T>, BusError> {
+    if max_wait.is_zero() {
+        // No timer needed (a runtime built without timers would refuse one).
+        return probe();
+    }
     // `None` means "wait forever": a `max_wait` too large to add to now.
     let deadline = Instant::now().checked_add(max_wait);
     loop {

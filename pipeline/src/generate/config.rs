@@ -69,7 +69,10 @@ impl Default for GeneratorConfig {
 impl GeneratorConfig {
     /// The default configuration with another seed.
     pub fn with_seed(seed: u64) -> Self {
-        GeneratorConfig { seed, ..Self::default() }
+        GeneratorConfig {
+            seed,
+            ..Self::default()
+        }
     }
 
     /// Values the generator actually uses: out-of-range values replaced by something usable.
@@ -91,7 +94,10 @@ impl GeneratorConfig {
             seed: self.seed,
             users: self.users,
             programs: self.programs.clamp(1, 1_000),
-            start_ms: self.start_time.timestamp_millis().clamp(MIN_START_MS, MAX_START_MS),
+            start_ms: self
+                .start_time
+                .timestamp_millis()
+                .clamp(MIN_START_MS, MAX_START_MS),
             mean_gap_ms: 1_000.0 / eps,
             // Kept far below i64::MAX so that time arithmetic cannot overflow.
             max_out_of_order_ms: self.max_out_of_order_ms.min(365 * 86_400_000) as i64,

@@ -373,7 +373,10 @@ pub(crate) fn write_event(
         kind: payload.event_type(),
         time: Ts(time_ms),
         datacontenttype: "application/json",
-        data: Data { payload, timestamp: Ts(time_ms) },
+        data: Data {
+            payload,
+            timestamp: Ts(time_ms),
+        },
     };
     serde_json::to_writer(out, &envelope)
 }
@@ -390,7 +393,14 @@ mod tests {
             program_id: ProgramId(0),
         });
         let mut out = Vec::new();
-        write_event(&mut out, EventId { seed: 1, n: 2 }, "/src", 1_767_225_600_000, &payload).unwrap();
+        write_event(
+            &mut out,
+            EventId { seed: 1, n: 2 },
+            "/src",
+            1_767_225_600_000,
+            &payload,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"specversion":"1.0","id":"evt-1-2","source":"/src","type":"referral.code.generated","time":"2026-01-01T00:00:00.000Z","datacontenttype":"application/json","data":{"codeId":"code-00000000","userId":"user-3","programId":"program-standard","timestamp":"2026-01-01T00:00:00.000Z"}}"#

@@ -27,13 +27,22 @@ pub(crate) struct Id {
 
 impl Id {
     pub(crate) fn user(n: u32) -> Id {
-        Id { prefix: "user", n: u64::from(n) }
+        Id {
+            prefix: "user",
+            n: u64::from(n),
+        }
     }
     pub(crate) fn project(n: u32) -> Id {
-        Id { prefix: "project", n: u64::from(n) }
+        Id {
+            prefix: "project",
+            n: u64::from(n),
+        }
     }
     pub(crate) fn testimonial(n: u32) -> Id {
-        Id { prefix: "testimonial", n: u64::from(n) }
+        Id {
+            prefix: "testimonial",
+            n: u64::from(n),
+        }
     }
 }
 
@@ -192,7 +201,11 @@ impl fmt::Display for Name {
             (Role::Homeowner, _) => write!(f, "{first} {last}"),
             (Role::Contractor, v) => {
                 let suffix = pick(tables::CONTRACTOR_SUFFIXES, self.hash, 32);
-                if v == 0 { write!(f, "{last} {suffix}") } else { write!(f, "{last} {suffix} LLC") }
+                if v == 0 {
+                    write!(f, "{last} {suffix}")
+                } else {
+                    write!(f, "{last} {suffix} LLC")
+                }
             }
             (Role::Partner, _) => {
                 let a = pick(tables::PARTNER_FIRST, self.hash, 32);
@@ -272,7 +285,9 @@ mod tests {
 
     #[test]
     fn codes_are_unique() {
-        let codes: BTreeSet<String> = (0..50_000).map(|n| CodeId::scramble(n, 12345).to_string()).collect();
+        let codes: BTreeSet<String> = (0..50_000)
+            .map(|n| CodeId::scramble(n, 12345).to_string())
+            .collect();
         assert_eq!(codes.len(), 50_000);
     }
 
@@ -281,7 +296,12 @@ mod tests {
         for role in [Role::Homeowner, Role::Contractor, Role::Partner] {
             for h in 0..2_000u64 {
                 for variant in 0..2 {
-                    let name = Name { role, hash: mix64(h), variant }.to_string();
+                    let name = Name {
+                        role,
+                        hash: mix64(h),
+                        variant,
+                    }
+                    .to_string();
                     assert!(!name.is_empty() && name.len() <= 128, "{name}");
                 }
             }

@@ -21,7 +21,12 @@ pub(crate) struct Board {
 
 impl Board {
     pub(crate) fn new(id: &'static str) -> Board {
-        Board { id, period: None, counts: BTreeMap::new(), published: Vec::new() }
+        Board {
+            id,
+            period: None,
+            counts: BTreeMap::new(),
+            published: Vec::new(),
+        }
     }
 
     /// Which period `ms` falls in, for this board.
@@ -65,7 +70,11 @@ impl Board {
         let mut changes = Vec::new();
         for (i, (user, _)) in ranked.iter().enumerate() {
             let position = i as i64 + 1;
-            let before = self.published.iter().position(|u| u == user).map_or(TOP_N as i64 + 1, |p| p as i64 + 1);
+            let before = self
+                .published
+                .iter()
+                .position(|u| u == user)
+                .map_or(TOP_N as i64 + 1, |p| p as i64 + 1);
             if before != position {
                 changes.push((*user, position as u32, before - position));
             }

@@ -87,7 +87,10 @@ impl Generator {
     /// Simulates one more event and holds it until its arrival time.
     fn generate_one(&mut self) {
         let (time_ms, payload) = self.world.step();
-        let id = EventId { seed: self.seed, n: self.next_id };
+        let id = EventId {
+            seed: self.seed,
+            n: self.next_id,
+        };
         let mut json = Vec::with_capacity(512);
         if emit::write_event(&mut json, id, &self.source, time_ms, &payload).is_err() {
             // Serializing these plain structs into a vector cannot fail; should it ever, the event is skipped
@@ -99,7 +102,14 @@ impl Generator {
         let u: f64 = self.delays.random();
         let delay_ms = ((self.max_delay_ms as f64) * u * u * u) as i64;
         let arrival_ms = time_ms.saturating_add(delay_ms.clamp(0, self.max_delay_ms));
-        self.buffer.push(arrival_ms, self.next_id, GeneratedEvent { key: payload.partition_key(), json });
+        self.buffer.push(
+            arrival_ms,
+            self.next_id,
+            GeneratedEvent {
+                key: payload.partition_key(),
+                json,
+            },
+        );
         self.next_id += 1;
     }
 }

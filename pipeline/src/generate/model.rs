@@ -86,6 +86,13 @@ pub(crate) const MAX_CONNECTIONS: usize = 64;
 const MAX_RECENT: usize = 4;
 /// Bound of the pools of open and awarded projects (the oldest are abandoned beyond it).
 const MAX_PROJECT_POOL: usize = 20_000;
+/// While fewer than `n` items exist to act on, an action on them falls back to creating one with probability
+/// `1 - items / n`: at the start of a run engagement does not pile onto the very first share, nor clicks onto
+/// the very first code.
+pub(crate) fn warming_up(rng: &mut ChaCha8Rng, items: usize, n: usize) -> bool {
+    items < n && rng.random_range(0..n) >= items
+}
+
 /// Content items kept in the popularity ranking.
 const MAX_RANKED_CONTENT: usize = 100_000;
 /// Shares remembered per content item (engagements go to one of these).
@@ -114,7 +121,11 @@ pub(crate) struct User {
 
 impl User {
     pub(crate) fn name(&self) -> Name {
-        Name { role: self.role, hash: self.name_hash, variant: self.name_variant }
+        Name {
+            role: self.role,
+            hash: self.name_hash,
+            variant: self.name_variant,
+        }
     }
 }
 
@@ -375,7 +386,11 @@ impl World {
     fn run_followup(&mut self, action: Followup) -> Payload {
         match action {
             Followup::Funnel(prospect) => self.funnel_step(prospect),
-            Followup::Reward { referrer, code, program } => self.reward_earned(referrer, code, program),
+            Followup::Reward {
+                referrer,
+                code,
+                program,
+            } => self.reward_earned(referrer, code, program),
             Followup::Testimonial { project } => self.testimonial_published(project),
             Followup::Connect { user, friend } => self.connect(user, friend),
             Followup::Privacy { user } => self.privacy_update(user, true),
@@ -387,7 +402,11 @@ impl World {
     pub(crate) fn schedule(&mut self, min_s: f64, max_s: f64, action: Followup) {
         let delay_ms = self.log_uniform(min_s * 1_000.0, max_s * 1_000.0).max(1.0) as i64;
         self.ids.scheduled += 1;
-        let item = Scheduled { due_ms: self.now.saturating_add(delay_ms), seq: self.ids.scheduled, action };
+        let item = Scheduled {
+            due_ms: self.now.saturating_add(delay_ms),
+            seq: self.ids.scheduled,
+            action,
+        };
         self.scheduled.push(Reverse(item));
     }
 
@@ -426,7 +445,8 @@ impl World {
     }
 
     fn random_role(&mut self) -> Role {
-        self.weighted(&[(Role::Homeowner, 70), (Role::Contractor, 25), (Role::Partner, 5)]).unwrap_or(Role::Homeowner)
+        self.weighted(&[(Role::Homeowner, 70), (Role::Contractor, 25), (Role::Partner, 5)])
+            .unwrap_or(Role::Homeowner)
     }
 
     // ---- users ----
@@ -434,8 +454,12 @@ impl World {
     pub(crate) fn add_user(&mut self, role: Role, registered_ms: i64) -> u32 {
         let index = self.users.len() as u32;
         let mut privacy_pref = 0;
-        for (bit, p) in [(NO_BROADCAST, 0.04), (INCOGNITO, 0.03), (ANONYMOUS_REFERRALS, 0.07), (PRIVATE_REWARDS, 0.09)]
-        {
+        for (bit, p) in [
+            (NO_BROADCAST, 0.04),
+            (INCOGNITO, 0.03),
+            (ANONYMOUS_REFERRALS, 0.07),
+            (PRIVATE_REWARDS, 0.09),
+        ] {
             if self.chance(p) {
                 privacy_pref |= bit;
             }
@@ -516,7 +540,14 @@ impl World {
         let index = self.projects.len() as u32;
         let category = self.rng.random_range(0..tables::CATEGORIES.len()) as u8;
         let public = self.chance(0.85);
-        self.projects.push(Project { owner, contractor: None, category, public, changed_ms: created_ms, content: None });
+        self.projects.push(Project {
+            owner,
+            contractor: None,
+            category,
+            public,
+            changed_ms: created_ms,
+            content: None,
+        });
         push_recent(&mut self.users[owner as usize].projects, index);
         push_bounded(&mut self.open_projects, index, &mut self.rng);
         index
@@ -538,7 +569,10 @@ impl World {
             return index;
         }
         let index = self.contents.len() as u32;
-        self.contents.push(Content { what, shares: Vec::new() });
+        self.contents.push(Content {
+            what,
+            shares: Vec::new(),
+        });
         // Most new content starts in the long tail; now and then something goes viral.
         let n = self.content_rank.len();
         let position = if self.chance(0.04) {

@@ -3,15 +3,18 @@
 
 use rand::Rng;
 
-use super::emit::{BidAwarded, Payload, ProjectCompleted, ProjectCreated, TestimonialEngaged, TestimonialPublished};
+use super::emit::{
+    BidAwarded, Payload, ProjectCompleted, ProjectCreated, TestimonialEngaged, TestimonialPublished,
+};
 use super::ids::{Id, Role};
-use super::model::{Followup, Testimonial, World, push_recent, take_aged};
+use super::model::{Followup, Testimonial, World, push_recent, take_aged, warming_up};
 use super::tables;
 
 /// Testimonials kept in the popularity ranking (older ones stop getting engagement).
 const MAX_RANKED_TESTIMONIALS: usize = 10_000;
 const RATINGS: &[(u8, u32)] = &[(5, 60), (4, 25), (3, 8), (2, 4), (1, 3)];
-const TESTIMONIAL_ENGAGEMENTS: &[(&str, u32)] = &[("like", 50), ("helpful", 30), ("comment", 12), ("share", 8)];
+const TESTIMONIAL_ENGAGEMENTS: &[(&str, u32)] =
+    &[("like", 50), ("helpful", 30), ("comment", 12), ("share", 8)];
 
 impl World {
     /// A homeowner registered before now, preferring active ones.
@@ -42,7 +45,11 @@ impl World {
             owner_id: Id::user(owner),
             title,
             category: self.chance(0.9).then_some(category),
-            visibility: if public { self.chance(0.8).then_some("public") } else { Some("private") },
+            visibility: if public {
+                self.chance(0.8).then_some("public")
+            } else {
+                Some("private")
+            },
         }))
     }
 
@@ -66,7 +73,10 @@ impl World {
         let amount = self.chance(0.95).then(|| (dollars * 100.0).round() / 100.0);
         self.ids.bid += 1;
         Some(Payload::BidAwarded(BidAwarded {
-            bid_id: Id { prefix: "bid", n: self.ids.bid },
+            bid_id: Id {
+                prefix: "bid",
+                n: self.ids.bid,
+            },
             project_id: Id::project(project),
             contractor_id: Id::user(contractor),
             homeowner_id: Id::user(owner),
@@ -97,7 +107,12 @@ impl World {
         let p = &self.projects[project as usize];
         let (author, subject) = (p.owner, p.contractor.unwrap_or(p.owner));
         let index = self.testimonials.len() as u32;
-        self.testimonials.push(Testimonial { author, subject, published_ms: self.now, content: None });
+        self.testimonials.push(Testimonial {
+            author,
+            subject,
+            published_ms: self.now,
+            content: None,
+        });
         push_recent(&mut self.user_mut(author).testimonials, index);
         push_recent(&mut self.user_mut(subject).testimonials, index);
         // Recent testimonials get the attention.
@@ -111,15 +126,19 @@ impl World {
             subject_user_id: Id::user(subject),
             rating,
             project_id: Some(Id::project(project)),
-            excerpt: self.chance(0.85).then(|| excerpts[self.rng.random_range(0..excerpts.len())]),
+            excerpt: self
+                .chance(0.85)
+                .then(|| excerpts[self.rng.random_range(0..excerpts.len())]),
         })
     }
 
     pub(crate) fn testimonial_engaged(&mut self) -> Option<Payload> {
-        if self.testimonial_rank.is_empty() {
+        if self.testimonial_rank.is_empty() || warming_up(&mut self.rng, self.testimonial_rank.len(), 10) {
             return None;
         }
-        let rank = self.testimonial_zipf.sample(&mut self.rng, self.testimonial_rank.len());
+        let rank = self
+            .testimonial_zipf
+            .sample(&mut self.rng, self.testimonial_rank.len());
         let testimonial = self.testimonial_rank[rank];
         let t = &self.testimonials[testimonial as usize];
         if t.published_ms >= self.now {
@@ -127,7 +146,11 @@ impl World {
         }
         let author = t.author;
         let engagement_type = self.weighted(TESTIMONIAL_ENGAGEMENTS)?;
-        let engager = if self.chance(0.85) { self.other_user(author) } else { None };
+        let engager = if self.chance(0.85) {
+            self.other_user(author)
+        } else {
+            None
+        };
         Some(Payload::TestimonialEngaged(TestimonialEngaged {
             testimonial_id: Id::testimonial(testimonial),
             engagement_type,

@@ -15,7 +15,7 @@ use super::emit::{
     PendingReward, RankChange, RewardEarned,
 };
 use super::ids::{CodeId, Id, LandingPage, ProgramId, Role, Ts, mix64};
-use super::model::{Code, Flood, Followup, World, push_recent};
+use super::model::{Code, Flood, Followup, World, push_recent, warming_up};
 use super::tables;
 
 /// Share of ordinary clicks that turn into a prospect.
@@ -146,19 +146,29 @@ impl World {
             let role = self.user(user).role;
             let preferred = self.preferred_program(role);
             let taken = |program: u32| self.user(user).codes.iter().any(|(p, _)| *p == program);
-            let Some(program) =
-                (0..self.programs).map(|k| (preferred + k) % self.programs).find(|p| !taken(*p))
+            let Some(program) = (0..self.programs)
+                .map(|k| (preferred + k) % self.programs)
+                .find(|p| !taken(*p))
             else {
                 continue;
             };
             let index = self.codes.len() as u32;
             let id = CodeId::scramble(u64::from(index), self.salt);
-            self.codes.push(Code { id, owner: user, program, created_ms: self.now, content: None });
+            self.codes.push(Code {
+                id,
+                owner: user,
+                program,
+                created_ms: self.now,
+                content: None,
+            });
             self.user_mut(user).codes.push((program, index));
             // Partners' codes tend to be the popular ones.
             let n = self.code_rank.len();
-            let position =
-                if role == Role::Partner { self.rng.random_range(0..=n / 10) } else { self.rng.random_range(0..=n) };
+            let position = if role == Role::Partner {
+                self.rng.random_range(0..=n / 10)
+            } else {
+                self.rng.random_range(0..=n)
+            };
             self.code_rank.insert(position, index);
             return Some(Payload::CodeGenerated(CodeGenerated {
                 code_id: id,
@@ -170,6 +180,9 @@ impl World {
     }
 
     pub(crate) fn link_clicked(&mut self) -> Option<Payload> {
+        if warming_up(&mut self.rng, self.code_rank.len(), 50) {
+            return None;
+        }
         let code = self.popular_code()?;
         if self.flood.is_none() && self.chance(FLOOD_RATE) {
             let hash = mix64(self.salt ^ self.rng.random::<u64>());
@@ -184,7 +197,10 @@ impl World {
         }
         let (hash, self_referral) = if self.chance(SELF_REFERRAL_RATE) {
             // The owner's own address and browser.
-            (mix64(self.salt ^ (u64::from(self.codes[code as usize].owner) + (1 << 40))), true)
+            (
+                mix64(self.salt ^ (u64::from(self.codes[code as usize].owner) + (1 << 40))),
+                true,
+            )
         } else {
             (mix64(self.salt ^ self.rng.random_range(0..VISITORS)), false)
         };
@@ -231,14 +247,24 @@ impl World {
             referral_id: id,
             source_ip: ip,
             user_agent,
-            landing_page: Some(LandingPage { code: id, utm_source: "copy_link" }),
+            landing_page: Some(LandingPage {
+                code: id,
+                utm_source: "copy_link",
+            }),
         }))
     }
 
     /// Runs the prospect's current stage and schedules the next one (unless they drop out).
     pub(crate) fn funnel_step(&mut self, mut p: Prospect) -> Payload {
         let owner = self.codes[p.code as usize].owner;
-        let prospect_id = if p.self_referral { Id::user(owner) } else { Id { prefix: "prospect", n: p.id } };
+        let prospect_id = if p.self_referral {
+            Id::user(owner)
+        } else {
+            Id {
+                prefix: "prospect",
+                n: p.id,
+            }
+        };
         let started = |stage: Stage, code: CodeId| {
             Payload::ConversionStarted(ConversionStarted {
                 referral_id: code,
@@ -297,7 +323,11 @@ impl World {
             Stage::FirstProject => {
                 let payload = started(p.stage, code_id);
                 if self.chance(0.9) {
-                    let kind = if p.role == Role::Contractor { "first_bid" } else { "first_project" };
+                    let kind = if p.role == Role::Contractor {
+                        "first_bid"
+                    } else {
+                        "first_project"
+                    };
                     p.stage = Stage::Complete(kind);
                     self.schedule(1.0, 5.0, Followup::Funnel(p));
                 }
@@ -308,14 +338,26 @@ impl World {
     }
 
     fn complete(&mut self, p: &Prospect, kind: &'static str, referrer: u32) -> Payload {
-        let new_user = if p.self_referral { referrer } else { p.user.unwrap_or(referrer) };
+        let new_user = if p.self_referral {
+            referrer
+        } else {
+            p.user.unwrap_or(referrer)
+        };
         let program = self.codes[p.code as usize].program;
         let (reward_type, cents) = tables::PROGRAM_REWARDS[program as usize % tables::PROGRAM_REWARDS.len()];
         for board in &mut self.boards {
             board.record(referrer, self.now);
         }
         if self.chance(0.8) {
-            self.schedule(1.0, 15.0, Followup::Reward { referrer, code: p.code, program });
+            self.schedule(
+                1.0,
+                15.0,
+                Followup::Reward {
+                    referrer,
+                    code: p.code,
+                    program,
+                },
+            );
         }
         Payload::ConversionCompleted(ConversionCompleted {
             referral_id: self.code_id(p.code),
@@ -337,7 +379,10 @@ impl World {
         self.ids.reward += 1;
         Payload::RewardEarned(RewardEarned {
             user_id: Id::user(referrer),
-            reward_id: Id { prefix: "reward", n: self.ids.reward },
+            reward_id: Id {
+                prefix: "reward",
+                n: self.ids.reward,
+            },
             amount: cents as f64 / 100.0,
             kind: reward_type,
             program_id: Some(ProgramId(program)),
@@ -356,7 +401,11 @@ impl World {
                     board_id: self.boards[i].id,
                     changes: changes
                         .into_iter()
-                        .map(|(user, position, delta)| RankChange { user_id: Id::user(user), position, delta })
+                        .map(|(user, position, delta)| RankChange {
+                            user_id: Id::user(user),
+                            position,
+                            delta,
+                        })
                         .collect(),
                 }));
             }
@@ -392,7 +441,9 @@ mod tests {
 
     #[test]
     fn agents_follow_weights() {
-        let iphone = (0..10_000u64).filter(|i| visitor_agent(mix64(*i)).contains("iPhone OS 18_1")).count();
+        let iphone = (0..10_000u64)
+            .filter(|i| visitor_agent(mix64(*i)).contains("iPhone OS 18_1"))
+            .count();
         assert!(iphone > 1_500 && iphone < 3_000, "{iphone}");
     }
 }

@@ -40,12 +40,18 @@ impl<T> Ord for Held<T> {
 
 impl<T> ReorderBuffer<T> {
     pub(crate) fn new() -> Self {
-        ReorderBuffer { heap: BinaryHeap::new() }
+        ReorderBuffer {
+            heap: BinaryHeap::new(),
+        }
     }
 
     /// Holds `item`; `seq` must grow with every call (it breaks ties between equal arrival times).
     pub(crate) fn push(&mut self, arrival_ms: i64, seq: u64, item: T) {
-        self.heap.push(Reverse(Held { arrival_ms, seq, item }));
+        self.heap.push(Reverse(Held {
+            arrival_ms,
+            seq,
+            item,
+        }));
     }
 
     /// Releases the next item if nothing generated later can arrive before it, that is if its arrival time is

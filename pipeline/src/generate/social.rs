@@ -8,14 +8,25 @@ use super::emit::{
 };
 use super::ids::{ContentRef, Id, Name, Role};
 use super::model::{
-    ANONYMOUS_REFERRALS, Followup, INCOGNITO, MAX_CONNECTIONS, NO_BROADCAST, PRIVATE_REWARDS, SHARES_PER_CONTENT,
-    ShareRef, World,
+    ANONYMOUS_REFERRALS, Followup, INCOGNITO, MAX_CONNECTIONS, NO_BROADCAST, PRIVATE_REWARDS,
+    SHARES_PER_CONTENT, ShareRef, World, warming_up,
 };
 use super::tables;
 
-const ENGAGEMENT_TYPES: &[(&str, u32)] =
-    &[("view", 40), ("like", 28), ("click", 12), ("comment", 8), ("share", 6), ("save", 6)];
-const MESSAGE_CONTEXTS: &[(&str, u32)] = &[("share", 35), ("referral", 25), ("project", 30), ("testimonial", 10)];
+const ENGAGEMENT_TYPES: &[(&str, u32)] = &[
+    ("view", 40),
+    ("like", 28),
+    ("click", 12),
+    ("comment", 8),
+    ("share", 6),
+    ("save", 6),
+];
+const MESSAGE_CONTEXTS: &[(&str, u32)] = &[
+    ("share", 35),
+    ("referral", 25),
+    ("project", 30),
+    ("testimonial", 10),
+];
 const PRIVACY_BITS: [u8; 4] = [NO_BROADCAST, INCOGNITO, ANONYMOUS_REFERRALS, PRIVATE_REWARDS];
 
 fn share_format(platform: &str, r: f64) -> Option<&'static str> {
@@ -77,7 +88,9 @@ impl World {
         let existing = self.user(user).connections.len();
         if existing > 0 && self.chance(0.2) {
             let slot = self.rng.random_range(0..existing);
-            update.removed.push(Id::user(self.user_mut(user).connections.remove(slot)));
+            update
+                .removed
+                .push(Id::user(self.user_mut(user).connections.remove(slot)));
         }
         if update.removed.is_empty() || self.chance(0.3) {
             let want = self.rng.random_range(1..=3);
@@ -119,7 +132,10 @@ impl World {
             user_id: Id::user(user),
             display_name: None,
             privacy: None,
-            connections: Some(Connections { added: vec![Id::user(friend)], removed: Vec::new() }),
+            connections: Some(Connections {
+                added: vec![Id::user(friend)],
+                removed: Vec::new(),
+            }),
         })
     }
 
@@ -127,7 +143,11 @@ impl World {
     /// `full`: all four settings are sent; otherwise only the one that changed.
     pub(crate) fn privacy_update(&mut self, user: u32, full: bool) -> Payload {
         let (pref, current) = (self.user(user).privacy_pref, self.user(user).privacy);
-        let differing: Vec<u8> = PRIVACY_BITS.iter().copied().filter(|b| (pref ^ current) & b != 0).collect();
+        let differing: Vec<u8> = PRIVACY_BITS
+            .iter()
+            .copied()
+            .filter(|b| (pref ^ current) & b != 0)
+            .collect();
         let bit = match self.one_of(&differing) {
             Some(bit) => bit,
             None => PRIVACY_BITS[self.rng.random_range(0..PRIVACY_BITS.len())],
@@ -177,9 +197,18 @@ impl World {
             Role::Contractor => [15, 25, 15, 10, 35],
             Role::Partner => [0, 0, 60, 20, 20],
         };
-        let available = [public_project.is_some(), testimonial.is_some(), code.is_some(), true, true];
-        let table: Vec<(usize, u32)> =
-            (0..5).filter(|i| available[*i]).map(|i| (i, weights[i])).filter(|(_, w)| *w > 0).collect();
+        let available = [
+            public_project.is_some(),
+            testimonial.is_some(),
+            code.is_some(),
+            true,
+            true,
+        ];
+        let table: Vec<(usize, u32)> = (0..5)
+            .filter(|i| available[*i])
+            .map(|i| (i, weights[i]))
+            .filter(|(_, w)| *w > 0)
+            .collect();
         let choice = self.weighted(&table)?;
         let u = self.user(user);
         Some(match (choice, public_project, testimonial, code) {
@@ -202,7 +231,12 @@ impl World {
             ContentRef::Profile(_) => self.user_mut(user).profile_content = Some(index),
             ContentRef::Portfolio(_) => self.user_mut(user).portfolio_content = Some(index),
             ContentRef::ReferralLink(id) => {
-                if let Some(code) = self.user(user).codes.iter().map(|(_, c)| *c).find(|c| self.codes[*c as usize].id == id)
+                if let Some(code) = self
+                    .user(user)
+                    .codes
+                    .iter()
+                    .map(|(_, c)| *c)
+                    .find(|c| self.codes[*c as usize].id == id)
                 {
                     self.codes[code as usize].content = Some(index);
                 }
@@ -255,7 +289,9 @@ impl World {
         let metadata = self.chance(0.7).then(|| {
             let messages = tables::SHARE_MESSAGES[what.type_index()];
             ShareMetadata {
-                message: self.chance(0.8).then(|| messages[self.rng.random_range(0..messages.len())]),
+                message: self
+                    .chance(0.8)
+                    .then(|| messages[self.rng.random_range(0..messages.len())]),
                 image_count: match what {
                     ContentRef::Project(_) | ContentRef::Portfolio(_) => Some(self.rng.random_range(1..=12)),
                     _ => self.chance(0.5).then(|| self.rng.random_range(0..=1)),
@@ -264,14 +300,22 @@ impl World {
             }
         });
         self.ids.share += 1;
-        let share = ShareRef { id: self.ids.share, platform, sharer: user, created_ms: self.now };
+        let share = ShareRef {
+            id: self.ids.share,
+            platform,
+            sharer: user,
+            created_ms: self.now,
+        };
         let shares = &mut self.contents[index as usize].shares;
         if shares.len() >= SHARES_PER_CONTENT {
             shares.remove(0);
         }
         shares.push(share);
         Some(Payload::ShareCreated(ShareCreated {
-            share_id: Id { prefix: "share", n: share.id },
+            share_id: Id {
+                prefix: "share",
+                n: share.id,
+            },
             user_id: Id::user(user),
             content_type: what.content_type(),
             content_id: what,
@@ -282,20 +326,34 @@ impl World {
     }
 
     pub(crate) fn share_engaged(&mut self) -> Option<Payload> {
+        if warming_up(&mut self.rng, self.content_rank.len(), 200) {
+            return None;
+        }
         let content = self.popular_content()?;
         let share = self.share_of(content)?;
         let engagement_type = self.weighted(ENGAGEMENT_TYPES).unwrap_or("view");
-        let member = if self.chance(0.35) { self.other_user(share.sharer) } else { None };
+        let member = if self.chance(0.35) {
+            self.other_user(share.sharer)
+        } else {
+            None
+        };
         let display_name = if self.chance(0.6) {
             Some(match member {
                 Some(m) => self.user(m).name(),
-                None => Name { role: Role::Homeowner, hash: self.rng.random(), variant: 0 },
+                None => Name {
+                    role: Role::Homeowner,
+                    hash: self.rng.random(),
+                    variant: 0,
+                },
             })
         } else {
             None
         };
         Some(Payload::ShareEngaged(ShareEngaged {
-            share_id: Id { prefix: "share", n: share.id },
+            share_id: Id {
+                prefix: "share",
+                n: share.id,
+            },
             engagement_type,
             engager_info: EngagerInfo {
                 user_id: member.map(Id::user),
@@ -313,7 +371,14 @@ impl World {
                 let content = self.popular_content()?;
                 let share = self.share_of(content)?;
                 let sender = self.other_user(share.sharer)?;
-                (sender, share.sharer, Some(Id { prefix: "share", n: share.id }))
+                (
+                    sender,
+                    share.sharer,
+                    Some(Id {
+                        prefix: "share",
+                        n: share.id,
+                    }),
+                )
             }
             "referral" => {
                 let sender = self.active_user()?;
@@ -331,19 +396,29 @@ impl World {
                 let project = self.awarded_projects[self.rng.random_range(0..self.awarded_projects.len())];
                 let p = &self.projects[project as usize];
                 let (owner, contractor) = (p.owner, p.contractor?);
-                if self.chance(0.5) { (owner, contractor, None) } else { (contractor, owner, None) }
+                if self.chance(0.5) {
+                    (owner, contractor, None)
+                } else {
+                    (contractor, owner, None)
+                }
             }
             _ => {
                 if self.testimonial_rank.is_empty() {
                     return None;
                 }
-                let rank = self.testimonial_zipf.sample(&mut self.rng, self.testimonial_rank.len());
+                let rank = self
+                    .testimonial_zipf
+                    .sample(&mut self.rng, self.testimonial_rank.len());
                 let t = &self.testimonials[self.testimonial_rank[rank] as usize];
                 if t.published_ms >= self.now {
                     return None;
                 }
                 let (author, subject) = (t.author, t.subject);
-                if self.chance(0.7) { (subject, author, None) } else { (author, subject, None) }
+                if self.chance(0.7) {
+                    (subject, author, None)
+                } else {
+                    (author, subject, None)
+                }
             }
         };
         if sender == recipient {
@@ -351,7 +426,10 @@ impl World {
         }
         self.ids.message += 1;
         Some(Payload::MessageSent(MessageSent {
-            message_id: Id { prefix: "msg", n: self.ids.message },
+            message_id: Id {
+                prefix: "msg",
+                n: self.ids.message,
+            },
             sender_id: Id::user(sender),
             recipient_id: Id::user(recipient),
             context,

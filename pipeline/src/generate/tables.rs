@@ -3,34 +3,98 @@
 
 /// First names for display names.
 pub(crate) const FIRST_NAMES: &[&str] = &[
-    "Maria", "James", "Aisha", "Robert", "Mei", "Carlos", "Emily", "David", "Priya", "Michael", "Sofia", "Daniel",
-    "Fatima", "Chris", "Olivia", "Kwame", "Hannah", "Luis", "Grace", "Ahmed", "Chloe", "Tyler", "Yuki", "Andre",
-    "Natalie", "Sam", "Elena", "Marcus", "Ava", "Jordan", "Ines", "Brian", "Leah", "Omar", "Rachel", "Diego",
-    "Megan", "Victor", "Zoe", "Ethan",
+    "Maria", "James", "Aisha", "Robert", "Mei", "Carlos", "Emily", "David", "Priya", "Michael", "Sofia",
+    "Daniel", "Fatima", "Chris", "Olivia", "Kwame", "Hannah", "Luis", "Grace", "Ahmed", "Chloe", "Tyler",
+    "Yuki", "Andre", "Natalie", "Sam", "Elena", "Marcus", "Ava", "Jordan", "Ines", "Brian", "Leah", "Omar",
+    "Rachel", "Diego", "Megan", "Victor", "Zoe", "Ethan",
 ];
 
 /// Last names for display names and contractor businesses.
 pub(crate) const LAST_NAMES: &[&str] = &[
-    "Garcia", "Smith", "Johnson", "Nguyen", "Patel", "Kim", "Brown", "Martinez", "Okafor", "Miller", "Lopez",
-    "Chen", "Wilson", "Anderson", "Rossi", "Hernandez", "Taylor", "Moore", "Jackson", "Singh", "Lee", "Walker",
-    "Hall", "Young", "Khan", "Allen", "Wright", "Scott", "Torres", "Green", "Baker", "Adams", "Nelson", "Hill",
-    "Campbell", "Mitchell", "Roberts", "Carter", "Phillips", "Evans",
+    "Garcia",
+    "Smith",
+    "Johnson",
+    "Nguyen",
+    "Patel",
+    "Kim",
+    "Brown",
+    "Martinez",
+    "Okafor",
+    "Miller",
+    "Lopez",
+    "Chen",
+    "Wilson",
+    "Anderson",
+    "Rossi",
+    "Hernandez",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Singh",
+    "Lee",
+    "Walker",
+    "Hall",
+    "Young",
+    "Khan",
+    "Allen",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Green",
+    "Baker",
+    "Adams",
+    "Nelson",
+    "Hill",
+    "Campbell",
+    "Mitchell",
+    "Roberts",
+    "Carter",
+    "Phillips",
+    "Evans",
 ];
 
 /// Business name endings for contractors.
 pub(crate) const CONTRACTOR_SUFFIXES: &[&str] = &[
-    "Renovations", "Home Services", "Construction", "Builders", "Roofing", "Plumbing & Heating", "Electric",
-    "Landscaping", "Painting Co.", "Remodeling", "Handyman Services", "Flooring",
+    "Renovations",
+    "Home Services",
+    "Construction",
+    "Builders",
+    "Roofing",
+    "Plumbing & Heating",
+    "Electric",
+    "Landscaping",
+    "Painting Co.",
+    "Remodeling",
+    "Handyman Services",
+    "Flooring",
 ];
 
 /// First and second words of partner (supplier, realtor, ...) names.
 pub(crate) const PARTNER_FIRST: &[&str] = &[
-    "Summit", "Cedar", "Keystone", "Harbor", "Granite", "Maple", "Pioneer", "Bluebird", "Northstar", "Oakline",
-    "Riverbend", "Silverline",
+    "Summit",
+    "Cedar",
+    "Keystone",
+    "Harbor",
+    "Granite",
+    "Maple",
+    "Pioneer",
+    "Bluebird",
+    "Northstar",
+    "Oakline",
+    "Riverbend",
+    "Silverline",
 ];
 pub(crate) const PARTNER_SECOND: &[&str] = &[
-    "Supply Co.", "Lumber", "Realty", "Home Design", "Tile & Stone", "Lighting", "Appliances", "Mortgage",
-    "Insurance", "Cabinetry",
+    "Supply Co.",
+    "Lumber",
+    "Realty",
+    "Home Design",
+    "Tile & Stone",
+    "Lighting",
+    "Appliances",
+    "Mortgage",
+    "Insurance",
+    "Cabinetry",
 ];
 
 /// User agents of ordinary visitors, with weights (mobile and in-app browsers dominate link clicks).
@@ -72,7 +136,10 @@ pub(crate) const USER_AGENTS: &[(&str, u32)] = &[
          Safari/537.36 Edg/131.0.0.0",
         6,
     ),
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0", 4),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        4,
+    ),
     (
         "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-A546B) AppleWebKit/537.36 (KHTML, like Gecko) \
          SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
@@ -129,12 +196,22 @@ pub(crate) const PLATFORMS: &[(&str, u32)] = &[
 ];
 
 /// Referral program ids; beyond these, `program-<n>`.
-pub(crate) const PROGRAMS: &[&str] =
-    &["program-standard", "program-contractor", "program-partner", "program-spring-2026", "program-vip"];
+pub(crate) const PROGRAMS: &[&str] = &[
+    "program-standard",
+    "program-contractor",
+    "program-partner",
+    "program-spring-2026",
+    "program-vip",
+];
 
 /// Reward of a referral in each program (by index modulo the table length): type and amount in cents.
-pub(crate) const PROGRAM_REWARDS: &[(&str, u64)] =
-    &[("credit", 5_000), ("cash", 10_000), ("cash", 15_000), ("discount", 2_500), ("points", 100_000)];
+pub(crate) const PROGRAM_REWARDS: &[(&str, u64)] = &[
+    ("credit", 5_000),
+    ("cash", 10_000),
+    ("cash", 15_000),
+    ("discount", 2_500),
+    ("points", 100_000),
+];
 
 /// Project categories: name, typical awarded amount range in dollars, titles.
 pub(crate) const CATEGORIES: &[(&str, u32, u32, [&str; 3])] = &[
@@ -142,32 +219,102 @@ pub(crate) const CATEGORIES: &[(&str, u32, u32, [&str; 3])] = &[
         "kitchen",
         15_000,
         65_000,
-        ["Kitchen remodel with new island", "Replace kitchen cabinets and countertops", "Galley kitchen refresh"],
+        [
+            "Kitchen remodel with new island",
+            "Replace kitchen cabinets and countertops",
+            "Galley kitchen refresh",
+        ],
     ),
     (
         "bathroom",
         8_000,
         35_000,
-        ["Master bathroom renovation", "Convert tub to walk-in shower", "Half bath update"],
+        [
+            "Master bathroom renovation",
+            "Convert tub to walk-in shower",
+            "Half bath update",
+        ],
     ),
-    ("roofing", 7_000, 28_000, ["Replace asphalt shingle roof", "Repair storm-damaged roof", "Install new gutters"]),
+    (
+        "roofing",
+        7_000,
+        28_000,
+        [
+            "Replace asphalt shingle roof",
+            "Repair storm-damaged roof",
+            "Install new gutters",
+        ],
+    ),
     (
         "landscaping",
         2_500,
         20_000,
-        ["Backyard landscaping and patio", "Front yard xeriscape", "Install irrigation system"],
+        [
+            "Backyard landscaping and patio",
+            "Front yard xeriscape",
+            "Install irrigation system",
+        ],
     ),
-    ("painting", 1_200, 9_000, ["Interior painting, 3 bedrooms", "Exterior house painting", "Kitchen cabinet painting"]),
-    ("flooring", 3_000, 16_000, ["Install hardwood floors", "Replace carpet with luxury vinyl plank", "Tile entryway and hall"]),
-    ("plumbing", 250, 4_500, ["Replace water heater", "Repair leaking main line", "Install new bathroom fixtures"]),
+    (
+        "painting",
+        1_200,
+        9_000,
+        [
+            "Interior painting, 3 bedrooms",
+            "Exterior house painting",
+            "Kitchen cabinet painting",
+        ],
+    ),
+    (
+        "flooring",
+        3_000,
+        16_000,
+        [
+            "Install hardwood floors",
+            "Replace carpet with luxury vinyl plank",
+            "Tile entryway and hall",
+        ],
+    ),
+    (
+        "plumbing",
+        250,
+        4_500,
+        [
+            "Replace water heater",
+            "Repair leaking main line",
+            "Install new bathroom fixtures",
+        ],
+    ),
     (
         "electrical",
         400,
         6_000,
-        ["Upgrade electrical panel to 200A", "Install EV charger in garage", "Add recessed lighting"],
+        [
+            "Upgrade electrical panel to 200A",
+            "Install EV charger in garage",
+            "Add recessed lighting",
+        ],
     ),
-    ("hvac", 3_500, 16_000, ["Replace central AC unit", "Install ductless mini-split", "Furnace replacement"]),
-    ("outdoor", 4_000, 30_000, ["Build composite deck", "Install privacy fence", "Screened porch addition"]),
+    (
+        "hvac",
+        3_500,
+        16_000,
+        [
+            "Replace central AC unit",
+            "Install ductless mini-split",
+            "Furnace replacement",
+        ],
+    ),
+    (
+        "outdoor",
+        4_000,
+        30_000,
+        [
+            "Build composite deck",
+            "Install privacy fence",
+            "Screened porch addition",
+        ],
+    ),
 ];
 
 /// Share messages by content type (`project`, `testimonial`, `profile`, `referral_link`, `portfolio`).
@@ -178,14 +325,22 @@ pub(crate) const SHARE_MESSAGES: [&[&str]; 5] = [
         "Finally done! Found a great contractor on InstaBids",
         "Looking for bids on this one, any recommendations?",
     ],
-    &["Thank you for the kind words!", "Another happy customer", "This review made our week"],
+    &[
+        "Thank you for the kind words!",
+        "Another happy customer",
+        "This review made our week",
+    ],
     &["Find me on InstaBids", "Now on InstaBids, come say hi"],
     &[
         "Join InstaBids with my link and we both get a reward",
         "Planning a project? Use my referral link",
         "Get a bonus on your first project with my code",
     ],
-    &["Some of our recent work", "Proud of this job the crew did last month", "Booking projects for the spring"],
+    &[
+        "Some of our recent work",
+        "Proud of this job the crew did last month",
+        "Booking projects for the spring",
+    ],
 ];
 
 /// Testimonial excerpts by rating (index 0 is rating 1).
@@ -193,7 +348,10 @@ pub(crate) const EXCERPTS: [&[&str]; 5] = [
     &["Project went over budget and took twice as long as promised."],
     &["Work was finished, but it needed several call-backs to get right."],
     &["Decent job overall; communication could have been better."],
-    &["Great quality work. A few small delays, but worth it.", "Good crew and a fair price, would hire again."],
+    &[
+        "Great quality work. A few small delays, but worth it.",
+        "Good crew and a fair price, would hire again.",
+    ],
     &[
         "Outstanding work, on time and on budget. Highly recommend!",
         "Professional crew, spotless cleanup, beautiful result.",

@@ -15,7 +15,10 @@ pub(crate) struct Zipf {
 
 impl Zipf {
     pub(crate) fn new(exponent: f64) -> Self {
-        Zipf { exponent, cumulative: Vec::new() }
+        Zipf {
+            exponent,
+            cumulative: Vec::new(),
+        }
     }
 
     /// A 0-based rank in `0..n`, rank 0 being the most likely. `n` must be at least 1 (0 is treated as 1).
@@ -56,7 +59,11 @@ mod tests {
             counts[z.sample(&mut rng, n)] += 1;
         }
         // Rank 1 is about twice as likely as rank 2, and the top 1 % takes most of the mass.
-        assert!(counts[0] > counts[1] * 3 / 2 && counts[0] < counts[1] * 5 / 2, "{:?}", &counts[..4]);
+        assert!(
+            counts[0] > counts[1] * 3 / 2 && counts[0] < counts[1] * 5 / 2,
+            "{:?}",
+            &counts[..4]
+        );
         let top: u32 = counts[..10].iter().sum();
         assert!(top > 40_000, "top 1% got {top}");
         assert!(counts[n - 1] > 0 || counts[n - 100..].iter().sum::<u32>() > 0);

@@ -66,10 +66,10 @@ impl Dedup {
         self.expire(&mut inner, now_ms);
         keys.iter()
             .map(|key| {
-                if inner.seen.contains_key(key) {
+                let std::collections::hash_map::Entry::Vacant(slot) = inner.seen.entry(*key) else {
                     return false;
-                }
-                inner.seen.insert(*key, now_ms);
+                };
+                slot.insert(now_ms);
                 inner.order.push_back((*key, now_ms));
                 true
             })
@@ -140,8 +140,8 @@ impl Dedup {
                     .collect();
                 if let Ok(mut inner) = self.inner.lock() {
                     for (key, accepted_ms) in keys {
-                        if !inner.seen.contains_key(&key) {
-                            inner.seen.insert(key, accepted_ms);
+                        if let std::collections::hash_map::Entry::Vacant(slot) = inner.seen.entry(key) {
+                            slot.insert(accepted_ms);
                             inner.order.push_back((key, accepted_ms));
                         }
                     }

@@ -19,7 +19,6 @@ pub enum MessageContext {
     Project,
 }
 
-
 wire_strings!(MessageContext {
     Share => "share",
     Referral => "referral",

@@ -1,9 +1,15 @@
 //! Typed payloads (`data`) of the sixteen input event types.
 
-/// `as_str()` (the wire string) and `Display` for a payload enum.
+/// `ALL`, `as_str()` (the wire string) and `Display` for a payload enum.
 macro_rules! wire_strings {
+    (@one $v:ident) => {
+        1
+    };
     ($ty:ident { $($variant:ident => $s:literal),* $(,)? }) => {
         impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: [$ty; 0 $(+ wire_strings!(@one $variant))*] = [$($ty::$variant),*];
+
             /// The wire string of this value.
             pub fn as_str(&self) -> &'static str {
                 match self {

@@ -17,7 +17,6 @@ pub enum ProjectVisibility {
     Private,
 }
 
-
 wire_strings!(ProjectVisibility {
     Public => "public",
     Private => "private",

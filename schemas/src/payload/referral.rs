@@ -50,7 +50,6 @@ pub enum RewardStatus {
     Paid,
 }
 
-
 wire_strings!(ConversionStage {
     SignupStarted => "signup_started",
     EmailVerified => "email_verified",

@@ -41,21 +41,6 @@ pub enum Platform {
     Other,
 }
 
-impl Platform {
-    pub const ALL: [Platform; 10] = [
-        Platform::Facebook,
-        Platform::Twitter,
-        Platform::Linkedin,
-        Platform::Instagram,
-        Platform::Pinterest,
-        Platform::Whatsapp,
-        Platform::Email,
-        Platform::Sms,
-        Platform::CopyLink,
-        Platform::Other,
-    ];
-}
-
 /// Format of the share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -86,7 +71,6 @@ pub enum EngagementType {
     View,
     Save,
 }
-
 
 wire_strings!(ContentType {
     Project => "project",

@@ -19,7 +19,6 @@ pub enum TestimonialEngagementType {
     Helpful,
 }
 
-
 wire_strings!(TestimonialEngagementType {
     Like => "like",
     Comment => "comment",

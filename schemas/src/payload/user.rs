@@ -18,7 +18,6 @@ pub enum UserRole {
     Partner,
 }
 
-
 wire_strings!(UserRole {
     Homeowner => "homeowner",
     Contractor => "contractor",

@@ -1,0 +1,129 @@
+//! The demo page in headless Chromium: its EventSource receives live updates, and after the server restarts (a new
+//! history epoch) it reconnects by itself and shows the RESET, then live updates again.
+//!
+//! Needs Debian's `chromium` (`apt-get install chromium`) and Node.js; `playwright-core` is installed into
+//! `tests/browser/node_modules` with npm when missing. Skips, saying so, only when chromium is absent.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use social_delivery::DeliveryConfig;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+fn chromium() -> Option<PathBuf> {
+    let from_env = std::env::var_os("CHROMIUM_PATH").map(PathBuf::from);
+    from_env
+        .into_iter()
+        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(PathBuf::from))
+        .find(|path| path.exists())
+}
+
+fn publish_until_stopped(server: &TestServer) {
+    let publisher = server.publisher.clone();
+    let stop = server.shutdown.clone();
+    tokio::spawn(async move {
+        let mut n = 0u64;
+        while !stop.is_cancelled() {
+            for topic in ["leaderboard.daily", "user.user-1.referrals", "trending.1h"] {
+                let message = social_schemas::TopicMessage {
+                    topic: topic.into(),
+                    id: format!("{topic}-{n}"),
+                    event_type: "referral.counters.updated".into(),
+                    timestamp: chrono::Utc::now(),
+                    data: json!({"referrals": n, "conversions": n / 3}),
+                };
+                let _ = publisher.publish(message).await;
+            }
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+async fn start(addr: Option<SocketAddr>) -> TestServer {
+    let config = DeliveryConfig {
+        retry_base_ms: 500,
+        retry_jitter_ms: 500,
+        ..DeliveryConfig::default()
+    };
+    let server = match addr {
+        Some(addr) => TestServer::start_on(addr, config).await,
+        None => TestServer::start(config).await,
+    };
+    server.snapshots.set(
+        "leaderboard.daily",
+        json!({"top": [{"userId": "user-1", "position": 1}]}),
+    );
+    publish_until_stopped(&server);
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_page_updates_live_and_resumes_after_a_restart() {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED: chromium not found (apt-get install chromium, or set CHROMIUM_PATH)");
+        return;
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !dir.join("node_modules/playwright-core").exists() {
+        let status = std::process::Command::new("npm")
+            .args(["install", "--no-save", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("playwright-core@1")
+            .status()
+            .expect("npm is needed to install playwright-core");
+        assert!(status.success(), "npm install playwright-core failed");
+    }
+
+    let server = start(None).await;
+    let addr = server.addr;
+    let mut node = Command::new("node")
+        .arg(dir.join("demo.cjs"))
+        .arg(format!("http://{addr}"))
+        .env("CHROMIUM_PATH", &chromium)
+        .env("NODE_PATH", dir.join("node_modules"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is needed for the browser test");
+    let mut stdin = node.stdin.take().unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(90), lines.next_line())
+            .await
+            .expect("browser timed out")
+            .unwrap()
+    };
+
+    let live = next_line().await.expect("the browser script ended early");
+    assert!(live.starts_with("LIVE "), "{live}");
+    let state: serde_json::Value = serde_json::from_str(&live[5..]).unwrap();
+    assert!(
+        state["userFeedItems"].as_u64().unwrap() > 0,
+        "per-user updates shown: {state}"
+    );
+
+    server.stop().await;
+    let server = start(Some(addr)).await;
+    stdin.write_all(b"RESTARTED\n").await.unwrap();
+
+    let resumed = next_line().await.expect("the browser script ended early");
+    assert!(resumed.starts_with("RESUMED "), "{resumed}");
+    let state: serde_json::Value = serde_json::from_str(&resumed[8..]).unwrap();
+    assert!(
+        state["resets"].as_u64().unwrap() >= 1 && state["opens"].as_u64().unwrap() >= 2,
+        "{state}"
+    );
+    assert!(node.wait().await.unwrap().success());
+    server.stop().await;
+}

@@ -1,0 +1,171 @@
+//! Throughput of the whole operator graph on the generator's workload.
+//!
+//! `cargo bench -p social-pipeline --bench operators [-- EVENTS]` (default 1,000,000 events):
+//! 1. decoded: events already parsed, pushed through the engine in batches of 1,024 (one core);
+//! 2. NDJSON, one thread: `parse_event` on each line, then the engine;
+//! 3. NDJSON, two threads: one thread parses, the other runs the engine (bounded channel of batches);
+//!
+//! then the memory of the operator state: resident memory growth and checkpoint size, per million active users.
+
+use std::collections::HashSet;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use social_pipeline::generate::{Generator, GeneratorConfig};
+use social_pipeline::operator::{Emitter, Engine, OperatorConfig};
+use social_schemas::{Event, Limits, Payload, parse_event};
+
+const BATCH: usize = 1_024;
+const PARTITIONS: u32 = 4;
+
+fn main() {
+    let count: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let generated: Vec<(u32, Vec<u8>)> = Generator::new(GeneratorConfig::with_seed(1))
+        .take(count)
+        .map(|g| (social_pipeline::bus::partition::partition_for_key(g.key.as_bytes(), PARTITIONS), g.json))
+        .collect();
+    let ndjson_bytes: usize = generated.iter().map(|(_, j)| j.len() + 1).sum();
+    let limits = Limits::default();
+    let decoded: Vec<(u32, Event)> =
+        generated.iter().filter_map(|(p, j)| parse_event(j, &limits).ok().map(|e| (*p, e))).collect();
+    assert_eq!(decoded.len(), count, "every generated event is valid");
+    let span_s = match (decoded.first(), decoded.last()) {
+        (Some(a), Some(b)) => (b.1.time - a.1.time).num_seconds(),
+        _ => 0,
+    };
+    println!("workload: {count} events, {:.1} MB NDJSON, {span_s} s of event time, {PARTITIONS} partitions", ndjson_bytes as f64 / 1e6);
+
+    // 1. Decoded.
+    let rss_before = rss_kb();
+    let started = Instant::now();
+    let (engine, outputs) = run_decoded(decoded.clone());
+    let elapsed = started.elapsed().as_secs_f64();
+    let rss_after = rss_kb();
+    println!("decoded:            {:>10.0} events/s  ({elapsed:.2} s, {outputs} messages out)", count as f64 / elapsed);
+
+    // Memory per million active users.
+    let users = active_users(&decoded);
+    let checkpoint = serde_json::to_vec(&engine.snapshot()).map(|v| v.len()).unwrap_or(0);
+    let rss_growth_kb = rss_after.saturating_sub(rss_before);
+    println!(
+        "state: {users} active users; RSS growth {:.1} MB ({:.0} MB per million active users); checkpoint {:.1} MB \
+         ({:.0} MB per million active users)",
+        rss_growth_kb as f64 / 1024.0,
+        rss_growth_kb as f64 / 1024.0 * 1e6 / users.max(1) as f64,
+        checkpoint as f64 / 1e6,
+        checkpoint as f64 / 1e6 * 1e6 / users.max(1) as f64,
+    );
+    drop(engine);
+
+    // 2. NDJSON bytes, one thread.
+    let started = Instant::now();
+    let mut engine = new_engine();
+    let mut out = Emitter::default();
+    let mut outputs = 0;
+    for chunk in generated.chunks(BATCH) {
+        for (partition, json) in chunk {
+            if let Ok(event) = parse_event(json, &limits) {
+                engine.push(*partition, event, &mut out);
+            }
+        }
+        engine.advance(&mut out);
+        outputs += out.outputs.len();
+        out.clear();
+    }
+    engine.finish(&mut out);
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("ndjson, 1 thread:   {:>10.0} events/s  ({elapsed:.2} s, {outputs} messages out)", count as f64 / elapsed);
+
+    // 3. NDJSON bytes, parse on one thread and operators on the other.
+    let started = Instant::now();
+    let (tx, rx) = mpsc::sync_channel::<Vec<(u32, Event)>>(64);
+    let outputs = std::thread::scope(|scope| {
+        let generated = &generated;
+        scope.spawn(move || {
+            for chunk in generated.chunks(BATCH) {
+                let batch = chunk.iter().filter_map(|(p, j)| parse_event(j, &limits).ok().map(|e| (*p, e))).collect();
+                if tx.send(batch).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut engine = new_engine();
+        let mut out = Emitter::default();
+        let mut outputs = 0;
+        for batch in rx {
+            for (partition, event) in batch {
+                engine.push(partition, event, &mut out);
+            }
+            engine.advance(&mut out);
+            outputs += out.outputs.len();
+            out.clear();
+        }
+        engine.finish(&mut out);
+        outputs + out.outputs.len()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("ndjson, 2 threads:  {:>10.0} events/s  ({elapsed:.2} s, {outputs} messages out)", count as f64 / elapsed);
+}
+
+fn new_engine() -> Engine {
+    match Engine::new(OperatorConfig::default(), PARTITIONS) {
+        Ok(engine) => engine,
+        Err(error) => panic!("default configuration is valid: {error}"),
+    }
+}
+
+fn run_decoded(events: Vec<(u32, Event)>) -> (Engine, usize) {
+    let mut engine = new_engine();
+    let mut out = Emitter::default();
+    let mut outputs = 0;
+    let mut by_type: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let breakdown = std::env::var_os("OPERATORS_BREAKDOWN").is_some();
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        for (partition, event) in events.by_ref().take(BATCH) {
+            engine.push(partition, event, &mut out);
+        }
+        engine.advance(&mut out);
+        outputs += out.outputs.len();
+        if breakdown {
+            for o in &out.outputs {
+                *by_type.entry(o.message.event_type.clone()).or_default() += 1;
+            }
+            *by_type.entry("(snapshot updates)".into()).or_default() += out.snapshots.len();
+        }
+        out.clear();
+    }
+    for (event_type, n) in by_type {
+        println!("  {event_type:<40} {n:>9}");
+    }
+    (engine, outputs)
+}
+
+/// Users who produced at least one event.
+fn active_users(events: &[(u32, Event)]) -> usize {
+    let mut users: HashSet<&str> = HashSet::new();
+    for (_, e) in events {
+        let user = match &e.payload {
+            Payload::ShareCreated(p) => &p.user_id,
+            Payload::CodeGenerated(p) => &p.user_id,
+            Payload::ConversionCompleted(p) => &p.referrer_id,
+            Payload::RewardEarned(p) => &p.user_id,
+            Payload::UserRegistered(p) => &p.user_id,
+            Payload::ProfileUpdated(p) => &p.user_id,
+            Payload::ProjectCreated(p) => &p.owner_id,
+            Payload::BidAwarded(p) => &p.contractor_id,
+            Payload::MessageSentSocial(p) => &p.sender_id,
+            Payload::TestimonialPublished(p) => &p.author_id,
+            _ => continue,
+        };
+        users.insert(user);
+    }
+    users.len()
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}

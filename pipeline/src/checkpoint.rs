@@ -1,0 +1,125 @@
+//! Checkpoints: the engine state and the input offsets it covers, written together so that a restore followed
+//! by a replay from those offsets reproduces exactly the output an uninterrupted run gives.
+//!
+//! One JSON file per checkpoint, `checkpoint-{sequence:020}.json`, in the checkpoint directory. Written
+//! atomically: to a temporary file, fsynced, renamed over, then the directory fsynced; a crash leaves either the
+//! old or the new checkpoint, never half of one. The newest `keep` files are kept; on restore a file that does
+//! not parse (it cannot be half-written, but disks fail) is skipped for the one before it.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bus::Offset;
+use crate::operator::EngineState;
+
+/// Format version; a checkpoint of another version is not restored.
+pub const CHECKPOINT_VERSION: u32 = 1;
+const PREFIX: &str = "checkpoint-";
+const SUFFIX: &str = ".json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    pub sequence: u64,
+    /// Partition -> next offset to read from the input topic.
+    pub offsets: BTreeMap<u32, Offset>,
+    pub engine: EngineState,
+    /// Topic snapshots served to the delivery tier (topic -> part -> value).
+    #[serde(default)]
+    pub snapshots: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint could not be encoded: {0}")]
+    Encode(serde_json::Error),
+}
+
+/// A directory of checkpoints.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    dir: PathBuf,
+    keep: usize,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io { path: path.to_owned(), source }
+}
+
+impl CheckpointStore {
+    /// Opens (creating it when missing) the directory `dir`; keeps the newest `keep` (at least 1) checkpoints.
+    pub fn open(dir: impl Into<PathBuf>, keep: usize) -> Result<Self, CheckpointError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        Ok(CheckpointStore { dir, keep: keep.max(1) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `checkpoint` atomically and prunes old ones. Returns its size in bytes.
+    pub fn write(&self, checkpoint: &Checkpoint) -> Result<u64, CheckpointError> {
+        let bytes = serde_json::to_vec(checkpoint).map_err(CheckpointError::Encode)?;
+        let name = format!("{PREFIX}{:020}{SUFFIX}", checkpoint.sequence);
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        {
+            let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
+            file.write_all(&bytes).map_err(io_error(&tmp))?;
+            file.sync_all().map_err(io_error(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_error(&path))?;
+        // The rename is durable only once the directory entry is.
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error(&self.dir))?;
+        self.prune()?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// Sequences of the checkpoint files present, ascending.
+    fn sequences(&self) -> Result<Vec<u64>, CheckpointError> {
+        let mut sequences = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
+            let entry = entry.map_err(io_error(&self.dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(seq) = name.strip_prefix(PREFIX).and_then(|s| s.strip_suffix(SUFFIX)) {
+                if let Ok(seq) = seq.parse::<u64>() {
+                    sequences.push(seq);
+                }
+            }
+        }
+        sequences.sort_unstable();
+        Ok(sequences)
+    }
+
+    fn prune(&self) -> Result<(), CheckpointError> {
+        let sequences = self.sequences()?;
+        let excess = sequences.len().saturating_sub(self.keep);
+        for seq in sequences.into_iter().take(excess) {
+            let path = self.dir.join(format!("{PREFIX}{seq:020}{SUFFIX}"));
+            fs::remove_file(&path).map_err(io_error(&path))?;
+        }
+        Ok(())
+    }
+
+    /// The newest checkpoint that reads back, if any.
+    pub fn latest(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        for seq in self.sequences()?.into_iter().rev() {
+            let path = self.dir.join(format!("{PREFIX}{seq:020}{SUFFIX}"));
+            let bytes = fs::read(&path).map_err(io_error(&path))?;
+            match serde_json::from_slice::<Checkpoint>(&bytes) {
+                Ok(cp) if cp.version == CHECKPOINT_VERSION => return Ok(Some(cp)),
+                Ok(cp) => tracing::warn!(path = %path.display(), version = cp.version, "skipping checkpoint of another version"),
+                Err(error) => tracing::warn!(path = %path.display(), %error, "skipping unreadable checkpoint"),
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,44 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::operator::OperatorConfig;
+
+/// Configuration of the topology; serde with defaults, unknown fields rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologyConfig {
+    pub operators: OperatorConfig,
+    /// Records read per partition per round.
+    pub fetch_max_records: usize,
+    /// Pause after a round that read nothing.
+    pub poll_interval_ms: u64,
+    /// Wall-clock interval between checkpoints.
+    pub checkpoint_interval_ms: u64,
+    pub checkpoints_kept: usize,
+    /// When every partition has been quiet this long (wall clock), release buffered events without waiting for
+    /// newer ones. `None`: never (fully deterministic; used by the golden tests).
+    pub idle_flush_ms: Option<u64>,
+    /// Consumer group under which offsets are committed on the bus.
+    pub consumer_group: String,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        TopologyConfig {
+            operators: OperatorConfig::default(),
+            fetch_max_records: 512,
+            poll_interval_ms: 50,
+            checkpoint_interval_ms: 10_000,
+            checkpoints_kept: 3,
+            idle_flush_ms: Some(2_000),
+            consumer_group: "social-operators".to_owned(),
+        }
+    }
+}
+
+impl TopologyConfig {
+    pub(crate) fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(1))
+    }
+}

@@ -1,0 +1,30 @@
+use crate::bus::BusError;
+use crate::checkpoint::CheckpointError;
+use crate::operator::EngineError;
+
+/// Errors of the topology (the async runner of the operators).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("bus error: {0}")]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("checkpoint has {found} partitions but the input topic has {expected}")]
+    PartitionCount { expected: u32, found: usize },
+    /// The output consumer went away; the runner stops (its last checkpoint stays valid).
+    #[error("output closed")]
+    OutputClosed,
+}
+
+impl PipelineError {
+    /// Whether restarting the topology later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Bus(e) => e.is_retryable(),
+            PipelineError::Checkpoint(CheckpointError::Io { .. }) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The topology: the async runner of the operator [`Engine`]. Reads every partition of the input topic from a
+//! [`Bus`] in a fixed round-robin order, feeds the engine, hands its output to an [`OutputSink`], keeps the
+//! [`SnapshotStore`] current, checkpoints state and offsets together, and stops on a `CancellationToken`.
+//!
+//! Wiring (embedded `run`):
+//! ```ignore
+//! let topology = Topology::new(TopologyConfig::default(), bus.clone(), Some(data_dir.join("checkpoints")))?;
+//! let snapshots = topology.snapshots();            // hand to the delivery tier
+//! let (tx, rx) = tokio::sync::mpsc::channel(1024); // rx: Output messages for the delivery hub / output bus
+//! tracker.spawn(topology.run(tx, shutdown.clone()));
+//! ```
+//!
+//! Determinism: one round reads up to `fetch_max_records` from each partition in order `0..n`, then advances
+//! the watermark. Checkpoints are taken between rounds, after the round's output was accepted by the sink, and
+//! hold the engine state with the offsets of the next round; a restore therefore continues exactly where the
+//! checkpointed run was. Output produced after the last checkpoint is produced again after a crash, with the
+//! same ids (the consumer drops duplicates).
+
+mod config;
+mod error;
+mod sink;
+mod snapshot;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use social_schemas::{Limits, parse_event};
+use tokio_util::sync::CancellationToken;
+
+pub use config::TopologyConfig;
+pub use error::PipelineError;
+pub use sink::OutputSink;
+pub use snapshot::SnapshotStore;
+
+use crate::bus::{Bus, INPUT_TOPIC, Offset};
+use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointStore};
+use crate::operator::metrics::{CHECKPOINT_BYTES, CHECKPOINT_SECONDS};
+use crate::operator::{Emitter, Engine};
+
+pub struct Topology {
+    config: TopologyConfig,
+    bus: Arc<dyn Bus>,
+    checkpoints: Option<CheckpointStore>,
+    engine: Engine,
+    /// Next offset to read, per partition.
+    offsets: Vec<Offset>,
+    /// Whether the offsets came from a checkpoint (otherwise they are set from the bus on the first round).
+    positioned: bool,
+    sequence: u64,
+    snapshots: SnapshotStore,
+    limits: Limits,
+    rounds_since_checkpoint: u64,
+    last_checkpoint: Instant,
+    last_record: Instant,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundOutcome {
+    pub records: usize,
+    pub outputs: usize,
+}
+
+impl Topology {
+    /// Builds the topology over the existing input topic of `bus`; restores the newest checkpoint of
+    /// `checkpoint_dir` when there is one (without a directory, state lives in memory only).
+    pub fn new(
+        config: TopologyConfig,
+        bus: Arc<dyn Bus>,
+        checkpoint_dir: Option<PathBuf>,
+    ) -> Result<Self, PipelineError> {
+        let partitions = bus.partitions(INPUT_TOPIC)?;
+        let checkpoints = checkpoint_dir.map(|dir| CheckpointStore::open(dir, config.checkpoints_kept)).transpose()?;
+        let snapshots = SnapshotStore::default();
+        let restored = match &checkpoints {
+            Some(store) => store.latest()?,
+            None => None,
+        };
+        let (engine, offsets, positioned, sequence) = match restored {
+            Some(cp) => {
+                if cp.offsets.len() != partitions as usize {
+                    return Err(PipelineError::PartitionCount { expected: partitions, found: cp.offsets.len() });
+                }
+                tracing::info!(sequence = cp.sequence, "restoring operator state from checkpoint");
+                snapshots.import(cp.snapshots);
+                let engine = Engine::restore(config.operators.clone(), cp.engine)?;
+                (engine, cp.offsets.into_values().collect(), true, cp.sequence)
+            }
+            None => (Engine::new(config.operators.clone(), partitions)?, vec![0; partitions as usize], false, 0),
+        };
+        let now = Instant::now();
+        Ok(Topology {
+            config,
+            bus,
+            checkpoints,
+            engine,
+            offsets,
+            positioned,
+            sequence,
+            snapshots,
+            limits: Limits { max_event_bytes: usize::MAX, ..Limits::default() },
+            rounds_since_checkpoint: 0,
+            last_checkpoint: now,
+            last_record: now,
+        })
+    }
+
+    /// The snapshots this topology keeps current (clone it before `run`).
+    pub fn snapshots(&self) -> SnapshotStore {
+        self.snapshots.clone()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn offsets(&self) -> &[Offset] {
+        &self.offsets
+    }
+
+    /// Runs until `shutdown`: rounds, checkpoints at the configured interval, and on shutdown a final checkpoint
+    /// after the sink accepted everything. Output produced before a round's end is sent before the next round.
+    pub async fn run<S: OutputSink>(mut self, mut sink: S, shutdown: CancellationToken) -> Result<(), PipelineError> {
+        let mut out = Emitter::default();
+        self.start(&mut out);
+        self.deliver(&mut sink, &mut out).await?;
+        while !shutdown.is_cancelled() {
+            let outcome = self.round(&mut out).await?;
+            self.deliver(&mut sink, &mut out).await?;
+            if self.checkpoint_due() {
+                self.checkpoint().await?;
+            }
+            if outcome.records == 0 {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(self.config.poll_interval()) => {}
+                }
+            }
+        }
+        // Drain in order: input has stopped; everything produced was delivered above; now persist and commit.
+        self.checkpoint().await?;
+        Ok(())
+    }
+
+    /// Announces program configurations (first call of `run`; tests call it before `round`).
+    pub fn start(&mut self, out: &mut Emitter) {
+        self.engine.start(out);
+    }
+
+    /// One round over every partition. Public for deterministic tests; `run` is the normal entry.
+    pub async fn round(&mut self, out: &mut Emitter) -> Result<RoundOutcome, PipelineError> {
+        if !self.positioned {
+            for (partition, offset) in self.offsets.iter_mut().enumerate() {
+                *offset = self.bus.start_offset(INPUT_TOPIC, partition as u32).await?;
+            }
+            self.positioned = true;
+        }
+        let before = out.outputs.len();
+        let mut records = 0;
+        for partition in 0..self.offsets.len() as u32 {
+            let from = self.offsets.get(partition as usize).copied().unwrap_or(0);
+            let batch =
+                self.bus.fetch(INPUT_TOPIC, partition, from, self.config.fetch_max_records, Duration::ZERO).await?;
+            self.engine.set_idle(partition, batch.is_empty());
+            for record in &batch {
+                records += 1;
+                match parse_event(&record.value, &self.limits) {
+                    Ok(event) => self.engine.push(partition, event, out),
+                    // Ingest validated everything on the input topic; a record that does not parse was written
+                    // by something else. Skipping it is logged and counted, never silent.
+                    Err(error) => {
+                        metrics::counter!("pipeline_invalid_records_total").increment(1);
+                        tracing::warn!(partition, offset = record.offset, %error, "skipping invalid input record");
+                    }
+                }
+            }
+            if let (Some(last), Some(slot)) = (batch.last(), self.offsets.get_mut(partition as usize)) {
+                *slot = last.offset + 1;
+            }
+        }
+        self.engine.advance(out);
+        if records > 0 {
+            self.last_record = Instant::now();
+        } else if self.config.idle_flush_ms.is_some_and(|ms| self.last_record.elapsed() >= Duration::from_millis(ms))
+        {
+            // Every partition has been quiet for a while: release what is buffered rather than hold it until the
+            // next event. Wall-clock driven, so a replay may classify later events differently (documented).
+            self.engine.flush_idle(out);
+        }
+        self.rounds_since_checkpoint += 1;
+        self.engine.publish_gauges();
+        Ok(RoundOutcome { records, outputs: out.outputs.len() - before })
+    }
+
+    async fn deliver<S: OutputSink>(&mut self, sink: &mut S, out: &mut Emitter) -> Result<(), PipelineError> {
+        self.snapshots.apply(out.snapshots.drain(..));
+        if !out.outputs.is_empty() {
+            sink.send(std::mem::take(&mut out.outputs)).await?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.checkpoints.is_some()
+            && self.rounds_since_checkpoint > 0
+            && self.last_checkpoint.elapsed() >= Duration::from_millis(self.config.checkpoint_interval_ms)
+    }
+
+    /// Writes a checkpoint of the state and offsets now, then commits the offsets on the bus. Call only between
+    /// rounds, after the output of the last round was delivered.
+    pub async fn checkpoint(&mut self) -> Result<(), PipelineError> {
+        let Some(store) = self.checkpoints.clone() else { return Ok(()) };
+        let started = Instant::now();
+        self.sequence += 1;
+        let checkpoint = Checkpoint {
+            version: CHECKPOINT_VERSION,
+            sequence: self.sequence,
+            offsets: self.offsets.iter().enumerate().map(|(p, o)| (p as u32, *o)).collect::<BTreeMap<_, _>>(),
+            engine: self.engine.snapshot(),
+            snapshots: self.snapshots.export(),
+        };
+        // Serialization and fsync block: keep them off the async workers.
+        let bytes = tokio::task::spawn_blocking(move || store.write(&checkpoint))
+            .await
+            .map_err(|e| PipelineError::Bus(crate::bus::BusError::Backend(format!("checkpoint task: {e}"))))??;
+        metrics::histogram!(CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::gauge!(CHECKPOINT_BYTES).set(bytes as f64);
+        for (partition, offset) in self.offsets.iter().enumerate() {
+            self.bus.commit(&self.config.consumer_group, INPUT_TOPIC, partition as u32, *offset).await?;
+        }
+        self.rounds_since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+}

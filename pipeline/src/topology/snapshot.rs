@@ -1,0 +1,76 @@
+//! Current state of the topics that have one (counters and reward progress of `user.{id}.referrals`, leaderboard
+//! top N, trending lists, recent testimonials, program rules), for `?snapshot=true` and
+//! `GET /v1/topics/{topic}/snapshot`. The topology writes it; the delivery tier reads it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use rustc_hash::FxHashMap;
+
+use crate::operator::SnapshotUpdate;
+
+type Parts = BTreeMap<String, Arc<serde_json::Value>>;
+
+/// Cheap to clone (shared). Locks are held only to copy pointers, never across an `.await`.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotStore {
+    topics: Arc<RwLock<FxHashMap<String, Parts>>>,
+}
+
+impl SnapshotStore {
+    /// The topic's state as one JSON object of its parts (`{"counters": {...}, "rewardProgress.p1": {...}}`),
+    /// `None` when the topic has none.
+    pub fn get(&self, topic: &str) -> Option<serde_json::Value> {
+        let parts: Vec<(String, Arc<serde_json::Value>)> = {
+            let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+            topics.get(topic)?.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+        };
+        let object = parts.into_iter().map(|(k, v)| (k, (*v).clone())).collect();
+        Some(serde_json::Value::Object(object))
+    }
+
+    pub fn len(&self) -> usize {
+        self.topics.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Everything, for checkpoints (so a restarted process serves the same snapshots before new input).
+    pub fn export(&self) -> BTreeMap<String, BTreeMap<String, serde_json::Value>> {
+        let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+        topics
+            .iter()
+            .map(|(t, parts)| (t.clone(), parts.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect()))
+            .collect()
+    }
+
+    /// Replaces everything with `saved` (restore).
+    pub fn import(&self, saved: BTreeMap<String, BTreeMap<String, serde_json::Value>>) {
+        let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+        *topics = saved
+            .into_iter()
+            .map(|(t, parts)| (t, parts.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()))
+            .collect();
+    }
+
+    pub fn apply(&self, updates: impl IntoIterator<Item = SnapshotUpdate>) {
+        let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+        for update in updates {
+            match update.value {
+                Some(value) => {
+                    topics.entry(update.topic).or_default().insert(update.part, Arc::new(value));
+                }
+                None => {
+                    if let Some(parts) = topics.get_mut(&update.topic) {
+                        parts.remove(&update.part);
+                        if parts.is_empty() {
+                            topics.remove(&update.topic);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

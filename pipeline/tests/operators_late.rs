@@ -1,0 +1,155 @@
+//! Late data: within the allowed lateness a late event updates its (already final) window and the correction is
+//! emitted at once; beyond it the event goes to the late-data side output and the `late events` metric.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::event;
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use social_pipeline::operator::output::LATE_DATA_TOPIC;
+use social_pipeline::operator::{Destination, Emitter, Engine, OperatorConfig, Output};
+use social_pipeline::window::assigner::{DAY_MS, HOUR_MS, MINUTE_MS};
+use social_schemas::{CodeGenerated, ConversionCompleted, LinkClicked, Payload};
+
+const START: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+/// Counts `pipeline_late_events_total` by kind.
+#[derive(Default)]
+struct LateRecorder {
+    late: Arc<AtomicU64>,
+    too_late: Arc<AtomicU64>,
+}
+
+impl Recorder for LateRecorder {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        if key.name() != "pipeline_late_events_total" {
+            return Counter::noop();
+        }
+        match key.labels().find(|l| l.key() == "kind").map(|l| l.value().to_owned()).as_deref() {
+            Some("late") => Counter::from_arc(self.late.clone()),
+            Some("too_late") => Counter::from_arc(self.too_late.clone()),
+            _ => Counter::noop(),
+        }
+    }
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::noop()
+    }
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::noop()
+    }
+}
+
+fn click(id: &str, t: i64) -> social_schemas::Event {
+    let p = LinkClicked {
+        referral_id: "c0".into(),
+        source_ip: "10.0.0.1".into(),
+        user_agent: "ua".into(),
+        landing_page: None,
+        timestamp: None,
+    };
+    event(id, t, p)
+}
+
+fn completed(id: &str, t: i64) -> social_schemas::Event {
+    let p = ConversionCompleted {
+        referral_id: "c0".into(),
+        new_user_id: format!("new-{id}"),
+        referrer_id: "u0".into(),
+        program_id: None,
+        conversion_type: None,
+        reward: None,
+        timestamp: None,
+    };
+    event(id, t, p)
+}
+
+fn feed(engine: &mut Engine, events: Vec<social_schemas::Event>) -> Vec<Output> {
+    let mut out = Emitter::default();
+    for e in events {
+        engine.push(0, e, &mut out);
+    }
+    engine.advance(&mut out);
+    out.outputs
+}
+
+fn daily_window<'a>(outputs: &'a [Output], status: &str) -> Vec<&'a serde_json::Value> {
+    outputs
+        .iter()
+        .filter(|o| o.message.event_type == "referral.counters.updated")
+        .flat_map(|o| o.message.data["windows"].as_array().into_iter().flatten())
+        .filter(|w| w["window"] == "daily" && w["status"] == status)
+        .collect()
+}
+
+#[test]
+fn correction_within_lateness_and_side_output_beyond() {
+    let recorder = LateRecorder::default();
+    let (late, too_late) = (recorder.late.clone(), recorder.too_late.clone());
+    metrics::with_local_recorder(&recorder, || {
+        let config = OperatorConfig {
+            max_out_of_order_ms: 1_000,
+            allowed_lateness_ms: HOUR_MS,
+            emit_interval_ms: MINUTE_MS,
+            ..OperatorConfig::default()
+        };
+        let mut engine = Engine::new(config, 1).expect("config");
+        let code = CodeGenerated { code_id: "c0".into(), user_id: "u0".into(), program_id: "p".into(), timestamp: None };
+        feed(&mut engine, vec![event("code", START, code), click("k1", START + 10 * HOUR_MS), completed("v1", START + 11 * HOUR_MS)]);
+
+        // The next day begins: day 1 is final with one click and one conversion.
+        let out = feed(&mut engine, vec![click("k2", START + DAY_MS + 2 * MINUTE_MS)]);
+        let finals = daily_window(&out, "final");
+        assert_eq!(finals.len(), 1, "{out:#?}");
+        assert_eq!(finals[0]["clicks"], 1);
+        assert_eq!(utc_day(finals[0]), "2026-01-01T00:00:00Z");
+
+        // Late by about 2 minutes, within the hour of lateness: corrected at once, revision after the final.
+        let out = feed(&mut engine, vec![click("k3", START + DAY_MS - 1_000), completed("v2", START + DAY_MS - 500)]);
+        let corrections = daily_window(&out, "correction");
+        assert!(!corrections.is_empty(), "{out:#?}");
+        let last = corrections.last().expect("one");
+        assert_eq!(last["clicks"], 2);
+        assert!(last["revision"].as_u64() > finals[0]["revision"].as_u64());
+        assert_eq!(engine.stats().late, 2);
+        assert_eq!(late.load(Ordering::Relaxed), 2);
+        // The closed daily leaderboard is corrected under its dated board id.
+        let board = out
+            .iter()
+            .find(|o| o.message.event_type == "referral.leaderboard.updated" && o.message.data["boardId"] == "daily.2026-01-01");
+        assert!(board.is_none() || board.is_some_and(|b| b.message.topic == "leaderboard.daily"));
+
+        // Two hours later, day 1 is beyond its lateness: the next day-1 event goes to the side output.
+        feed(&mut engine, vec![click("k4", START + DAY_MS + 3 * HOUR_MS)]);
+        let out = feed(&mut engine, vec![click("k5", START + DAY_MS - 5_000)]);
+        let side: Vec<&Output> = out.iter().filter(|o| o.destination == Destination::LateData).collect();
+        assert_eq!(side.len(), 1, "{out:#?}");
+        assert_eq!(side[0].message.topic, LATE_DATA_TOPIC);
+        assert_eq!(side[0].message.data["id"], "k5");
+        assert!(daily_window(&out, "correction").is_empty(), "a too-late event changes no window");
+        assert_eq!(engine.stats().too_late, 1);
+        assert_eq!(too_late.load(Ordering::Relaxed), 1);
+    });
+}
+
+fn utc_day(window: &serde_json::Value) -> String {
+    window["start"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn too_late_events_still_update_reference_state() {
+    let config = OperatorConfig { max_out_of_order_ms: 0, allowed_lateness_ms: 0, ..OperatorConfig::default() };
+    let mut engine = Engine::new(config, 1).expect("config");
+    feed(&mut engine, vec![click("k1", START + DAY_MS)]);
+    let code = CodeGenerated { code_id: "c0".into(), user_id: "u0".into(), program_id: "p".into(), timestamp: None };
+    let out = feed(&mut engine, vec![event("code", START, code)]);
+    assert!(out.iter().any(|o| o.destination == Destination::LateData));
+    assert!(engine.graph().directory().referrer_of_code("c0").is_some(), "attribution kept");
+    assert!(matches!(Payload::from(social_schemas::CodeGenerated {
+        code_id: "x".into(), user_id: "y".into(), program_id: "z".into(), timestamp: None
+    }), Payload::CodeGenerated(_)));
+}

@@ -1,0 +1,395 @@
+//! Property tests of the operator graph against a naive oracle that recomputes each feature from the full event
+//! list: for any shuffle of the input within the watermark bound and any batching, the results are the same.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{event, run};
+use proptest::prelude::*;
+use social_pipeline::operator::config::FraudConfig;
+use social_pipeline::operator::{Destination, OperatorConfig, Output};
+use social_pipeline::window::assigner::{DAY_MS, HOUR_MS, MINUTE_MS};
+use social_schemas::*;
+
+const USERS: usize = 6;
+const CODES: usize = 4;
+const START: i64 = 1_767_225_600_000; // 2026-01-01
+const SPAN: i64 = 2 * DAY_MS;
+const BOUND: i64 = 5_000;
+const HIDDEN: &str = "u5";
+const ANONYMOUS_NEW_USER: &str = "n0";
+
+fn config() -> OperatorConfig {
+    OperatorConfig {
+        max_out_of_order_ms: BOUND,
+        emit_interval_ms: MINUTE_MS,
+        fraud: FraudConfig { window_ms: 10 * MINUTE_MS, click_threshold: 2 },
+        leaderboard_top_n: 3,
+        ..OperatorConfig::default()
+    }
+}
+
+/// One random activity (time offset from START + 1 s, kind, small indexes).
+#[derive(Debug, Clone)]
+struct Activity {
+    t: i64,
+    kind: u8,
+    a: usize,
+    b: usize,
+}
+
+fn activities() -> impl Strategy<Value = Vec<Activity>> {
+    prop::collection::vec(
+        (0..SPAN, 0u8..7, 0usize..8, 0usize..4).prop_map(|(t, kind, a, b)| Activity { t, kind, a, b }),
+        1..120,
+    )
+}
+
+/// The setup (codes, privacy) at the very start, then the activities.
+fn events(acts: &[Activity]) -> Vec<Event> {
+    let mut events = Vec::new();
+    for c in 0..CODES {
+        let p = CodeGenerated {
+            code_id: format!("c{c}"),
+            user_id: format!("u{}", c % USERS),
+            program_id: format!("p{}", c % 2),
+            timestamp: None,
+        };
+        events.push(event(&format!("code{c}"), START + c as i64, p));
+    }
+    let privacy = |user: &str, s: PrivacySettings| ProfileUpdated {
+        user_id: user.into(),
+        display_name: None,
+        privacy: Some(s),
+        connections: None,
+        timestamp: None,
+    };
+    let hide = PrivacySettings { activity_broadcast: Some(false), ..PrivacySettings::default() };
+    let anon = PrivacySettings { anonymous_referrals: Some(true), ..PrivacySettings::default() };
+    events.push(event("priv0", START + 10, privacy(HIDDEN, hide)));
+    events.push(event("priv1", START + 11, privacy(ANONYMOUS_NEW_USER, anon)));
+    for (n, act) in acts.iter().enumerate() {
+        let t = START + 1_000 + act.t;
+        let id = format!("e{n}");
+        let code = format!("c{}", act.a % CODES);
+        let owner = format!("u{}", (act.a % CODES) % USERS);
+        let user = format!("u{}", act.a % USERS);
+        let payload: Payload = match act.kind {
+            0 => LinkClicked {
+                referral_id: code,
+                source_ip: format!("10.0.0.{}", act.b % 2),
+                user_agent: "ua".into(),
+                landing_page: None,
+                timestamp: None,
+            }
+            .into(),
+            1 => ConversionStarted {
+                referral_id: code,
+                prospect_id: format!("pr{n}"),
+                stage: ConversionStage::SignupStarted,
+                timestamp: None,
+            }
+            .into(),
+            2 => ConversionCompleted {
+                referral_id: code,
+                new_user_id: format!("n{}", act.b),
+                referrer_id: owner,
+                program_id: None,
+                conversion_type: None,
+                reward: None,
+                timestamp: None,
+            }
+            .into(),
+            3 => RewardEarned {
+                user_id: user,
+                reward_id: format!("r{n}"),
+                amount: (act.b * 10) as f64,
+                kind: RewardType::Credit,
+                program_id: None,
+                referral_id: None,
+                timestamp: None,
+            }
+            .into(),
+            4 | 5 => {
+                // A share and, 1 to 3 minutes later, an engagement on it.
+                let share = ShareCreated {
+                    share_id: format!("s{n}"),
+                    user_id: user,
+                    content_type: ContentType::Project,
+                    content_id: format!("content{}", act.b),
+                    platform: Platform::Facebook,
+                    share_format: None,
+                    metadata: None,
+                    timestamp: None,
+                };
+                events.push(event(&id, t, share));
+                let engaged = ShareEngaged {
+                    share_id: format!("s{n}"),
+                    engagement_type: if act.kind == 4 { EngagementType::Like } else { EngagementType::Comment },
+                    engager_info: EngagerInfo::default(),
+                    content_id: None,
+                    timestamp: None,
+                };
+                events.push(event(&format!("{id}x"), t + (act.b as i64 + 1) * MINUTE_MS, engaged));
+                continue;
+            }
+            _ => TestimonialPublished {
+                testimonial_id: format!("t{n}"),
+                author_id: user,
+                subject_user_id: format!("u{}", act.b % USERS),
+                rating: 5,
+                project_id: None,
+                excerpt: None,
+                timestamp: None,
+            }
+            .into(),
+        };
+        events.push(event(&id, t, payload));
+    }
+    events
+}
+
+/// Arrival order: each event delayed by up to BOUND (so never late), split into batches at `cuts`, spread over
+/// two partitions.
+fn arrange(events: &[Event], delays: &[i64], cuts: &[usize]) -> Vec<Vec<(u32, Event)>> {
+    let mut arrival: Vec<(i64, usize)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.time.timestamp_millis() + delays.get(i % delays.len().max(1)).copied().unwrap_or(0), i))
+        .collect();
+    arrival.sort();
+    let mut batches = vec![Vec::new()];
+    for (n, (_, i)) in arrival.into_iter().enumerate() {
+        if cuts.contains(&n) {
+            batches.push(Vec::new());
+        }
+        let e = events[i].clone();
+        let partition = (e.partition_key().len() % 2) as u32;
+        batches.last_mut().expect("one batch").push((partition, e));
+    }
+    batches
+}
+
+/// Outputs sent on arrival (order may differ between runs; compared as sets).
+fn on_arrival(o: &Output) -> bool {
+    matches!(
+        o.message.event_type.as_str(),
+        "notification.share.confirmed"
+            | "notification.reward.earned"
+            | "notification.share.suggested"
+            | "notification.testimonial.requested"
+    )
+}
+
+fn split(outputs: &[Output]) -> (Vec<String>, BTreeSet<String>) {
+    let line = |o: &Output| serde_json::to_string(o).expect("serializable");
+    let ordered = outputs.iter().filter(|o| !on_arrival(o)).map(line).collect();
+    let arrival = outputs.iter().filter(|o| on_arrival(o)).map(line).collect();
+    (ordered, arrival)
+}
+
+fn counts_of(e: &Event, owner_of_code: &dyn Fn(&str) -> String) -> Option<(String, &'static str)> {
+    match &e.payload {
+        Payload::LinkClicked(p) => Some((owner_of_code(&p.referral_id), "click")),
+        Payload::ConversionStarted(p) => Some((owner_of_code(&p.referral_id), "conversionsStarted")),
+        Payload::ConversionCompleted(p) => Some((p.referrer_id.clone(), "conversionsCompleted")),
+        Payload::RewardEarned(p) => Some((p.user_id.clone(), "rewards")),
+        _ => None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn shuffles_and_batchings_give_the_same_results(
+        acts in activities(),
+        delays_a in prop::collection::vec(0..=BOUND, 1..50),
+        delays_b in prop::collection::vec(0..=BOUND, 1..50),
+        cuts_a in prop::collection::vec(0usize..300, 0..30),
+        cuts_b in prop::collection::vec(0usize..300, 0..30),
+    ) {
+        let events = events(&acts);
+        let config = config();
+        let (engine_a, out_a) = run(&config, 2, &arrange(&events, &delays_a, &cuts_a));
+        let (_, out_b) = run(&config, 2, &arrange(&events, &delays_b, &cuts_b));
+        prop_assert_eq!(engine_a.stats().late + engine_a.stats().too_late, 0);
+        let (ordered_a, arrival_a) = split(&out_a);
+        let (ordered_b, arrival_b) = split(&out_b);
+        prop_assert_eq!(ordered_a, ordered_b, "ordered outputs differ between shuffles");
+        prop_assert_eq!(arrival_a, arrival_b, "on-arrival outputs differ between shuffles");
+        check_against_oracle(&events, &engine_a, &out_a)?;
+    }
+}
+
+fn check_against_oracle(
+    events: &[Event],
+    engine: &social_pipeline::operator::Engine,
+    outputs: &[Output],
+) -> Result<(), TestCaseError> {
+    let owner_of_code = |c: &str| -> String {
+        let n: usize = c.trim_start_matches('c').parse().unwrap_or(0);
+        format!("u{}", n % USERS)
+    };
+    // Ids are unique.
+    let ids: BTreeSet<&str> = outputs.iter().map(|o| o.message.id.as_str()).collect();
+    prop_assert_eq!(ids.len(), outputs.len(), "duplicate message ids");
+
+    // Counters, all-time: the last message per user carries the oracle's totals.
+    let mut all_time: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
+    let mut clicks_per_window: BTreeMap<(String, String, i64), u64> = BTreeMap::new();
+    for e in events {
+        if let Some((user, what)) = counts_of(e, &owner_of_code) {
+            *all_time.entry(user).or_default().entry(what).or_default() += 1;
+        }
+        if let Payload::LinkClicked(p) = &e.payload {
+            let w = e.time.timestamp_millis().div_euclid(10 * MINUTE_MS);
+            *clicks_per_window.entry((p.referral_id.clone(), p.source_ip.clone(), w)).or_default() += 1;
+        }
+    }
+    let mut flagged: BTreeMap<String, u64> = BTreeMap::new();
+    for ((code, _, _), n) in &clicks_per_window {
+        *flagged.entry(owner_of_code(code)).or_default() += n.saturating_sub(2);
+    }
+    let mut last_counters: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for o in outputs.iter().filter(|o| o.message.event_type == "referral.counters.updated") {
+        let user = o.message.data["userId"].as_str().unwrap_or_default().to_owned();
+        last_counters.insert(user, o.message.data["allTime"].clone());
+    }
+    prop_assert_eq!(last_counters.len(), all_time.len());
+    for (user, expected) in &all_time {
+        let got = &last_counters[user];
+        let clicks = expected.get("click").copied().unwrap_or(0);
+        let flagged = flagged.get(user).copied().unwrap_or(0);
+        prop_assert_eq!(got["clicks"].as_u64(), Some(clicks - flagged), "clicks of {}", user);
+        prop_assert_eq!(got["flaggedClicks"].as_u64(), Some(flagged));
+        for what in ["conversionsStarted", "conversionsCompleted", "rewards"] {
+            prop_assert_eq!(got[what].as_u64(), Some(expected.get(what).copied().unwrap_or(0)), "{} of {}", what, user);
+        }
+    }
+
+    // Counters, daily: every final result equals the oracle's count over the window.
+    for o in outputs.iter().filter(|o| o.message.event_type == "referral.counters.updated") {
+        let user = o.message.data["userId"].as_str().unwrap_or_default();
+        for w in o.message.data["windows"].as_array().into_iter().flatten() {
+            if w["status"] != "final" || w["window"] != "daily" {
+                continue;
+            }
+            let start = chrono::DateTime::parse_from_rfc3339(w["start"].as_str().unwrap_or_default())
+                .map(|d| d.timestamp_millis())
+                .unwrap_or_default();
+            let expected = events
+                .iter()
+                .filter(|e| (start..start + DAY_MS).contains(&e.time.timestamp_millis()))
+                .filter_map(|e| counts_of(e, &owner_of_code))
+                .filter(|(u, what)| u == user && *what == "conversionsCompleted")
+                .count() as u64;
+            prop_assert_eq!(w["conversionsCompleted"].as_u64(), Some(expected));
+        }
+    }
+
+    // Leaderboard, all time: completed referrals of visible users, ties by user id.
+    let mut completed: BTreeMap<String, u32> = BTreeMap::new();
+    for e in events {
+        if let Payload::ConversionCompleted(p) = &e.payload {
+            *completed.entry(p.referrer_id.clone()).or_default() += 1;
+        }
+    }
+    let mut expected: Vec<(String, u32)> = completed.into_iter().filter(|(u, _)| u != HIDDEN).collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    expected.truncate(3);
+    prop_assert_eq!(engine.graph().leaderboards().top("all-time", 0), expected);
+
+    // Trending: every published count equals the oracle's count of public shares and engagements in the window.
+    let sharer: BTreeMap<&str, (&str, &str)> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::ShareCreated(p) => Some((p.share_id.as_str(), (p.user_id.as_str(), p.content_id.as_str()))),
+            _ => None,
+        })
+        .collect();
+    let trending_events: Vec<(i64, &str)> = events
+        .iter()
+        .filter_map(|e| {
+            let (user, content) = match &e.payload {
+                Payload::ShareCreated(p) => (p.user_id.as_str(), p.content_id.as_str()),
+                Payload::ShareEngaged(p) => *sharer.get(p.share_id.as_str())?,
+                _ => return None,
+            };
+            (user != HIDDEN).then_some((e.time.timestamp_millis(), content))
+        })
+        .collect();
+    let windows = config().trending;
+    let published = outputs.iter().filter(|o| o.message.event_type == "social.trending.updated").count();
+    prop_assert!(trending_events.is_empty() || published > 0, "no trending output");
+    for o in outputs.iter().filter(|o| o.message.event_type == "social.trending.updated") {
+        let tick = o.message.timestamp.timestamp_millis();
+        let window = windows.iter().find(|w| o.message.data["window"] == w.name.as_str()).expect("known window");
+        let lower = window.window.lower_bound(tick);
+        for item in o.message.data["items"].as_array().into_iter().flatten() {
+            let content = item["contentId"].as_str().unwrap_or_default();
+            let expected =
+                trending_events.iter().filter(|(t, c)| *c == content && (lower..tick).contains(t)).count() as u64;
+            prop_assert_eq!(item["count"].as_u64(), Some(expected), "trending {} at {}", content, tick);
+        }
+    }
+
+    // Engagement: final per-share results equal the oracle's count in the window.
+    for o in outputs.iter().filter(|o| o.message.event_type == "social.engagement.updated") {
+        let d = &o.message.data;
+        if d["status"] != "final" || d["dimension"] != "share" {
+            continue;
+        }
+        let start = chrono::DateTime::parse_from_rfc3339(d["start"].as_str().unwrap_or_default())
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default();
+        let expected = events
+            .iter()
+            .filter(|e| matches!(&e.payload, Payload::ShareEngaged(p) if p.share_id == d["id"].as_str().unwrap_or_default()))
+            .filter(|e| (start..start + HOUR_MS).contains(&e.time.timestamp_millis()))
+            .count() as u64;
+        prop_assert_eq!(d["counts"]["total"].as_u64(), Some(expected));
+    }
+
+    // Reward progress: the last message per (user, program) counts the user's completed referrals there.
+    let mut progress: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for o in outputs.iter().filter(|o| o.message.event_type == "referral.reward.progress") {
+        let d = &o.message.data;
+        let key = (d["userId"].as_str().unwrap_or_default().to_owned(), d["programId"].as_str().unwrap_or_default().to_owned());
+        progress.insert(key, d["completed"].as_u64().unwrap_or_default());
+    }
+    let mut expected_progress: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for e in events {
+        if let Payload::ConversionCompleted(p) = &e.payload {
+            let code: usize = p.referral_id.trim_start_matches('c').parse().unwrap_or(0);
+            *expected_progress.entry((p.referrer_id.clone(), format!("p{}", code % 2))).or_default() += 1;
+        }
+    }
+    prop_assert_eq!(progress, expected_progress);
+
+    // Notifications: one share confirmation per share, one referral status per conversion.
+    let shares = events.iter().filter(|e| matches!(e.payload, Payload::ShareCreated(_))).count();
+    let conversions = events
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::ConversionStarted(_) | Payload::ConversionCompleted(_)))
+        .count();
+    prop_assert_eq!(outputs.iter().filter(|o| o.message.event_type == "notification.share.confirmed").count(), shares);
+    prop_assert_eq!(outputs.iter().filter(|o| o.message.event_type == "notification.referral.status").count(), conversions);
+
+    // Fraud: one flood signal per (referral, ip, window) beyond the threshold.
+    let floods = clicks_per_window.values().filter(|n| **n > 2).count();
+    prop_assert_eq!(outputs.iter().filter(|o| o.message.data["kind"] == "click_flood").count(), floods);
+
+    // Privacy: the hidden user is on no public topic; the anonymous new user is named to no referrer.
+    for o in outputs {
+        let text = serde_json::to_string(&o.message.data).unwrap_or_default();
+        if o.destination != Destination::Bus && social_pipeline::operator::output::topics::is_public(&o.message.topic) {
+            prop_assert!(!text.contains(&format!("\"{HIDDEN}\"")), "{} leaked on {}", HIDDEN, o.message.topic);
+        }
+        if o.message.event_type == "notification.referral.status" {
+            prop_assert!(!text.contains(&format!("\"{ANONYMOUS_NEW_USER}\"")), "anonymous referral leaked");
+        }
+    }
+    Ok(())
+}
