@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs (when missing) and starts the services the test suite talks to:
+# Installs (when missing) and starts what the test suite talks to:
+#   - Debian's Chromium (headless browser test);
 #   - Redis on 127.0.0.1:6379 (tests isolate their data under a unique key prefix);
 #   - Debian's ClickHouse server on 127.0.0.1 (HTTP 8123, native 9000), with its data under $CLICKHOUSE_DIR.
 # Safe to run repeatedly: running services are left alone.
@@ -28,6 +29,11 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# Chromium, for the browser test of the live page (driven by playwright-core, installed by that test with npm).
+if ! command -v chromium >/dev/null; then
+  apt_install chromium
+fi
 
 # Redis
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then

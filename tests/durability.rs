@@ -83,6 +83,7 @@ async fn accepted_events_survive_sigkill_exactly_once() {
         }
     }
     bus.close().await.unwrap();
+    drop(bus); // releases the data directory's lock
     let missing: Vec<&String> = accepted.iter().filter(|id| !on_bus.contains_key(*id)).collect();
     assert!(
         missing.is_empty(),

@@ -1,11 +1,15 @@
 //! Who is asking: a JWT from the `Authorization: Bearer` header, a single-use ticket (`?ticket=`, for EventSource,
 //! which cannot send headers) or an HttpOnly cookie, in that order of precedence. A credential that is presented
 //! and invalid is rejected (`401`) even for public topics; no credential at all is an anonymous caller.
+//!
+//! Tickets live in a [`TicketStore`]: [`MemoryTickets`] (this process) by default, or a store shared by every node
+//! (`redis::RedisTickets`), so that a ticket issued by one node is accepted, once, by any node.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,7 +22,17 @@ use crate::{DeliveryError, metrics};
 pub(crate) struct Authenticator {
     verifier: Arc<Verifier>,
     cookie_name: String,
-    tickets: TicketStore,
+    ticket_ttl: Duration,
+    tickets: Arc<dyn TicketStore>,
+}
+
+/// Where single-use tickets live.
+#[async_trait]
+pub trait TicketStore: Send + Sync + 'static {
+    /// Stores `claims` under a new random ticket that lives `ttl`; returns the ticket.
+    async fn issue(&self, claims: Claims, ttl: Duration) -> Result<String, DeliveryError>;
+    /// Consumes `ticket`: its claims the first time within its lifetime, [`DeliveryError::InvalidTicket`] otherwise.
+    async fn redeem(&self, ticket: &str) -> Result<Claims, DeliveryError>;
 }
 
 /// Seconds since the Unix epoch, by the wall clock.
@@ -33,29 +47,30 @@ impl Authenticator {
         verifier: Arc<Verifier>,
         cookie_name: String,
         ticket_ttl: Duration,
-        max_tickets: usize,
+        tickets: Arc<dyn TicketStore>,
     ) -> Self {
         Authenticator {
             verifier,
             cookie_name,
-            tickets: TicketStore::new(ticket_ttl, max_tickets),
+            ticket_ttl,
+            tickets,
         }
     }
 
     /// The caller's claims: `Ok(None)` for an anonymous caller, an error for an invalid credential.
-    pub(crate) fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         headers: &HeaderMap,
         ticket: Option<&str>,
     ) -> Result<Option<Claims>, DeliveryError> {
-        let result = self.authenticate_inner(headers, ticket);
+        let result = self.authenticate_inner(headers, ticket).await;
         if let Err(error) = &result {
             metrics::auth_rejected(error.code());
         }
         result
     }
 
-    fn authenticate_inner(
+    async fn authenticate_inner(
         &self,
         headers: &HeaderMap,
         ticket: Option<&str>,
@@ -69,7 +84,7 @@ impl Authenticator {
             return self.verifier.verify(token).map(Some).map_err(DeliveryError::Auth);
         }
         if let Some(ticket) = ticket {
-            let claims = self.tickets.redeem(ticket)?;
+            let claims = self.tickets.redeem(ticket).await?;
             if claims.exp <= now_unix() {
                 return Err(DeliveryError::Auth(AuthError::Expired));
             }
@@ -86,9 +101,9 @@ impl Authenticator {
     }
 
     /// Issues a single-use ticket standing for `claims`; returns it and its lifetime in seconds.
-    pub(crate) fn issue_ticket(&self, claims: Claims) -> Result<(String, u64), DeliveryError> {
-        let ticket = self.tickets.issue(claims)?;
-        Ok((ticket, self.tickets.ttl.as_secs()))
+    pub(crate) async fn issue_ticket(&self, claims: Claims) -> Result<(String, u64), DeliveryError> {
+        let ticket = self.tickets.issue(claims, self.ticket_ttl).await?;
+        Ok((ticket, self.ticket_ttl.as_secs()))
     }
 }
 
@@ -105,23 +120,22 @@ pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-/// Outstanding single-use tickets, bounded in number and lifetime.
-struct TicketStore {
-    ttl: Duration,
+/// Outstanding single-use tickets of this process, bounded in number and lifetime.
+pub struct MemoryTickets {
     max: usize,
     tickets: Mutex<HashMap<String, (Claims, Instant)>>,
 }
 
-impl TicketStore {
-    fn new(ttl: Duration, max: usize) -> TicketStore {
-        TicketStore {
-            ttl,
-            max,
+impl MemoryTickets {
+    /// A store holding at most `max` outstanding tickets.
+    pub fn new(max: usize) -> MemoryTickets {
+        MemoryTickets {
+            max: max.max(1),
             tickets: Mutex::new(HashMap::new()),
         }
     }
 
-    fn issue(&self, claims: Claims) -> Result<String, DeliveryError> {
+    fn issue_now(&self, claims: Claims, ttl: Duration) -> Result<String, DeliveryError> {
         let bytes: [u8; 24] = rand::random();
         let ticket = URL_SAFE_NO_PAD.encode(bytes);
         let now = Instant::now();
@@ -135,14 +149,14 @@ impl TicketStore {
         if tickets.len() >= self.max {
             metrics::limit_rejected("capacity");
             return Err(DeliveryError::AtCapacity {
-                retry_after_secs: self.ttl.as_secs(),
+                retry_after_secs: ttl.as_secs(),
             });
         }
-        tickets.insert(ticket.clone(), (claims, now + self.ttl));
+        tickets.insert(ticket.clone(), (claims, now + ttl));
         Ok(ticket)
     }
 
-    fn redeem(&self, ticket: &str) -> Result<Claims, DeliveryError> {
+    fn redeem_now(&self, ticket: &str) -> Result<Claims, DeliveryError> {
         let mut tickets = self
             .tickets
             .lock()
@@ -151,6 +165,17 @@ impl TicketStore {
             Some((claims, expires)) if expires > Instant::now() => Ok(claims),
             _ => Err(DeliveryError::InvalidTicket),
         }
+    }
+}
+
+#[async_trait]
+impl TicketStore for MemoryTickets {
+    async fn issue(&self, claims: Claims, ttl: Duration) -> Result<String, DeliveryError> {
+        self.issue_now(claims, ttl)
+    }
+
+    async fn redeem(&self, ticket: &str) -> Result<Claims, DeliveryError> {
+        self.redeem_now(ticket)
     }
 }
 
@@ -185,17 +210,18 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn tickets_are_single_use_and_expire() {
-        let store = TicketStore::new(Duration::from_secs(60), 2);
-        let ticket = store.issue(claims()).unwrap();
-        assert_eq!(store.redeem(&ticket).unwrap().sub, "u1");
-        assert_eq!(store.redeem(&ticket), Err(DeliveryError::InvalidTicket));
-        let late = store.issue(claims()).unwrap();
+        let ttl = Duration::from_secs(60);
+        let store = MemoryTickets::new(2);
+        let ticket = store.issue(claims(), ttl).await.unwrap();
+        assert_eq!(store.redeem(&ticket).await.unwrap().sub, "u1");
+        assert_eq!(store.redeem(&ticket).await, Err(DeliveryError::InvalidTicket));
+        let late = store.issue(claims(), ttl).await.unwrap();
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(store.redeem(&late), Err(DeliveryError::InvalidTicket));
-        store.issue(claims()).unwrap();
-        store.issue(claims()).unwrap();
+        assert_eq!(store.redeem(&late).await, Err(DeliveryError::InvalidTicket));
+        store.issue(claims(), ttl).await.unwrap();
+        store.issue(claims(), ttl).await.unwrap();
         assert!(matches!(
-            store.issue(claims()),
+            store.issue(claims(), ttl).await,
             Err(DeliveryError::AtCapacity { .. })
         ));
     }

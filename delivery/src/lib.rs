@@ -13,7 +13,12 @@
 //! - `resume_token.rs`: the SSE `id:` encoding the position of every topic of a connection.
 //! - `message.rs`: the wire JSON of `EVENT`, `SNAPSHOT` and `RESET` messages.
 //! - `snapshot.rs`: [`SnapshotSource`] (current state of a topic) and [`MemorySnapshots`].
-//! - `auth.rs`: Bearer header, single-use tickets, HttpOnly cookie. `limits.rs`: connection limits.
+//! - `auth.rs`: Bearer header, single-use tickets ([`TicketStore`], [`MemoryTickets`]), HttpOnly cookie.
+//!   `limits.rs`: connection limits.
+//! - `redis/`: the Redis backend ([`redis::RedisBackend`]): history, cross-node fan-out and tickets shared by every
+//!   delivery node (key layout in [`redis::keys`] and `docs/REDIS.md`).
+//! - `server.rs`: [`Delivery::serve`]: HTTP/1 serving, `GET /v1/stream` on a lean path without hyper's per-connection
+//!   buffers, everything else through the router.
 //! - `routes/`: `stream` (`GET /v1/stream`), `poll` (`GET /v1/poll`), `snapshot`
 //!   (`GET /v1/topics/{topic}/snapshot`), `tickets` (`POST /v1/tickets`).
 //! - `page/`: the demo page (`/demo`, no build step, no external assets) and server-rendered leaderboard and
@@ -32,12 +37,15 @@ mod limits;
 pub mod message;
 mod metrics;
 mod page;
+pub mod redis;
 pub mod resume_token;
 mod routes;
+mod server;
 mod session;
 pub mod snapshot;
 pub mod topics;
 
+pub use auth::{MemoryTickets, TicketStore};
 pub use config::DeliveryConfig;
 pub use delivery::{Delivery, DeliveryBuilder, Publisher};
 pub use error::DeliveryError;

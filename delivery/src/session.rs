@@ -14,7 +14,7 @@ use crate::delivery::Shared;
 use crate::history::{Entry, GapReason, Position, Replay};
 use crate::hub::{Delivered, SubscriptionGuard};
 use crate::message::{reset_json, snapshot_json};
-use crate::metrics::{self, ReplayResult};
+use crate::metrics::{self, CloseReason, ReplayResult};
 use crate::resume_token::{ResumeToken, encode_positions, topic_tag};
 use crate::topics::Topic;
 
@@ -53,7 +53,8 @@ impl Session {
         options: OpenOptions,
     ) -> Result<(Session, Vec<Out>), DeliveryError> {
         let (tx, rx) = mpsc::channel(shared.config.connection_queue.max(1));
-        let cut = CancellationToken::new();
+        // A child of the shutdown token: one future watches both the cut-off and shutdown.
+        let cut = shared.shutdown.child_token();
         let subscription = shared.hub.subscribe(&topics, &tx, &cut);
         drop(tx);
         let tags = topics.iter().map(|topic| topic_tag(topic.name())).collect();
@@ -155,9 +156,18 @@ impl Session {
         encode_positions(self.tags.iter().copied().zip(self.positions.iter().copied()))
     }
 
-    /// Cancelled when the hub cut this connection off as too slow.
+    /// Cancelled when the hub cut this connection off as too slow, or when the server shuts down.
     pub(crate) fn cut(&self) -> &CancellationToken {
         &self.cut
+    }
+
+    /// Why [`Session::cut`] fired.
+    pub(crate) fn stop_reason(&self) -> CloseReason {
+        if self.shared.shutdown.is_cancelled() {
+            CloseReason::Shutdown
+        } else {
+            CloseReason::Slow
+        }
     }
 
     /// The next live entry (cancel-safe). `None` when the hub dropped this connection.

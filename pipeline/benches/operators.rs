@@ -19,33 +19,49 @@ const BATCH: usize = 1_024;
 const PARTITIONS: u32 = 4;
 
 fn main() {
-    let count: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let count: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let generated: Vec<(u32, Vec<u8>)> = Generator::new(GeneratorConfig::with_seed(1))
         .take(count)
-        .map(|g| (social_pipeline::bus::partition::partition_for_key(g.key.as_bytes(), PARTITIONS), g.json))
+        .map(|g| {
+            (
+                social_pipeline::bus::partition::partition_for_key(g.key.as_bytes(), PARTITIONS),
+                g.json,
+            )
+        })
         .collect();
     let ndjson_bytes: usize = generated.iter().map(|(_, j)| j.len() + 1).sum();
     let limits = Limits::default();
-    let decoded: Vec<(u32, Event)> =
-        generated.iter().filter_map(|(p, j)| parse_event(j, &limits).ok().map(|e| (*p, e))).collect();
+    let decoded: Vec<(u32, Event)> = generated
+        .iter()
+        .filter_map(|(p, j)| parse_event(j, &limits).ok().map(|e| (*p, e)))
+        .collect();
     assert_eq!(decoded.len(), count, "every generated event is valid");
     let span_s = match (decoded.first(), decoded.last()) {
         (Some(a), Some(b)) => (b.1.time - a.1.time).num_seconds(),
         _ => 0,
     };
-    println!("workload: {count} events, {:.1} MB NDJSON, {span_s} s of event time, {PARTITIONS} partitions", ndjson_bytes as f64 / 1e6);
+    println!(
+        "workload: {count} events, {:.1} MB NDJSON, {span_s} s of event time, {PARTITIONS} partitions",
+        ndjson_bytes as f64 / 1e6
+    );
 
     // 1. Decoded.
     let rss_before = rss_kb();
-    let started = Instant::now();
-    let (engine, outputs) = run_decoded(decoded.clone());
-    let elapsed = started.elapsed().as_secs_f64();
+    let input = decoded.clone();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
+    let (engine, outputs) = run_decoded(input);
+    let (elapsed, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     let rss_after = rss_kb();
-    println!("decoded:            {:>10.0} events/s  ({elapsed:.2} s, {outputs} messages out)", count as f64 / elapsed);
+    report("decoded, 1 thread:", count, elapsed, cpu, outputs);
 
     // Memory per million active users.
     let users = active_users(&decoded);
-    let checkpoint = serde_json::to_vec(&engine.snapshot()).map(|v| v.len()).unwrap_or(0);
+    let checkpoint = serde_json::to_vec(&engine.snapshot())
+        .map(|v| v.len())
+        .unwrap_or(0);
     let rss_growth_kb = rss_after.saturating_sub(rss_before);
     println!(
         "state: {users} active users; RSS growth {:.1} MB ({:.0} MB per million active users); checkpoint {:.1} MB \
@@ -58,7 +74,7 @@ fn main() {
     drop(engine);
 
     // 2. NDJSON bytes, one thread.
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     let mut engine = new_engine();
     let mut out = Emitter::default();
     let mut outputs = 0;
@@ -73,17 +89,25 @@ fn main() {
         out.clear();
     }
     engine.finish(&mut out);
-    let elapsed = started.elapsed().as_secs_f64();
-    println!("ndjson, 1 thread:   {:>10.0} events/s  ({elapsed:.2} s, {outputs} messages out)", count as f64 / elapsed);
+    report(
+        "ndjson, 1 thread:",
+        count,
+        started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu,
+        outputs,
+    );
 
     // 3. NDJSON bytes, parse on one thread and operators on the other.
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     let (tx, rx) = mpsc::sync_channel::<Vec<(u32, Event)>>(64);
     let outputs = std::thread::scope(|scope| {
         let generated = &generated;
         scope.spawn(move || {
             for chunk in generated.chunks(BATCH) {
-                let batch = chunk.iter().filter_map(|(p, j)| parse_event(j, &limits).ok().map(|e| (*p, e))).collect();
+                let batch = chunk
+                    .iter()
+                    .filter_map(|(p, j)| parse_event(j, &limits).ok().map(|e| (*p, e)))
+                    .collect();
                 if tx.send(batch).is_err() {
                     return;
                 }
@@ -103,8 +127,35 @@ fn main() {
         engine.finish(&mut out);
         outputs + out.outputs.len()
     });
-    let elapsed = started.elapsed().as_secs_f64();
-    println!("ndjson, 2 threads:  {:>10.0} events/s  ({elapsed:.2} s, {outputs} messages out)", count as f64 / elapsed);
+    report(
+        "ndjson, 2 threads:",
+        count,
+        started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu,
+        outputs,
+    );
+}
+
+/// Wall-clock rate, and the rate per CPU-second (the machine is shared: wall time includes waiting for a core).
+fn report(name: &str, count: usize, wall: f64, cpu: f64, outputs: usize) {
+    println!(
+        "{name:<20} {:>9.0} events/s wall ({wall:.2} s) | {:>9.0} events per CPU-second ({cpu:.2} s) | {outputs} messages out",
+        count as f64 / wall,
+        count as f64 / cpu.max(1e-9),
+    );
+}
+
+/// User + system CPU time of the whole process (from `/proc/self/stat`, 100 ticks per second).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn new_engine() -> Engine {
@@ -166,6 +217,10 @@ fn active_users(events: &[(u32, Event)]) -> usize {
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }

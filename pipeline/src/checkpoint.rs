@@ -49,7 +49,10 @@ pub struct CheckpointStore {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io { path: path.to_owned(), source }
+    move |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 impl CheckpointStore {
@@ -57,7 +60,10 @@ impl CheckpointStore {
     pub fn open(dir: impl Into<PathBuf>, keep: usize) -> Result<Self, CheckpointError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-        Ok(CheckpointStore { dir, keep: keep.max(1) })
+        Ok(CheckpointStore {
+            dir,
+            keep: keep.max(1),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -77,7 +83,9 @@ impl CheckpointStore {
         }
         fs::rename(&tmp, &path).map_err(io_error(&path))?;
         // The rename is durable only once the directory entry is.
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error(&self.dir))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error(&self.dir))?;
         self.prune()?;
         Ok(bytes.len() as u64)
     }
@@ -89,10 +97,12 @@ impl CheckpointStore {
             let entry = entry.map_err(io_error(&self.dir))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(seq) = name.strip_prefix(PREFIX).and_then(|s| s.strip_suffix(SUFFIX)) {
-                if let Ok(seq) = seq.parse::<u64>() {
-                    sequences.push(seq);
-                }
+            if let Some(Ok(seq)) = name
+                .strip_prefix(PREFIX)
+                .and_then(|s| s.strip_suffix(SUFFIX))
+                .map(str::parse::<u64>)
+            {
+                sequences.push(seq);
             }
         }
         sequences.sort_unstable();
@@ -116,8 +126,12 @@ impl CheckpointStore {
             let bytes = fs::read(&path).map_err(io_error(&path))?;
             match serde_json::from_slice::<Checkpoint>(&bytes) {
                 Ok(cp) if cp.version == CHECKPOINT_VERSION => return Ok(Some(cp)),
-                Ok(cp) => tracing::warn!(path = %path.display(), version = cp.version, "skipping checkpoint of another version"),
-                Err(error) => tracing::warn!(path = %path.display(), %error, "skipping unreadable checkpoint"),
+                Ok(cp) => {
+                    tracing::warn!(path = %path.display(), version = cp.version, "skipping checkpoint of another version")
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "skipping unreadable checkpoint")
+                }
             }
         }
         Ok(None)

@@ -30,7 +30,12 @@ impl Recorder for LateRecorder {
         if key.name() != "pipeline_late_events_total" {
             return Counter::noop();
         }
-        match key.labels().find(|l| l.key() == "kind").map(|l| l.value().to_owned()).as_deref() {
+        match key
+            .labels()
+            .find(|l| l.key() == "kind")
+            .map(|l| l.value().to_owned())
+            .as_deref()
+        {
             Some("late") => Counter::from_arc(self.late.clone()),
             Some("too_late") => Counter::from_arc(self.too_late.clone()),
             _ => Counter::noop(),
@@ -98,8 +103,20 @@ fn correction_within_lateness_and_side_output_beyond() {
             ..OperatorConfig::default()
         };
         let mut engine = Engine::new(config, 1).expect("config");
-        let code = CodeGenerated { code_id: "c0".into(), user_id: "u0".into(), program_id: "p".into(), timestamp: None };
-        feed(&mut engine, vec![event("code", START, code), click("k1", START + 10 * HOUR_MS), completed("v1", START + 11 * HOUR_MS)]);
+        let code = CodeGenerated {
+            code_id: "c0".into(),
+            user_id: "u0".into(),
+            program_id: "p".into(),
+            timestamp: None,
+        };
+        feed(
+            &mut engine,
+            vec![
+                event("code", START, code),
+                click("k1", START + 10 * HOUR_MS),
+                completed("v1", START + 11 * HOUR_MS),
+            ],
+        );
 
         // The next day begins: day 1 is final with one click and one conversion.
         let out = feed(&mut engine, vec![click("k2", START + DAY_MS + 2 * MINUTE_MS)]);
@@ -109,7 +126,13 @@ fn correction_within_lateness_and_side_output_beyond() {
         assert_eq!(utc_day(finals[0]), "2026-01-01T00:00:00Z");
 
         // Late by about 2 minutes, within the hour of lateness: corrected at once, revision after the final.
-        let out = feed(&mut engine, vec![click("k3", START + DAY_MS - 1_000), completed("v2", START + DAY_MS - 500)]);
+        let out = feed(
+            &mut engine,
+            vec![
+                click("k3", START + DAY_MS - 1_000),
+                completed("v2", START + DAY_MS - 500),
+            ],
+        );
         let corrections = daily_window(&out, "correction");
         assert!(!corrections.is_empty(), "{out:#?}");
         let last = corrections.last().expect("one");
@@ -118,19 +141,26 @@ fn correction_within_lateness_and_side_output_beyond() {
         assert_eq!(engine.stats().late, 2);
         assert_eq!(late.load(Ordering::Relaxed), 2);
         // The closed daily leaderboard is corrected under its dated board id.
-        let board = out
-            .iter()
-            .find(|o| o.message.event_type == "referral.leaderboard.updated" && o.message.data["boardId"] == "daily.2026-01-01");
+        let board = out.iter().find(|o| {
+            o.message.event_type == "referral.leaderboard.updated"
+                && o.message.data["boardId"] == "daily.2026-01-01"
+        });
         assert!(board.is_none() || board.is_some_and(|b| b.message.topic == "leaderboard.daily"));
 
         // Two hours later, day 1 is beyond its lateness: the next day-1 event goes to the side output.
         feed(&mut engine, vec![click("k4", START + DAY_MS + 3 * HOUR_MS)]);
         let out = feed(&mut engine, vec![click("k5", START + DAY_MS - 5_000)]);
-        let side: Vec<&Output> = out.iter().filter(|o| o.destination == Destination::LateData).collect();
+        let side: Vec<&Output> = out
+            .iter()
+            .filter(|o| o.destination == Destination::LateData)
+            .collect();
         assert_eq!(side.len(), 1, "{out:#?}");
         assert_eq!(side[0].message.topic, LATE_DATA_TOPIC);
         assert_eq!(side[0].message.data["id"], "k5");
-        assert!(daily_window(&out, "correction").is_empty(), "a too-late event changes no window");
+        assert!(
+            daily_window(&out, "correction").is_empty(),
+            "a too-late event changes no window"
+        );
         assert_eq!(engine.stats().too_late, 1);
         assert_eq!(too_late.load(Ordering::Relaxed), 1);
     });
@@ -142,14 +172,32 @@ fn utc_day(window: &serde_json::Value) -> String {
 
 #[test]
 fn too_late_events_still_update_reference_state() {
-    let config = OperatorConfig { max_out_of_order_ms: 0, allowed_lateness_ms: 0, ..OperatorConfig::default() };
+    let config = OperatorConfig {
+        max_out_of_order_ms: 0,
+        allowed_lateness_ms: 0,
+        ..OperatorConfig::default()
+    };
     let mut engine = Engine::new(config, 1).expect("config");
     feed(&mut engine, vec![click("k1", START + DAY_MS)]);
-    let code = CodeGenerated { code_id: "c0".into(), user_id: "u0".into(), program_id: "p".into(), timestamp: None };
+    let code = CodeGenerated {
+        code_id: "c0".into(),
+        user_id: "u0".into(),
+        program_id: "p".into(),
+        timestamp: None,
+    };
     let out = feed(&mut engine, vec![event("code", START, code)]);
     assert!(out.iter().any(|o| o.destination == Destination::LateData));
-    assert!(engine.graph().directory().referrer_of_code("c0").is_some(), "attribution kept");
-    assert!(matches!(Payload::from(social_schemas::CodeGenerated {
-        code_id: "x".into(), user_id: "y".into(), program_id: "z".into(), timestamp: None
-    }), Payload::CodeGenerated(_)));
+    assert!(
+        engine.graph().directory().referrer_of_code("c0").is_some(),
+        "attribution kept"
+    );
+    assert!(matches!(
+        Payload::from(social_schemas::CodeGenerated {
+            code_id: "x".into(),
+            user_id: "y".into(),
+            program_id: "z".into(),
+            timestamp: None
+        }),
+        Payload::CodeGenerated(_)
+    ));
 }

@@ -24,7 +24,10 @@ fn config() -> OperatorConfig {
     OperatorConfig {
         max_out_of_order_ms: BOUND,
         emit_interval_ms: MINUTE_MS,
-        fraud: FraudConfig { window_ms: 10 * MINUTE_MS, click_threshold: 2 },
+        fraud: FraudConfig {
+            window_ms: 10 * MINUTE_MS,
+            click_threshold: 2,
+        },
         leaderboard_top_n: 3,
         ..OperatorConfig::default()
     }
@@ -65,8 +68,14 @@ fn events(acts: &[Activity]) -> Vec<Event> {
         connections: None,
         timestamp: None,
     };
-    let hide = PrivacySettings { activity_broadcast: Some(false), ..PrivacySettings::default() };
-    let anon = PrivacySettings { anonymous_referrals: Some(true), ..PrivacySettings::default() };
+    let hide = PrivacySettings {
+        activity_broadcast: Some(false),
+        ..PrivacySettings::default()
+    };
+    let anon = PrivacySettings {
+        anonymous_referrals: Some(true),
+        ..PrivacySettings::default()
+    };
     events.push(event("priv0", START + 10, privacy(HIDDEN, hide)));
     events.push(event("priv1", START + 11, privacy(ANONYMOUS_NEW_USER, anon)));
     for (n, act) in acts.iter().enumerate() {
@@ -126,12 +135,20 @@ fn events(acts: &[Activity]) -> Vec<Event> {
                 events.push(event(&id, t, share));
                 let engaged = ShareEngaged {
                     share_id: format!("s{n}"),
-                    engagement_type: if act.kind == 4 { EngagementType::Like } else { EngagementType::Comment },
+                    engagement_type: if act.kind == 4 {
+                        EngagementType::Like
+                    } else {
+                        EngagementType::Comment
+                    },
                     engager_info: EngagerInfo::default(),
                     content_id: None,
                     timestamp: None,
                 };
-                events.push(event(&format!("{id}x"), t + (act.b as i64 + 1) * MINUTE_MS, engaged));
+                events.push(event(
+                    &format!("{id}x"),
+                    t + (act.b as i64 + 1) * MINUTE_MS,
+                    engaged,
+                ));
                 continue;
             }
             _ => TestimonialPublished {
@@ -156,7 +173,12 @@ fn arrange(events: &[Event], delays: &[i64], cuts: &[usize]) -> Vec<Vec<(u32, Ev
     let mut arrival: Vec<(i64, usize)> = events
         .iter()
         .enumerate()
-        .map(|(i, e)| (e.time.timestamp_millis() + delays.get(i % delays.len().max(1)).copied().unwrap_or(0), i))
+        .map(|(i, e)| {
+            (
+                e.time.timestamp_millis() + delays.get(i % delays.len().max(1)).copied().unwrap_or(0),
+                i,
+            )
+        })
         .collect();
     arrival.sort();
     let mut batches = vec![Vec::new()];
@@ -245,7 +267,9 @@ fn check_against_oracle(
         }
         if let Payload::LinkClicked(p) = &e.payload {
             let w = e.time.timestamp_millis().div_euclid(10 * MINUTE_MS);
-            *clicks_per_window.entry((p.referral_id.clone(), p.source_ip.clone(), w)).or_default() += 1;
+            *clicks_per_window
+                .entry((p.referral_id.clone(), p.source_ip.clone(), w))
+                .or_default() += 1;
         }
     }
     let mut flagged: BTreeMap<String, u64> = BTreeMap::new();
@@ -253,7 +277,10 @@ fn check_against_oracle(
         *flagged.entry(owner_of_code(code)).or_default() += n.saturating_sub(2);
     }
     let mut last_counters: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for o in outputs.iter().filter(|o| o.message.event_type == "referral.counters.updated") {
+    for o in outputs
+        .iter()
+        .filter(|o| o.message.event_type == "referral.counters.updated")
+    {
         let user = o.message.data["userId"].as_str().unwrap_or_default().to_owned();
         last_counters.insert(user, o.message.data["allTime"].clone());
     }
@@ -262,15 +289,29 @@ fn check_against_oracle(
         let got = &last_counters[user];
         let clicks = expected.get("click").copied().unwrap_or(0);
         let flagged = flagged.get(user).copied().unwrap_or(0);
-        prop_assert_eq!(got["clicks"].as_u64(), Some(clicks - flagged), "clicks of {}", user);
+        prop_assert_eq!(
+            got["clicks"].as_u64(),
+            Some(clicks - flagged),
+            "clicks of {}",
+            user
+        );
         prop_assert_eq!(got["flaggedClicks"].as_u64(), Some(flagged));
         for what in ["conversionsStarted", "conversionsCompleted", "rewards"] {
-            prop_assert_eq!(got[what].as_u64(), Some(expected.get(what).copied().unwrap_or(0)), "{} of {}", what, user);
+            prop_assert_eq!(
+                got[what].as_u64(),
+                Some(expected.get(what).copied().unwrap_or(0)),
+                "{} of {}",
+                what,
+                user
+            );
         }
     }
 
     // Counters, daily: every final result equals the oracle's count over the window.
-    for o in outputs.iter().filter(|o| o.message.event_type == "referral.counters.updated") {
+    for o in outputs
+        .iter()
+        .filter(|o| o.message.event_type == "referral.counters.updated")
+    {
         let user = o.message.data["userId"].as_str().unwrap_or_default();
         for w in o.message.data["windows"].as_array().into_iter().flatten() {
             if w["status"] != "final" || w["window"] != "daily" {
@@ -305,7 +346,9 @@ fn check_against_oracle(
     let sharer: BTreeMap<&str, (&str, &str)> = events
         .iter()
         .filter_map(|e| match &e.payload {
-            Payload::ShareCreated(p) => Some((p.share_id.as_str(), (p.user_id.as_str(), p.content_id.as_str()))),
+            Payload::ShareCreated(p) => {
+                Some((p.share_id.as_str(), (p.user_id.as_str(), p.content_id.as_str())))
+            }
             _ => None,
         })
         .collect();
@@ -321,22 +364,42 @@ fn check_against_oracle(
         })
         .collect();
     let windows = config().trending;
-    let published = outputs.iter().filter(|o| o.message.event_type == "social.trending.updated").count();
+    let published = outputs
+        .iter()
+        .filter(|o| o.message.event_type == "social.trending.updated")
+        .count();
     prop_assert!(trending_events.is_empty() || published > 0, "no trending output");
-    for o in outputs.iter().filter(|o| o.message.event_type == "social.trending.updated") {
+    for o in outputs
+        .iter()
+        .filter(|o| o.message.event_type == "social.trending.updated")
+    {
         let tick = o.message.timestamp.timestamp_millis();
-        let window = windows.iter().find(|w| o.message.data["window"] == w.name.as_str()).expect("known window");
+        let window = windows
+            .iter()
+            .find(|w| o.message.data["window"] == w.name.as_str())
+            .expect("known window");
         let lower = window.window.lower_bound(tick);
         for item in o.message.data["items"].as_array().into_iter().flatten() {
             let content = item["contentId"].as_str().unwrap_or_default();
-            let expected =
-                trending_events.iter().filter(|(t, c)| *c == content && (lower..tick).contains(t)).count() as u64;
-            prop_assert_eq!(item["count"].as_u64(), Some(expected), "trending {} at {}", content, tick);
+            let expected = trending_events
+                .iter()
+                .filter(|(t, c)| *c == content && (lower..tick).contains(t))
+                .count() as u64;
+            prop_assert_eq!(
+                item["count"].as_u64(),
+                Some(expected),
+                "trending {} at {}",
+                content,
+                tick
+            );
         }
     }
 
     // Engagement: final per-share results equal the oracle's count in the window.
-    for o in outputs.iter().filter(|o| o.message.event_type == "social.engagement.updated") {
+    for o in outputs
+        .iter()
+        .filter(|o| o.message.event_type == "social.engagement.updated")
+    {
         let d = &o.message.data;
         if d["status"] != "final" || d["dimension"] != "share" {
             continue;
@@ -354,41 +417,85 @@ fn check_against_oracle(
 
     // Reward progress: the last message per (user, program) counts the user's completed referrals there.
     let mut progress: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for o in outputs.iter().filter(|o| o.message.event_type == "referral.reward.progress") {
+    for o in outputs
+        .iter()
+        .filter(|o| o.message.event_type == "referral.reward.progress")
+    {
         let d = &o.message.data;
-        let key = (d["userId"].as_str().unwrap_or_default().to_owned(), d["programId"].as_str().unwrap_or_default().to_owned());
+        let key = (
+            d["userId"].as_str().unwrap_or_default().to_owned(),
+            d["programId"].as_str().unwrap_or_default().to_owned(),
+        );
         progress.insert(key, d["completed"].as_u64().unwrap_or_default());
     }
     let mut expected_progress: BTreeMap<(String, String), u64> = BTreeMap::new();
     for e in events {
         if let Payload::ConversionCompleted(p) = &e.payload {
             let code: usize = p.referral_id.trim_start_matches('c').parse().unwrap_or(0);
-            *expected_progress.entry((p.referrer_id.clone(), format!("p{}", code % 2))).or_default() += 1;
+            *expected_progress
+                .entry((p.referrer_id.clone(), format!("p{}", code % 2)))
+                .or_default() += 1;
         }
     }
     prop_assert_eq!(progress, expected_progress);
 
     // Notifications: one share confirmation per share, one referral status per conversion.
-    let shares = events.iter().filter(|e| matches!(e.payload, Payload::ShareCreated(_))).count();
+    let shares = events
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::ShareCreated(_)))
+        .count();
     let conversions = events
         .iter()
-        .filter(|e| matches!(e.payload, Payload::ConversionStarted(_) | Payload::ConversionCompleted(_)))
+        .filter(|e| {
+            matches!(
+                e.payload,
+                Payload::ConversionStarted(_) | Payload::ConversionCompleted(_)
+            )
+        })
         .count();
-    prop_assert_eq!(outputs.iter().filter(|o| o.message.event_type == "notification.share.confirmed").count(), shares);
-    prop_assert_eq!(outputs.iter().filter(|o| o.message.event_type == "notification.referral.status").count(), conversions);
+    prop_assert_eq!(
+        outputs
+            .iter()
+            .filter(|o| o.message.event_type == "notification.share.confirmed")
+            .count(),
+        shares
+    );
+    prop_assert_eq!(
+        outputs
+            .iter()
+            .filter(|o| o.message.event_type == "notification.referral.status")
+            .count(),
+        conversions
+    );
 
     // Fraud: one flood signal per (referral, ip, window) beyond the threshold.
     let floods = clicks_per_window.values().filter(|n| **n > 2).count();
-    prop_assert_eq!(outputs.iter().filter(|o| o.message.data["kind"] == "click_flood").count(), floods);
+    prop_assert_eq!(
+        outputs
+            .iter()
+            .filter(|o| o.message.data["kind"] == "click_flood")
+            .count(),
+        floods
+    );
 
     // Privacy: the hidden user is on no public topic; the anonymous new user is named to no referrer.
     for o in outputs {
         let text = serde_json::to_string(&o.message.data).unwrap_or_default();
-        if o.destination != Destination::Bus && social_pipeline::operator::output::topics::is_public(&o.message.topic) {
-            prop_assert!(!text.contains(&format!("\"{HIDDEN}\"")), "{} leaked on {}", HIDDEN, o.message.topic);
+        if o.destination != Destination::Bus
+            && social_pipeline::operator::output::topics::is_public(&o.message.topic)
+        {
+            prop_assert!(
+                !text.contains(&format!("\"{HIDDEN}\"")),
+                "{} leaked on {}",
+                HIDDEN,
+                o.message.topic
+            );
         }
         if o.message.event_type == "notification.referral.status" {
-            prop_assert!(!text.contains(&format!("\"{ANONYMOUS_NEW_USER}\"")), "anonymous referral leaked");
+            prop_assert!(
+                !text.contains(&format!("\"{ANONYMOUS_NEW_USER}\"")),
+                "anonymous referral leaked"
+            );
         }
     }
     Ok(())

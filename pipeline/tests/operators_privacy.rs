@@ -13,7 +13,13 @@ use social_schemas::*;
 const START: i64 = 1_767_225_600_000;
 
 fn privacy(user: &str, s: PrivacySettings) -> ProfileUpdated {
-    ProfileUpdated { user_id: user.into(), display_name: None, privacy: Some(s), connections: None, timestamp: None }
+    ProfileUpdated {
+        user_id: user.into(),
+        display_name: None,
+        privacy: Some(s),
+        connections: None,
+        timestamp: None,
+    }
 }
 
 fn completed(n: usize, referrer: &str, code: &str) -> ConversionCompleted {
@@ -30,18 +36,47 @@ fn completed(n: usize, referrer: &str, code: &str) -> ConversionCompleted {
 
 #[test]
 fn hidden_users_never_reach_public_topics() {
-    let opted_out = PrivacySettings { activity_broadcast: Some(false), ..PrivacySettings::default() };
-    let incognito = PrivacySettings { incognito: Some(true), private_rewards: Some(true), ..PrivacySettings::default() };
+    let opted_out = PrivacySettings {
+        activity_broadcast: Some(false),
+        ..PrivacySettings::default()
+    };
+    let incognito = PrivacySettings {
+        incognito: Some(true),
+        private_rewards: Some(true),
+        ..PrivacySettings::default()
+    };
     let mut events = vec![
         event("p1", START, privacy("optout", opted_out)),
         event("p2", START + 1, privacy("ghost", incognito)),
-        event("c1", START + 2, CodeGenerated { code_id: "c-o".into(), user_id: "optout".into(), program_id: "p".into(), timestamp: None }),
-        event("c2", START + 3, CodeGenerated { code_id: "c-v".into(), user_id: "visible".into(), program_id: "p".into(), timestamp: None }),
+        event(
+            "c1",
+            START + 2,
+            CodeGenerated {
+                code_id: "c-o".into(),
+                user_id: "optout".into(),
+                program_id: "p".into(),
+                timestamp: None,
+            },
+        ),
+        event(
+            "c2",
+            START + 3,
+            CodeGenerated {
+                code_id: "c-v".into(),
+                user_id: "visible".into(),
+                program_id: "p".into(),
+                timestamp: None,
+            },
+        ),
     ];
     for n in 0..30 {
         let t = START + 1_000 + n as i64 * MINUTE_MS;
         let who = ["optout", "ghost", "visible"][n % 3];
-        events.push(event(&format!("cc{n}"), t, completed(n, who, if who == "visible" { "c-v" } else { "c-o" })));
+        events.push(event(
+            &format!("cc{n}"),
+            t,
+            completed(n, who, if who == "visible" { "c-v" } else { "c-o" }),
+        ));
         let share = ShareCreated {
             share_id: format!("s{n}"),
             user_id: who.into(),
@@ -75,11 +110,24 @@ fn hidden_users_never_reach_public_topics() {
         events.push(event(&format!("rw{n}"), t + 3, reward));
     }
     // "visible" opts out half-way: from then on it disappears from the leaderboard snapshot too.
-    let late_optout = PrivacySettings { incognito: Some(true), ..PrivacySettings::default() };
-    events.push(event("p3", START + 1_000 + 20 * MINUTE_MS, privacy("latecomer", late_optout)));
+    let late_optout = PrivacySettings {
+        incognito: Some(true),
+        ..PrivacySettings::default()
+    };
+    events.push(event(
+        "p3",
+        START + 1_000 + 20 * MINUTE_MS,
+        privacy("latecomer", late_optout),
+    ));
 
-    let batches: Vec<Vec<(u32, Event)>> = events.chunks(7).map(|c| c.iter().map(|e| (0, e.clone())).collect()).collect();
-    let config = OperatorConfig { emit_interval_ms: MINUTE_MS, ..OperatorConfig::default() };
+    let batches: Vec<Vec<(u32, Event)>> = events
+        .chunks(7)
+        .map(|c| c.iter().map(|e| (0, e.clone())).collect())
+        .collect();
+    let config = OperatorConfig {
+        emit_interval_ms: MINUTE_MS,
+        ..OperatorConfig::default()
+    };
     let (engine, out) = run_full(&config, 1, &batches);
 
     let hidden = ["\"optout\"", "\"ghost\""];
@@ -98,7 +146,13 @@ fn hidden_users_never_reach_public_topics() {
     assert!(public_messages > 0);
     let store = SnapshotStore::default();
     store.apply(out.snapshots.clone());
-    for topic in ["leaderboard.daily", "leaderboard.all-time", "trending.1h", "trending.24h", "testimonials.recent"] {
+    for topic in [
+        "leaderboard.daily",
+        "leaderboard.all-time",
+        "trending.1h",
+        "trending.24h",
+        "testimonials.recent",
+    ] {
         let snapshot = store.get(topic).unwrap_or_default();
         let text = snapshot.to_string();
         for h in hidden {
@@ -111,13 +165,32 @@ fn hidden_users_never_reach_public_topics() {
 
 #[test]
 fn opting_out_later_removes_the_user_from_leaderboards() {
-    let mut events = vec![event("c", START, CodeGenerated { code_id: "c".into(), user_id: "a".into(), program_id: "p".into(), timestamp: None })];
+    let mut events = vec![event(
+        "c",
+        START,
+        CodeGenerated {
+            code_id: "c".into(),
+            user_id: "a".into(),
+            program_id: "p".into(),
+            timestamp: None,
+        },
+    )];
     for n in 0..3 {
-        events.push(event(&format!("cc{n}"), START + 1_000 + n as i64, completed(n, "a", "c")));
+        events.push(event(
+            &format!("cc{n}"),
+            START + 1_000 + n as i64,
+            completed(n, "a", "c"),
+        ));
     }
-    let out_optout = PrivacySettings { activity_broadcast: Some(false), ..PrivacySettings::default() };
+    let out_optout = PrivacySettings {
+        activity_broadcast: Some(false),
+        ..PrivacySettings::default()
+    };
     events.push(event("p", START + 10 * MINUTE_MS, privacy("a", out_optout)));
-    let config = OperatorConfig { emit_interval_ms: MINUTE_MS, ..OperatorConfig::default() };
+    let config = OperatorConfig {
+        emit_interval_ms: MINUTE_MS,
+        ..OperatorConfig::default()
+    };
     let batches = vec![events.into_iter().map(|e| (0, e)).collect()];
     let (engine, out) = run_full(&config, 1, &batches);
     assert!(engine.graph().leaderboards().top("all-time", START).is_empty());
@@ -129,34 +202,69 @@ fn opting_out_later_removes_the_user_from_leaderboards() {
 
 #[test]
 fn anonymous_referrals_hide_the_new_user_from_the_referrer() {
-    let anonymous = PrivacySettings { anonymous_referrals: Some(true), ..PrivacySettings::default() };
+    let anonymous = PrivacySettings {
+        anonymous_referrals: Some(true),
+        ..PrivacySettings::default()
+    };
     let events = vec![
-        event("c", START, CodeGenerated { code_id: "c".into(), user_id: "ref".into(), program_id: "p".into(), timestamp: None }),
+        event(
+            "c",
+            START,
+            CodeGenerated {
+                code_id: "c".into(),
+                user_id: "ref".into(),
+                program_id: "p".into(),
+                timestamp: None,
+            },
+        ),
         event("p", START + 1, privacy("newbie", anonymous)),
-        event("r", START + 2, UserRegistered {
-            user_id: "newbie".into(),
-            role: UserRole::Homeowner,
-            referral_code: Some("c".into()),
-            display_name: Some("Secret Name".into()),
-            timestamp: None,
-        }),
-        event("cc", START + 3, ConversionCompleted {
-            referral_id: "c".into(),
-            new_user_id: "newbie".into(),
-            referrer_id: "ref".into(),
-            program_id: None,
-            conversion_type: None,
-            reward: None,
-            timestamp: None,
-        }),
+        event(
+            "r",
+            START + 2,
+            UserRegistered {
+                user_id: "newbie".into(),
+                role: UserRole::Homeowner,
+                referral_code: Some("c".into()),
+                display_name: Some("Secret Name".into()),
+                timestamp: None,
+            },
+        ),
+        event(
+            "cc",
+            START + 3,
+            ConversionCompleted {
+                referral_id: "c".into(),
+                new_user_id: "newbie".into(),
+                referrer_id: "ref".into(),
+                program_id: None,
+                conversion_type: None,
+                reward: None,
+                timestamp: None,
+            },
+        ),
     ];
     let batches = vec![events.into_iter().map(|e| (0, e)).collect()];
     let (_, out) = run_full(&OperatorConfig::default(), 1, &batches);
-    let to_referrer: Vec<_> = out.outputs.iter().filter(|o| o.message.topic.starts_with("user.ref.")).collect();
-    assert!(to_referrer.iter().any(|o| o.message.event_type == "notification.friend.joined"));
-    assert!(to_referrer.iter().any(|o| o.message.event_type == "notification.referral.status"));
+    let to_referrer: Vec<_> = out
+        .outputs
+        .iter()
+        .filter(|o| o.message.topic.starts_with("user.ref."))
+        .collect();
+    assert!(
+        to_referrer
+            .iter()
+            .any(|o| o.message.event_type == "notification.friend.joined")
+    );
+    assert!(
+        to_referrer
+            .iter()
+            .any(|o| o.message.event_type == "notification.referral.status")
+    );
     for o in to_referrer {
         let text = o.message.data.to_string();
-        assert!(!text.contains("newbie") && !text.contains("Secret Name"), "{text}");
+        assert!(
+            !text.contains("newbie") && !text.contains("Secret Name"),
+            "{text}"
+        );
     }
 }

@@ -18,8 +18,15 @@ const EVENTS: usize = 100_000;
 const PARTITIONS: u32 = 4;
 
 async fn loaded_bus() -> Arc<dyn Bus> {
-    let bus = MemoryBus::new(MemoryBusConfig { retention_bytes_per_partition: u64::MAX });
-    bus.ensure_topic(&TopicSpec { name: INPUT_TOPIC.into(), partitions: PARTITIONS }).await.expect("topic");
+    let bus = MemoryBus::new(MemoryBusConfig {
+        retention_bytes_per_partition: u64::MAX,
+    });
+    bus.ensure_topic(&TopicSpec {
+        name: INPUT_TOPIC.into(),
+        partitions: PARTITIONS,
+    })
+    .await
+    .expect("topic");
     let mut per_partition: Vec<Vec<Record>> = vec![Vec::new(); PARTITIONS as usize];
     for generated in Generator::new(GeneratorConfig::with_seed(42)).take(EVENTS) {
         let partition = partition_for_key(generated.key.as_bytes(), PARTITIONS);
@@ -31,16 +38,35 @@ async fn loaded_bus() -> Arc<dyn Bus> {
     }
     for (partition, records) in per_partition.into_iter().enumerate() {
         for chunk in records.chunks(1_000) {
-            bus.append(INPUT_TOPIC, partition as u32, chunk.to_vec()).await.expect("append");
+            bus.append(INPUT_TOPIC, partition as u32, chunk.to_vec())
+                .await
+                .expect("append");
         }
     }
     Arc::new(bus)
 }
 
 fn config() -> TopologyConfig {
-    let mut config = TopologyConfig { fetch_max_records: 256, idle_flush_ms: None, ..TopologyConfig::default() };
-    let tiers = vec![Tier { threshold: 2, reward_amount: 10.0 }, Tier { threshold: 4, reward_amount: 30.0 }];
-    config.operators.programs.programs.insert("program-standard".into(), ProgramConfig { tiers });
+    let mut config = TopologyConfig {
+        fetch_max_records: 256,
+        idle_flush_ms: None,
+        ..TopologyConfig::default()
+    };
+    let tiers = vec![
+        Tier {
+            threshold: 2,
+            reward_amount: 10.0,
+        },
+        Tier {
+            threshold: 4,
+            reward_amount: 30.0,
+        },
+    ];
+    config
+        .operators
+        .programs
+        .programs
+        .insert("program-standard".into(), ProgramConfig { tiers });
     config
 }
 
@@ -57,11 +83,14 @@ async fn rounds(topology: &mut Topology, out: &mut Emitter, stop: usize) -> usiz
 }
 
 fn lines(outputs: &[Output]) -> Vec<String> {
-    outputs.iter().map(|o| serde_json::to_string(o).expect("json")).collect()
+    outputs
+        .iter()
+        .map(|o| serde_json::to_string(o).expect("json"))
+        .collect()
 }
 
-async fn uninterrupted(dir: &Path) -> (Vec<String>, serde_json::Value) {
-    let mut topology = Topology::new(config(), loaded_bus().await, Some(dir.to_owned())).expect("topology");
+async fn uninterrupted(bus: Arc<dyn Bus>, dir: &Path) -> (Vec<String>, serde_json::Value) {
+    let mut topology = Topology::new(config(), bus, Some(dir.to_owned())).expect("topology");
     let mut out = Emitter::default();
     topology.start(&mut out);
     assert_eq!(rounds(&mut topology, &mut out, usize::MAX).await, EVENTS);
@@ -71,8 +100,14 @@ async fn uninterrupted(dir: &Path) -> (Vec<String>, serde_json::Value) {
 }
 
 fn snapshot_of(store: &social_pipeline::topology::SnapshotStore) -> serde_json::Value {
-    let topics = ["leaderboard.daily", "leaderboard.all-time", "trending.1h", "trending.24h", "testimonials.recent",
-        "program.program-standard.updates"];
+    let topics = [
+        "leaderboard.daily",
+        "leaderboard.all-time",
+        "trending.1h",
+        "trending.24h",
+        "testimonials.recent",
+        "program.program-standard.updates",
+    ];
     serde_json::Value::Array(topics.iter().map(|t| store.get(t).unwrap_or_default()).collect())
 }
 
@@ -80,11 +115,16 @@ fn snapshot_of(store: &social_pipeline::topology::SnapshotStore) -> serde_json::
 async fn checkpoint_halfway_restore_gives_identical_output() {
     let dir_a = tempfile::tempdir().expect("tempdir");
     let dir_b = tempfile::tempdir().expect("tempdir");
-    let (expected, expected_snapshots) = uninterrupted(dir_a.path()).await;
-    assert!(expected.len() > 10_000, "a meaningful amount of output: {}", expected.len());
+    // Both runs read the same bus (reading does not change it).
+    let bus = loaded_bus().await;
+    let (expected, expected_snapshots) = uninterrupted(bus.clone(), dir_a.path()).await;
+    assert!(
+        expected.len() > 10_000,
+        "a meaningful amount of output: {}",
+        expected.len()
+    );
 
     // Same input; stop half-way, checkpoint, drop everything in memory.
-    let bus = loaded_bus().await;
     let mut first = Emitter::default();
     let mut topology = Topology::new(config(), bus.clone(), Some(dir_b.path().to_owned())).expect("topology");
     topology.start(&mut first);
@@ -97,7 +137,10 @@ async fn checkpoint_halfway_restore_gives_identical_output() {
     let mut topology = Topology::new(config(), bus, Some(dir_b.path().to_owned())).expect("restore");
     let mut second = Emitter::default();
     topology.start(&mut second);
-    assert_eq!(read + rounds(&mut topology, &mut second, usize::MAX).await, EVENTS);
+    assert_eq!(
+        read + rounds(&mut topology, &mut second, usize::MAX).await,
+        EVENTS
+    );
     let snapshots = topology.snapshots();
     snapshots.apply(second.snapshots.drain(..));
 
@@ -105,10 +148,34 @@ async fn checkpoint_halfway_restore_gives_identical_output() {
     actual.extend(lines(&second.outputs));
     assert_eq!(actual.len(), expected.len(), "same number of messages");
     if let Some(i) = actual.iter().zip(&expected).position(|(a, e)| a != e) {
-        panic!("first difference at message {i}:\n  got      {}\n  expected {}", actual[i], expected[i]);
+        panic!(
+            "first difference at message {i}:\n  got      {}\n  expected {}",
+            actual[i], expected[i]
+        );
     }
     assert_eq!(snapshot_of(&snapshots), expected_snapshots);
-    let ids: std::collections::HashSet<&str> =
-        actual.iter().map(|l| l.split("\"id\":\"").nth(1).unwrap_or_default().get(..33).unwrap_or_default()).collect();
-    assert_eq!(ids.len(), actual.len(), "message ids are unique");
+    let ids: std::collections::HashSet<&str> = actual
+        .iter()
+        .map(|l| {
+            l.split("\"id\":\"")
+                .nth(1)
+                .unwrap_or_default()
+                .get(..33)
+                .unwrap_or_default()
+        })
+        .collect();
+    if ids.len() != actual.len() {
+        let mut seen = std::collections::HashMap::new();
+        for line in &actual {
+            let id = line
+                .split("\"id\":\"")
+                .nth(1)
+                .unwrap_or_default()
+                .get(..33)
+                .unwrap_or_default();
+            if let Some(previous) = seen.insert(id, line) {
+                panic!("duplicate id:\n  {previous}\n  {line}");
+            }
+        }
+    }
 }

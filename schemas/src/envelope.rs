@@ -480,14 +480,14 @@ impl<'a> RawEnvelope<'a> {
                 format_args!("unknown event type `{}`", truncate_for_message(&ty)),
             )
         })?;
-        if let Some(ct) = &datacontenttype {
-            if !is_json_media_type(ct) {
-                return Err(err(
-                    ValidationCode::InvalidFieldValue,
-                    "datacontenttype",
-                    "must be `application/json` when present",
-                ));
-            }
+        if let Some(ct) = &datacontenttype
+            && !is_json_media_type(ct)
+        {
+            return Err(err(
+                ValidationCode::InvalidFieldValue,
+                "datacontenttype",
+                "must be `application/json` when present",
+            ));
         }
         if let Some(s) = &subject {
             check_len("subject", s, MAX_SUBJECT_LEN)?;

@@ -1,6 +1,8 @@
 //! Load generator and bench server for the delivery tier.
 //!
-//! `sse-load serve --listen 127.0.0.1:9100 --secret S` runs the delivery router with a bench-only control route,
+//! `sse-load serve --listen 127.0.0.1:9100 --secret S [--hyper-only true]` runs the delivery tier
+//! ([`Delivery::serve`], or the router through `axum::serve` alone with `--hyper-only true`) with a bench-only
+//! control route,
 //! `POST /bench/publish?topic=T&count=N` or `?users=U&rate=R&secs=D` (per-user topics `user.{i}.social` at R
 //! messages/s); every message carries `sentAtMicros` (wall clock).
 //!
@@ -24,7 +26,7 @@ use social_delivery::{Delivery, DeliveryConfig, Publisher};
 use social_schemas::TopicMessage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
-use tokio::sync::Mutex;
+use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 fn now_micros() -> u64 {
@@ -96,7 +98,12 @@ async fn serve(args: &HashMap<String, String>) {
     socket.bind(listen).unwrap();
     let listener = socket.listen(65_535).unwrap();
     println!("listening on http://{listen}");
-    axum::serve(listener, app).await.unwrap();
+    if get(args, "hyper-only", false) {
+        // Every stream through hyper (the router alone), for comparison.
+        axum::serve(listener, app.into_make_service()).await.unwrap();
+    } else {
+        delivery.serve(listener, app).await.unwrap();
+    }
 }
 
 async fn publish(
@@ -105,11 +112,13 @@ async fn publish(
 ) -> String {
     if let Some(topic) = query.get("topic") {
         let count = get(&query, "count", 1u64);
+        let started = std::time::Instant::now();
         for _ in 0..count {
             let n = seq.fetch_add(1, Ordering::Relaxed);
             let _ = publisher.publish(message(topic.clone(), n)).await;
         }
-        return format!("{count}\n");
+        // The time `publish` took (append to history, then queue for every subscriber), in microseconds.
+        return format!("{count} {}\n", started.elapsed().as_micros());
     }
     let users = get(&query, "users", 1u64).max(1);
     let rate = get(&query, "rate", 1000u64).max(1);
@@ -134,6 +143,7 @@ async fn publish(
 }
 
 struct Stats {
+    /// A std mutex: held for a few pushes, it costs the 10,000 reading tasks less than an async one.
     latencies: Mutex<Vec<u64>>,
     received: AtomicUsize,
     connected: AtomicUsize,
@@ -177,7 +187,7 @@ async fn client(
             stats.connected.fetch_add(1, Ordering::Relaxed);
         }
         let chunk = &buffer[..n];
-        let mut found = Vec::new();
+        let mut found = 0;
         let mut at = 0;
         while let Some(pos) = chunk[at..].windows(needle.len()).position(|w| w == needle) {
             let start = at + pos + needle.len();
@@ -189,13 +199,13 @@ async fn client(
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok())
             {
-                found.push(now.saturating_sub(sent));
+                stats.latencies.lock().unwrap().push(now.saturating_sub(sent));
+                found += 1;
             }
             at = end;
         }
-        if !found.is_empty() {
-            stats.received.fetch_add(found.len(), Ordering::Relaxed);
-            stats.latencies.lock().await.extend(found);
+        if found > 0 {
+            stats.received.fetch_add(found, Ordering::Relaxed);
         }
     }
 }
@@ -208,7 +218,8 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[index] as f64 / 1000.0
 }
 
-async fn control(server: SocketAddr, query: &str) {
+/// Sends a control request; answers the last line of the response body.
+async fn control(server: SocketAddr, query: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(server).await.unwrap();
     let request = format!(
         "POST /bench/publish?{query} HTTP/1.1\r\nhost: bench\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -216,6 +227,8 @@ async fn control(server: SocketAddr, query: &str) {
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out);
+    text.trim_end().lines().last().unwrap_or_default().to_owned()
 }
 
 async fn clients(args: &HashMap<String, String>) {
@@ -282,15 +295,22 @@ async fn clients(args: &HashMap<String, String>) {
     if users == 0 {
         let broadcasts = get(args, "broadcasts", 20usize);
         let mut completions = Vec::new();
+        let mut publish_ms = Vec::new();
         for _ in 0..broadcasts {
-            stats.latencies.lock().await.clear();
+            stats.latencies.lock().unwrap().clear();
             stats.received.store(0, Ordering::Relaxed);
-            control(server, &format!("topic={topic}&count=1")).await;
+            let answer = control(server, &format!("topic={topic}&count=1")).await;
+            let publish_micros: f64 = answer
+                .split(' ')
+                .nth(1)
+                .and_then(|micros| micros.parse().ok())
+                .unwrap_or(f64::NAN);
+            publish_ms.push(publish_micros / 1000.0);
             let deadline = std::time::Instant::now() + Duration::from_secs(30);
             while stats.received.load(Ordering::Relaxed) < connected && std::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let mut latencies = stats.latencies.lock().await.clone();
+            let mut latencies = stats.latencies.lock().unwrap().clone();
             latencies.sort_unstable();
             completions.push((
                 percentile(&latencies, 1.0),
@@ -306,14 +326,16 @@ async fn clients(args: &HashMap<String, String>) {
         result["broadcasts"] = json!(broadcasts);
         result["allReachedMs"] = json!({"median": all[all.len() / 2], "max": all[all.len() - 1]});
         result["p99LatencyMs"] = json!({"median": p99s[p99s.len() / 2], "max": p99s[p99s.len() - 1]});
+        publish_ms.sort_by(f64::total_cmp);
+        result["publishMs"] = json!({"median": publish_ms[publish_ms.len() / 2], "max": publish_ms[publish_ms.len() - 1]});
         result["deliveredPerBroadcast"] = json!(completions.iter().map(|c| c.2).min());
     } else {
         let rate = get(args, "rate", 5000u64);
         let secs = get(args, "secs", 10u64);
-        stats.latencies.lock().await.clear();
+        stats.latencies.lock().unwrap().clear();
         control(server, &format!("users={users}&rate={rate}&secs={secs}")).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let mut latencies = stats.latencies.lock().await.clone();
+        let mut latencies = stats.latencies.lock().unwrap().clone();
         latencies.sort_unstable();
         result["rate"] = json!(rate);
         result["delivered"] = json!(latencies.len());

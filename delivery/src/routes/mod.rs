@@ -18,6 +18,8 @@ mod snapshot;
 mod stream;
 mod tickets;
 
+pub(crate) use stream::open_stream;
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/stream", get(stream::stream))
@@ -87,7 +89,7 @@ struct Admitted {
 /// Parses and checks a subscription request: `400` for bad topics, parameters or last event id, `401` for a
 /// bad credential or a private topic without one, `403` for a topic the caller may not read, `429` for too many
 /// topics.
-fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitted, DeliveryError> {
+async fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitted, DeliveryError> {
     if shared.shutdown.is_cancelled() {
         return Err(DeliveryError::ShuttingDown);
     }
@@ -104,7 +106,7 @@ fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitted, De
             return Err(error);
         }
     };
-    let claims = shared.auth.authenticate(headers, query.ticket.as_deref())?;
+    let claims = shared.auth.authenticate(headers, query.ticket.as_deref()).await?;
     for topic in &topics {
         if let Err(error) = topic.check_access(claims.as_ref()) {
             metrics::auth_rejected(error.code());

@@ -29,7 +29,7 @@ pub(super) async fn poll(State(shared): State<Arc<Shared>>, request: Request) ->
 }
 
 async fn answer(shared: Arc<Shared>, request: Request) -> Result<Response, DeliveryError> {
-    let admitted = admit(&shared, request.uri(), request.headers())?;
+    let admitted = admit(&shared, request.uri(), request.headers()).await?;
     let _permit = shared
         .limiter
         .admit(admitted.claims.as_ref().map(|c| c.sub.as_str()))?;

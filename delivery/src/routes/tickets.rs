@@ -15,11 +15,11 @@ use crate::DeliveryError;
 use crate::delivery::Shared;
 
 pub(super) async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let issued = shared
-        .auth
-        .authenticate(&headers, None)
-        .and_then(|claims| claims.ok_or(DeliveryError::Auth(AuthError::MissingToken)))
-        .and_then(|claims| shared.auth.issue_ticket(claims));
+    let issued = match shared.auth.authenticate(&headers, None).await {
+        Ok(Some(claims)) => shared.auth.issue_ticket(claims).await,
+        Ok(None) => Err(DeliveryError::Auth(AuthError::MissingToken)),
+        Err(error) => Err(error),
+    };
     match issued {
         Ok((ticket, ttl)) => {
             let mut response = (

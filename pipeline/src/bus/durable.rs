@@ -110,12 +110,16 @@ pub struct DurableBus {
     offsets: OffsetStore,
     closed: AtomicBool,
     writers: TaskTracker,
+    /// Exclusive lock on `<dir>/LOCK`, held until `close` (or drop): two processes writing one log would corrupt
+    /// it. The kernel releases it when the process dies, even by SIGKILL.
+    lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl DurableBus {
     /// Opens (or creates) the bus in `config.dir`, restoring its topics, records and committed offsets, and starts
     /// one writer task per partition. Must run inside a tokio runtime.
     pub async fn open(config: DurableBusConfig) -> Result<Self, BusError> {
+        let lock = lock_dir(&config.dir)?;
         let dir = config.dir.clone();
         let wal_config = config.wal();
         let (offsets, opened) = tokio::task::spawn_blocking(move || open_files(&dir, wal_config))
@@ -128,6 +132,7 @@ impl DurableBus {
             offsets,
             closed: AtomicBool::new(false),
             writers: TaskTracker::new(),
+            lock: std::sync::Mutex::new(Some(lock)),
         };
         for (name, wals) in opened {
             bus.start_topic(name, wals);
@@ -448,6 +453,13 @@ impl Bus for DurableBus {
         drop(topics);
         self.writers.close();
         self.writers.wait().await;
+        // Every writer has stopped: another bus may now open the directory.
+        drop(
+            self.lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
         Ok(())
     }
 }
@@ -458,3 +470,23 @@ fn writer_gone() -> BusError {
 
 #[cfg(test)]
 mod tests;
+
+/// Takes the exclusive lock of the data directory, creating both when missing.
+fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, BusError> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BusError::Backend(format!(
+            "{} is in use by another process (lock {})",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(error)) => Err(BusError::Io(error)),
+    }
+}

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Serialize, Serializer};
 
-use super::ids::{CodeId, ContentRef, EventId, Id, LandingPage, Name, ProgramId, Ts};
+use super::ids::{CodeId, ContentRef, EventId, Id, LandingPage, Name, ProgramId, Ts, TsText};
 
 fn as_string<T: std::fmt::Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
@@ -343,7 +343,7 @@ impl Payload {
 struct Data<'a> {
     #[serde(flatten)]
     payload: &'a Payload,
-    timestamp: Ts,
+    timestamp: TsText,
 }
 
 #[derive(Serialize)]
@@ -353,7 +353,7 @@ struct Envelope<'a> {
     source: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
-    time: Ts,
+    time: TsText,
     datacontenttype: &'static str,
     data: Data<'a>,
 }
@@ -366,16 +366,17 @@ pub(crate) fn write_event(
     time_ms: i64,
     payload: &Payload,
 ) -> serde_json::Result<()> {
+    let time = Ts(time_ms).text();
     let envelope = Envelope {
         specversion: "1.0",
         id,
         source,
         kind: payload.event_type(),
-        time: Ts(time_ms),
+        time,
         datacontenttype: "application/json",
         data: Data {
             payload,
-            timestamp: Ts(time_ms),
+            timestamp: time,
         },
     };
     serde_json::to_writer(out, &envelope)

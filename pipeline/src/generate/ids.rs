@@ -4,6 +4,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Datelike, Timelike};
+
 use serde::{Serialize, Serializer};
 
 use super::tables;
@@ -221,20 +222,50 @@ impl fmt::Display for Name {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ts(pub(crate) i64);
 
+impl Ts {
+    /// The formatted time, computed once (the envelope `time` and the payload `timestamp` share it).
+    pub(crate) fn text(self) -> TsText {
+        let t = DateTime::from_timestamp_millis(self.0).unwrap_or(DateTime::UNIX_EPOCH);
+        let mut buf = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, value: u32| {
+            let mut v = value;
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        // The configuration keeps event times within years 1 to 9999.
+        put(0, 4, t.year().clamp(0, 9999) as u32);
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, t.second());
+        put(20, 3, t.timestamp_subsec_millis().min(999));
+        TsText(buf)
+    }
+}
+
+/// A formatted [`Ts`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TsText([u8; 24]);
+
+impl TsText {
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(&self.0).unwrap_or("1970-01-01T00:00:00.000Z")
+    }
+}
+
+impl Serialize for TsText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Ts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = DateTime::from_timestamp_millis(self.0).unwrap_or(DateTime::UNIX_EPOCH);
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.timestamp_subsec_millis().min(999)
-        )
+        f.write_str(self.text().as_str())
     }
 }
 
@@ -277,6 +308,8 @@ mod tests {
         assert_eq!(ProgramId(0).to_string(), "program-standard");
         assert_eq!(ProgramId(9).to_string(), "program-9");
         assert_eq!(Ts(1_767_225_600_005).to_string(), "2026-01-01T00:00:00.005Z");
+        assert_eq!(Ts(1_784_217_845_123).to_string(), "2026-07-16T16:04:05.123Z");
+        assert_eq!(Ts(-62_135_596_800_000).to_string(), "0001-01-01T00:00:00.000Z");
         assert_eq!(ContentRef::Portfolio(4).to_string(), "portfolio-4");
         let code = CodeId::scramble(1, 99).to_string();
         assert!(code.starts_with("code-") && code.len() == 13, "{code}");

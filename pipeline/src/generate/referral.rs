@@ -15,7 +15,7 @@ use super::emit::{
     PendingReward, RankChange, RewardEarned,
 };
 use super::ids::{CodeId, Id, LandingPage, ProgramId, Role, Ts, mix64};
-use super::model::{Code, Flood, Followup, World, push_recent, warming_up};
+use super::model::{Code, Flood, Followup, World, warming_up};
 use super::tables;
 
 /// Share of ordinary clicks that turn into a prospect.
@@ -289,7 +289,6 @@ impl World {
             Stage::Register => {
                 let (user, payload) = self.register(p.role, Some(p.code));
                 p.user = Some(user);
-                push_recent(&mut self.user_mut(user).connections, owner);
                 if self.chance(0.5) {
                     // The friend who referred them shows up in their network.
                     self.schedule(5.0, 60.0, Followup::Connect { user, friend: owner });

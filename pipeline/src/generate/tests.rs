@@ -636,16 +636,3 @@ fn throughput() {
     println!("100000 events in {elapsed:?}");
     assert!(elapsed.as_millis() < 1_000);
 }
-
-#[test]
-#[ignore]
-fn zz_dump_tmp() {
-    let path = std::env::var("GEN_DUMP").unwrap();
-    let n: u64 = std::env::var("GEN_N").unwrap().parse().unwrap();
-    write_ndjson(
-        GeneratorConfig::with_seed(7),
-        n,
-        std::fs::File::create(path).unwrap(),
-    )
-    .unwrap();
-}

@@ -16,7 +16,12 @@ pub enum BodyKind {
 impl BodyKind {
     /// Reads the media type (parameters such as `charset` are ignored). `None` for any other type.
     pub fn from_content_type(content_type: &str) -> Option<Self> {
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "application/cloudevents+json" | "application/json" => Some(Self::Json),
             "application/cloudevents-batch+json" => Some(Self::Batch),
@@ -44,14 +49,18 @@ pub fn split_body(kind: BodyKind, body: &[u8]) -> Result<Vec<&[u8]>, BodyError> 
         return Err(BodyError::Empty);
     }
     match kind {
-        BodyKind::Ndjson => Ok(trimmed.split(|byte| *byte == b'\n').map(<[u8]>::trim_ascii).filter(|line| !line.is_empty()).collect()),
+        BodyKind::Ndjson => Ok(trimmed
+            .split(|byte| *byte == b'\n')
+            .map(<[u8]>::trim_ascii)
+            .filter(|line| !line.is_empty())
+            .collect()),
         BodyKind::Json if !trimmed.starts_with(b"[") => Ok(vec![trimmed]),
         BodyKind::Json | BodyKind::Batch => {
             if !trimmed.starts_with(b"[") {
                 return Err(BodyError::NotAnArray);
             }
-            let items: Vec<&RawValue> =
-                serde_json::from_slice(trimmed).map_err(|error| BodyError::MalformedJson(error.to_string()))?;
+            let items: Vec<&RawValue> = serde_json::from_slice(trimmed)
+                .map_err(|error| BodyError::MalformedJson(error.to_string()))?;
             Ok(items.into_iter().map(|raw| raw.get().as_bytes()).collect())
         }
     }
@@ -63,21 +72,42 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(BodyKind::from_content_type("application/json; charset=utf-8"), Some(BodyKind::Json));
-        assert_eq!(BodyKind::from_content_type("Application/CloudEvents+JSON"), Some(BodyKind::Json));
-        assert_eq!(BodyKind::from_content_type("application/x-ndjson"), Some(BodyKind::Ndjson));
+        assert_eq!(
+            BodyKind::from_content_type("application/json; charset=utf-8"),
+            Some(BodyKind::Json)
+        );
+        assert_eq!(
+            BodyKind::from_content_type("Application/CloudEvents+JSON"),
+            Some(BodyKind::Json)
+        );
+        assert_eq!(
+            BodyKind::from_content_type("application/x-ndjson"),
+            Some(BodyKind::Ndjson)
+        );
         assert_eq!(BodyKind::from_content_type("text/plain"), None);
         assert_eq!(BodyKind::from_content_type(""), None);
     }
 
     #[test]
     fn splits_each_kind() {
-        assert_eq!(split_body(BodyKind::Json, b" {\"a\":1} ").unwrap(), vec![&b"{\"a\":1}"[..]]);
-        assert_eq!(split_body(BodyKind::Json, b"[{\"a\":1}, {\"b\":2}]").unwrap(), vec![&b"{\"a\":1}"[..], b"{\"b\":2}"]);
-        assert_eq!(split_body(BodyKind::Ndjson, b"{\"a\":1}\r\n\n{\"b\":2}\n").unwrap(), vec![&b"{\"a\":1}"[..], b"{\"b\":2}"]);
+        assert_eq!(
+            split_body(BodyKind::Json, b" {\"a\":1} ").unwrap(),
+            vec![&b"{\"a\":1}"[..]]
+        );
+        assert_eq!(
+            split_body(BodyKind::Json, b"[{\"a\":1}, {\"b\":2}]").unwrap(),
+            vec![&b"{\"a\":1}"[..], b"{\"b\":2}"]
+        );
+        assert_eq!(
+            split_body(BodyKind::Ndjson, b"{\"a\":1}\r\n\n{\"b\":2}\n").unwrap(),
+            vec![&b"{\"a\":1}"[..], b"{\"b\":2}"]
+        );
         assert_eq!(split_body(BodyKind::Json, b"  \n"), Err(BodyError::Empty));
         assert_eq!(split_body(BodyKind::Batch, b"{}"), Err(BodyError::NotAnArray));
-        assert!(matches!(split_body(BodyKind::Json, b"[{\"a\":1}"), Err(BodyError::MalformedJson(_))));
+        assert!(matches!(
+            split_body(BodyKind::Json, b"[{\"a\":1}"),
+            Err(BodyError::MalformedJson(_))
+        ));
         // A malformed single event is one item, judged by the validator.
         assert_eq!(split_body(BodyKind::Json, b"{oops").unwrap(), vec![&b"{oops"[..]]);
     }

@@ -55,7 +55,11 @@ impl DeadLetter {
     pub fn to_record(&self, now_ms: i64) -> Record {
         // Serializing a struct of strings and numbers cannot fail; fall back to an empty object all the same.
         let value = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
-        Record { key: Bytes::new(), value: Bytes::from(value), timestamp_ms: now_ms }
+        Record {
+            key: Bytes::new(),
+            value: Bytes::from(value),
+            timestamp_ms: now_ms,
+        }
     }
 }
 
@@ -65,7 +69,10 @@ mod tests {
 
     #[test]
     fn keeps_reason_and_truncates() {
-        let reason = DeadLetterReason { code: "event_too_large", message: "too big".into() };
+        let reason = DeadLetterReason {
+            code: "event_too_large",
+            message: "too big".into(),
+        };
         let letter = DeadLetter::new(reason, Some(2), "application/json", &[b'x'; 100], 10, 0);
         assert!(letter.truncated);
         assert_eq!(letter.bytes, 100);

@@ -26,7 +26,10 @@ pub struct DedupConfig {
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        Self { window_secs: 3600, max_entries: 2_000_000 }
+        Self {
+            window_secs: 3600,
+            max_entries: 2_000_000,
+        }
     }
 }
 
@@ -45,7 +48,10 @@ struct Inner {
 
 impl Dedup {
     pub fn new(config: DedupConfig) -> Self {
-        Self { config, inner: Mutex::new(Inner::default()) }
+        Self {
+            config,
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     pub fn key(source: &str, id: &str) -> u128 {
@@ -125,7 +131,10 @@ impl Dedup {
         let per_partition = (self.config.max_entries / partitions.max(1) as usize) as u64;
         for partition in 0..partitions {
             let end = bus.end_offset(topic, partition).await?;
-            let start = bus.start_offset(topic, partition).await?.max(end.saturating_sub(per_partition));
+            let start = bus
+                .start_offset(topic, partition)
+                .await?
+                .max(end.saturating_sub(per_partition));
             let mut next = start;
             while next < end {
                 let records = bus.fetch(topic, partition, next, 10_000, Duration::ZERO).await?;
@@ -178,11 +187,18 @@ mod tests {
 
     #[test]
     fn expires_by_time_and_capacity() {
-        let dedup = Dedup::new(DedupConfig { window_secs: 1, max_entries: 2 });
+        let dedup = Dedup::new(DedupConfig {
+            window_secs: 1,
+            max_entries: 2,
+        });
         let keys: Vec<u128> = (0..3).map(|i| Dedup::key("s", &i.to_string())).collect();
         assert_eq!(dedup.reserve(&keys[..1], 0), vec![true]);
         assert_eq!(dedup.reserve(&keys[..1], 1000), vec![false]);
-        assert_eq!(dedup.reserve(&keys[..1], 2001), vec![true], "expired after the window");
+        assert_eq!(
+            dedup.reserve(&keys[..1], 2001),
+            vec![true],
+            "expired after the window"
+        );
         dedup.reserve(&keys[1..], 2002);
         dedup.reserve(&[], 2003);
         assert!(dedup.len() <= 2);

@@ -73,15 +73,22 @@ impl IngestHttpError {
                 "body_too_large",
                 format!("the request body is larger than {limit} bytes"),
             ),
-            Self::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body", "the request body is empty".into()),
+            Self::EmptyBody => (
+                StatusCode::BAD_REQUEST,
+                "empty_body",
+                "the request body is empty".into(),
+            ),
             Self::MalformedBody(detail) => (StatusCode::BAD_REQUEST, "malformed_json", detail.clone()),
-            Self::BodyRead => {
-                (StatusCode::BAD_REQUEST, "body_read_failed", "the request body could not be read".into())
-            }
+            Self::BodyRead => (
+                StatusCode::BAD_REQUEST,
+                "body_read_failed",
+                "the request body could not be read".into(),
+            ),
             Self::BusUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "bus_unavailable",
-                "the event bus cannot take events right now; retry later (accepted events are deduplicated)".into(),
+                "the event bus cannot take events right now; retry later (accepted events are deduplicated)"
+                    .into(),
             ),
             Self::BadQuery(detail) => (StatusCode::BAD_REQUEST, "invalid_query", detail.clone()),
         }
@@ -92,12 +99,17 @@ impl IntoResponse for IngestHttpError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.status_code_message();
         metrics::counter!("ingest_requests_total", "status" => status_label(status)).increment(1);
-        let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
+        let mut response =
+            (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -136,7 +148,10 @@ async fn post_events(
 ) -> Result<Response, IngestHttpError> {
     let started = Instant::now();
     authorize(&state.verifier, &headers, "service")?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
     let kind = BodyKind::from_content_type(content_type).ok_or(IngestHttpError::UnsupportedMediaType)?;
     let ingestor = &state.ingestor;
     let limit = ingestor.config().max_body_bytes;
@@ -154,7 +169,10 @@ async fn post_events(
             code: "body_too_large",
             message: format!("request body over {limit} bytes, not read"),
         };
-        ingestor.dead_letter_body(reason, content_type, &[]).await.map_err(bus_error)?;
+        ingestor
+            .dead_letter_body(reason, content_type, &[])
+            .await
+            .map_err(bus_error)?;
         return Err(IngestHttpError::BodyTooLarge { limit });
     };
 
@@ -162,8 +180,14 @@ async fn post_events(
         Ok(items) => items,
         Err(BodyError::Empty) => return Err(IngestHttpError::EmptyBody),
         Err(error) => {
-            let reason = DeadLetterReason { code: "malformed_json", message: error.to_string() };
-            ingestor.dead_letter_body(reason, content_type, &bytes).await.map_err(bus_error)?;
+            let reason = DeadLetterReason {
+                code: "malformed_json",
+                message: error.to_string(),
+            };
+            ingestor
+                .dead_letter_body(reason, content_type, &bytes)
+                .await
+                .map_err(bus_error)?;
             return Err(IngestHttpError::MalformedBody(error.to_string()));
         }
     };
@@ -203,7 +227,10 @@ fn report_response(report: IngestReport, single: bool) -> Response {
     metrics::counter!("ingest_requests_total", "status" => "400").increment(1);
     let rejected = report.rejected.len();
     let error = match (single, report.rejected.first()) {
-        (true, Some(first)) => ErrorDetail { code: first.code, message: first.message.clone() },
+        (true, Some(first)) => ErrorDetail {
+            code: first.code,
+            message: first.message.clone(),
+        },
         _ => ErrorDetail {
             code: "invalid_events",
             message: format!(
@@ -248,7 +275,8 @@ async fn get_dead_letters(
         let end = bus.end_offset(DEAD_LETTER_TOPIC, 0).await?;
         let from = query.from.max(start);
         let records = if from < end {
-            bus.fetch(DEAD_LETTER_TOPIC, 0, from, limit, Duration::ZERO).await?
+            bus.fetch(DEAD_LETTER_TOPIC, 0, from, limit, Duration::ZERO)
+                .await?
         } else {
             Vec::new()
         };

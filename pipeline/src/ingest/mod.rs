@@ -87,14 +87,31 @@ impl Ingestor {
     /// Creates the input and dead-letter topics when missing and warms deduplication from the input topic's
     /// recent records, so that a restart of a durable bus does not forget what it accepted.
     pub async fn open(bus: Arc<dyn Bus>, config: IngestConfig) -> Result<Self, BusError> {
-        bus.ensure_topic(&TopicSpec { name: INPUT_TOPIC.to_string(), partitions: config.input_partitions })
-            .await?;
-        bus.ensure_topic(&TopicSpec { name: DEAD_LETTER_TOPIC.to_string(), partitions: 1 }).await?;
+        bus.ensure_topic(&TopicSpec {
+            name: INPUT_TOPIC.to_string(),
+            partitions: config.input_partitions,
+        })
+        .await?;
+        bus.ensure_topic(&TopicSpec {
+            name: DEAD_LETTER_TOPIC.to_string(),
+            partitions: 1,
+        })
+        .await?;
         let partitions = bus.partitions(INPUT_TOPIC)?;
         let dedup = Dedup::new(config.dedup.clone());
         dedup.warm_from_bus(bus.as_ref(), INPUT_TOPIC, partitions).await?;
-        let limits = Limits { max_event_bytes: config.max_event_bytes, ..Limits::default() };
-        Ok(Self { bus, partitions, limits, dedup, stats: IngestStats::default(), config })
+        let limits = Limits {
+            max_event_bytes: config.max_event_bytes,
+            ..Limits::default()
+        };
+        Ok(Self {
+            bus,
+            partitions,
+            limits,
+            dedup,
+            stats: IngestStats::default(),
+            config,
+        })
     }
 
     pub fn config(&self) -> &IngestConfig {
@@ -126,9 +143,16 @@ impl Ingestor {
                 Err(error) => {
                     let code = error.code.as_str();
                     metrics::counter!("ingest_rejections_total", "code" => code).increment(1);
-                    report.rejected.push(Rejection { index, code, message: error.message.clone() });
+                    report.rejected.push(Rejection {
+                        index,
+                        code,
+                        message: error.message.clone(),
+                    });
                     dead_letters.push(DeadLetter::new(
-                        DeadLetterReason { code, message: error.message },
+                        DeadLetterReason {
+                            code,
+                            message: error.message,
+                        },
                         Some(index),
                         content_type,
                         raw,
@@ -140,7 +164,10 @@ impl Ingestor {
             }
         }
 
-        let keys: Vec<u128> = valid.iter().map(|event| Dedup::key(&event.source, &event.id)).collect();
+        let keys: Vec<u128> = valid
+            .iter()
+            .map(|event| Dedup::key(&event.source, &event.id))
+            .collect();
         let fresh = self.dedup.reserve(&keys, now_ms);
         for ((event, key), is_fresh) in valid.iter().zip(keys).zip(fresh) {
             let event_type = event.event_type();
@@ -151,9 +178,10 @@ impl Ingestor {
             }
             let partition_key = event.partition_key();
             let partition = partition_for_key(partition_key.as_bytes(), self.partitions) as usize;
-            if let (Some(records), Some(reserved)) =
-                (by_partition.get_mut(partition), reserved_by_partition.get_mut(partition))
-            {
+            if let (Some(records), Some(reserved)) = (
+                by_partition.get_mut(partition),
+                reserved_by_partition.get_mut(partition),
+            ) {
                 records.push(Record {
                     key: Bytes::copy_from_slice(partition_key.as_bytes()),
                     value: Bytes::from(event.to_json()),
@@ -165,11 +193,16 @@ impl Ingestor {
             type_counts.add(event_type, Outcome::Accepted);
         }
 
-        let appends = by_partition.into_iter().enumerate().filter(|(_, records)| !records.is_empty()).map(
-            |(partition, records)| async move {
-                (partition, self.bus.append(INPUT_TOPIC, partition as u32, records).await)
-            },
-        );
+        let appends = by_partition
+            .into_iter()
+            .enumerate()
+            .filter(|(_, records)| !records.is_empty())
+            .map(|(partition, records)| async move {
+                (
+                    partition,
+                    self.bus.append(INPUT_TOPIC, partition as u32, records).await,
+                )
+            });
         let results = futures::future::join_all(appends).await;
         let mut first_error = None;
         for (partition, result) in results {
@@ -184,7 +217,10 @@ impl Ingestor {
         }
 
         if !dead_letters.is_empty() {
-            let records = dead_letters.iter().map(|letter| letter.to_record(now_ms)).collect();
+            let records = dead_letters
+                .iter()
+                .map(|letter| letter.to_record(now_ms))
+                .collect();
             self.bus.append(DEAD_LETTER_TOPIC, 0, records).await?;
             metrics::counter!("ingest_dead_letters_total").increment(dead_letters.len() as u64);
         }
@@ -204,8 +240,17 @@ impl Ingestor {
         body: &[u8],
     ) -> Result<(), IngestError> {
         let now_ms = now_unix_ms();
-        let letter = DeadLetter::new(reason, None, content_type, body, self.config.max_event_bytes, now_ms);
-        self.bus.append(DEAD_LETTER_TOPIC, 0, vec![letter.to_record(now_ms)]).await?;
+        let letter = DeadLetter::new(
+            reason,
+            None,
+            content_type,
+            body,
+            self.config.max_event_bytes,
+            now_ms,
+        );
+        self.bus
+            .append(DEAD_LETTER_TOPIC, 0, vec![letter.to_record(now_ms)])
+            .await?;
         metrics::counter!("ingest_dead_letters_total").increment(1);
         Ok(())
     }
@@ -262,7 +307,10 @@ impl TypeCounts {
 
 /// Index of `event_type` in [`EventType::ALL`].
 pub(crate) fn type_slot(event_type: EventType) -> usize {
-    EventType::ALL.iter().position(|candidate| *candidate == event_type).unwrap_or(0)
+    EventType::ALL
+        .iter()
+        .position(|candidate| *candidate == event_type)
+        .unwrap_or(0)
 }
 
 pub(crate) fn now_unix_ms() -> i64 {

@@ -24,6 +24,10 @@ pub struct OperatorConfig {
     pub trending: Vec<TrendingWindow>,
     /// Windows of the engagement aggregates (per share, content and sharer).
     pub engagement_window: WindowSpec,
+    /// Whether engagement aggregates also publish early results at every tick while their window is open (one
+    /// message per changed share, content and sharer per tick: the largest stream of all). Off by default: finals
+    /// and corrections only; grouped engagement alerts carry the live view.
+    pub engagement_early_updates: bool,
     pub fraud: FraudConfig,
     pub programs: ProgramsConfig,
     /// How many testimonials the `testimonials.recent` snapshot keeps.
@@ -41,16 +45,26 @@ impl Default for OperatorConfig {
             trending: vec![
                 TrendingWindow {
                     name: "1h".into(),
-                    window: SlidingSpec { size_ms: HOUR_MS, step_ms: MINUTE_MS },
+                    window: SlidingSpec {
+                        size_ms: HOUR_MS,
+                        step_ms: MINUTE_MS,
+                    },
                     half_life_ms: 30 * MINUTE_MS,
                 },
                 TrendingWindow {
                     name: "24h".into(),
-                    window: SlidingSpec { size_ms: 24 * HOUR_MS, step_ms: 30 * MINUTE_MS },
+                    window: SlidingSpec {
+                        size_ms: 24 * HOUR_MS,
+                        step_ms: 30 * MINUTE_MS,
+                    },
                     half_life_ms: 6 * HOUR_MS,
                 },
             ],
-            engagement_window: WindowSpec::Tumbling { size_ms: HOUR_MS, offset_ms: 0 },
+            engagement_window: WindowSpec::Tumbling {
+                size_ms: HOUR_MS,
+                offset_ms: 0,
+            },
+            engagement_early_updates: false,
             fraud: FraudConfig::default(),
             programs: ProgramsConfig::default(),
             testimonials_recent: 20,
@@ -104,7 +118,10 @@ pub struct FraudConfig {
 
 impl Default for FraudConfig {
     fn default() -> Self {
-        FraudConfig { window_ms: 10 * MINUTE_MS, click_threshold: 20 }
+        FraudConfig {
+            window_ms: 10 * MINUTE_MS,
+            click_threshold: 20,
+        }
     }
 }
 
@@ -118,9 +135,18 @@ pub struct ProgramsConfig {
 
 impl Default for ProgramsConfig {
     fn default() -> Self {
-        let tier = |threshold, amount| Tier { threshold, reward_amount: amount };
+        let tier = |threshold, amount| Tier {
+            threshold,
+            reward_amount: amount,
+        };
         ProgramsConfig {
-            default_tiers: vec![tier(1, 25.0), tier(3, 100.0), tier(5, 200.0), tier(10, 500.0), tier(25, 1500.0)],
+            default_tiers: vec![
+                tier(1, 25.0),
+                tier(3, 100.0),
+                tier(5, 200.0),
+                tier(10, 500.0),
+                tier(25, 1500.0),
+            ],
             programs: BTreeMap::new(),
         }
     }
@@ -128,7 +154,9 @@ impl Default for ProgramsConfig {
 
 impl ProgramsConfig {
     pub fn tiers(&self, program: &str) -> &[Tier] {
-        self.programs.get(program).map_or(&self.default_tiers, |p| &p.tiers)
+        self.programs
+            .get(program)
+            .map_or(&self.default_tiers, |p| &p.tiers)
     }
 }
 

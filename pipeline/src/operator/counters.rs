@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ids::MessageId;
-use super::output::{Destination, Emitter, topics, to_utc};
+use super::output::{Destination, Emitter, to_utc, topics};
 use crate::window::EventTimeMs;
 use crate::window::assigner::WindowSpec;
 use crate::window::table::{FireMode, WindowedTable};
@@ -111,7 +111,10 @@ impl Counters {
                     obj.insert("status".into(), f.kind.as_str().into());
                     obj.insert("revision".into(), f.revision.into());
                 }
-                reports.entry(f.key.to_owned()).or_default().push((f.window.start, f.revision, value));
+                reports
+                    .entry(f.key.to_owned())
+                    .or_default()
+                    .push((f.window.start, f.revision, value));
             });
         }
         if mode == FireMode::Tick {
@@ -120,7 +123,9 @@ impl Counters {
             }
         }
         for (user, windows) in reports {
-            let Some(all_time) = self.all_time.get(&user) else { continue };
+            let Some(all_time) = self.all_time.get(&user) else {
+                continue;
+            };
             let mut id = MessageId::new("counters").str(&user).num(tick).num(mode as i64);
             for (start, revision, _) in &windows {
                 id = id.num(*start).num(i64::from(*revision));

@@ -56,11 +56,15 @@ impl Directory {
 
     /// Whether the user's identity is hidden from whoever referred them.
     pub fn is_anonymous_referral(&self, user: &str) -> bool {
-        self.privacy.get(user).is_some_and(|p| p.anonymous_referrals == Some(true) || p.incognito == Some(true))
+        self.privacy
+            .get(user)
+            .is_some_and(|p| p.anonymous_referrals == Some(true) || p.incognito == Some(true))
     }
 
     pub fn has_private_rewards(&self, user: &str) -> bool {
-        self.privacy.get(user).is_some_and(|p| p.private_rewards == Some(true))
+        self.privacy
+            .get(user)
+            .is_some_and(|p| p.private_rewards == Some(true))
     }
 
     /// Entries held, for the state-size metric.

@@ -9,7 +9,7 @@ use serde_json::json;
 use social_schemas::EngagementType;
 
 use super::ids::MessageId;
-use super::output::{Destination, Emitter, topics, to_utc};
+use super::output::{Destination, Emitter, to_utc, topics};
 use crate::window::EventTimeMs;
 use crate::window::assigner::WindowSpec;
 use crate::window::table::{FireMode, WindowedTable};
@@ -80,8 +80,12 @@ pub struct Engagement {
 }
 
 impl Engagement {
-    pub fn new(window: WindowSpec, lateness_ms: i64) -> Self {
-        Engagement { table: WindowedTable::new(window, lateness_ms, true), alerts: BTreeMap::new(), key: String::new() }
+    pub fn new(window: WindowSpec, lateness_ms: i64, early: bool) -> Self {
+        Engagement {
+            table: WindowedTable::new(window, lateness_ms, early),
+            alerts: BTreeMap::new(),
+            key: String::new(),
+        }
     }
 
     pub fn add(
@@ -92,7 +96,11 @@ impl Engagement {
         sharer: Option<&str>,
         kind: EngagementType,
     ) {
-        for (prefix, id) in [("share:", Some(share)), ("content:", content), ("sharer:", sharer)] {
+        for (prefix, id) in [
+            ("share:", Some(share)),
+            ("content:", content),
+            ("sharer:", sharer),
+        ] {
             let Some(id) = id else { continue };
             self.key.clear();
             self.key.push_str(prefix);
@@ -102,11 +110,14 @@ impl Engagement {
         if let Some(sharer) = sharer {
             let pending = match self.alerts.get_mut(share) {
                 Some(p) => p,
-                None => self.alerts.entry(share.to_owned()).or_insert_with(|| PendingAlert {
-                    sharer: sharer.to_owned(),
-                    content_id: content.map(str::to_owned),
-                    counts: EngagementCounts::default(),
-                }),
+                None => self
+                    .alerts
+                    .entry(share.to_owned())
+                    .or_insert_with(|| PendingAlert {
+                        sharer: sharer.to_owned(),
+                        content_id: content.map(str::to_owned),
+                        counts: EngagementCounts::default(),
+                    }),
             };
             pending.counts.add(kind);
         }
@@ -123,8 +134,11 @@ impl Engagement {
     pub fn fire(&mut self, tick: EventTimeMs, mode: FireMode, out: &mut Emitter) {
         self.table.fire(tick, mode, |f| {
             let (dimension, id) = f.key.split_once(':').unwrap_or(("share", f.key));
-            let message_id =
-                MessageId::new("engagement").str(f.key).num(f.window.start).num(i64::from(f.revision)).finish();
+            let message_id = MessageId::new("engagement")
+                .str(f.key)
+                .num(f.window.start)
+                .num(i64::from(f.revision))
+                .finish();
             let data = json!({
                 "dimension": dimension,
                 "id": id,
@@ -134,7 +148,14 @@ impl Engagement {
                 "revision": f.revision,
                 "counts": f.agg,
             });
-            out.emit(Destination::Bus, EVENT_TYPE.to_owned(), message_id, EVENT_TYPE, tick, data);
+            out.emit(
+                Destination::Bus,
+                EVENT_TYPE.to_owned(),
+                message_id,
+                EVENT_TYPE,
+                tick,
+                data,
+            );
         });
         if mode == FireMode::CorrectionsOnly {
             return;
@@ -147,7 +168,14 @@ impl Engagement {
                 "counts": alert.counts,
                 "summary": alert.counts.summary(),
             });
-            out.emit(Destination::SseAndBus, topics::user_social(&alert.sharer), id, ALERT_TYPE, tick, data);
+            out.emit(
+                Destination::SseAndBus,
+                topics::user_social(&alert.sharer),
+                id,
+                ALERT_TYPE,
+                tick,
+                data,
+            );
         }
     }
 }

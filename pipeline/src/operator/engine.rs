@@ -74,7 +74,11 @@ impl Engine {
 
     /// Announces program configurations (call once after `new` or `restore`).
     pub fn start(&mut self, out: &mut Emitter) {
-        let time = if self.released == EventTimeMs::MIN { 0 } else { self.released };
+        let time = if self.released == EventTimeMs::MIN {
+            0
+        } else {
+            self.released
+        };
         self.graph.announce_programs(time, out);
     }
 
@@ -103,11 +107,12 @@ impl Engine {
             let key = OrderKey {
                 time_ms: t,
                 hash: tie_hash(&event.source, &event.id),
-                source: event.source.clone(),
-                id: event.id.clone(),
             };
             self.buffer.push(key, event);
-        } else if t > self.released.saturating_sub(self.graph.config().allowed_lateness_ms) {
+        } else if t > self
+            .released
+            .saturating_sub(self.graph.config().allowed_lateness_ms)
+        {
             self.stats.late += 1;
             metrics::counter!(LATE_EVENTS, "kind" => "late").increment(1);
             self.graph.on_event(&event, out);
@@ -119,7 +124,14 @@ impl Engine {
             let id = MessageId::new("late").str(&event.source).str(&event.id).finish();
             let data = serde_json::from_slice(&event.to_json()).unwrap_or_default();
             let event_type = event.event_type().as_str();
-            out.emit(Destination::LateData, LATE_DATA_TOPIC.to_owned(), id, event_type, t, data);
+            out.emit(
+                Destination::LateData,
+                LATE_DATA_TOPIC.to_owned(),
+                id,
+                event_type,
+                t,
+                data,
+            );
         }
     }
 
@@ -180,10 +192,14 @@ impl Engine {
 
     /// Publishes the watermark-lag and state-size gauges.
     pub fn publish_gauges(&self) {
-        const PARTITION_LABELS: [&str; 16] =
-            ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15"];
+        const PARTITION_LABELS: [&str; 16] = [
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+        ];
         for (partition, lag) in self.clock.lag_ms() {
-            let label = PARTITION_LABELS.get(partition as usize).copied().unwrap_or("other");
+            let label = PARTITION_LABELS
+                .get(partition as usize)
+                .copied()
+                .unwrap_or("other");
             metrics::gauge!(WATERMARK_LAG, "partition" => label).set(lag as f64);
         }
         for (kind, entries) in self.graph.state_sizes() {
@@ -211,15 +227,17 @@ impl Engine {
     /// checkpoint). The partition count must be unchanged.
     pub fn restore(config: OperatorConfig, state: EngineState) -> Result<Self, EngineError> {
         config.validate().map_err(EngineError::Config)?;
-        let limits = Limits { max_event_bytes: usize::MAX, ..Limits::default() };
+        let limits = Limits {
+            max_event_bytes: usize::MAX,
+            ..Limits::default()
+        };
         let mut buffer = EventTimeBuffer::default();
         for json in &state.buffered {
-            let event = parse_event(json.as_bytes(), &limits).map_err(|e| EngineError::Restore(e.to_string()))?;
+            let event =
+                parse_event(json.as_bytes(), &limits).map_err(|e| EngineError::Restore(e.to_string()))?;
             let key = OrderKey {
                 time_ms: event.time.timestamp_millis(),
                 hash: tie_hash(&event.source, &event.id),
-                source: event.source.clone(),
-                id: event.id.clone(),
             };
             buffer.push(key, event);
         }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use social_schemas::Event;
 
 use super::config::FraudConfig;
 use super::ids::MessageId;
@@ -48,7 +49,11 @@ impl Fraud {
         };
         *count += 1;
         if *count == config.click_threshold + 1 {
-            let id = MessageId::new("fraud-flood").str(referral).str(ip).num(start).finish();
+            let id = MessageId::new("fraud-flood")
+                .str(referral)
+                .str(ip)
+                .num(start)
+                .finish();
             let data = json!({
                 "kind": "click_flood",
                 "referralId": referral,
@@ -62,15 +67,32 @@ impl Fraud {
         *count > config.click_threshold
     }
 
-    pub fn self_referral(&self, referral: &str, user: &str, t: EventTimeMs, out: &mut Emitter) {
-        let id = MessageId::new("fraud-self").str(referral).str(user).finish();
-        let data = json!({ "kind": "self_referral", "referralId": referral, "userId": user });
-        out.emit(Destination::Bus, EVENT_TYPE.to_owned(), id, EVENT_TYPE, t, data);
+    /// One signal per input event showing it (a registration and a conversion may both show the same one).
+    pub fn self_referral(&self, event: &Event, referral: &str, user: &str, out: &mut Emitter) {
+        let id = MessageId::new("fraud-self")
+            .str(&event.source)
+            .str(&event.id)
+            .finish();
+        let data = json!({
+            "kind": "self_referral",
+            "referralId": referral,
+            "userId": user,
+            "evidence": event.event_type().as_str(),
+        });
+        out.emit(
+            Destination::Bus,
+            EVENT_TYPE.to_owned(),
+            id,
+            EVENT_TYPE,
+            event.time.timestamp_millis(),
+            data,
+        );
     }
 
     /// Forgets windows whose lateness has passed.
     pub fn purge(&mut self, config: &FraudConfig, lateness_ms: i64, tick: EventTimeMs) {
-        self.windows.retain(|start, _| start + config.window_ms + lateness_ms > tick);
+        self.windows
+            .retain(|start, _| start + config.window_ms + lateness_ms > tick);
     }
 
     pub fn len(&self) -> usize {

@@ -49,7 +49,11 @@ impl OperatorGraph {
             counters: Counters::new(lateness),
             rewards: RewardProgress::default(),
             leaderboards: Leaderboards::new(config.leaderboard_top_n, lateness),
-            engagement: Engagement::new(config.engagement_window, lateness),
+            engagement: Engagement::new(
+                config.engagement_window,
+                lateness,
+                config.engagement_early_updates,
+            ),
             trending: Trending::default(),
             testimonials: Testimonials::default(),
             fraud: Fraud::default(),
@@ -92,12 +96,16 @@ impl OperatorGraph {
         let dir = &self.directory;
         match &event.payload {
             Payload::UserRegistered(p) => {
-                let Some(code) = p.referral_code.as_deref() else { return };
-                let Some(info) = dir.referrer_of_code(code) else { return };
+                let Some(code) = p.referral_code.as_deref() else {
+                    return;
+                };
+                let Some(info) = dir.referrer_of_code(code) else {
+                    return;
+                };
                 self.processed.add(OperatorKind::Notifications);
                 if info.owner == p.user_id {
                     self.processed.add(OperatorKind::Fraud);
-                    self.fraud.self_referral(code, &p.user_id, t, out);
+                    self.fraud.self_referral(event, code, &p.user_id, out);
                 } else {
                     notifications::friend_joined(event, p, &info.owner, dir, out);
                 }
@@ -108,23 +116,28 @@ impl OperatorGraph {
             }
             Payload::LinkClicked(p) => {
                 self.processed.add(OperatorKind::Fraud);
-                let flagged = self.fraud.click(&self.config.fraud, &p.referral_id, &p.source_ip, t, out);
+                let flagged = self
+                    .fraud
+                    .click(&self.config.fraud, &p.referral_id, &p.source_ip, t, out);
                 if let Some(info) = dir.referrer_of_code(&p.referral_id) {
                     self.processed.add(OperatorKind::Counters);
-                    self.counters.apply(&info.owner, t, CounterEvent::Click { flagged });
+                    self.counters
+                        .apply(&info.owner, t, CounterEvent::Click { flagged });
                 }
             }
             Payload::ConversionStarted(p) => {
                 if let Some(info) = dir.referrer_of_code(&p.referral_id) {
                     self.processed.add(OperatorKind::Counters);
-                    self.counters.apply(&info.owner, t, CounterEvent::ConversionStarted);
+                    self.counters
+                        .apply(&info.owner, t, CounterEvent::ConversionStarted);
                     notifications::conversion_started(event, p, &info.owner, out);
                 }
             }
             Payload::ConversionCompleted(p) => {
                 if p.new_user_id == p.referrer_id {
                     self.processed.add(OperatorKind::Fraud);
-                    self.fraud.self_referral(&p.referral_id, &p.new_user_id, t, out);
+                    self.fraud
+                        .self_referral(event, &p.referral_id, &p.new_user_id, out);
                 }
                 let program = p
                     .program_id
@@ -132,22 +145,31 @@ impl OperatorGraph {
                     .or_else(|| dir.referrer_of_code(&p.referral_id).map(|c| c.program.as_str()))
                     .unwrap_or(UNKNOWN_PROGRAM);
                 self.processed.add(OperatorKind::Counters);
-                self.counters.apply(&p.referrer_id, t, CounterEvent::ConversionCompleted);
+                self.counters
+                    .apply(&p.referrer_id, t, CounterEvent::ConversionCompleted);
                 self.processed.add(OperatorKind::Rewards);
                 self.rewards.completed(&p.referrer_id, program);
                 self.processed.add(OperatorKind::Leaderboard);
-                self.leaderboards.add(&p.referrer_id, t, dir.is_public(&p.referrer_id));
+                self.leaderboards
+                    .add(&p.referrer_id, t, dir.is_public(&p.referrer_id));
                 self.processed.add(OperatorKind::Notifications);
                 notifications::conversion_completed(event, p, dir, out);
             }
             Payload::RewardEarned(p) => {
                 self.processed.add(OperatorKind::Counters);
-                self.counters.apply(&p.user_id, t, CounterEvent::Reward { amount: p.amount });
+                self.counters
+                    .apply(&p.user_id, t, CounterEvent::Reward { amount: p.amount });
             }
             Payload::ShareCreated(p) => {
                 if dir.is_public(&p.user_id) {
                     self.processed.add(OperatorKind::Trending);
-                    self.trending.add(&self.config.trending, &p.content_id, p.content_type, t, SHARE_WEIGHT);
+                    self.trending.add(
+                        &self.config.trending,
+                        &p.content_id,
+                        p.content_type,
+                        t,
+                        SHARE_WEIGHT,
+                    );
                 }
             }
             Payload::ShareEngaged(p) => {
@@ -155,10 +177,17 @@ impl OperatorGraph {
                 let content = share.map(|s| s.content_id.as_str()).or(p.content_id.as_deref());
                 let sharer = share.map(|s| s.sharer.as_str());
                 self.processed.add(OperatorKind::Engagement);
-                self.engagement.add(t, &p.share_id, content, sharer, p.engagement_type);
+                self.engagement
+                    .add(t, &p.share_id, content, sharer, p.engagement_type);
                 if let Some(share) = share.filter(|s| dir.is_public(&s.sharer)) {
                     self.processed.add(OperatorKind::Trending);
-                    self.trending.add(&self.config.trending, &share.content_id, share.content_type, t, 1.0);
+                    self.trending.add(
+                        &self.config.trending,
+                        &share.content_id,
+                        share.content_type,
+                        t,
+                        1.0,
+                    );
                 }
             }
             Payload::BidAwarded(p) => {
@@ -167,7 +196,8 @@ impl OperatorGraph {
             }
             Payload::TestimonialPublished(p) => {
                 self.processed.add(OperatorKind::Testimonials);
-                self.testimonials.published(event, p, dir, self.config.testimonials_recent, out);
+                self.testimonials
+                    .published(event, p, dir, self.config.testimonials_recent, out);
             }
             Payload::TestimonialEngaged(p) => {
                 self.processed.add(OperatorKind::Testimonials);
@@ -189,11 +219,18 @@ impl OperatorGraph {
         match &event.payload {
             Payload::CodeGenerated(p) => {
                 self.processed.add(OperatorKind::Attribution);
-                let info = CodeInfo { owner: p.user_id.clone(), program: p.program_id.clone() };
+                let info = CodeInfo {
+                    owner: p.user_id.clone(),
+                    program: p.program_id.clone(),
+                };
                 dir.codes.insert(p.code_id.clone(), info);
             }
             Payload::UserRegistered(p) => {
-                let referrer = p.referral_code.as_deref().and_then(|c| dir.referrer_of_code(c)).map(|c| c.owner.clone());
+                let referrer = p
+                    .referral_code
+                    .as_deref()
+                    .and_then(|c| dir.referrer_of_code(c))
+                    .map(|c| c.owner.clone());
                 if let Some(referrer) = referrer.filter(|r| *r != p.user_id) {
                     self.processed.add(OperatorKind::Attribution);
                     dir.referred_by.insert(p.user_id.clone(), referrer);
@@ -201,7 +238,8 @@ impl OperatorGraph {
             }
             Payload::ConversionCompleted(p) if p.new_user_id != p.referrer_id => {
                 self.processed.add(OperatorKind::Attribution);
-                dir.referred_by.insert(p.new_user_id.clone(), p.referrer_id.clone());
+                dir.referred_by
+                    .insert(p.new_user_id.clone(), p.referrer_id.clone());
             }
             Payload::ShareCreated(p) => {
                 let info = ShareInfo {
@@ -212,16 +250,22 @@ impl OperatorGraph {
                 dir.shares.insert(p.share_id.clone(), info);
             }
             Payload::TestimonialPublished(p) => {
-                dir.testimonial_authors.insert(p.testimonial_id.clone(), p.author_id.clone());
+                dir.testimonial_authors
+                    .insert(p.testimonial_id.clone(), p.author_id.clone());
             }
             Payload::ProfileUpdated(p) => {
                 let Some(privacy) = &p.privacy else { return };
                 self.processed.add(OperatorKind::Privacy);
                 if dir.update_privacy(&p.user_id, privacy) {
                     let visible = dir.is_public(&p.user_id);
-                    self.leaderboards.set_visible(&p.user_id, visible);
-                    self.leaderboards.refresh_snapshots(out);
-                    self.testimonials.refresh_snapshot(&self.directory, out);
+                    // Snapshots are refreshed at once only when they show the user: a hidden user must vanish
+                    // from them before anything else is served, and the others change at the next tick anyway.
+                    if self.leaderboards.set_visible(&p.user_id, visible) {
+                        self.leaderboards.refresh_snapshots(out);
+                    }
+                    if self.testimonials.mentions(&p.user_id) {
+                        self.testimonials.refresh_snapshot(&self.directory, out);
+                    }
                 }
             }
             _ => {}
@@ -234,9 +278,11 @@ impl OperatorGraph {
         self.rewards.fire(tick, &self.config.programs, out);
         self.leaderboards.fire(tick, FireMode::Tick, out);
         self.engagement.fire(tick, FireMode::Tick, out);
-        self.trending.fire(&self.config.trending, self.config.trending_top_k, tick, out);
+        self.trending
+            .fire(&self.config.trending, self.config.trending_top_k, tick, out);
         self.testimonials.fire(tick, &self.directory, out);
-        self.fraud.purge(&self.config.fraud, self.config.allowed_lateness_ms, tick);
+        self.fraud
+            .purge(&self.config.fraud, self.config.allowed_lateness_ms, tick);
         self.processed.publish();
     }
 

@@ -13,7 +13,11 @@ const PRIME: u64 = 0x0100_0000_01b3;
 impl MessageId {
     /// Starts an id for `operator` (a fixed name such as `counters`).
     pub fn new(operator: &str) -> Self {
-        MessageId { a: 0xcbf2_9ce4_8422_2325, b: 0x6c62_272e_07bb_0142 }.str(operator)
+        MessageId {
+            a: 0xcbf2_9ce4_8422_2325,
+            b: 0x6c62_272e_07bb_0142,
+        }
+        .str(operator)
     }
 
     fn byte(&mut self, byte: u8) {
@@ -40,7 +44,11 @@ impl MessageId {
 
     /// `m` and 32 hex digits.
     pub fn finish(self) -> String {
-        format!("m{:016x}{:016x}", mix(self.a), mix(self.b ^ self.a.rotate_left(17)))
+        format!(
+            "m{:016x}{:016x}",
+            mix(self.a),
+            mix(self.b ^ self.a.rotate_left(17))
+        )
     }
 }
 

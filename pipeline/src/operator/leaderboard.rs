@@ -82,7 +82,10 @@ impl Leaderboards {
             if w.end <= board.purged_through {
                 continue;
             }
-            let period = board.periods.entry(w.start).or_insert_with(|| Period { end: w.end, ..Period::default() });
+            let period = board.periods.entry(w.start).or_insert_with(|| Period {
+                end: w.end,
+                ..Period::default()
+            });
             let count = period.counts.entry(user.to_owned()).or_default();
             if visible {
                 period.ranked.remove(&(Reverse(*count), user.to_owned()));
@@ -93,15 +96,23 @@ impl Leaderboards {
         }
     }
 
-    /// Hides or shows a user on every board (privacy change).
-    pub fn set_visible(&mut self, user: &str, visible: bool) {
+    /// Hides or shows a user on every board (privacy change). Returns whether a published top N held the user
+    /// (its snapshot must then be refreshed at once).
+    pub fn set_visible(&mut self, user: &str, visible: bool) -> bool {
+        let mut was_published = false;
         for period in self.boards.iter_mut().flat_map(|b| b.periods.values_mut()) {
             if let Some(&count) = period.counts.get(user) {
                 let entry = (Reverse(count), user.to_owned());
-                let changed = if visible { period.ranked.insert(entry) } else { period.ranked.remove(&entry) };
+                let changed = if visible {
+                    period.ranked.insert(entry)
+                } else {
+                    period.ranked.remove(&entry)
+                };
                 period.dirty |= changed;
+                was_published |= period.published.iter().any(|u| u == user);
             }
         }
+        was_published
     }
 
     /// Rebuilds the rankings after a restore.
@@ -117,7 +128,11 @@ impl Leaderboards {
     }
 
     pub fn len(&self) -> usize {
-        self.boards.iter().flat_map(|b| b.periods.values()).map(|p| p.counts.len()).sum()
+        self.boards
+            .iter()
+            .flat_map(|b| b.periods.values())
+            .map(|p| p.counts.len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,10 +141,16 @@ impl Leaderboards {
 
     /// Current top N of `board` (its period containing `at`), for tests and snapshots.
     pub fn top(&self, board: &str, at: EventTimeMs) -> Vec<(String, u32)> {
-        let Some(b) = self.boards.iter().find(|b| b.name == board) else { return Vec::new() };
+        let Some(b) = self.boards.iter().find(|b| b.name == board) else {
+            return Vec::new();
+        };
         let start = b.spec.window_of(at).start;
         b.periods.get(&start).map_or_else(Vec::new, |p| {
-            p.ranked.iter().take(self.top_n).map(|(Reverse(n), u)| (u.clone(), *n)).collect()
+            p.ranked
+                .iter()
+                .take(self.top_n)
+                .map(|(Reverse(n), u)| (u.clone(), *n))
+                .collect()
         })
     }
 
@@ -145,8 +166,11 @@ impl Leaderboards {
                 period.dirty = false;
                 let top: Vec<String> = period.ranked.iter().take(top_n).map(|(_, u)| u.clone()).collect();
                 let changes = rank_changes(&period.published, &top, top_n);
-                let board_id =
-                    if closed { format!("{}.{}", board.name, utc_date(start)) } else { board.name.clone() };
+                let board_id = if closed {
+                    format!("{}.{}", board.name, utc_date(start))
+                } else {
+                    board.name.clone()
+                };
                 if !changes.is_empty() {
                     let id = MessageId::new("leaderboard")
                         .str(&board_id)
@@ -155,11 +179,22 @@ impl Leaderboards {
                         .finish();
                     period.revision += 1;
                     let data = json!({ "boardId": board_id, "changes": changes });
-                    out.emit(Destination::SseAndBus, topics::leaderboard(&board.name), id, EVENT_TYPE, tick, data);
+                    out.emit(
+                        Destination::SseAndBus,
+                        topics::leaderboard(&board.name),
+                        id,
+                        EVENT_TYPE,
+                        tick,
+                        data,
+                    );
                 }
                 period.published = top;
                 if start == current {
-                    out.snapshot(topics::leaderboard(&board.name), "top", Some(snapshot(&board.name, start, period, top_n)));
+                    out.snapshot(
+                        topics::leaderboard(&board.name),
+                        "top",
+                        Some(snapshot(&board.name, start, period, top_n)),
+                    );
                     board.snapshot_start = Some(start);
                 }
             }
@@ -167,7 +202,11 @@ impl Leaderboards {
                 // A new period began with nothing in it yet: the board is empty again.
                 let empty = Period::default();
                 let period = board.periods.get(&current).unwrap_or(&empty);
-                out.snapshot(topics::leaderboard(&board.name), "top", Some(snapshot(&board.name, current, period, top_n)));
+                out.snapshot(
+                    topics::leaderboard(&board.name),
+                    "top",
+                    Some(snapshot(&board.name, current, period, top_n)),
+                );
                 board.snapshot_start = Some(current);
             }
             if mode == FireMode::Tick {
@@ -188,17 +227,26 @@ impl Leaderboards {
     pub fn refresh_snapshots(&mut self, out: &mut Emitter) {
         let top_n = self.top_n;
         for board in &self.boards {
-            if let Some(start) = board.snapshot_start {
-                if let Some(period) = board.periods.get(&start) {
-                    out.snapshot(topics::leaderboard(&board.name), "top", Some(snapshot(&board.name, start, period, top_n)));
-                }
+            let current = board
+                .snapshot_start
+                .and_then(|start| Some((start, board.periods.get(&start)?)));
+            if let Some((start, period)) = current {
+                out.snapshot(
+                    topics::leaderboard(&board.name),
+                    "top",
+                    Some(snapshot(&board.name, start, period, top_n)),
+                );
             }
         }
     }
 }
 
 fn rank_changes(before: &[String], after: &[String], top_n: usize) -> Vec<serde_json::Value> {
-    let old: FxHashMap<&str, usize> = before.iter().enumerate().map(|(i, u)| (u.as_str(), i + 1)).collect();
+    let old: FxHashMap<&str, usize> = before
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.as_str(), i + 1))
+        .collect();
     after
         .iter()
         .enumerate()

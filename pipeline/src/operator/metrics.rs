@@ -70,7 +70,9 @@ impl ProcessedCounts {
     /// Adds the counts to the `metrics` counters and resets them.
     pub fn publish(&mut self) {
         for kind in OperatorKind::ALL {
-            let Some(slot) = self.counts.get_mut(kind as usize) else { continue };
+            let Some(slot) = self.counts.get_mut(kind as usize) else {
+                continue;
+            };
             if *slot > 0 {
                 metrics::counter!(EVENTS_PROCESSED, "operator" => kind.as_str()).increment(*slot);
                 *slot = 0;

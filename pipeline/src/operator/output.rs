@@ -68,12 +68,22 @@ impl Emitter {
         time_ms: EventTimeMs,
         data: serde_json::Value,
     ) {
-        let message = TopicMessage { topic, id, event_type: event_type.to_owned(), timestamp: to_utc(time_ms), data };
+        let message = TopicMessage {
+            topic,
+            id,
+            event_type: event_type.to_owned(),
+            timestamp: to_utc(time_ms),
+            data,
+        };
         self.outputs.push(Output { destination, message });
     }
 
     pub fn snapshot(&mut self, topic: String, part: &str, value: Option<serde_json::Value>) {
-        self.snapshots.push(SnapshotUpdate { topic, part: part.to_owned(), value });
+        self.snapshots.push(SnapshotUpdate {
+            topic,
+            part: part.to_owned(),
+            value,
+        });
     }
 
     pub fn is_empty(&self) -> bool {

@@ -52,8 +52,15 @@ impl RewardProgress {
             };
             let data = progress(user, program, *count, programs.tiers(program));
             let topic = topics::user_referrals(user);
-            let id = MessageId::new("rewards").str(&key).num(i64::from(*count)).finish();
-            out.snapshot(topic.clone(), &format!("rewardProgress.{program}"), Some(data.clone()));
+            let id = MessageId::new("rewards")
+                .str(&key)
+                .num(i64::from(*count))
+                .finish();
+            out.snapshot(
+                topic.clone(),
+                &format!("rewardProgress.{program}"),
+                Some(data.clone()),
+            );
             out.emit(Destination::SseAndBus, topic, id, EVENT_TYPE, tick, data);
         }
     }
@@ -69,7 +76,14 @@ impl RewardProgress {
             let data = json!({ "programId": program, "tiers": config.tiers });
             let topic = topics::program_updates(program);
             out.snapshot(topic.clone(), "rules", Some(data.clone()));
-            out.emit(Destination::SseAndBus, topic, id.clone(), PROGRAM_EVENT_TYPE, time, data);
+            out.emit(
+                Destination::SseAndBus,
+                topic,
+                id.clone(),
+                PROGRAM_EVENT_TYPE,
+                time,
+                data,
+            );
             self.announced.insert(program.clone(), id);
         }
     }

@@ -41,13 +41,33 @@ pub struct Testimonials {
 }
 
 impl Testimonials {
-    pub fn published(&mut self, event: &Event, p: &TestimonialPublished, dir: &Directory, keep: usize, out: &mut Emitter) {
+    pub fn published(
+        &mut self,
+        event: &Event,
+        p: &TestimonialPublished,
+        dir: &Directory,
+        keep: usize,
+        out: &mut Emitter,
+    ) {
         let t = event.time.timestamp_millis();
         if dir.is_public(&p.author_id) {
-            let id = MessageId::new("testimonial").str(&event.source).str(&event.id).finish();
-            out.emit(Destination::Sse, topics::TESTIMONIALS_RECENT.to_owned(), id, PUBLISHED_TYPE, t, public_view(p, dir));
+            let id = MessageId::new("testimonial")
+                .str(&event.source)
+                .str(&event.id)
+                .finish();
+            out.emit(
+                Destination::Sse,
+                topics::TESTIMONIALS_RECENT.to_owned(),
+                id,
+                PUBLISHED_TYPE,
+                t,
+                public_view(p, dir),
+            );
         }
-        self.recent.push_back(Recent { published: p.clone(), time_ms: t });
+        self.recent.push_back(Recent {
+            published: p.clone(),
+            time_ms: t,
+        });
         while self.recent.len() > keep {
             self.recent.pop_front();
         }
@@ -75,12 +95,35 @@ impl Testimonials {
 
     pub fn fire(&mut self, tick: EventTimeMs, dir: &Directory, out: &mut Emitter) {
         for (testimonial, ()) in std::mem::take(&mut self.pending) {
-            let visible = dir.testimonial_authors.get(&testimonial).is_some_and(|a| dir.is_public(a));
-            let Some(counts) = self.totals.get(&testimonial).filter(|_| visible) else { continue };
-            let id = MessageId::new("testimonial-engaged").str(&testimonial).num(tick).finish();
+            let visible = dir
+                .testimonial_authors
+                .get(&testimonial)
+                .is_some_and(|a| dir.is_public(a));
+            let Some(counts) = self.totals.get(&testimonial).filter(|_| visible) else {
+                continue;
+            };
+            let id = MessageId::new("testimonial-engaged")
+                .str(&testimonial)
+                .num(tick)
+                .finish();
             let data = json!({ "testimonialId": testimonial, "counts": counts });
-            out.emit(Destination::Sse, topics::TESTIMONIALS_RECENT.to_owned(), id, ENGAGED_TYPE, tick, data);
+            out.emit(
+                Destination::Sse,
+                topics::TESTIMONIALS_RECENT.to_owned(),
+                id,
+                ENGAGED_TYPE,
+                tick,
+                data,
+            );
         }
+    }
+
+    /// Whether `user` is the author or subject of a testimonial in the recent list (privacy changes then
+    /// require a new snapshot).
+    pub fn mentions(&self, user: &str) -> bool {
+        self.recent
+            .iter()
+            .any(|r| r.published.author_id == user || r.published.subject_user_id == user)
     }
 
     /// The snapshot lists the recent testimonials of visible authors, newest first.
@@ -93,14 +136,22 @@ impl Testimonials {
             .map(|r| {
                 let mut v = public_view(&r.published, dir);
                 if let Some(obj) = v.as_object_mut() {
-                    let counts = self.totals.get(&r.published.testimonial_id).copied().unwrap_or_default();
+                    let counts = self
+                        .totals
+                        .get(&r.published.testimonial_id)
+                        .copied()
+                        .unwrap_or_default();
                     obj.insert("counts".into(), json!(counts));
                     obj.insert("publishedAt".into(), json!(super::output::to_utc(r.time_ms)));
                 }
                 v
             })
             .collect();
-        out.snapshot(topics::TESTIMONIALS_RECENT.to_owned(), "recent", Some(json!(list)));
+        out.snapshot(
+            topics::TESTIMONIALS_RECENT.to_owned(),
+            "recent",
+            Some(serde_json::Value::Array(list)),
+        );
     }
 }
 

@@ -53,7 +53,14 @@ pub struct Ranked {
 }
 
 impl Trending {
-    pub fn add(&mut self, windows: &[TrendingWindow], content_id: &str, kind: ContentType, t: EventTimeMs, w: f64) {
+    pub fn add(
+        &mut self,
+        windows: &[TrendingWindow],
+        content_id: &str,
+        kind: ContentType,
+        t: EventTimeMs,
+        w: f64,
+    ) {
         let item = match self.items.get_mut(content_id) {
             Some(item) => item,
             None => self.items.entry(content_id.to_owned()).or_insert_with(|| Item {
@@ -83,21 +90,34 @@ impl Trending {
     }
 
     /// The top `k` of window `index` at `tick` (evicts expired buckets).
-    pub fn top(&mut self, windows: &[TrendingWindow], index: usize, tick: EventTimeMs, k: usize) -> Vec<Ranked> {
-        let Some(window) = windows.get(index) else { return Vec::new() };
-        let mut ranked: Vec<Ranked> = Vec::new();
+    pub fn top(
+        &mut self,
+        windows: &[TrendingWindow],
+        index: usize,
+        tick: EventTimeMs,
+        k: usize,
+    ) -> Vec<Ranked> {
+        let Some(window) = windows.get(index) else {
+            return Vec::new();
+        };
+        // Candidates borrow their ids; only the top K are copied out.
+        let mut ranked: Vec<(u64, f64, &str, ContentType)> = Vec::new();
         for (id, item) in &mut self.items {
             let (Some(counts), Some(score)) = (item.counts.get_mut(index), item.scores.get(index)) else {
                 continue;
             };
             let count = counts.evict_and_count(&window.window, tick);
             if count > 0 {
-                let score = score.at(window.half_life_ms, tick);
-                ranked.push(Ranked { content_id: id.clone(), content_type: item.content_type, count, score });
+                ranked.push((
+                    count,
+                    score.at(window.half_life_ms, tick),
+                    id.as_str(),
+                    item.content_type,
+                ));
             }
         }
-        let order = |a: &Ranked, b: &Ranked| {
-            b.count.cmp(&a.count).then(b.score.total_cmp(&a.score)).then_with(|| a.content_id.cmp(&b.content_id))
+        let order = |a: &(u64, f64, &str, ContentType), b: &(u64, f64, &str, ContentType)| {
+            b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then_with(|| a.2.cmp(b.2))
         };
         if ranked.len() > k && k > 0 {
             ranked.select_nth_unstable_by(k - 1, order);
@@ -106,6 +126,14 @@ impl Trending {
         ranked.sort_by(order);
         ranked.truncate(k);
         ranked
+            .into_iter()
+            .map(|(count, score, id, content_type)| Ranked {
+                content_id: id.to_owned(),
+                content_type,
+                count,
+                score,
+            })
+            .collect()
     }
 
     pub fn fire(&mut self, windows: &[TrendingWindow], k: usize, tick: EventTimeMs, out: &mut Emitter) {
@@ -114,20 +142,29 @@ impl Trending {
         }
         for (index, window) in windows.iter().enumerate() {
             let lower = window.window.lower_bound(tick);
-            let due = self.published.get(index).is_some_and(|p| p.changed || p.lower != lower);
+            let due = self
+                .published
+                .get(index)
+                .is_some_and(|p| p.changed || p.lower != lower);
             if !due {
                 continue;
             }
             let top = self.top(windows, index, tick, k);
-            let Some(published) = self.published.get_mut(index) else { continue };
+            let Some(published) = self.published.get_mut(index) else {
+                continue;
+            };
             published.changed = false;
             published.lower = lower;
             let now: Vec<(String, u64)> = top.iter().map(|r| (r.content_id.clone(), r.count)).collect();
             if now == published.top {
                 continue;
             }
-            let previous: FxHashMap<&str, usize> =
-                published.top.iter().enumerate().map(|(i, (id, _))| (id.as_str(), i + 1)).collect();
+            let previous: FxHashMap<&str, usize> = published
+                .top
+                .iter()
+                .enumerate()
+                .map(|(i, (id, _))| (id.as_str(), i + 1))
+                .collect();
             let items: Vec<serde_json::Value> = top
                 .iter()
                 .enumerate()
@@ -152,7 +189,8 @@ impl Trending {
         // Items with nothing left in any window are dropped (their decayed score is then irrelevant).
         if tick.saturating_sub(self.swept) >= 60 * 60_000 {
             self.swept = tick;
-            self.items.retain(|_, item| item.counts.iter().any(|c| !c.is_empty()));
+            self.items
+                .retain(|_, item| item.counts.iter().any(|c| !c.is_empty()));
         }
     }
 }

@@ -72,7 +72,9 @@ impl Topology {
         checkpoint_dir: Option<PathBuf>,
     ) -> Result<Self, PipelineError> {
         let partitions = bus.partitions(INPUT_TOPIC)?;
-        let checkpoints = checkpoint_dir.map(|dir| CheckpointStore::open(dir, config.checkpoints_kept)).transpose()?;
+        let checkpoints = checkpoint_dir
+            .map(|dir| CheckpointStore::open(dir, config.checkpoints_kept))
+            .transpose()?;
         let snapshots = SnapshotStore::default();
         let restored = match &checkpoints {
             Some(store) => store.latest()?,
@@ -81,14 +83,22 @@ impl Topology {
         let (engine, offsets, positioned, sequence) = match restored {
             Some(cp) => {
                 if cp.offsets.len() != partitions as usize {
-                    return Err(PipelineError::PartitionCount { expected: partitions, found: cp.offsets.len() });
+                    return Err(PipelineError::PartitionCount {
+                        expected: partitions,
+                        found: cp.offsets.len(),
+                    });
                 }
                 tracing::info!(sequence = cp.sequence, "restoring operator state from checkpoint");
                 snapshots.import(cp.snapshots);
                 let engine = Engine::restore(config.operators.clone(), cp.engine)?;
                 (engine, cp.offsets.into_values().collect(), true, cp.sequence)
             }
-            None => (Engine::new(config.operators.clone(), partitions)?, vec![0; partitions as usize], false, 0),
+            None => (
+                Engine::new(config.operators.clone(), partitions)?,
+                vec![0; partitions as usize],
+                false,
+                0,
+            ),
         };
         let now = Instant::now();
         Ok(Topology {
@@ -100,7 +110,10 @@ impl Topology {
             positioned,
             sequence,
             snapshots,
-            limits: Limits { max_event_bytes: usize::MAX, ..Limits::default() },
+            limits: Limits {
+                max_event_bytes: usize::MAX,
+                ..Limits::default()
+            },
             rounds_since_checkpoint: 0,
             last_checkpoint: now,
             last_record: now,
@@ -122,7 +135,11 @@ impl Topology {
 
     /// Runs until `shutdown`: rounds, checkpoints at the configured interval, and on shutdown a final checkpoint
     /// after the sink accepted everything. Output produced before a round's end is sent before the next round.
-    pub async fn run<S: OutputSink>(mut self, mut sink: S, shutdown: CancellationToken) -> Result<(), PipelineError> {
+    pub async fn run<S: OutputSink>(
+        mut self,
+        mut sink: S,
+        shutdown: CancellationToken,
+    ) -> Result<(), PipelineError> {
         let mut out = Emitter::default();
         self.start(&mut out);
         self.deliver(&mut sink, &mut out).await?;
@@ -161,8 +178,16 @@ impl Topology {
         let mut records = 0;
         for partition in 0..self.offsets.len() as u32 {
             let from = self.offsets.get(partition as usize).copied().unwrap_or(0);
-            let batch =
-                self.bus.fetch(INPUT_TOPIC, partition, from, self.config.fetch_max_records, Duration::ZERO).await?;
+            let batch = self
+                .bus
+                .fetch(
+                    INPUT_TOPIC,
+                    partition,
+                    from,
+                    self.config.fetch_max_records,
+                    Duration::ZERO,
+                )
+                .await?;
             self.engine.set_idle(partition, batch.is_empty());
             for record in &batch {
                 records += 1;
@@ -183,7 +208,10 @@ impl Topology {
         self.engine.advance(out);
         if records > 0 {
             self.last_record = Instant::now();
-        } else if self.config.idle_flush_ms.is_some_and(|ms| self.last_record.elapsed() >= Duration::from_millis(ms))
+        } else if self
+            .config
+            .idle_flush_ms
+            .is_some_and(|ms| self.last_record.elapsed() >= Duration::from_millis(ms))
         {
             // Every partition has been quiet for a while: release what is buffered rather than hold it until the
             // next event. Wall-clock driven, so a replay may classify later events differently (documented).
@@ -191,7 +219,10 @@ impl Topology {
         }
         self.rounds_since_checkpoint += 1;
         self.engine.publish_gauges();
-        Ok(RoundOutcome { records, outputs: out.outputs.len() - before })
+        Ok(RoundOutcome {
+            records,
+            outputs: out.outputs.len() - before,
+        })
     }
 
     async fn deliver<S: OutputSink>(&mut self, sink: &mut S, out: &mut Emitter) -> Result<(), PipelineError> {
@@ -211,24 +242,40 @@ impl Topology {
     /// Writes a checkpoint of the state and offsets now, then commits the offsets on the bus. Call only between
     /// rounds, after the output of the last round was delivered.
     pub async fn checkpoint(&mut self) -> Result<(), PipelineError> {
-        let Some(store) = self.checkpoints.clone() else { return Ok(()) };
+        let Some(store) = self.checkpoints.clone() else {
+            return Ok(());
+        };
         let started = Instant::now();
         self.sequence += 1;
         let checkpoint = Checkpoint {
             version: CHECKPOINT_VERSION,
             sequence: self.sequence,
-            offsets: self.offsets.iter().enumerate().map(|(p, o)| (p as u32, *o)).collect::<BTreeMap<_, _>>(),
+            offsets: self
+                .offsets
+                .iter()
+                .enumerate()
+                .map(|(p, o)| (p as u32, *o))
+                .collect::<BTreeMap<_, _>>(),
             engine: self.engine.snapshot(),
             snapshots: self.snapshots.export(),
         };
         // Serialization and fsync block: keep them off the async workers.
         let bytes = tokio::task::spawn_blocking(move || store.write(&checkpoint))
             .await
-            .map_err(|e| PipelineError::Bus(crate::bus::BusError::Backend(format!("checkpoint task: {e}"))))??;
+            .map_err(|e| {
+                PipelineError::Bus(crate::bus::BusError::Backend(format!("checkpoint task: {e}")))
+            })??;
         metrics::histogram!(CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::gauge!(CHECKPOINT_BYTES).set(bytes as f64);
         for (partition, offset) in self.offsets.iter().enumerate() {
-            self.bus.commit(&self.config.consumer_group, INPUT_TOPIC, partition as u32, *offset).await?;
+            self.bus
+                .commit(
+                    &self.config.consumer_group,
+                    INPUT_TOPIC,
+                    partition as u32,
+                    *offset,
+                )
+                .await?;
         }
         self.rounds_since_checkpoint = 0;
         self.last_checkpoint = Instant::now();

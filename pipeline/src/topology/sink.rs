@@ -6,14 +6,19 @@ use crate::operator::Output;
 /// Where the topology's output goes (the delivery hub, the output bus). `send` returning `Ok` means the batch
 /// was accepted; the topology checkpoints (and commits offsets) only after that.
 pub trait OutputSink: Send {
-    fn send(&mut self, batch: Vec<Output>) -> impl std::future::Future<Output = Result<(), PipelineError>> + Send;
+    fn send(
+        &mut self,
+        batch: Vec<Output>,
+    ) -> impl std::future::Future<Output = Result<(), PipelineError>> + Send;
 }
 
 /// A bounded channel of single messages: backpressure reaches the topology when the consumer is slow.
 impl OutputSink for mpsc::Sender<Output> {
     async fn send(&mut self, batch: Vec<Output>) -> Result<(), PipelineError> {
         for output in batch {
-            mpsc::Sender::send(self, output).await.map_err(|_| PipelineError::OutputClosed)?;
+            mpsc::Sender::send(self, output)
+                .await
+                .map_err(|_| PipelineError::OutputClosed)?;
         }
         Ok(())
     }
@@ -22,7 +27,9 @@ impl OutputSink for mpsc::Sender<Output> {
 /// A bounded channel of batches (fewer wake-ups at high rates).
 impl OutputSink for mpsc::Sender<Vec<Output>> {
     async fn send(&mut self, batch: Vec<Output>) -> Result<(), PipelineError> {
-        mpsc::Sender::send(self, batch).await.map_err(|_| PipelineError::OutputClosed)
+        mpsc::Sender::send(self, batch)
+            .await
+            .map_err(|_| PipelineError::OutputClosed)
     }
 }
 

@@ -23,7 +23,11 @@ impl SnapshotStore {
     pub fn get(&self, topic: &str) -> Option<serde_json::Value> {
         let parts: Vec<(String, Arc<serde_json::Value>)> = {
             let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
-            topics.get(topic)?.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+            topics
+                .get(topic)?
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                .collect()
         };
         let object = parts.into_iter().map(|(k, v)| (k, (*v).clone())).collect();
         Some(serde_json::Value::Object(object))
@@ -42,7 +46,12 @@ impl SnapshotStore {
         let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
         topics
             .iter()
-            .map(|(t, parts)| (t.clone(), parts.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect()))
+            .map(|(t, parts)| {
+                (
+                    t.clone(),
+                    parts.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect(),
+                )
+            })
             .collect()
     }
 
@@ -60,7 +69,10 @@ impl SnapshotStore {
         for update in updates {
             match update.value {
                 Some(value) => {
-                    topics.entry(update.topic).or_default().insert(update.part, Arc::new(value));
+                    topics
+                        .entry(update.topic)
+                        .or_default()
+                        .insert(update.part, Arc::new(value));
                 }
                 None => {
                     if let Some(parts) = topics.get_mut(&update.topic) {

@@ -35,11 +35,17 @@ pub struct Window {
 
 impl WindowSpec {
     pub const fn daily() -> Self {
-        WindowSpec::Tumbling { size_ms: DAY_MS, offset_ms: 0 }
+        WindowSpec::Tumbling {
+            size_ms: DAY_MS,
+            offset_ms: 0,
+        }
     }
 
     pub const fn weekly() -> Self {
-        WindowSpec::Tumbling { size_ms: WEEK_MS, offset_ms: MONDAY_OFFSET_MS }
+        WindowSpec::Tumbling {
+            size_ms: WEEK_MS,
+            offset_ms: MONDAY_OFFSET_MS,
+        }
     }
 
     /// Whether the parameters make sense (positive sizes, hopping size a multiple of the slide).
@@ -58,18 +64,27 @@ impl WindowSpec {
         match *self {
             WindowSpec::Tumbling { size_ms, offset_ms } => {
                 let start = align_down(t - offset_ms, size_ms) + offset_ms;
-                f(Window { start, end: start + size_ms });
+                f(Window {
+                    start,
+                    end: start + size_ms,
+                });
             }
             WindowSpec::Hopping { size_ms, slide_ms } => {
                 let last = align_down(t, slide_ms);
                 let mut start = last - size_ms + slide_ms;
                 while start <= last {
-                    f(Window { start, end: start + size_ms });
+                    f(Window {
+                        start,
+                        end: start + size_ms,
+                    });
                     start += slide_ms;
                 }
             }
             WindowSpec::CalendarMonth => f(month_of(t)),
-            WindowSpec::Global => f(Window { start: EventTimeMs::MIN, end: EventTimeMs::MAX }),
+            WindowSpec::Global => f(Window {
+                start: EventTimeMs::MIN,
+                end: EventTimeMs::MAX,
+            }),
         }
     }
 
@@ -83,7 +98,10 @@ impl WindowSpec {
 
 fn month_of(t: EventTimeMs) -> Window {
     let Some(date) = DateTime::<Utc>::from_timestamp_millis(t) else {
-        return Window { start: t, end: t.saturating_add(1) };
+        return Window {
+            start: t,
+            end: t.saturating_add(1),
+        };
     };
     let (y, m) = (date.year(), date.month());
     let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
@@ -99,7 +117,9 @@ fn first_of_month_ms(year: i32, month: u32) -> Option<EventTimeMs> {
 
 /// `YYYY-MM-DD` of the UTC day containing `t` (used to name closed periods).
 pub fn utc_date(t: EventTimeMs) -> String {
-    DateTime::<Utc>::from_timestamp_millis(t).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
+    DateTime::<Utc>::from_timestamp_millis(t)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -114,8 +134,20 @@ mod tests {
 
     #[test]
     fn tumbling_and_weeks() {
-        assert_eq!(windows(WindowSpec::daily(), DAY_MS + 5), vec![Window { start: DAY_MS, end: 2 * DAY_MS }]);
-        assert_eq!(windows(WindowSpec::daily(), -1), vec![Window { start: -DAY_MS, end: 0 }]);
+        assert_eq!(
+            windows(WindowSpec::daily(), DAY_MS + 5),
+            vec![Window {
+                start: DAY_MS,
+                end: 2 * DAY_MS
+            }]
+        );
+        assert_eq!(
+            windows(WindowSpec::daily(), -1),
+            vec![Window {
+                start: -DAY_MS,
+                end: 0
+            }]
+        );
         // 2026-01-01 is a Thursday; its week started on Monday 2025-12-29.
         let w = WindowSpec::weekly().window_of(1_767_225_600_000);
         assert_eq!(utc_date(w.start), "2025-12-29");
@@ -124,9 +156,12 @@ mod tests {
 
     #[test]
     fn hopping_covers_t() {
-        let spec = WindowSpec::Hopping { size_ms: 60, slide_ms: 20 };
+        let spec = WindowSpec::Hopping {
+            size_ms: 60,
+            slide_ms: 20,
+        };
         let ws = windows(spec, 45);
-        assert_eq!(ws.iter().map(|w| w.start).collect::<Vec<_>>(), vec![-20, 0, 20]);
+        assert_eq!(ws.iter().map(|w| w.start).collect::<Vec<_>>(), vec![0, 20, 40]);
         assert!(ws.iter().all(|w| w.start <= 45 && 45 < w.end));
     }
 

@@ -1,5 +1,6 @@
 //! Holds events until the watermark passes them, then releases them in a total order that does not depend on
-//! arrival order: `(event time, tie-break hash of (source, id), source, id)`.
+//! arrival order: `(event time, tie-break hash of (source, id), source, id)`. The strings are read from the item
+//! itself ([`Tiebreak`]) only when time and hash are equal, so the heap holds no copies of them.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -7,27 +8,27 @@ use std::collections::BinaryHeap;
 use super::EventTimeMs;
 
 /// The order key of a buffered event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OrderKey {
     pub time_ms: EventTimeMs,
-    /// Hash of `(source, id)`: cheap comparisons; the strings break the (unlikely) ties.
+    /// Hash of `(source, id)`: cheap comparisons; the item's own strings break the (unlikely) ties.
     pub hash: u64,
-    pub source: String,
-    pub id: String,
 }
 
-impl Ord for OrderKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.time_ms, self.hash)
-            .cmp(&(other.time_ms, other.hash))
-            .then_with(|| self.source.cmp(&other.source))
-            .then_with(|| self.id.cmp(&other.id))
+/// The final tie-break between items of equal [`OrderKey`]: `(source, id)` for events.
+pub trait Tiebreak {
+    fn tiebreak(&self) -> (&str, &str);
+}
+
+impl Tiebreak for social_schemas::Event {
+    fn tiebreak(&self) -> (&str, &str) {
+        (&self.source, &self.id)
     }
 }
 
-impl PartialOrd for OrderKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl Tiebreak for &'static str {
+    fn tiebreak(&self) -> (&str, &str) {
+        ("", self)
     }
 }
 
@@ -36,21 +37,29 @@ struct Held<T> {
     item: T,
 }
 
-impl<T> PartialEq for Held<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+impl<T: Tiebreak> Held<T> {
+    fn order(&self, other: &Self) -> Ordering {
+        self.key
+            .cmp(&other.key)
+            .then_with(|| self.item.tiebreak().cmp(&other.item.tiebreak()))
     }
 }
-impl<T> Eq for Held<T> {}
-impl<T> PartialOrd for Held<T> {
+
+impl<T: Tiebreak> PartialEq for Held<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.order(other) == Ordering::Equal
+    }
+}
+impl<T: Tiebreak> Eq for Held<T> {}
+impl<T: Tiebreak> PartialOrd for Held<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<T> Ord for Held<T> {
+impl<T: Tiebreak> Ord for Held<T> {
     // Reversed: `BinaryHeap` is a max-heap and we want the smallest key first.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key)
+        other.order(self)
     }
 }
 
@@ -61,11 +70,13 @@ pub struct EventTimeBuffer<T> {
 
 impl<T> Default for EventTimeBuffer<T> {
     fn default() -> Self {
-        EventTimeBuffer { heap: BinaryHeap::new() }
+        EventTimeBuffer {
+            heap: BinaryHeap::new(),
+        }
     }
 }
 
-impl<T> EventTimeBuffer<T> {
+impl<T: Tiebreak> EventTimeBuffer<T> {
     pub fn push(&mut self, key: OrderKey, item: T) {
         self.heap.push(Held { key, item });
     }
@@ -90,7 +101,7 @@ impl<T> EventTimeBuffer<T> {
     /// The buffered items in release order (for checkpoints).
     pub fn sorted_items(&self) -> Vec<&T> {
         let mut held: Vec<&Held<T>> = self.heap.iter().collect();
-        held.sort_by(|a, b| a.key.cmp(&b.key));
+        held.sort_by(|a, b| a.order(b));
         held.into_iter().map(|h| &h.item).collect()
     }
 }
@@ -110,7 +121,10 @@ mod tests {
     use super::*;
 
     fn key(t: i64, id: &str) -> OrderKey {
-        OrderKey { time_ms: t, hash: tie_hash("s", id), source: "s".into(), id: id.into() }
+        OrderKey {
+            time_ms: t,
+            hash: tie_hash("", id),
+        }
     }
 
     #[test]

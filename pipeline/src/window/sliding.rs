@@ -59,7 +59,11 @@ impl SlidingCount {
         while self.buckets.front().is_some_and(|(s, _)| *s < lower) {
             self.buckets.pop_front();
         }
-        self.buckets.iter().filter(|(s, _)| *s < tick).map(|(_, n)| u64::from(*n)).sum()
+        self.buckets
+            .iter()
+            .filter(|(s, _)| *s < tick)
+            .map(|(_, n)| u64::from(*n))
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -102,7 +106,10 @@ mod tests {
 
     #[test]
     fn counts_in_window() {
-        let spec = SlidingSpec { size_ms: 100, step_ms: 10 };
+        let spec = SlidingSpec {
+            size_ms: 100,
+            step_ms: 10,
+        };
         let mut c = SlidingCount::default();
         for t in [5, 15, 15, 95, 3] {
             c.add(&spec, t);

@@ -112,10 +112,11 @@ impl<A: Default> WindowedTable<A> {
             });
             let entry = match state.entries.get_mut(key) {
                 Some(e) => e,
-                None => state
-                    .entries
-                    .entry(key.to_owned())
-                    .or_insert_with(|| Entry { agg: A::default(), emitted: 0, dirty: false }),
+                None => state.entries.entry(key.to_owned()).or_insert_with(|| Entry {
+                    agg: A::default(),
+                    emitted: 0,
+                    dirty: false,
+                }),
             };
             update(&mut entry.agg);
             if !entry.dirty {
@@ -130,7 +131,10 @@ impl<A: Default> WindowedTable<A> {
     /// Emits results at watermark `tick` (see [`FireMode`]) and purges windows whose lateness has passed.
     pub fn fire(&mut self, tick: EventTimeMs, mode: FireMode, mut emit: impl FnMut(Firing<'_, A>)) {
         for (&start, state) in self.windows.iter_mut() {
-            let window = Window { start, end: state.end };
+            let window = Window {
+                start,
+                end: state.end,
+            };
             let closing = mode == FireMode::Tick && !state.closed && state.end <= tick;
             if closing {
                 state.closed = true;
@@ -138,7 +142,13 @@ impl<A: Default> WindowedTable<A> {
                 keys.sort_unstable();
                 for key in keys {
                     if let Some(entry) = state.entries.get(key) {
-                        emit(Firing { kind: FiringKind::Final, window, key, agg: &entry.agg, revision: entry.emitted });
+                        emit(Firing {
+                            kind: FiringKind::Final,
+                            window,
+                            key,
+                            agg: &entry.agg,
+                            revision: entry.emitted,
+                        });
                     }
                 }
                 for entry in state.entries.values_mut() {
@@ -148,16 +158,30 @@ impl<A: Default> WindowedTable<A> {
                 state.dirty.clear();
                 continue;
             }
-            let wanted = if state.closed { true } else { mode == FireMode::Tick && self.early };
+            let wanted = if state.closed {
+                true
+            } else {
+                mode == FireMode::Tick && self.early
+            };
             if !wanted || state.dirty.is_empty() {
                 continue;
             }
-            let kind = if state.closed { FiringKind::Correction } else { FiringKind::Early };
+            let kind = if state.closed {
+                FiringKind::Correction
+            } else {
+                FiringKind::Early
+            };
             let mut dirty = std::mem::take(&mut state.dirty);
             dirty.sort_unstable();
             for key in &dirty {
                 if let Some(entry) = state.entries.get_mut(key) {
-                    emit(Firing { kind, window, key, agg: &entry.agg, revision: entry.emitted });
+                    emit(Firing {
+                        kind,
+                        window,
+                        key,
+                        agg: &entry.agg,
+                        revision: entry.emitted,
+                    });
                     entry.emitted += 1;
                     entry.dirty = false;
                 }
@@ -194,7 +218,9 @@ impl<A: Default> WindowedTable<A> {
     /// Every retained (window, key, aggregate), windows oldest first, keys in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (Window, &str, &A)> {
         self.windows.iter().flat_map(|(&start, s)| {
-            s.entries.iter().map(move |(k, e)| (Window { start, end: s.end }, k.as_str(), &e.agg))
+            s.entries
+                .iter()
+                .map(move |(k, e)| (Window { start, end: s.end }, k.as_str(), &e.agg))
         })
     }
 }
@@ -203,29 +229,51 @@ impl<A: Default> WindowedTable<A> {
 mod tests {
     use super::*;
 
-    fn collect(t: &mut WindowedTable<u32>, tick: i64, mode: FireMode) -> Vec<(FiringKind, i64, String, u32, u32)> {
+    fn collect(
+        t: &mut WindowedTable<u32>,
+        tick: i64,
+        mode: FireMode,
+    ) -> Vec<(FiringKind, i64, String, u32, u32)> {
         let mut v = Vec::new();
-        t.fire(tick, mode, |f| v.push((f.kind, f.window.start, f.key.to_owned(), *f.agg, f.revision)));
+        t.fire(tick, mode, |f| {
+            v.push((f.kind, f.window.start, f.key.to_owned(), *f.agg, f.revision))
+        });
         v
     }
 
     #[test]
     fn early_final_correction_purge() {
-        let mut t = WindowedTable::<u32>::new(WindowSpec::Tumbling { size_ms: 10, offset_ms: 0 }, 5, true);
+        let mut t = WindowedTable::<u32>::new(
+            WindowSpec::Tumbling {
+                size_ms: 10,
+                offset_ms: 0,
+            },
+            5,
+            true,
+        );
         t.update(1, "b", |a| *a += 1);
         t.update(2, "a", |a| *a += 1);
         assert_eq!(
             collect(&mut t, 5, FireMode::Tick),
-            vec![(FiringKind::Early, 0, "a".into(), 1, 0), (FiringKind::Early, 0, "b".into(), 1, 0)]
+            vec![
+                (FiringKind::Early, 0, "a".into(), 1, 0),
+                (FiringKind::Early, 0, "b".into(), 1, 0)
+            ]
         );
         t.update(3, "a", |a| *a += 1);
         assert_eq!(
             collect(&mut t, 10, FireMode::Tick),
-            vec![(FiringKind::Final, 0, "a".into(), 2, 1), (FiringKind::Final, 0, "b".into(), 1, 1)]
+            vec![
+                (FiringKind::Final, 0, "a".into(), 2, 1),
+                (FiringKind::Final, 0, "b".into(), 1, 1)
+            ]
         );
         // Late but within lateness: a correction, emitted at once.
         t.update(4, "b", |a| *a += 1);
-        assert_eq!(collect(&mut t, 12, FireMode::CorrectionsOnly), vec![(FiringKind::Correction, 0, "b".into(), 2, 2)]);
+        assert_eq!(
+            collect(&mut t, 12, FireMode::CorrectionsOnly),
+            vec![(FiringKind::Correction, 0, "b".into(), 2, 2)]
+        );
         assert!(collect(&mut t, 15, FireMode::Tick).is_empty());
         assert!(t.is_empty(), "purged at end + lateness");
     }

@@ -58,7 +58,8 @@ impl Watermarks {
     /// Active partitions that have seen nothing yet hold the watermark (their first event may be old). When every
     /// partition is idle, the watermark follows the newest partition, still trailing by the bound.
     pub fn advance(&mut self) -> EventTimeMs {
-        let trailing = |clock: &PartitionClock| clock.max_event_ms.map(|m| m.saturating_sub(self.bound_ms + 1));
+        let trailing =
+            |clock: &PartitionClock| clock.max_event_ms.map(|m| m.saturating_sub(self.bound_ms + 1));
         let mut min_active: Option<EventTimeMs> = None;
         let mut any_active = false;
         for clock in self.partitions.iter().filter(|c| !c.idle) {
@@ -68,7 +69,11 @@ impl Watermarks {
                 None => return self.current,
             }
         }
-        let candidate = if any_active { min_active } else { self.partitions.iter().filter_map(trailing).max() };
+        let candidate = if any_active {
+            min_active
+        } else {
+            self.partitions.iter().filter_map(trailing).max()
+        };
         if let Some(w) = candidate {
             self.current = self.current.max(w);
         }
@@ -91,7 +96,9 @@ impl Watermarks {
     /// How far each partition's newest event is ahead of the global watermark (0 when it has seen nothing).
     pub fn lag_ms(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
         self.partitions.iter().enumerate().map(|(p, c)| {
-            let lag = c.max_event_ms.map_or(0, |m| m.saturating_sub(self.current).max(0));
+            let lag = c
+                .max_event_ms
+                .map_or(0, |m| m.saturating_sub(self.current).max(0));
             (p as u32, lag)
         })
     }

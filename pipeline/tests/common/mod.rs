@@ -17,7 +17,11 @@ pub fn run(config: &OperatorConfig, partitions: u32, batches: &[Vec<(u32, Event)
 }
 
 /// Like [`run`], with the snapshot updates too.
-pub fn run_full(config: &OperatorConfig, partitions: u32, batches: &[Vec<(u32, Event)>]) -> (Engine, Emitter) {
+pub fn run_full(
+    config: &OperatorConfig,
+    partitions: u32,
+    batches: &[Vec<(u32, Event)>],
+) -> (Engine, Emitter) {
     let mut engine = Engine::new(config.clone(), partitions).expect("valid config");
     let mut out = Emitter::default();
     engine.start(&mut out);

@@ -272,3 +272,19 @@ async fn throughput() {
         bus.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_second_bus_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path()).await;
+    let second = DurableBus::open(DurableBusConfig::new(dir.path())).await;
+    assert!(
+        matches!(second, Err(BusError::Backend(ref message)) if message.contains("in use")),
+        "{:?}",
+        second.err()
+    );
+    first.close().await.unwrap();
+    drop(first);
+    let again = open(dir.path()).await;
+    again.close().await.unwrap();
+}

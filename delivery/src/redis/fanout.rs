@@ -1,0 +1,291 @@
+//! Live fan-out between nodes over Redis pub/sub.
+//!
+//! The append script of [`RedisHistory`](super::RedisHistory) publishes every entry on its topic's channel in the
+//! same atomic step that assigns its offset, so the publish order is the offset order, and one subscriber
+//! connection receives every topic's entries in offset order. [`RedisFanOut::publish`] therefore has nothing left to
+//! send. Each node runs one listener: a `PSUBSCRIBE` on all fan-out channels of the prefix whose messages go to the
+//! node's [`Hub`] (entries of topics without local subscribers cost a lookup).
+//!
+//! Pub/sub is at most once: while the listener is disconnected, messages are lost. Sessions already fill a gap from
+//! history when the next entry of a topic arrives; on top of that the listener remembers the last position it
+//! delivered per topic that has local subscribers, and after a reconnect (subscribe first, then read history) it
+//! delivers what history holds after those positions. Sessions drop what they already have, so nothing is doubled.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use redis::Value;
+use redis::aio::{PubSubSink, PubSubStream};
+use rustc_hash::FxHashMap;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::RedisBackendError;
+use super::history::{RedisHistory, instant_of};
+use super::keys::Keys;
+use crate::DeliveryError;
+use crate::fanout::FanOut;
+use crate::history::{Entry, History, Position, Replay};
+use crate::hub::Hub;
+
+/// The fan-out half of the Redis backend. Publishing happens inside the history append (atomically with the offset),
+/// so `publish` only has to succeed; this node's hub is fed by the listener that [`RedisBackend::fanout`](
+/// super::RedisBackend::fanout) starts.
+pub struct RedisFanOut {
+    _private: (),
+}
+
+impl RedisFanOut {
+    pub(crate) fn new() -> RedisFanOut {
+        RedisFanOut { _private: () }
+    }
+}
+
+#[async_trait]
+impl FanOut for RedisFanOut {
+    async fn publish(&self, _entry: Arc<Entry>) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+}
+
+/// Everything a listener needs, gathered before the hub exists.
+pub(crate) struct ListenerParts {
+    pub client: redis::Client,
+    pub keys: Arc<Keys>,
+    pub history: Arc<RedisHistory>,
+    pub subscribed: Arc<watch::Sender<bool>>,
+    pub shutdown: CancellationToken,
+    pub ping_interval: Duration,
+    pub connect_timeout: Duration,
+    pub max_backoff: Duration,
+    pub recover_max: usize,
+}
+
+/// Starts the listener of `hub` on `tasks`. Outside a Tokio runtime it logs and leaves the node unsubscribed.
+pub(crate) fn start_listener(parts: ListenerParts, hub: Arc<Hub>, tasks: &TaskTracker) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        tracing::error!(
+            "redis fan-out listener needs a tokio runtime; live messages from redis are not received"
+        );
+        return;
+    }
+    let listener = Listener {
+        parts,
+        hub,
+        seen: FxHashMap::default(),
+    };
+    tasks.spawn(listener.run());
+}
+
+struct Listener {
+    parts: ListenerParts,
+    hub: Arc<Hub>,
+    /// The last position delivered per topic that had local subscribers then (pruned on every ping).
+    seen: FxHashMap<Arc<str>, Position>,
+}
+
+/// Why the pump stopped.
+enum Stopped {
+    Shutdown,
+    Lost,
+}
+
+impl Listener {
+    async fn run(mut self) {
+        let mut failures: u32 = 0;
+        let mut connected_before = false;
+        loop {
+            if self.parts.shutdown.is_cancelled() {
+                break;
+            }
+            match self.subscribe().await {
+                Ok((sink, stream)) => {
+                    failures = 0;
+                    self.parts.subscribed.send_replace(true);
+                    tracing::info!("redis fan-out listener subscribed");
+                    if connected_before {
+                        self.recover().await;
+                    }
+                    connected_before = true;
+                    let stopped = self.pump(sink, stream).await;
+                    self.parts.subscribed.send_replace(false);
+                    if matches!(stopped, Stopped::Shutdown) {
+                        break;
+                    }
+                    tracing::warn!("redis fan-out listener lost its connection; reconnecting");
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, failures, "redis fan-out listener cannot subscribe");
+                }
+            }
+            let delay = backoff(failures, self.parts.max_backoff);
+            tokio::select! {
+                _ = self.parts.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        self.parts.subscribed.send_replace(false);
+    }
+
+    async fn subscribe(&self) -> Result<(PubSubSink, PubSubStream), RedisBackendError> {
+        let connect = self.parts.client.get_async_pubsub();
+        let pubsub = tokio::time::timeout(self.parts.connect_timeout, connect)
+            .await
+            .map_err(|_| RedisBackendError::Unavailable("subscribing timed out".into()))??;
+        let (mut sink, stream) = pubsub.split();
+        let pattern = self.parts.keys.channel_pattern();
+        tokio::time::timeout(self.parts.connect_timeout, sink.psubscribe(pattern))
+            .await
+            .map_err(|_| RedisBackendError::Unavailable("subscribing timed out".into()))??;
+        Ok((sink, stream))
+    }
+
+    /// Feeds the hub until the connection is lost (stream end or an unanswered ping) or shutdown.
+    async fn pump(&mut self, mut sink: PubSubSink, mut stream: PubSubStream) -> Stopped {
+        let mut ping = tokio::time::interval(self.parts.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.parts.shutdown.cancelled() => return Stopped::Shutdown,
+                message = stream.next() => match message {
+                    Some(message) => self.deliver_payload(message.get_payload_bytes()),
+                    None => return Stopped::Lost,
+                },
+                _ = ping.tick() => {
+                    let answered = tokio::time::timeout(self.parts.ping_interval, sink.ping::<Value>()).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        return Stopped::Lost;
+                    }
+                    let hub = &self.hub;
+                    self.seen.retain(|topic, _| hub.subscriber_count(topic) > 0);
+                }
+            }
+        }
+    }
+
+    fn deliver_payload(&mut self, payload: &[u8]) {
+        match decode(payload) {
+            Some(entry) => self.deliver(&entry),
+            None => tracing::warn!(bytes = payload.len(), "undecodable redis fan-out message dropped"),
+        }
+    }
+
+    fn deliver(&mut self, entry: &Arc<Entry>) {
+        let stats = self.hub.deliver(entry);
+        if stats.queued + stats.cut_off == 0 {
+            return;
+        }
+        match self.seen.get_mut(&*entry.topic) {
+            Some(position) => *position = entry.position,
+            None => {
+                self.seen.insert(entry.topic.clone(), entry.position);
+            }
+        }
+    }
+
+    /// After a reconnect: what history holds after the last position delivered of each topic still subscribed.
+    async fn recover(&mut self) {
+        let topics: Vec<(Arc<str>, Position)> = self
+            .seen
+            .iter()
+            .filter(|(topic, _)| self.hub.subscriber_count(topic) > 0)
+            .map(|(topic, position)| (topic.clone(), *position))
+            .collect();
+        let mut recovered = 0usize;
+        for (topic, position) in topics {
+            if self.parts.shutdown.is_cancelled() {
+                return;
+            }
+            match self
+                .parts
+                .history
+                .read_after(&topic, position, self.parts.recover_max)
+                .await
+            {
+                Ok(Replay::Messages(entries)) => {
+                    recovered += entries.len();
+                    for entry in &entries {
+                        self.deliver(entry);
+                    }
+                }
+                // Sessions meet the gap (or the new epoch) with the topic's next message and reset then.
+                Ok(Replay::Gap(_)) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "redis fan-out recovery stopped");
+                    return;
+                }
+            }
+        }
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "redis fan-out listener re-delivered messages missed while disconnected"
+            );
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 50 ms doubling per failure, at most `max`.
+fn backoff(failures: u32, max: Duration) -> Duration {
+    let base = Duration::from_millis(50).saturating_mul(1u32 << failures.min(10));
+    let capped = base.min(max);
+    let jitter = rand::random::<f64>() * 0.5 + 0.5;
+    capped.mul_f64(jitter)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Decodes `<epoch> <offset> <time ms> <topic>\n<json>` (as the append script publishes it).
+pub(crate) fn decode(payload: &[u8]) -> Option<Arc<Entry>> {
+    let newline = payload.iter().position(|b| *b == b'\n')?;
+    let (header, json) = (&payload[..newline], &payload[newline + 1..]);
+    let header = std::str::from_utf8(header).ok()?;
+    let mut fields = header.splitn(4, ' ');
+    let epoch: u64 = fields.next()?.parse().ok()?;
+    let offset: u64 = fields.next()?.parse().ok()?;
+    let time_ms: u64 = fields.next()?.parse().ok()?;
+    let topic = fields.next().filter(|topic| !topic.is_empty())?;
+    Some(Arc::new(Entry {
+        topic: Arc::from(topic),
+        position: Position { epoch, offset },
+        json: Bytes::copy_from_slice(json),
+        published_at: instant_of(Instant::now(), now_ms(), time_ms),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_decode_and_garbage_is_refused() {
+        let entry =
+            decode(b"42 7 1700000000000 user.u1.social\n{\"a\":1}").unwrap_or_else(|| panic!("decode"));
+        assert_eq!(&*entry.topic, "user.u1.social");
+        assert_eq!(entry.position, Position { epoch: 42, offset: 7 });
+        assert_eq!(&entry.json[..], b"{\"a\":1}");
+        assert!(decode(b"42 7 x topic\n{}").is_none());
+        assert!(decode(b"42 7 1\n{}").is_none());
+        assert!(decode(b"no newline").is_none());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let max = Duration::from_secs(2);
+        assert!(backoff(0, max) <= Duration::from_millis(50));
+        assert!(backoff(20, max) <= max);
+        assert!(backoff(20, max) >= max / 2);
+    }
+}

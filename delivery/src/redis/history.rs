@@ -1,0 +1,375 @@
+//! [`RedisHistory`]: each topic's history in a Redis Stream, positions `{epoch, offset}` kept beside it.
+//!
+//! Every operation is one Lua script over the topic's two keys (one hash slot), so it is atomic with respect to the
+//! other nodes:
+//! - append: creates the epoch when the meta hash is missing (and drops any stream left from a lost epoch), assigns
+//!   `last + 1`, `XADD`s it as id `<offset>-0` with the Redis time (never behind the previous message's), trims by
+//!   count (`MAXLEN ~`) and age (`MINID`), renews the TTLs and `PUBLISH`es the entry on the topic's channel;
+//! - read after a position: the same gap rules as [`MemoryHistory`](crate::MemoryHistory) (another epoch or a
+//!   position past the head is `EpochChanged`; a trimmed part or more than `max` messages is `Expired`), then
+//!   `XRANGE` from `<offset + 1>-0`;
+//! - last `n`, head (which creates the epoch of a topic nobody has published to yet, so that a subscriber's start
+//!   position stays valid for the messages that follow).
+//!
+//! Offsets are Lua numbers (exact up to 2^53); epochs stay strings inside Lua.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use tokio::time::Instant;
+
+use super::keys::Keys;
+use super::{RedisBackendError, RedisConfig, backend_error};
+use crate::DeliveryError;
+use crate::history::{Entry, GapReason, History, Position, Replay, new_epoch};
+
+/// Shared Lua: the Redis time in ms, and age trimming (amortized: at most 64 entries per call, exact `MINID`).
+const PRELUDE: &str = r#"
+local function now_ms()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+end
+local function trim_expired(stream, cutoff)
+  local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+  if #oldest == 0 or tonumber(oldest[1][2][2]) >= cutoff then return end
+  local batch = redis.call('XRANGE', stream, '-', '+', 'COUNT', 64)
+  for _, entry in ipairs(batch) do
+    if tonumber(entry[2][2]) >= cutoff then
+      redis.call('XTRIM', stream, 'MINID', entry[1])
+      return
+    end
+  end
+  local newest = tonumber(string.match(batch[#batch][1], '^(%d+)'))
+  redis.call('XTRIM', stream, 'MINID', string.format('%d-0', newest + 1))
+end
+"#;
+
+/// KEYS: meta, stream. ARGV: json, max messages, retention ms, meta ttl ms, candidate epoch, channel, topic.
+/// Returns `{epoch, offset, time}`.
+const APPEND: &str = r#"
+local meta, stream = KEYS[1], KEYS[2]
+local now = now_ms()
+local state = redis.call('HMGET', meta, 'epoch', 'last', 'time')
+local epoch, last, last_time = state[1], tonumber(state[2]), tonumber(state[3])
+if not epoch or not last then
+  epoch, last, last_time = ARGV[5], 0, 0
+  redis.call('DEL', stream)
+end
+if last_time and last_time > now then now = last_time end
+local offset = last + 1
+redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], string.format('%d-0', offset),
+  't', string.format('%d', now), 'd', ARGV[1])
+redis.call('HSET', meta, 'epoch', epoch, 'last', string.format('%d', offset), 'time', string.format('%d', now))
+trim_expired(stream, now - tonumber(ARGV[3]))
+redis.call('PEXPIRE', stream, ARGV[3])
+redis.call('PEXPIRE', meta, ARGV[4])
+if ARGV[6] ~= '' then
+  redis.call('PUBLISH', ARGV[6],
+    epoch .. ' ' .. string.format('%d', offset) .. ' ' .. string.format('%d', now) .. ' ' .. ARGV[7] .. '\n' .. ARGV[1])
+end
+return {epoch, offset, now}
+"#;
+
+/// KEYS: meta, stream. ARGV: epoch, after offset, max, retention ms.
+/// Returns `{'epoch_changed'}`, `{'expired'}` or `{'ok', epoch, time, entries}`.
+const READ_AFTER: &str = r#"
+local meta, stream = KEYS[1], KEYS[2]
+local state = redis.call('HMGET', meta, 'epoch', 'last')
+if not state[1] or not state[2] or state[1] ~= ARGV[1] then return {'epoch_changed'} end
+local last, after = tonumber(state[2]), tonumber(ARGV[2])
+if after > last then return {'epoch_changed'} end
+local now = now_ms()
+trim_expired(stream, now - tonumber(ARGV[4]))
+local first = last + 1
+local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+if #oldest > 0 then first = tonumber(string.match(oldest[1][1], '^(%d+)')) end
+if after + 1 < first or last - after > tonumber(ARGV[3]) then return {'expired'} end
+if after == last then return {'ok', state[1], now, {}} end
+return {'ok', state[1], now, redis.call('XRANGE', stream, string.format('%d-0', after + 1), '+')}
+"#;
+
+/// KEYS: meta, stream. ARGV: n, retention ms. Returns `{epoch or '', time, entries newest first}`.
+const LAST: &str = r#"
+local meta, stream = KEYS[1], KEYS[2]
+local now = now_ms()
+local epoch = redis.call('HGET', meta, 'epoch')
+if not epoch then return {'', now, {}} end
+trim_expired(stream, now - tonumber(ARGV[2]))
+return {epoch, now, redis.call('XREVRANGE', stream, '+', '-', 'COUNT', ARGV[1])}
+"#;
+
+/// KEYS: meta, stream. ARGV: candidate epoch, meta ttl ms. Returns `{epoch, last}`.
+const HEAD: &str = r#"
+local meta, stream = KEYS[1], KEYS[2]
+local state = redis.call('HMGET', meta, 'epoch', 'last')
+if state[1] and state[2] then return {state[1], tonumber(state[2])} end
+redis.call('DEL', stream)
+redis.call('HSET', meta, 'epoch', ARGV[1], 'last', '0', 'time', '0')
+redis.call('PEXPIRE', meta, ARGV[2])
+return {ARGV[1], 0}
+"#;
+
+static APPEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{PRELUDE}{APPEND}")));
+static READ_AFTER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{PRELUDE}{READ_AFTER}")));
+static LAST_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{PRELUDE}{LAST}")));
+static HEAD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(HEAD));
+
+/// Retention and lifetimes, in the units the scripts take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    max_messages: usize,
+    retention_ms: u64,
+    meta_ttl_ms: u64,
+}
+
+impl Settings {
+    pub(crate) fn from_config(config: &RedisConfig) -> Settings {
+        let retention_ms = config.history_retention_secs.saturating_mul(1000).max(1);
+        Settings {
+            max_messages: config.history_max_messages_per_topic.max(1),
+            retention_ms,
+            meta_ttl_ms: config.meta_ttl_secs.saturating_mul(1000).max(retention_ms),
+        }
+    }
+}
+
+/// Per-topic history in Redis, shared by every delivery node. Appends also publish the entry to the other nodes'
+/// listeners (see [`RedisFanOut`](super::RedisFanOut)).
+pub struct RedisHistory {
+    conn: ConnectionManager,
+    keys: Arc<Keys>,
+    settings: Settings,
+}
+
+impl RedisHistory {
+    pub(crate) fn new(conn: ConnectionManager, keys: Arc<Keys>, settings: Settings) -> RedisHistory {
+        RedisHistory { conn, keys, settings }
+    }
+}
+
+fn protocol(what: &str) -> DeliveryError {
+    RedisBackendError::Protocol(what.to_owned()).into()
+}
+
+fn as_bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+fn as_u64(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        other => std::str::from_utf8(as_bytes(other)?).ok()?.parse().ok(),
+    }
+}
+
+fn as_array(value: &Value) -> Option<&[Value]> {
+    match value {
+        Value::Array(items) => Some(items),
+        _ => None,
+    }
+}
+
+fn parse_epoch(value: &Value) -> Result<u64, DeliveryError> {
+    as_u64(value).ok_or_else(|| protocol("epoch"))
+}
+
+/// The local instant of a message stamped `time_ms` by a clock that reads `now_ms` at `base`.
+pub(crate) fn instant_of(base: Instant, now_ms: u64, time_ms: u64) -> Instant {
+    base.checked_sub(Duration::from_millis(now_ms.saturating_sub(time_ms)))
+        .unwrap_or(base)
+}
+
+/// Parses stream entries (`[id, [t, time, d, json]]`, oldest first) of `topic` in `epoch`.
+fn parse_entries(
+    topic: &str,
+    epoch: u64,
+    now_ms: u64,
+    entries: &[Value],
+) -> Result<Vec<Arc<Entry>>, DeliveryError> {
+    let topic: Arc<str> = Arc::from(topic);
+    let base = Instant::now();
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let [id, fields] = as_array(entry).ok_or_else(|| protocol("stream entry"))? else {
+            return Err(protocol("stream entry"));
+        };
+        let offset = as_bytes(id)
+            .and_then(|id| std::str::from_utf8(id).ok())
+            .and_then(|id| id.split_once('-'))
+            .and_then(|(offset, _)| offset.parse::<u64>().ok())
+            .ok_or_else(|| protocol("stream id"))?;
+        let mut time_ms = None;
+        let mut json = None;
+        for pair in as_array(fields)
+            .ok_or_else(|| protocol("stream fields"))?
+            .chunks_exact(2)
+        {
+            match as_bytes(&pair[0]) {
+                Some(b"t") => time_ms = as_u64(&pair[1]),
+                Some(b"d") => json = as_bytes(&pair[1]).map(Bytes::copy_from_slice),
+                _ => {}
+            }
+        }
+        let (Some(time_ms), Some(json)) = (time_ms, json) else {
+            return Err(protocol("stream entry fields"));
+        };
+        out.push(Arc::new(Entry {
+            topic: topic.clone(),
+            position: Position { epoch, offset },
+            json,
+            published_at: instant_of(base, now_ms, time_ms),
+        }));
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl History for RedisHistory {
+    async fn append(&self, topic: &str, json: Bytes) -> Result<Arc<Entry>, DeliveryError> {
+        if topic.contains('\n') {
+            return Err(DeliveryError::InvalidTopic);
+        }
+        let published_at = Instant::now();
+        let mut conn = self.conn.clone();
+        let reply: Value = APPEND_SCRIPT
+            .key(self.keys.meta(topic))
+            .key(self.keys.history(topic))
+            .arg(json.as_ref())
+            .arg(self.settings.max_messages)
+            .arg(self.settings.retention_ms)
+            .arg(self.settings.meta_ttl_ms)
+            .arg(new_epoch())
+            .arg(self.keys.channel(topic))
+            .arg(topic)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend_error)?;
+        let Some([epoch, offset, _time]) = as_array(&reply) else {
+            return Err(protocol("append reply"));
+        };
+        let position = Position {
+            epoch: parse_epoch(epoch)?,
+            offset: as_u64(offset).ok_or_else(|| protocol("append offset"))?,
+        };
+        Ok(Arc::new(Entry {
+            topic: Arc::from(topic),
+            position,
+            json,
+            published_at,
+        }))
+    }
+
+    async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError> {
+        let mut conn = self.conn.clone();
+        let reply: Value = READ_AFTER_SCRIPT
+            .key(self.keys.meta(topic))
+            .key(self.keys.history(topic))
+            .arg(after.epoch)
+            .arg(after.offset)
+            .arg(max)
+            .arg(self.settings.retention_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend_error)?;
+        let items = as_array(&reply).ok_or_else(|| protocol("read reply"))?;
+        match items {
+            [status] if as_bytes(status) == Some(b"epoch_changed") => {
+                Ok(Replay::Gap(GapReason::EpochChanged))
+            }
+            [status] if as_bytes(status) == Some(b"expired") => Ok(Replay::Gap(GapReason::Expired)),
+            [status, epoch, now, entries] if as_bytes(status) == Some(b"ok") => {
+                let now_ms = as_u64(now).ok_or_else(|| protocol("time"))?;
+                let entries = as_array(entries).ok_or_else(|| protocol("entries"))?;
+                let entries = parse_entries(topic, parse_epoch(epoch)?, now_ms, entries)?;
+                debug_assert!(
+                    entries
+                        .iter()
+                        .zip(after.offset + 1..)
+                        .all(|(entry, offset)| entry.position.offset == offset),
+                    "offsets after a position are dense"
+                );
+                Ok(Replay::Messages(entries))
+            }
+            _ => Err(protocol("read reply")),
+        }
+    }
+
+    async fn last(&self, topic: &str, n: usize) -> Result<Vec<Arc<Entry>>, DeliveryError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let reply: Value = LAST_SCRIPT
+            .key(self.keys.meta(topic))
+            .key(self.keys.history(topic))
+            .arg(n)
+            .arg(self.settings.retention_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend_error)?;
+        let Some([epoch, now, entries]) = as_array(&reply) else {
+            return Err(protocol("last reply"));
+        };
+        if as_bytes(epoch).is_some_and(<[u8]>::is_empty) {
+            return Ok(Vec::new());
+        }
+        let now_ms = as_u64(now).ok_or_else(|| protocol("time"))?;
+        let mut entries: Vec<Value> = as_array(entries).ok_or_else(|| protocol("entries"))?.to_vec();
+        entries.reverse();
+        parse_entries(topic, parse_epoch(epoch)?, now_ms, &entries)
+    }
+
+    async fn head(&self, topic: &str) -> Result<Position, DeliveryError> {
+        let mut conn = self.conn.clone();
+        let reply: Value = HEAD_SCRIPT
+            .key(self.keys.meta(topic))
+            .key(self.keys.history(topic))
+            .arg(new_epoch())
+            .arg(self.settings.meta_ttl_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend_error)?;
+        let Some([epoch, offset]) = as_array(&reply) else {
+            return Err(protocol("head reply"));
+        };
+        Ok(Position {
+            epoch: parse_epoch(epoch)?,
+            offset: as_u64(offset).ok_or_else(|| protocol("head offset"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_parse_with_instants_in_publish_order() {
+        let entry = |offset: u64, time: u64| {
+            Value::Array(vec![
+                Value::BulkString(format!("{offset}-0").into_bytes()),
+                Value::Array(vec![
+                    Value::BulkString(b"t".to_vec()),
+                    Value::BulkString(time.to_string().into_bytes()),
+                    Value::BulkString(b"d".to_vec()),
+                    Value::BulkString(b"{}".to_vec()),
+                ]),
+            ])
+        };
+        let parsed = parse_entries("t", 9, 10_000, &[entry(4, 9_000), entry(5, 9_500)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed[0].position, Position { epoch: 9, offset: 4 });
+        assert_eq!(parsed[1].position.offset, 5);
+        assert!(parsed[0].published_at <= parsed[1].published_at);
+        assert_eq!(&parsed[1].json[..], b"{}");
+        assert!(parse_entries("t", 9, 0, &[Value::Int(1)]).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! The Redis key layout of the delivery tier. Every name starts with a configurable prefix `P` (default
+//! `social:delivery:`), so several deployments (and parallel tests) share one Redis without meeting. The per-topic
+//! keys carry the topic as a hash tag (`{T}`), so a topic's keys live in one slot and its Lua scripts run unchanged on
+//! Redis Cluster.
+//!
+//! | name | type | content | lifetime |
+//! |---|---|---|---|
+//! | `P` `meta:{T}` | hash | `epoch` (decimal `u64`, never 0), `last` (offset of the newest message), `time` (its Redis time, ms) | `meta_ttl` (7 d), renewed by every append |
+//! | `P` `history:{T}` | stream | one entry per message, id `<offset>-0`, fields `t` (Redis time, ms) and `d` (message JSON) | `MAXLEN ~` cap, `MINID` past the retention (24 h), whole key expires a retention after the last append |
+//! | `P` `ticket:<ticket>` | string | the JSON claims a single-use ticket stands for | `EX` the ticket lifetime (at most 60 s), consumed by `GETDEL` |
+//! | `P` `fanout:T` | pub/sub channel | `<epoch> <offset> <time ms> <topic>\n<message JSON>`, published by the append script | every node `PSUBSCRIBE`s `P` `fanout:*` |
+//!
+//! The epoch and the offset counter live in one hash, so they vanish together (a flush, an eviction, the meta TTL):
+//! the next append or subscription then creates a fresh random epoch (and drops any stream left behind), and
+//! clients holding a position of the old epoch get a `RESET`. A stream that vanished while its meta survived means
+//! "expired", exactly as [`MemoryHistory`](crate::MemoryHistory) reports it.
+
+use super::RedisBackendError;
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "social:delivery:";
+
+/// Builds every key and channel name from one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// A layout under `prefix`. The prefix may not contain `{` or `}` (it would capture the hash tag) nor control
+    /// characters.
+    pub fn new(prefix: &str) -> Result<Keys, RedisBackendError> {
+        if prefix.len() > 128 || prefix.chars().any(|c| c == '{' || c == '}' || c.is_control()) {
+            return Err(RedisBackendError::Config(
+                "the key prefix must be at most 128 characters, without braces or control characters".into(),
+            ));
+        }
+        Ok(Keys {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The hash holding a topic's epoch and last offset.
+    pub fn meta(&self, topic: &str) -> String {
+        format!("{}meta:{{{topic}}}", self.prefix)
+    }
+
+    /// The stream holding a topic's retained messages.
+    pub fn history(&self, topic: &str) -> String {
+        format!("{}history:{{{topic}}}", self.prefix)
+    }
+
+    /// The string holding the claims of one outstanding ticket.
+    pub fn ticket(&self, ticket: &str) -> String {
+        format!("{}ticket:{ticket}", self.prefix)
+    }
+
+    /// The pub/sub channel carrying a topic's live messages.
+    pub fn channel(&self, topic: &str) -> String {
+        format!("{}fanout:{topic}", self.prefix)
+    }
+
+    /// The pattern every node subscribes to: all fan-out channels under this prefix (glob characters of the prefix
+    /// escaped).
+    pub fn channel_pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.prefix.len() + 8);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str("fanout:*");
+        pattern
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_keys_share_one_hash_tag() {
+        let keys = Keys::new("p:").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.meta("user.u1.social"), "p:meta:{user.u1.social}");
+        assert_eq!(keys.history("user.u1.social"), "p:history:{user.u1.social}");
+        assert_eq!(keys.channel("trending.1h"), "p:fanout:trending.1h");
+        assert_eq!(keys.ticket("abc"), "p:ticket:abc");
+    }
+
+    #[test]
+    fn prefixes_are_validated_and_escaped_in_patterns() {
+        assert!(Keys::new("a{b}:").is_err());
+        assert!(Keys::new("a\n").is_err());
+        let keys = Keys::new("t*[1]:").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.channel_pattern(), "t\\*\\[1\\]:fanout:*");
+    }
+}

@@ -1,0 +1,290 @@
+//! The Redis backend of the delivery tier: history, live fan-out and single-use tickets shared by any number of
+//! delivery nodes, so a client resumes losslessly on any node (issue 5, item 2; layout in [`keys`] and
+//! `docs/REDIS.md`).
+//!
+//! - `history.rs`: [`RedisHistory`], a Redis Stream per topic. One Lua script assigns the next offset, appends
+//!   (`XADD <offset>-0`, `MAXLEN ~`), trims by age (`MINID`) and publishes the entry on the topic's channel, all
+//!   atomically: offsets are dense and ordered across nodes, and every node hears live messages in offset order.
+//! - `fanout.rs`: [`RedisFanOut`] and the listener task that feeds this node's [`Hub`] from a pattern subscription,
+//!   reconnects with backoff and, after a reconnect, re-reads from history what its subscribers may have missed.
+//! - `tickets.rs`: [`RedisTickets`] (`SET EX NX`, consumed by `GETDEL`).
+//! - `keys.rs`: [`Keys`], the key and channel names.
+//!
+//! Wiring one node:
+//! ```no_run
+//! # async fn wire(config: social_delivery::DeliveryConfig, verifier: std::sync::Arc<social_auth::Verifier>)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use social_delivery::redis::{RedisBackend, RedisConfig};
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let redis_config = RedisConfig::for_delivery("redis://127.0.0.1:6379", "social:delivery:", &config);
+//! let backend = RedisBackend::connect(redis_config, shutdown.clone()).await?;
+//! let delivery = social_delivery::Delivery::builder(config, verifier)
+//!     .history(backend.history())
+//!     .fanout(backend.fanout())
+//!     .tickets(backend.tickets())
+//!     .shutdown(shutdown.clone())
+//!     .build();
+//! # let _ = delivery; Ok(()) }
+//! ```
+//!
+//! When Redis is unreachable every operation fails fast with [`RedisBackendError::Unavailable`] (retryable; to HTTP
+//! callers a `503 backend_unavailable` with `Retry-After`), never a panic; the connection manager reconnects on the
+//! next operation and the listener reconnects by itself with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::TicketStore;
+use crate::fanout::FanOut;
+use crate::history::History;
+use crate::hub::Hub;
+use crate::{DeliveryConfig, DeliveryError};
+
+mod fanout;
+mod history;
+pub mod keys;
+mod tickets;
+
+pub use fanout::RedisFanOut;
+pub use history::RedisHistory;
+pub use keys::Keys;
+pub use tickets::RedisTickets;
+
+/// Why a Redis operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedisBackendError {
+    /// Redis cannot be reached, or did not answer in time. Retryable: the connection is re-established.
+    #[error("redis is unavailable: {0}")]
+    Unavailable(String),
+    /// Redis answered with an error.
+    #[error("redis refused the operation: {detail}")]
+    Server { detail: String, retryable: bool },
+    /// Redis answered something this backend does not understand.
+    #[error("unexpected reply from redis: {0}")]
+    Protocol(String),
+    /// The configuration cannot work (bad URL, bad prefix).
+    #[error("invalid redis configuration: {0}")]
+    Config(String),
+}
+
+impl RedisBackendError {
+    /// Whether the same operation may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RedisBackendError::Unavailable(_) => true,
+            RedisBackendError::Server { retryable, .. } => *retryable,
+            RedisBackendError::Protocol(_) | RedisBackendError::Config(_) => false,
+        }
+    }
+}
+
+impl From<redis::RedisError> for RedisBackendError {
+    fn from(error: redis::RedisError) -> Self {
+        if error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+        {
+            return RedisBackendError::Unavailable(error.to_string());
+        }
+        match error.kind() {
+            redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse => {
+                RedisBackendError::Protocol(error.to_string())
+            }
+            redis::ErrorKind::InvalidClientConfig => RedisBackendError::Config(error.to_string()),
+            _ => RedisBackendError::Server {
+                retryable: !matches!(error.retry_method(), redis::RetryMethod::NoRetry),
+                detail: error.to_string(),
+            },
+        }
+    }
+}
+
+impl From<RedisBackendError> for DeliveryError {
+    /// Every Redis failure is a `503 backend_unavailable` with `Retry-After` to clients; the detail is logged.
+    fn from(error: RedisBackendError) -> Self {
+        DeliveryError::Backend(format!("redis: {error}"))
+    }
+}
+
+pub(crate) fn backend_error(error: redis::RedisError) -> DeliveryError {
+    RedisBackendError::from(error).into()
+}
+
+/// Configuration of the Redis backend (serde, every field defaulted, unknown fields rejected).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` (no TLS).
+    pub url: String,
+    /// Prepended to every key and channel; no braces.
+    pub key_prefix: String,
+    /// Age after which messages leave history, in seconds (24 h).
+    pub history_retention_secs: u64,
+    /// Messages kept per topic (`MAXLEN ~`, so a few more may be kept).
+    pub history_max_messages_per_topic: usize,
+    /// Lifetime of a topic's epoch and offset counter after its last append, in seconds (7 days). Past it the
+    /// topic starts a new epoch and old positions get a `RESET`.
+    pub meta_ttl_secs: u64,
+    /// How long one command may take before it fails as unavailable, in milliseconds.
+    pub response_timeout_ms: u64,
+    /// How long one connection attempt may take, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Longest wait between two reconnection attempts of the fan-out listener, in milliseconds.
+    pub reconnect_max_delay_ms: u64,
+    /// Interval of the listener's liveness `PING`, in milliseconds.
+    pub ping_interval_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            key_prefix: keys::DEFAULT_PREFIX.to_owned(),
+            history_retention_secs: 24 * 3600,
+            history_max_messages_per_topic: 1_000,
+            meta_ttl_secs: 7 * 24 * 3600,
+            response_timeout_ms: 2_000,
+            connect_timeout_ms: 1_000,
+            reconnect_max_delay_ms: 2_000,
+            ping_interval_ms: 5_000,
+        }
+    }
+}
+
+impl RedisConfig {
+    /// A configuration for `url` and `prefix` with the retention of a delivery configuration.
+    pub fn for_delivery(url: &str, prefix: &str, delivery: &DeliveryConfig) -> RedisConfig {
+        RedisConfig {
+            url: url.to_owned(),
+            key_prefix: prefix.to_owned(),
+            history_retention_secs: delivery.history_retention_secs,
+            history_max_messages_per_topic: delivery.history_max_messages_per_topic,
+            ..RedisConfig::default()
+        }
+    }
+}
+
+/// One node's connection to Redis, and the history, fan-out and ticket store built on it.
+pub struct RedisBackend {
+    config: RedisConfig,
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Arc<Keys>,
+    history: Arc<RedisHistory>,
+    subscribed: Arc<watch::Sender<bool>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl RedisBackend {
+    /// Connects (one `PING` must succeed). The fan-out listener, once started by [`RedisBackend::fanout`], runs until
+    /// `shutdown` is cancelled.
+    pub async fn connect(
+        config: RedisConfig,
+        shutdown: CancellationToken,
+    ) -> Result<RedisBackend, RedisBackendError> {
+        let keys = Arc::new(Keys::new(&config.key_prefix)?);
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|error| RedisBackendError::Config(format!("redis url: {error}")))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms.max(1))))
+            .set_response_timeout(Some(Duration::from_millis(config.response_timeout_ms.max(1))))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(config.reconnect_max_delay_ms.max(1)));
+        let connect = ConnectionManager::new_with_config(client.clone(), manager_config);
+        let connect_budget = Duration::from_millis(
+            config
+                .connect_timeout_ms
+                .saturating_mul(3)
+                .saturating_add(config.response_timeout_ms),
+        );
+        let mut conn = tokio::time::timeout(connect_budget, connect)
+            .await
+            .map_err(|_| RedisBackendError::Unavailable("connecting timed out".into()))??;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        let history = Arc::new(RedisHistory::new(
+            conn.clone(),
+            keys.clone(),
+            history::Settings::from_config(&config),
+        ));
+        Ok(RedisBackend {
+            config,
+            client,
+            conn,
+            keys,
+            history,
+            subscribed: Arc::new(watch::Sender::new(false)),
+            shutdown,
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// The key layout in use.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The shared history, for [`DeliveryBuilder::history`](crate::DeliveryBuilder::history).
+    pub fn history(&self) -> Arc<dyn History> {
+        self.history.clone()
+    }
+
+    /// The fan-out factory, for [`DeliveryBuilder::fanout`](crate::DeliveryBuilder::fanout): it starts this node's
+    /// listener (on this backend's task tracker), which feeds the given hub. Use one factory per backend.
+    pub fn fanout(&self) -> impl FnOnce(Arc<Hub>) -> Arc<dyn FanOut> + Send + 'static {
+        let listener = fanout::ListenerParts {
+            client: self.client.clone(),
+            keys: self.keys.clone(),
+            history: self.history.clone(),
+            subscribed: self.subscribed.clone(),
+            shutdown: self.shutdown.clone(),
+            ping_interval: Duration::from_millis(self.config.ping_interval_ms.max(10)),
+            connect_timeout: Duration::from_millis(self.config.connect_timeout_ms.max(1)),
+            max_backoff: Duration::from_millis(self.config.reconnect_max_delay_ms.max(1)),
+            recover_max: self.config.history_max_messages_per_topic.max(1),
+        };
+        let tasks = self.tasks.clone();
+        move |hub: Arc<Hub>| -> Arc<dyn FanOut> {
+            fanout::start_listener(listener, hub, &tasks);
+            Arc::new(RedisFanOut::new())
+        }
+    }
+
+    /// The shared single-use ticket store, for [`DeliveryBuilder::tickets`](crate::DeliveryBuilder::tickets).
+    pub fn tickets(&self) -> Arc<dyn TicketStore> {
+        Arc::new(RedisTickets::new(self.conn.clone(), self.keys.clone()))
+    }
+
+    /// Whether this node's listener is subscribed now (for readiness).
+    pub fn is_subscribed(&self) -> bool {
+        *self.subscribed.borrow()
+    }
+
+    /// Waits until the listener is subscribed; `false` after `timeout`.
+    pub async fn wait_subscribed(&self, timeout: Duration) -> bool {
+        let mut receiver = self.subscribed.subscribe();
+        tokio::time::timeout(timeout, receiver.wait_for(|subscribed| *subscribed))
+            .await
+            .is_ok_and(|result| result.is_ok())
+    }
+
+    /// One `PING` (for readiness).
+    pub async fn ping(&self) -> Result<(), RedisBackendError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Waits for the listener to end (after the shutdown token is cancelled).
+    pub async fn stopped(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}

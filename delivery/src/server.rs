@@ -1,0 +1,335 @@
+//! [`Delivery::serve`](crate::Delivery::serve): HTTP/1 serving with a lean path for SSE streams.
+//!
+//! Every accepted connection has its first request head peeked (read without consuming it). A plain
+//! `GET /v1/stream` over HTTP/1.1 whose head arrived whole is served on the connection itself: the response head,
+//! then the stream's chunks in chunked encoding, one write per chunk, with nothing per connection but the stream's
+//! own state. Everything else (other routes and methods, a head split across packets or larger than
+//! [`MAX_HEAD`], a request body, an upgrade) goes to hyper through `axum::serve` with the full router, which serves
+//! `/v1/stream` identically, only with hyper's per-connection buffers.
+//!
+//! Why: hyper keeps two 8 KiB buffers (read, and header write) per HTTP/1 connection for its whole life and writes
+//! each body chunk in two syscalls; for 10,000 idle streams that is most of the memory and, for a broadcast, half
+//! the writes (BENCHMARKS.md, `## Delivery`). Layers the caller wraps around the router (none today) do not see
+//! the lean path.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header::{self, HeaderName};
+use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::response::IntoResponse;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::DeliveryError;
+use crate::delivery::Shared;
+use crate::routes::open_stream;
+
+/// The largest request head the lean path takes (longer ones go to hyper).
+const MAX_HEAD: usize = 8 * 1024;
+/// The most header lines the lean path takes.
+const MAX_HEADERS: usize = 64;
+/// How long a new connection may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest error body rendered on the lean path.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+const STREAM_HEAD: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+x-accel-buffering: no\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+
+/// Serves `app` on `listener` until the shutdown token of `shared` is cancelled, then lets requests in flight
+/// finish (streams end at shutdown).
+pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, app: Router) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    let (handoff, connections) = mpsc::channel(1024);
+    let tracker = TaskTracker::new();
+    let shutdown = shared.shutdown.clone();
+    let accept = async {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    tracker.spawn(connection(shared.clone(), stream, peer, handoff.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors or a connection reset before accept: wait a little, go on.
+                    tracing::debug!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        drop(handoff);
+    };
+    let hyper = axum::serve(Handoff { connections, local }, app.into_make_service())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    let ((), served) = tokio::join!(accept, hyper);
+    tracker.close();
+    tracker.wait().await;
+    served
+}
+
+/// The connections that hyper serves, as an `axum::serve` listener.
+struct Handoff {
+    connections: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for Handoff {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        match self.connections.recv().await {
+            Some(connection) => connection,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    handoff: mpsc::Sender<(TcpStream, SocketAddr)>,
+) {
+    match sniff(&stream).await {
+        Sniffed::Stream(head) => serve_stream(shared, stream, head).await,
+        Sniffed::Other => {
+            // Fails only when hyper stopped accepting (shutdown): the connection is dropped.
+            let _ = handoff.send((stream, peer)).await;
+        }
+        Sniffed::Closed => {}
+    }
+}
+
+/// A request head the lean path serves.
+#[derive(Debug)]
+struct Head {
+    uri: Uri,
+    headers: HeaderMap,
+    len: usize,
+}
+
+#[derive(Debug)]
+enum Sniffed {
+    Stream(Head),
+    Other,
+    Closed,
+}
+
+async fn sniff(stream: &TcpStream) -> Sniffed {
+    match tokio::time::timeout(HEAD_TIMEOUT, stream.readable()).await {
+        Ok(Ok(())) => {}
+        _ => return Sniffed::Closed,
+    }
+    let mut buffer = vec![0; MAX_HEAD];
+    match stream.peek(&mut buffer).await {
+        Ok(0) | Err(_) => Sniffed::Closed,
+        Ok(n) => parse_head(&buffer[..n]).map_or(Sniffed::Other, Sniffed::Stream),
+    }
+}
+
+/// Parses a complete `GET /v1/stream` HTTP/1.1 head without a body or upgrade; `None` for anything else.
+fn parse_head(bytes: &[u8]) -> Option<Head> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let text = std::str::from_utf8(&bytes[..end]).ok()?;
+    let mut lines = text.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let (method, target, version) = (request_line.next()?, request_line.next()?, request_line.next()?);
+    if method != "GET" || version != "HTTP/1.1" || request_line.next().is_some() {
+        return None;
+    }
+    let path = target.split('?').next()?;
+    if path != "/v1/stream" {
+        return None;
+    }
+    let uri = Uri::try_from(target).ok()?;
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        if headers.len() >= MAX_HEADERS || line.starts_with([' ', '\t']) {
+            return None;
+        }
+        let (name, value) = line.split_once(':')?;
+        let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        let value = HeaderValue::from_str(value.trim_matches([' ', '\t'])).ok()?;
+        let has_body =
+            name == header::TRANSFER_ENCODING || (name == header::CONTENT_LENGTH && value.as_bytes() != b"0");
+        if has_body || name == header::UPGRADE || name == header::EXPECT {
+            return None;
+        }
+        headers.append(name, value);
+    }
+    Some(Head {
+        uri,
+        headers,
+        len: end + 4,
+    })
+}
+
+async fn serve_stream(shared: Arc<Shared>, mut stream: TcpStream, head: Head) {
+    // The head was only peeked: consume it (it is already in the socket's buffer).
+    let mut consumed = vec![0; head.len];
+    if stream.read_exact(&mut consumed).await.is_err() {
+        return;
+    }
+    drop(consumed);
+    // Frames are written as they come; Nagle's algorithm would hold one back behind an unacknowledged one.
+    let _ = stream.set_nodelay(true);
+    let opened = open_stream(shared, &head.uri, &head.headers).await;
+    drop(head);
+    let (first, mut live) = match opened {
+        Ok(opened) => opened,
+        Err(error) => return write_error(&stream, error).await,
+    };
+    let mut start = Vec::with_capacity(STREAM_HEAD.len() + first.len() + 16);
+    start.extend_from_slice(STREAM_HEAD);
+    push_chunk(&mut start, &first);
+    drop(first);
+    if write_all(&stream, &start).await.is_err() {
+        return;
+    }
+    drop(start);
+
+    let timer = tokio::time::sleep_until(live.next_deadline());
+    tokio::pin!(timer);
+    let stop = live.stop_token().cancelled_owned();
+    tokio::pin!(stop);
+    let gone = client_gone(&stream);
+    tokio::pin!(gone);
+    loop {
+        let Some(chunk) = live.next(timer.as_mut(), stop.as_mut(), gone.as_mut()).await else {
+            // The last chunk, best effort (the client may be gone or not reading).
+            let _ = stream.try_write(b"0\r\n\r\n");
+            break;
+        };
+        let mut framed = Vec::with_capacity(chunk.len() + 16);
+        push_chunk(&mut framed, &chunk);
+        drop(chunk);
+        tokio::select! {
+            biased;
+            // A client that stops reading fills its socket buffer, then its queue, and is cut off even mid-write.
+            _ = stop.as_mut() => {
+                live.stopped();
+                break;
+            }
+            written = write_all(&stream, &framed) => {
+                if written.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Appends `data` as one chunk of chunked transfer encoding.
+fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes all of `bytes`, trying at once before waiting for the socket (one syscall in the usual case).
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Completes when the client closed its side (or the socket failed); ignores anything it sends.
+async fn client_gone(stream: &TcpStream) {
+    let mut scratch = [0; 64];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut scratch) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Writes the error answer the router would give, then closes.
+async fn write_error(stream: &TcpStream, error: DeliveryError) {
+    let (parts, body) = error.into_response().into_parts();
+    let body = axum::body::to_bytes(body, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        parts.status.as_u16(),
+        parts.status.canonical_reason().unwrap_or("")
+    )
+    .into_bytes();
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH || name == header::CONNECTION {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(&body);
+    let _ = write_all(stream, &out).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lean_path_takes_only_whole_plain_stream_heads() {
+        let head = parse_head(
+            b"GET /v1/stream?topic=a&topic=b HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\nrest",
+        )
+        .unwrap();
+        assert_eq!(head.uri.query(), Some("topic=a&topic=b"));
+        assert_eq!(head.headers["authorization"], "Bearer t");
+        assert_eq!(head.len, 75);
+        for other in [
+            &b"GET /v1/stream?topic=a HTTP/1.1\r\nHost: x\r\n"[..],
+            b"GET /v1/poll?topic=a HTTP/1.1\r\n\r\n",
+            b"GET /v1/streams HTTP/1.1\r\n\r\n",
+            b"HEAD /v1/stream HTTP/1.1\r\n\r\n",
+            b"GET /v1/stream HTTP/1.0\r\n\r\n",
+            b"GET /v1/stream HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc",
+            b"GET /v1/stream HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"GET /v1/stream HTTP/1.1\r\nupgrade: websocket\r\n\r\n",
+            b"GET /v1/stream HTTP/1.1\r\nx: a\r\n folded\r\n\r\n",
+            b"GET /v1/stream HTTP/1.1\r\nbad header\r\n\r\n",
+        ] {
+            assert!(parse_head(other).is_none(), "{}", String::from_utf8_lossy(other));
+        }
+    }
+
+    #[test]
+    fn chunks_are_framed() {
+        let mut out = Vec::new();
+        push_chunk(&mut out, b"id: x\n\n");
+        assert_eq!(out, b"7\r\nid: x\n\n\r\n");
+    }
+}

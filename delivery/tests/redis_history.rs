@@ -1,0 +1,417 @@
+//! `RedisHistory` against a real Redis: the conformance behaviour of `MemoryHistory` (order, reads after a position,
+//! gaps, epochs), dense offsets across nodes, retention, and a typed retryable error while Redis is down.
+
+#![allow(clippy::unwrap_used)]
+
+mod redis_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis_support::*;
+use social_delivery::History;
+use social_delivery::history::{GapReason, Position, Replay};
+use social_delivery::redis::{RedisBackendError, RedisConfig};
+use tokio_util::sync::CancellationToken;
+
+async fn history(prefix: &str, adjust: impl FnOnce(&mut RedisConfig)) -> Arc<dyn History> {
+    let mut config = test_config(&redis_url(), prefix);
+    adjust(&mut config);
+    connect(config, CancellationToken::new()).await.history()
+}
+
+fn offsets(replay: Replay) -> Vec<u64> {
+    match replay {
+        Replay::Messages(entries) => entries.iter().map(|e| e.position.offset).collect(),
+        Replay::Gap(reason) => panic!("gap: {reason:?}"),
+    }
+}
+
+fn gap(replay: Replay) -> GapReason {
+    match replay {
+        Replay::Gap(reason) => reason,
+        Replay::Messages(entries) => panic!("expected a gap, got {} messages", entries.len()),
+    }
+}
+
+/// Inside `mod redis`, so that `cargo test -p social-delivery redis` selects these tests.
+mod redis {
+    use super::*;
+
+    #[tokio::test]
+    async fn appends_in_order_and_reads_after_a_position() {
+        let prefix = unique_prefix();
+        let history = history(&prefix, |_| {}).await;
+        let mut epoch = None;
+        for i in 1..=5u64 {
+            let entry = history
+                .append("trending.1h", Bytes::from(format!("{{\"n\":{i}}}")))
+                .await
+                .unwrap();
+            assert_eq!(entry.position.offset, i);
+            assert_ne!(entry.position.epoch, 0);
+            assert_eq!(*epoch.get_or_insert(entry.position.epoch), entry.position.epoch);
+        }
+        let epoch = epoch.unwrap();
+        let head = history.head("trending.1h").await.unwrap();
+        assert_eq!(head, Position { epoch, offset: 5 });
+        let replay = history
+            .read_after("trending.1h", Position { epoch, offset: 2 }, 100)
+            .await
+            .unwrap();
+        let Replay::Messages(entries) = replay else {
+            panic!("gap")
+        };
+        assert_eq!(
+            entries.iter().map(|e| e.position.offset).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        assert_eq!(&entries[0].json[..], b"{\"n\":3}");
+        assert!(entries.windows(2).all(|w| w[0].published_at <= w[1].published_at));
+        assert!(offsets(history.read_after("trending.1h", head, 100).await.unwrap()).is_empty());
+        let from_start = history
+            .read_after("trending.1h", Position { epoch, offset: 0 }, 100)
+            .await
+            .unwrap();
+        assert_eq!(offsets(from_start), [1, 2, 3, 4, 5]);
+        let last = history.last("trending.1h", 2).await.unwrap();
+        assert_eq!(last.iter().map(|e| e.position.offset).collect::<Vec<_>>(), [4, 5]);
+        assert!(history.last("trending.1h", 0).await.unwrap().is_empty());
+        assert!(history.last("trending.24h", 3).await.unwrap().is_empty());
+
+        // A topic nobody published to: offset 0 in an epoch that the first append keeps.
+        let empty = history.head("trending.24h").await.unwrap();
+        assert_eq!(empty.offset, 0);
+        assert!(offsets(history.read_after("trending.24h", empty, 10).await.unwrap()).is_empty());
+        let first = history
+            .append("trending.24h", Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            first.position,
+            Position {
+                epoch: empty.epoch,
+                offset: 1
+            }
+        );
+        assert_eq!(
+            offsets(history.read_after("trending.24h", empty, 10).await.unwrap()),
+            [1]
+        );
+        cleanup(&redis_url(), &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn gaps_are_reported_never_skipped() {
+        let prefix = unique_prefix();
+        // `MAXLEN ~` trims whole stream nodes (100 entries by default): 300 appends over a cap of 10 must drop some.
+        let history = history(&prefix, |config| config.history_max_messages_per_topic = 10).await;
+        let mut epoch = 0;
+        for i in 0..300 {
+            epoch = history
+                .append("t", Bytes::from(format!("{i}")))
+                .await
+                .unwrap()
+                .position
+                .epoch;
+        }
+        let last = history.last("t", 1_000).await.unwrap();
+        let first_retained = last[0].position.offset;
+        assert!(first_retained > 1, "nothing was trimmed");
+        assert_eq!(last.last().unwrap().position.offset, 300);
+        assert_eq!(
+            last.len() as u64,
+            300 - first_retained + 1,
+            "retained offsets are dense"
+        );
+
+        let covered = history
+            .read_after(
+                "t",
+                Position {
+                    epoch,
+                    offset: first_retained - 1,
+                },
+                1_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(offsets(covered).len() as u64, 300 - first_retained + 1);
+        let expired = history
+            .read_after(
+                "t",
+                Position {
+                    epoch,
+                    offset: first_retained - 2,
+                },
+                1_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(gap(expired), GapReason::Expired);
+        let other_epoch = history
+            .read_after(
+                "t",
+                Position {
+                    epoch: epoch ^ 1,
+                    offset: 299,
+                },
+                1_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(gap(other_epoch), GapReason::EpochChanged);
+        let beyond = history
+            .read_after("t", Position { epoch, offset: 301 }, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(gap(beyond), GapReason::EpochChanged);
+        let too_many = history
+            .read_after("t", Position { epoch, offset: 297 }, 2)
+            .await
+            .unwrap();
+        assert_eq!(gap(too_many), GapReason::Expired);
+        cleanup(&redis_url(), &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn lost_keys_change_the_epoch_and_a_lost_stream_is_expired() {
+        let url = redis_url();
+        let prefix = unique_prefix();
+        let history = history(&prefix, |_| {}).await;
+        for i in 0..3 {
+            history
+                .append("leaderboard.daily", Bytes::from(format!("{i}")))
+                .await
+                .unwrap();
+        }
+        let old = history.head("leaderboard.daily").await.unwrap();
+        let mut conn = raw(&url).await;
+
+        // The stream vanished, the epoch survived: what the client missed is gone, and says so.
+        let _: () = ::redis::cmd("DEL")
+            .arg(format!("{prefix}history:{{leaderboard.daily}}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let expired = history
+            .read_after(
+                "leaderboard.daily",
+                Position {
+                    epoch: old.epoch,
+                    offset: 1,
+                },
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(gap(expired), GapReason::Expired);
+        assert!(offsets(history.read_after("leaderboard.daily", old, 100).await.unwrap()).is_empty());
+        let next = history
+            .append("leaderboard.daily", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            next.position,
+            Position {
+                epoch: old.epoch,
+                offset: 4
+            }
+        );
+
+        // Everything vanished (a flush): a new epoch, offsets restart, old positions are reset.
+        let deleted: u64 = ::redis::cmd("DEL")
+            .arg(&keys_under(&url, &prefix).await)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(deleted >= 2);
+        let fresh = history.head("leaderboard.daily").await.unwrap();
+        assert_ne!(fresh.epoch, old.epoch);
+        assert_eq!(fresh.offset, 0);
+        let reset = history
+            .read_after(
+                "leaderboard.daily",
+                Position {
+                    epoch: old.epoch,
+                    offset: 4,
+                },
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(gap(reset), GapReason::EpochChanged);
+        let first = history
+            .append("leaderboard.daily", Bytes::from_static(b"y"))
+            .await
+            .unwrap();
+        assert_eq!(
+            first.position,
+            Position {
+                epoch: fresh.epoch,
+                offset: 1
+            }
+        );
+
+        // Keys lost between two appends, without a head in between: the append starts the new epoch itself.
+        let _: u64 = ::redis::cmd("DEL")
+            .arg(&keys_under(&url, &prefix).await)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let again = history
+            .append("leaderboard.daily", Bytes::from_static(b"z"))
+            .await
+            .unwrap();
+        assert_eq!(again.position.offset, 1);
+        assert_ne!(again.position.epoch, fresh.epoch);
+        cleanup(&url, &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn offsets_are_dense_across_nodes_appending_at_once() {
+        let prefix = unique_prefix();
+        let node_1 = history(&prefix, |_| {}).await;
+        let node_2 = history(&prefix, |_| {}).await;
+        let append_many = |history: Arc<dyn History>, node: u32| async move {
+            let mut offsets = Vec::new();
+            for i in 0..100 {
+                let entry = history
+                    .append("testimonials.recent", Bytes::from(format!("{node}-{i}")))
+                    .await
+                    .unwrap();
+                offsets.push(entry.position.offset);
+            }
+            offsets
+        };
+        let (a, b) = tokio::join!(
+            tokio::spawn(append_many(node_1.clone(), 1)),
+            tokio::spawn(append_many(node_2.clone(), 2))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.windows(2).all(|w| w[0] < w[1]) && b.windows(2).all(|w| w[0] < w[1]));
+        let mut all: Vec<u64> = a.into_iter().chain(b).collect();
+        all.sort_unstable();
+        assert_eq!(all, (1..=200).collect::<Vec<_>>());
+        let head_1 = node_1.head("testimonials.recent").await.unwrap();
+        assert_eq!(head_1, node_2.head("testimonials.recent").await.unwrap());
+        let replay = node_2
+            .read_after(
+                "testimonials.recent",
+                Position {
+                    epoch: head_1.epoch,
+                    offset: 0,
+                },
+                1_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(offsets(replay), (1..=200).collect::<Vec<_>>());
+        cleanup(&redis_url(), &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn messages_older_than_the_retention_expire() {
+        let prefix = unique_prefix();
+        let history = history(&prefix, |config| config.history_retention_secs = 1).await;
+        let first = history
+            .append("trending.1h", Bytes::from_static(b"old"))
+            .await
+            .unwrap();
+        // Redis time cannot be paused: wait out the one-second retention.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let young = history
+            .append("trending.1h", Bytes::from_static(b"young"))
+            .await
+            .unwrap();
+        let last = history.last("trending.1h", 10).await.unwrap();
+        assert_eq!(last.iter().map(|e| e.position.offset).collect::<Vec<_>>(), [2]);
+        let before = Position {
+            epoch: first.position.epoch,
+            offset: 0,
+        };
+        assert_eq!(
+            gap(history.read_after("trending.1h", before, 10).await.unwrap()),
+            GapReason::Expired
+        );
+        assert_eq!(
+            offsets(
+                history
+                    .read_after("trending.1h", first.position, 10)
+                    .await
+                    .unwrap()
+            ),
+            [2]
+        );
+        assert_eq!(history.head("trending.1h").await.unwrap(), young.position);
+        cleanup(&redis_url(), &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_is_a_typed_retryable_error_and_the_connection_comes_back() {
+        let refused = connect_refused().await;
+        assert!(
+            matches!(refused, RedisBackendError::Unavailable(_)),
+            "{refused:?}"
+        );
+        assert!(refused.is_retryable());
+
+        let server = PrivateRedis::start().await;
+        let prefix = unique_prefix();
+        let history = history_at(&server.url(), &prefix).await;
+        let before = history
+            .append("trending.1h", Bytes::from_static(b"a"))
+            .await
+            .unwrap();
+        let port = server.kill();
+
+        let started = std::time::Instant::now();
+        let failed = history.append("trending.1h", Bytes::from_static(b"b")).await;
+        assert!(
+            matches!(&failed, Err(social_delivery::DeliveryError::Backend(_))),
+            "{failed:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "failing took {:?}",
+            started.elapsed()
+        );
+        assert!(history.head("trending.1h").await.is_err());
+
+        // Redis comes back empty (no persistence): the next operations reconnect, and the epoch says history was lost.
+        let _server = PrivateRedis::start_on(port).await;
+        let mut after = None;
+        for _ in 0..100 {
+            if let Ok(entry) = history.append("trending.1h", Bytes::from_static(b"c")).await {
+                after = Some(entry);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let after = after.expect("the connection manager reconnects");
+        assert_ne!(after.position.epoch, before.position.epoch);
+        assert_eq!(after.position.offset, 1);
+    }
+
+    #[allow(non_snake_case)]
+    async fn connect_refused() -> RedisBackendError {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = test_config(&format!("redis://127.0.0.1:{port}"), "test:refused:");
+        match social_delivery::redis::RedisBackend::connect(config, CancellationToken::new()).await {
+            Ok(_) => panic!("nothing listens on port {port}"),
+            Err(error) => error,
+        }
+    }
+
+    async fn history_at(url: &str, prefix: &str) -> Arc<dyn History> {
+        let mut config = test_config(url, prefix);
+        config.response_timeout_ms = 500;
+        config.connect_timeout_ms = 300;
+        connect(config, CancellationToken::new()).await.history()
+    }
+}

@@ -1,0 +1,296 @@
+//! Two delivery nodes in one process sharing one Redis, each serving real HTTP on port 0: live fan-out across
+//! nodes, resumption on the other node (exactly the missed messages, then live), tickets across nodes, and a flushed
+//! Redis answered with `RESET`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod redis_support;
+
+use std::collections::BTreeMap;
+
+use common::{Sse, client, key, token};
+use redis_support::{Node, cleanup, keys_under, raw, redis_url, unique_prefix};
+use serde_json::{Value, json};
+use social_delivery::DeliveryConfig;
+
+const TOPICS: [&str; 3] = ["user.u1.referrals", "leaderboard.daily", "trending.1h"];
+
+fn stream_path(topics: &[&str], extra: &str) -> String {
+    let query: Vec<String> = topics.iter().map(|t| format!("topic={t}")).collect();
+    format!("/v1/stream?{}{}", query.join("&"), extra)
+}
+
+fn per_topic(messages: &[Value]) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for message in messages {
+        let (topic, id) = key(message);
+        map.entry(topic).or_default().push(id);
+    }
+    map
+}
+
+async fn two_nodes() -> (String, Node, Node) {
+    let prefix = unique_prefix();
+    let url = redis_url();
+    let node_1 = Node::start(&url, &prefix, DeliveryConfig::default()).await;
+    let node_2 = Node::start(&url, &prefix, DeliveryConfig::default()).await;
+    (prefix, node_1, node_2)
+}
+
+async fn finish(prefix: &str, nodes: [Node; 2]) {
+    for node in nodes {
+        node.stop().await;
+    }
+    cleanup(&redis_url(), prefix).await;
+}
+
+/// Inside `mod redis`, so that `cargo test -p social-delivery redis` selects these tests.
+mod redis {
+    use super::*;
+
+    #[tokio::test]
+    async fn live_messages_published_on_one_node_reach_streams_on_every_node() {
+        let (prefix, node_1, node_2) = two_nodes().await;
+        let path = stream_path(&TOPICS[1..], "");
+        let mut on_2 = Sse::connect(&node_2.url(&path), &[]).await;
+        let mut on_1 = Sse::connect(&node_1.url(&path), &[]).await;
+        assert_eq!((on_1.status, on_2.status), (200, 200));
+        on_2.next_frame().await.unwrap();
+        on_1.next_frame().await.unwrap();
+
+        let mut expected = Vec::new();
+        for i in 0..20 {
+            let topic = TOPICS[1 + i % 2];
+            let id = format!("m-{i}");
+            let node = if i % 3 == 0 { &node_2 } else { &node_1 };
+            node.publish(topic, &id).await;
+            expected.push(json!({"topic": topic, "id": id}));
+        }
+        let received_2 = on_2.messages(20).await;
+        let received_1 = on_1.messages(20).await;
+        assert_eq!(
+            per_topic(&received_2),
+            per_topic(&expected),
+            "in order, none twice"
+        );
+        assert_eq!(per_topic(&received_1), per_topic(&expected));
+        finish(&prefix, [node_1, node_2]).await;
+    }
+
+    #[tokio::test]
+    async fn a_client_resumes_on_another_node_with_exactly_the_missed_messages_then_live() {
+        let (prefix, node_1, node_2) = two_nodes().await;
+        let auth = format!("Bearer {}", token("u1", &[], &[]));
+        let path = stream_path(&TOPICS, "");
+
+        let mut first = Sse::connect(&node_1.url(&path), &[("authorization", auth.as_str())]).await;
+        assert_eq!(first.status, 200);
+        first.next_frame().await.unwrap();
+        for (i, topic) in TOPICS.iter().enumerate() {
+            node_1.publish(topic, &format!("before-{i}")).await;
+        }
+        let seen = first.messages(3).await;
+        assert_eq!(
+            seen.iter().map(|m| key(m).1).collect::<Vec<_>>(),
+            ["before-0", "before-1", "before-2"]
+        );
+        let last_id = first.last_id.clone().unwrap();
+        first.close();
+
+        let mut missed = Vec::new();
+        for i in 0..12 {
+            let topic = TOPICS[i % 3];
+            let id = format!("missed-{i}");
+            let node = if i % 2 == 0 { &node_1 } else { &node_2 };
+            node.publish(topic, &id).await;
+            missed.push(json!({"topic": topic, "id": id}));
+        }
+
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("last-event-id", last_id.as_str()),
+        ];
+        let mut second = Sse::connect(&node_2.url(&path), &headers).await;
+        assert_eq!(second.status, 200);
+        let replayed = second.messages(12).await;
+        assert_eq!(
+            per_topic(&replayed),
+            per_topic(&missed),
+            "exactly the missed messages, in order"
+        );
+        assert!(replayed.iter().all(|m| m["type"] == "EVENT"));
+
+        node_1.publish("trending.1h", "live-1").await;
+        node_2.publish("user.u1.referrals", "live-2").await;
+        let live = second.messages(2).await;
+        assert_eq!(
+            live.iter().map(|m| key(m).1).collect::<Vec<_>>(),
+            ["live-1", "live-2"]
+        );
+        finish(&prefix, [node_1, node_2]).await;
+    }
+
+    #[tokio::test]
+    async fn resuming_on_another_node_while_both_publish_loses_and_doubles_nothing() {
+        let (prefix, node_1, node_2) = two_nodes().await;
+        let path = stream_path(&TOPICS[1..], "");
+        let mut first = Sse::connect(&node_1.url(&path), &[]).await;
+        first.next_frame().await.unwrap();
+        node_1.publish("leaderboard.daily", "m-0").await;
+        assert_eq!(key(&first.next_message().await.unwrap()).1, "m-0");
+        let last_id = first.last_id.clone().unwrap();
+        first.close();
+
+        let total = 300;
+        let publish = |publisher: social_delivery::Publisher, parity: usize| async move {
+            for i in (1..=total).filter(|i| i % 2 == parity) {
+                let topic = if i % 4 < 2 {
+                    "leaderboard.daily"
+                } else {
+                    "trending.1h"
+                };
+                publisher
+                    .publish(social_schemas::TopicMessage {
+                        topic: topic.into(),
+                        id: format!("m-{i}"),
+                        event_type: "test.event".into(),
+                        timestamp: chrono::Utc::now(),
+                        data: json!({}),
+                    })
+                    .await
+                    .unwrap();
+            }
+        };
+        let from_1 = tokio::spawn(publish(node_1.publisher.clone(), 0));
+        let from_2 = tokio::spawn(publish(node_2.publisher.clone(), 1));
+        let mut second = Sse::connect(&node_2.url(&path), &[("last-event-id", last_id.as_str())]).await;
+        let received = second.messages(total).await;
+        from_1.await.unwrap();
+        from_2.await.unwrap();
+
+        let grouped = per_topic(&received);
+        let mut ids: Vec<&String> = grouped.values().flatten().collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), total, "none lost, none twice");
+        // Within a topic, each node's own messages keep the order in which that node published them.
+        for messages in grouped.values() {
+            for parity in 0..2 {
+                let numbers: Vec<usize> = messages
+                    .iter()
+                    .map(|id| id.trim_start_matches("m-").parse().unwrap())
+                    .filter(|n: &usize| n % 2 == parity)
+                    .collect();
+                assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+            }
+        }
+        finish(&prefix, [node_1, node_2]).await;
+    }
+
+    #[tokio::test]
+    async fn a_ticket_issued_on_one_node_works_once_on_any_node() {
+        let (prefix, node_1, node_2) = two_nodes().await;
+        let response = client()
+            .post(node_1.url("/v1/tickets"))
+            .bearer_auth(token("u1", &[], &[]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        let ticket = body["ticket"].as_str().unwrap().to_owned();
+        assert!(body["expiresInSecs"].as_u64().unwrap() <= 60);
+        assert!(
+            keys_under(&redis_url(), &prefix)
+                .await
+                .contains(&format!("{prefix}ticket:{ticket}")),
+            "the ticket is stored in redis"
+        );
+
+        let path = format!("/v1/stream?topic=user.u1.social&ticket={ticket}");
+        let mut on_2 = Sse::connect(&node_2.url(&path), &[]).await;
+        assert_eq!(on_2.status, 200, "accepted on the other node");
+        on_2.next_frame().await.unwrap();
+        let again_1 = Sse::connect(&node_1.url(&path), &[]).await;
+        assert_eq!(again_1.status, 401, "single use");
+        assert_eq!(again_1.error_json().await["error"]["code"], "invalid_ticket");
+        let again_2 = Sse::connect(&node_2.url(&path), &[]).await;
+        assert_eq!(again_2.status, 401);
+        let forged = Sse::connect(&node_2.url("/v1/stream?topic=user.u1.social&ticket=nope"), &[]).await;
+        assert_eq!(forged.status, 401);
+        on_2.close();
+        finish(&prefix, [node_1, node_2]).await;
+    }
+
+    #[tokio::test]
+    async fn a_flushed_redis_gives_reset_on_resume() {
+        let (prefix, node_1, node_2) = two_nodes().await;
+        let path = stream_path(&["trending.24h"], "");
+        let mut first = Sse::connect(&node_1.url(&path), &[]).await;
+        first.next_frame().await.unwrap();
+        node_1.publish("trending.24h", "x").await;
+        first.next_message().await.unwrap();
+        let last_id = first.last_id.clone().unwrap();
+        first.close();
+
+        let keys = keys_under(&redis_url(), &prefix).await;
+        let mut conn = raw(&redis_url()).await;
+        let _: u64 = ::redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+
+        let mut second = Sse::connect(&node_2.url(&path), &[("last-event-id", last_id.as_str())]).await;
+        let reset = second.next_message().await.unwrap();
+        assert_eq!(
+            (reset["type"].as_str(), reset["data"]["reason"].as_str()),
+            (Some("RESET"), Some("epoch_changed"))
+        );
+        node_1.publish("trending.24h", "after").await;
+        assert_eq!(key(&second.next_message().await.unwrap()).1, "after");
+        finish(&prefix, [node_1, node_2]).await;
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_loses_its_subscription_recovers_what_it_missed() {
+        // A private server: killing its pub/sub clients must not disturb other tests.
+        let server = redis_support::PrivateRedis::start().await;
+        let prefix = unique_prefix();
+        let node_1 = Node::start(&server.url(), &prefix, DeliveryConfig::default()).await;
+        let node_2 = Node::start(&server.url(), &prefix, DeliveryConfig::default()).await;
+        let path = stream_path(&["leaderboard.daily"], "");
+        let mut on_2 = Sse::connect(&node_2.url(&path), &[]).await;
+        on_2.next_frame().await.unwrap();
+        node_1.publish("leaderboard.daily", "m-0").await;
+        assert_eq!(key(&on_2.next_message().await.unwrap()).1, "m-0");
+
+        let mut conn = raw(&server.url()).await;
+        let killed: u64 = ::redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "pubsub"][..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(killed, 2, "both listeners were subscribed");
+        // Published while the listeners reconnect: pub/sub loses these; the listener re-reads them from history.
+        for i in 1..=5 {
+            node_1.publish("leaderboard.daily", &format!("m-{i}")).await;
+        }
+        let received = on_2.messages(5).await;
+        assert_eq!(
+            received.iter().map(|m| key(m).1).collect::<Vec<_>>(),
+            ["m-1", "m-2", "m-3", "m-4", "m-5"]
+        );
+        assert!(
+            node_2
+                .backend
+                .wait_subscribed(std::time::Duration::from_secs(5))
+                .await
+        );
+        node_1.publish("leaderboard.daily", "m-6").await;
+        assert_eq!(key(&on_2.next_message().await.unwrap()).1, "m-6");
+        node_1.stop().await;
+        node_2.stop().await;
+    }
+}
