@@ -13,6 +13,9 @@ use social_realtime::cli::ServerArgs;
 use social_realtime::server::System;
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET: &str = "benchmark-secret-of-at-least-32-bytes-long";
 
 struct Options {
@@ -74,11 +77,7 @@ async fn run(name: &str, data_dir: Option<&std::path::Path>, bodies: Arc<Vec<Vec
     let system = Arc::new(System::open(&server_args(data_dir), &config, false, shutdown.clone()).await.unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
-    let server = tokio::spawn(social_realtime::server::serve(
-        listener,
-        system.router(),
-        shutdown.clone(),
-    ));
+    let server = tokio::spawn(social_realtime::server::serve(system.clone(), listener));
     let token = Minter::new(&config)
         .unwrap()
         .mint(

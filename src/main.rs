@@ -1,6 +1,11 @@
 //! `social-realtime`: the one binary. Parses the command line and hands over to the library.
 
 use clap::Parser;
+
+// Many small, short-lived allocations per event (parsing, serialising): mimalloc handles them far better than
+// the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use social_realtime::cli::Cli;
 
 #[tokio::main]

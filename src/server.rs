@@ -121,15 +121,13 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
-/// Serves `router` until `shutdown` fires, then lets requests in flight finish.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-    .context("serving HTTP")
+/// Serves the system's routes until shutdown, then lets requests in flight finish.
+///
+/// The delivery tier serves the connections (its lean path for SSE streams, hyper for the rest); it stops on the
+/// shutdown token given to [`System::open`].
+pub async fn serve(system: Arc<System>, listener: TcpListener) -> anyhow::Result<()> {
+    let router = system.router();
+    system.delivery.serve(listener, router).await.context("serving HTTP")
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

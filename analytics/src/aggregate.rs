@@ -72,21 +72,21 @@ pub(crate) fn recompute_statements(minutes: &[i64], version: u64) -> Vec<String>
         "INSERT INTO referral_funnel_1m \
          (minute, program_id, clicks, conversions_started, conversions_completed, rewards, reward_amount, version) \
          SELECT minute, program_id, sum(c), sum(s), sum(d), sum(r), toDecimal64(sum(amt), 4), {version} FROM ( \
-           SELECT minute, if(program_id != '', program_id, code_program) AS program_id, \
-             toUInt64(type = 'referral.link.clicked') AS c, \
-             toUInt64(type = 'referral.conversion.started') AS s, \
-             toUInt64(type = 'referral.conversion.completed') AS d, \
-             toUInt64(type = 'referral.reward.earned') AS r, \
-             if(type = 'referral.reward.earned', toDecimal64(amount, 4), toDecimal64(0, 4)) AS amt \
+           SELECT minute, if(ev_program != '', ev_program, code_program) AS program_id, \
+             toUInt64(ev_type = 'referral.link.clicked') AS c, \
+             toUInt64(ev_type = 'referral.conversion.started') AS s, \
+             toUInt64(ev_type = 'referral.conversion.completed') AS d, \
+             toUInt64(ev_type = 'referral.reward.earned') AS r, \
+             if(ev_type = 'referral.reward.earned', toDecimal64(ev_amount, 4), toDecimal64(0, 4)) AS amt \
            FROM ( \
-             SELECT toStartOfMinute(event_time) AS minute, source, id, any(type) AS type, \
-               any(program_id) AS program_id, any(referral_id) AS referral_id, any(amount) AS amount \
+             SELECT toStartOfMinute(event_time) AS minute, source, id, any(type) AS ev_type, \
+               any(program_id) AS ev_program, any(referral_id) AS ev_referral, any(amount) AS ev_amount \
              FROM raw_events WHERE {raw} AND type IN ({FUNNEL_TYPES}) GROUP BY minute, source, id \
            ) ANY LEFT JOIN ( \
-             SELECT code_id AS referral_id, any(program_id) AS code_program FROM referral_codes \
+             SELECT code_id AS ev_referral, any(program_id) AS code_program FROM referral_codes \
              WHERE code_id IN (SELECT referral_id FROM raw_events WHERE {raw} AND type IN ({FUNNEL_TYPES})) \
              GROUP BY code_id \
-           ) USING referral_id \
+           ) USING ev_referral \
            UNION ALL \
            SELECT minute, program_id, toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toDecimal64(0, 4) \
            FROM referral_funnel_1m WHERE {agg} \
@@ -94,19 +94,19 @@ pub(crate) fn recompute_statements(minutes: &[i64], version: u64) -> Vec<String>
     );
     let engagement = format!(
         "INSERT INTO engagement_1m (minute, content_id, engagement_type, engagements, version) \
-         SELECT minute, content_id, engagement_type, count(), {version} FROM ( \
-           SELECT toStartOfMinute(event_time) AS minute, source, id, any(content_id) AS content_id, \
-             any(engagement_type) AS engagement_type \
+         SELECT minute, ev_content, ev_engagement, count(), {version} FROM ( \
+           SELECT toStartOfMinute(event_time) AS minute, source, id, any(content_id) AS ev_content, \
+             any(engagement_type) AS ev_engagement \
            FROM raw_events WHERE {raw} AND type IN ({ENGAGEMENT_TYPES}) GROUP BY minute, source, id \
-         ) GROUP BY minute, content_id, engagement_type"
+         ) GROUP BY minute, ev_content, ev_engagement"
     );
     let shares = format!(
         "INSERT INTO shares_1m (minute, platform, content_type, shares, version) \
-         SELECT minute, platform, content_type, count(), {version} FROM ( \
-           SELECT toStartOfMinute(event_time) AS minute, source, id, any(platform) AS platform, \
-             any(content_type) AS content_type \
+         SELECT minute, ev_platform, ev_content_type, count(), {version} FROM ( \
+           SELECT toStartOfMinute(event_time) AS minute, source, id, any(platform) AS ev_platform, \
+             any(content_type) AS ev_content_type \
            FROM raw_events WHERE {raw} AND type = 'social.share.created' GROUP BY minute, source, id \
-         ) GROUP BY minute, platform, content_type"
+         ) GROUP BY minute, ev_platform, ev_content_type"
     );
     vec![funnel, engagement, shares]
 }
@@ -213,7 +213,11 @@ pub async fn verify_aggregates(
     .into_iter()
     .flatten()
     .collect();
-    Ok(if mismatches.is_empty() { Ok(counts) } else { Err(mismatches) })
+    Ok(if mismatches.is_empty() {
+        Ok(counts)
+    } else {
+        Err(mismatches)
+    })
 }
 
 fn compare<T: Ord + std::fmt::Debug>(

@@ -105,7 +105,10 @@ impl ClickHouseConfig {
             .with_url(&self.url)
             .with_validation(false)
             .with_compression(clickhouse::Compression::Lz4)
-            .with_setting("max_execution_time", (self.request_timeout_ms / 1000).max(1).to_string());
+            .with_setting(
+                "max_execution_time",
+                (self.request_timeout_ms / 1000).max(1).to_string(),
+            );
         if with_database {
             client = client.with_database(&self.database);
         }

@@ -10,12 +10,32 @@ use crate::extract::minute_of;
 use crate::rows::{DeadLetterRow, DeliveryLatencyRow};
 
 /// Upper bounds (inclusive, milliseconds) of the delivery latency buckets; the last is +Inf.
-pub const BUCKETS_MS: [u32; 15] = [1, 2, 5, 10, 20, 50, 100, 150, 250, 500, 1_000, 2_500, 5_000, 10_000, u32::MAX];
+pub const BUCKETS_MS: [u32; 15] = [
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    150,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    u32::MAX,
+];
 
 /// The bucket bound for a latency.
 pub fn bucket_of(latency: Duration) -> u32 {
     let ms = u32::try_from(latency.as_millis()).unwrap_or(u32::MAX);
-    BUCKETS_MS.iter().copied().find(|&le| ms <= le).unwrap_or(u32::MAX)
+    BUCKETS_MS
+        .iter()
+        .copied()
+        .find(|&le| ms <= le)
+        .unwrap_or(u32::MAX)
 }
 
 /// Counts since the last flush.
@@ -34,7 +54,10 @@ impl Deltas {
     }
 
     pub(crate) fn record_dead_letter(&mut self, reason: &str, at: DateTime<Utc>, count: u64) {
-        *self.dead_letters.entry((minute_of(at), reason.to_owned())).or_default() += count;
+        *self
+            .dead_letters
+            .entry((minute_of(at), reason.to_owned()))
+            .or_default() += count;
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -96,7 +119,10 @@ mod tests {
         d.record_dead_letter("missing_field", t, 2);
         let (lat, dead) = d.take_rows("n", "w", 3);
         assert_eq!(lat.len(), 1);
-        assert_eq!((lat[0].le_ms, lat[0].count, lat[0].minute.timestamp()), (10, 2, 120));
+        assert_eq!(
+            (lat[0].le_ms, lat[0].count, lat[0].minute.timestamp()),
+            (10, 2, 120)
+        );
         assert_eq!((dead[0].count, dead[0].seq), (2, 3));
         assert!(d.is_empty());
     }

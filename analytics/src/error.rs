@@ -69,9 +69,17 @@ pub(crate) fn is_transient(error: &clickhouse::error::Error) -> bool {
         Error::BadResponse(text) => {
             // Code 252 TOO_MANY_PARTS, 241 MEMORY_LIMIT_EXCEEDED, 202 TOO_MANY_SIMULTANEOUS_QUERIES,
             // 159 TIMEOUT_EXCEEDED, 209 SOCKET_TIMEOUT, 210 NETWORK_ERROR, 242 TABLE_IS_READ_ONLY.
-            ["Code: 252", "Code: 241", "Code: 202", "Code: 159", "Code: 209", "Code: 210", "Code: 242"]
-                .iter()
-                .any(|code| text.contains(code))
+            [
+                "Code: 252",
+                "Code: 241",
+                "Code: 202",
+                "Code: 159",
+                "Code: 209",
+                "Code: 210",
+                "Code: 242",
+            ]
+            .iter()
+            .any(|code| text.contains(code))
                 || text.contains("503")
                 || text.contains("502")
         }

@@ -136,8 +136,8 @@ pub(crate) async fn run(
         .fetch_one()
         .await
         .map_err(|e| AnalyticsError::clickhouse("server version", e))?;
-    let server =
-        parse_version(&server_version).ok_or_else(|| AnalyticsError::ServerVersion(server_version.clone()))?;
+    let server = parse_version(&server_version)
+        .ok_or_else(|| AnalyticsError::ServerVersion(server_version.clone()))?;
     let mut report = MigrationReport {
         server_version: server_version.clone(),
         ..MigrationReport::default()
@@ -184,14 +184,22 @@ async fn apply(client: &clickhouse::Client, migration: &Migration) -> Result<()>
                 source,
             })?;
     }
-    tracing::info!(version = migration.version, kind = migration.kind.as_str(), "migration applied");
+    tracing::info!(
+        version = migration.version,
+        kind = migration.kind.as_str(),
+        "migration applied"
+    );
     Ok(())
 }
 
 async fn record(client: &clickhouse::Client, migration: &Migration, server_version: &str) -> Result<()> {
     let row = MigrationRecord {
         version: migration.version.to_owned(),
-        name: migration.version.split_once('_').map_or("", |(_, n)| n).to_owned(),
+        name: migration
+            .version
+            .split_once('_')
+            .map_or("", |(_, n)| n)
+            .to_owned(),
         kind: migration.kind.as_str().to_owned(),
         server_version: server_version.to_owned(),
         applied_at: Utc::now(),
@@ -258,10 +266,13 @@ mod tests {
     #[test]
     fn splits_statements_and_drops_comments() {
         let sql = "-- a; comment\nCREATE TABLE a (x UInt8) ENGINE = Log;\n\nCREATE VIEW b AS SELECT 1;\n";
-        assert_eq!(split_statements(sql), vec![
-            "CREATE TABLE a (x UInt8) ENGINE = Log",
-            "CREATE VIEW b AS SELECT 1"
-        ]);
+        assert_eq!(
+            split_statements(sql),
+            vec![
+                "CREATE TABLE a (x UInt8) ENGINE = Log",
+                "CREATE VIEW b AS SELECT 1"
+            ]
+        );
     }
 
     #[test]

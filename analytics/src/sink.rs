@@ -47,7 +47,13 @@ impl ClickHouseSink {
         let deltas = Arc::new(Mutex::new(Deltas::default()));
         let stop = CancellationToken::new();
         let (commands, receiver) = mpsc::channel(1024);
-        let writer = Writer::new(client.clone(), config.clone(), stats.clone(), deltas.clone(), stop.clone());
+        let writer = Writer::new(
+            client.clone(),
+            config.clone(),
+            stats.clone(),
+            deltas.clone(),
+            stop.clone(),
+        );
         let task = tokio::spawn(writer.run(receiver));
         Ok(ClickHouseSink {
             buffer: Arc::new(Semaphore::new(config.buffer_rows)),
@@ -73,7 +79,9 @@ impl ClickHouseSink {
         let timeout = Duration::from_millis(self.config.request_timeout_ms.clamp(1, 5_000));
         match tokio::time::timeout(timeout, self.admin.query("SELECT 1").fetch_one::<u8>()).await {
             Ok(Ok(1)) => Ok(()),
-            Ok(Ok(_)) => Err(AnalyticsError::Config("SELECT 1 returned another value".to_owned())),
+            Ok(Ok(_)) => Err(AnalyticsError::Config(
+                "SELECT 1 returned another value".to_owned(),
+            )),
             Ok(Err(e)) => Err(AnalyticsError::clickhouse("health check", e)),
             Err(_) => Err(AnalyticsError::Timeout("health check")),
         }
@@ -173,7 +181,10 @@ impl ClickHouseSink {
 
     /// Counters of this sink.
     pub fn stats(&self) -> SinkStats {
-        let buffered = self.config.buffer_rows.saturating_sub(self.buffer.available_permits());
+        let buffered = self
+            .config
+            .buffer_rows
+            .saturating_sub(self.buffer.available_permits());
         self.stats.snapshot(buffered as u64)
     }
 
@@ -187,7 +198,8 @@ impl ClickHouseSink {
     }
 
     async fn send(&self, mut batch: Batch, rows: usize) -> Result<()> {
-        let permits = u32::try_from(rows).map_err(|_| AnalyticsError::Config("batch too large".to_owned()))?;
+        let permits =
+            u32::try_from(rows).map_err(|_| AnalyticsError::Config("batch too large".to_owned()))?;
         let permit = self
             .buffer
             .clone()
@@ -195,7 +207,11 @@ impl ClickHouseSink {
             .await
             .map_err(|_| AnalyticsError::Closed)?;
         batch.permits = Some(permit);
-        metrics::buffer_rows(self.config.buffer_rows.saturating_sub(self.buffer.available_permits()));
+        metrics::buffer_rows(
+            self.config
+                .buffer_rows
+                .saturating_sub(self.buffer.available_permits()),
+        );
         self.commands
             .send(Command::Write(batch))
             .await

@@ -66,7 +66,11 @@ impl Writer {
     ) -> Writer {
         let policy = RetryPolicy {
             initial: Duration::from_millis(config.retry_initial_backoff_ms.max(1)),
-            max: Duration::from_millis(config.retry_max_backoff_ms.max(config.retry_initial_backoff_ms.max(1))),
+            max: Duration::from_millis(
+                config
+                    .retry_max_backoff_ms
+                    .max(config.retry_initial_backoff_ms.max(1)),
+            ),
             attempt_timeout: Duration::from_millis(config.request_timeout_ms.max(1)),
         };
         let writer_id = format!("{}-{:016x}", config.node, rand::random::<u64>());
@@ -119,8 +123,23 @@ impl Writer {
         match outcome {
             Ok(()) => Ok(()),
             Err(Stopped) => {
-                let rows = self.pending_permits.iter().map(OwnedSemaphorePermit::num_permits).sum();
-                tracing::error!(rows, dirty_minutes = self.dirty.len(), "analytics sink stopped before writing");
+                // Rows taken for an insert, buffered here, or still queued in the channel.
+                commands.close();
+                while let Ok(command) = commands.try_recv() {
+                    if let Command::Write(mut batch) = command {
+                        self.pending_permits.extend(batch.permits.take());
+                    }
+                }
+                let rows = self
+                    .pending_permits
+                    .iter()
+                    .map(OwnedSemaphorePermit::num_permits)
+                    .sum();
+                tracing::error!(
+                    rows,
+                    dirty_minutes = self.dirty.len(),
+                    "analytics sink stopped before writing"
+                );
                 Err(AnalyticsError::Unwritten { rows })
             }
         }
@@ -180,7 +199,10 @@ impl Writer {
         }
         let started = Instant::now();
         let client = &self.client;
-        let result = retry(&self.policy, &self.stats, &self.stop, table, || insert_rows(client, table, rows)).await;
+        let result = retry(&self.policy, &self.stats, &self.stop, table, || {
+            insert_rows(client, table, rows)
+        })
+        .await;
         if result.is_err() {
             tracing::error!(table, rows = rows.len(), "insert abandoned: sink stopping");
         }

@@ -35,14 +35,25 @@ async fn aggregates_equal_recomputation_from_raw_events_despite_replays() {
         .await
         .expect("distinct");
     assert_eq!(distinct, events.len() as u64);
-    let final_rows: u64 = client.query("SELECT count() FROM raw_events FINAL").fetch_one().await.expect("final");
-    assert_eq!(final_rows, events.len() as u64, "FINAL must deduplicate replayed raw events");
+    let final_rows: u64 = client
+        .query("SELECT count() FROM raw_events FINAL")
+        .fetch_one()
+        .await
+        .expect("final");
+    assert_eq!(
+        final_rows,
+        events.len() as u64,
+        "FINAL must deduplicate replayed raw events"
+    );
 
     let counts = match verify_aggregates(&client).await.expect("verify") {
         Ok(counts) => counts,
         Err(mismatches) => panic!("aggregates differ from the recomputation: {mismatches:#?}"),
     };
-    assert!(counts.funnel_rows > 0 && counts.engagement_rows > 0 && counts.shares_rows > 0, "{counts:?}");
+    assert!(
+        counts.funnel_rows > 0 && counts.engagement_rows > 0 && counts.shares_rows > 0,
+        "{counts:?}"
+    );
 
     // Clicks are attributed to programs through referral codes.
     let attributed: u64 = client

@@ -36,6 +36,9 @@ const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 64;
 /// How long a new connection may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stream that ends (cut off, expired, shutdown) waits for its client to take the rest of its last
+/// chunk and the end of the body.
+const END_GRACE: Duration = Duration::from_secs(10);
 /// Largest error body rendered on the lean path.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -212,27 +215,34 @@ async fn serve_stream(shared: Arc<Shared>, mut stream: TcpStream, head: Head) {
     tokio::pin!(gone);
     loop {
         let Some(chunk) = live.next(timer.as_mut(), stop.as_mut(), gone.as_mut()).await else {
-            // The last chunk, best effort (the client may be gone or not reading).
-            let _ = stream.try_write(b"0\r\n\r\n");
             break;
         };
         let mut framed = Vec::with_capacity(chunk.len() + 16);
         push_chunk(&mut framed, &chunk);
         drop(chunk);
+        let mut sent = 0;
         tokio::select! {
             biased;
-            // A client that stops reading fills its socket buffer, then its queue, and is cut off even mid-write.
+            // A client that stops reading fills its socket buffer, then its queue, and is cut off even while a
+            // write waits: it gets `END_GRACE` to take the rest of this chunk, so its last frame is whole.
             _ = stop.as_mut() => {
                 live.stopped();
+                let rest = write_tracked(&stream, &framed, &mut sent);
+                if !matches!(tokio::time::timeout(END_GRACE, rest).await, Ok(Ok(()))) {
+                    return;
+                }
                 break;
             }
-            written = write_all(&stream, &framed) => {
+            written = write_tracked(&stream, &framed, &mut sent) => {
                 if written.is_err() {
-                    break;
+                    return;
                 }
             }
         }
     }
+    // The end of the chunked body, so the client sees a clean end (bounded: it may not be reading).
+    let mut sent = 0;
+    let _ = tokio::time::timeout(END_GRACE, write_tracked(&stream, b"0\r\n\r\n", &mut sent)).await;
 }
 
 /// Appends `data` as one chunk of chunked transfer encoding.
@@ -243,11 +253,16 @@ fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 /// Writes all of `bytes`, trying at once before waiting for the socket (one syscall in the usual case).
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match stream.try_write(bytes) {
+async fn write_all(stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
+    write_tracked(stream, bytes, &mut 0).await
+}
+
+/// Writes `bytes[*sent..]`, counting in `sent` what was written (so a cancelled write can be resumed).
+async fn write_tracked(stream: &TcpStream, bytes: &[u8], sent: &mut usize) -> io::Result<()> {
+    while *sent < bytes.len() {
+        match stream.try_write(&bytes[*sent..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
+            Ok(n) => *sent += n,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
             Err(error) => return Err(error),
         }
@@ -309,7 +324,7 @@ mod tests {
         .unwrap();
         assert_eq!(head.uri.query(), Some("topic=a&topic=b"));
         assert_eq!(head.headers["authorization"], "Bearer t");
-        assert_eq!(head.len, 75);
+        assert_eq!(head.len, 77);
         for other in [
             &b"GET /v1/stream?topic=a HTTP/1.1\r\nHost: x\r\n"[..],
             b"GET /v1/poll?topic=a HTTP/1.1\r\n\r\n",

@@ -29,7 +29,16 @@ fn per_topic(messages: &[serde_json::Value]) -> BTreeMap<String, Vec<String>> {
 
 #[tokio::test]
 async fn headers_retry_hint_and_initial_position() {
-    let server = TestServer::start(DeliveryConfig::default()).await;
+    headers_retry_hint_and_initial_position_on(TestServer::start(DeliveryConfig::default()).await).await;
+}
+
+#[tokio::test]
+async fn headers_retry_hint_and_initial_position_through_the_router() {
+    let server = TestServer::start_router_only(DeliveryConfig::default()).await;
+    headers_retry_hint_and_initial_position_on(server).await;
+}
+
+async fn headers_retry_hint_and_initial_position_on(server: TestServer) {
     let mut sse = Sse::connect(&server.url(&stream_path(&["leaderboard.daily"], "")), &[]).await;
     assert_eq!(sse.status, 200);
     assert_eq!(sse.headers["content-type"], "text/event-stream");
@@ -48,6 +57,16 @@ async fn headers_retry_hint_and_initial_position() {
 #[tokio::test]
 async fn resumption_replays_exactly_the_missed_messages_then_goes_live() {
     let server = TestServer::start(DeliveryConfig::default()).await;
+    resumption_replays_exactly_the_missed_messages_then_goes_live_on(server).await;
+}
+
+#[tokio::test]
+async fn resumption_through_the_router() {
+    let server = TestServer::start_router_only(DeliveryConfig::default()).await;
+    resumption_replays_exactly_the_missed_messages_then_goes_live_on(server).await;
+}
+
+async fn resumption_replays_exactly_the_missed_messages_then_goes_live_on(server: TestServer) {
     let auth = format!("Bearer {}", token("u1", &[], &[]));
     let headers = [("authorization", auth.as_str())];
     let url = server.url(&stream_path(&TOPICS, ""));

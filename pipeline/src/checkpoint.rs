@@ -28,6 +28,11 @@ pub struct Checkpoint {
     /// Partition -> next offset to read from the input topic.
     pub offsets: BTreeMap<u32, Offset>,
     pub engine: EngineState,
+    /// Outputs handed to the sink before this checkpoint, counted from the very first run. After a crash, the
+    /// replay re-emits exactly the outputs numbered from here on: a sink that knows how many it had written in
+    /// total can skip that many (exactly-once output; the ids are the same anyway).
+    #[serde(default)]
+    pub outputs_emitted: u64,
     /// Topic snapshots served to the delivery tier (topic -> part -> value).
     #[serde(default)]
     pub snapshots: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
@@ -135,5 +140,51 @@ impl CheckpointStore {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::{Engine, OperatorConfig};
+
+    fn checkpoint(sequence: u64) -> Checkpoint {
+        let engine = Engine::new(OperatorConfig::default(), 2).expect("config");
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            sequence,
+            offsets: BTreeMap::from([(0, sequence), (1, 2 * sequence)]),
+            engine: engine.snapshot(),
+            outputs_emitted: 0,
+            snapshots: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_and_skips_unreadable_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::open(dir.path(), 2).expect("open");
+        assert!(store.latest().expect("latest").is_none());
+        for seq in 1..=4 {
+            assert!(store.write(&checkpoint(seq)).expect("write") > 0);
+        }
+        assert_eq!(store.sequences().expect("list"), vec![3, 4]);
+        assert_eq!(
+            store.latest().expect("latest").map(|c| c.offsets),
+            Some(checkpoint(4).offsets)
+        );
+        // A damaged newest file: fall back to the one before.
+        fs::write(
+            dir.path().join(format!("{PREFIX}{:020}{SUFFIX}", 4)),
+            b"{not json",
+        )
+        .expect("corrupt");
+        assert_eq!(store.latest().expect("latest").map(|c| c.sequence), Some(3));
+        // No temporary files are left behind.
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
     }
 }

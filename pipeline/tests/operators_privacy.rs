@@ -109,7 +109,7 @@ fn hidden_users_never_reach_public_topics() {
         };
         events.push(event(&format!("rw{n}"), t + 3, reward));
     }
-    // "visible" opts out half-way: from then on it disappears from the leaderboard snapshot too.
+    // A privacy change of an uninvolved user mid-stream must not disturb the others.
     let late_optout = PrivacySettings {
         incognito: Some(true),
         ..PrivacySettings::default()

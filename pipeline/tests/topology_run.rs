@@ -18,8 +18,14 @@ const PARTITIONS: u32 = 2;
 async fn append(bus: &MemoryBus, generator: &mut Generator, count: usize) {
     for generated in generator.by_ref().take(count) {
         let partition = partition_for_key(generated.key.as_bytes(), PARTITIONS);
-        let record = Record { key: generated.key.into_bytes().into(), value: generated.json.into(), timestamp_ms: 0 };
-        bus.append(INPUT_TOPIC, partition, vec![record]).await.expect("append");
+        let record = Record {
+            key: generated.key.into_bytes().into(),
+            value: generated.json.into(),
+            timestamp_ms: 0,
+        };
+        bus.append(INPUT_TOPIC, partition, vec![record])
+            .await
+            .expect("append");
     }
 }
 
@@ -41,7 +47,11 @@ async fn run_until(bus: Arc<MemoryBus>, dir: &std::path::Path, total: u64) -> Ve
     loop {
         let mut committed = 0;
         for p in 0..PARTITIONS {
-            committed += bus.committed("social-operators", INPUT_TOPIC, p).await.expect("committed").unwrap_or(0);
+            committed += bus
+                .committed("social-operators", INPUT_TOPIC, p)
+                .await
+                .expect("committed")
+                .unwrap_or(0);
         }
         while let Ok(output) = rx.try_recv() {
             received.push(output);
@@ -64,7 +74,12 @@ async fn run_until(bus: Arc<MemoryBus>, dir: &std::path::Path, total: u64) -> Ve
 async fn run_checkpoints_on_shutdown_and_resumes_without_resending() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bus = Arc::new(MemoryBus::new(MemoryBusConfig::default()));
-    bus.ensure_topic(&TopicSpec { name: INPUT_TOPIC.into(), partitions: PARTITIONS }).await.expect("topic");
+    bus.ensure_topic(&TopicSpec {
+        name: INPUT_TOPIC.into(),
+        partitions: PARTITIONS,
+    })
+    .await
+    .expect("topic");
     let mut generator = Generator::new(GeneratorConfig::with_seed(3));
 
     append(&bus, &mut generator, 3_000).await;
@@ -75,10 +90,17 @@ async fn run_checkpoints_on_shutdown_and_resumes_without_resending() {
     let second = run_until(bus.clone(), dir.path(), 6_000).await;
     assert!(!second.is_empty());
 
-    let mut ids: Vec<&str> = first.iter().chain(&second).map(|o| o.message.id.as_str()).collect();
+    let mut ids: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .map(|o| o.message.id.as_str())
+        .collect();
     let total = ids.len();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), total, "nothing sent twice across the restart");
-    assert!(std::fs::read_dir(dir.path()).expect("dir").count() >= 1, "checkpoint files written");
+    assert!(
+        std::fs::read_dir(dir.path()).expect("dir").count() >= 1,
+        "checkpoint files written"
+    );
 }

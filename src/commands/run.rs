@@ -40,7 +40,7 @@ async fn serve_system(args: &ServerArgs, demo: Option<DemoFeed>) -> anyhow::Resu
         tracker.spawn(feed_demo(system.ingestor.clone(), feed, shutdown.clone()));
     }
     let listener = server::bind(args.listen).await?;
-    let served = server::serve(listener, system.router(), shutdown.clone()).await;
+    let served = server::serve(system.clone(), listener).await;
     // Drain in order: sources stop first (HTTP is closed, the demo feed ends), then the bus is flushed.
     shutdown.cancel();
     tracker.close();

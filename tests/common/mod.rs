@@ -67,9 +67,7 @@ impl TestServer {
         let system = Arc::new(System::open(&args, &auth_config(), false, shutdown.clone()).await.unwrap());
         let listener = tokio::net::TcpListener::bind(args.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = system.router();
-        let token = shutdown.clone();
-        tokio::spawn(async move { social_realtime::server::serve(listener, router, token).await });
+        tokio::spawn(social_realtime::server::serve(system.clone(), listener));
         Self {
             addr,
             system,

@@ -51,9 +51,13 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         // Plain HTTP so that it also works while unwinding, outside any runtime.
-        let Some(hostport) = self.url.strip_prefix("http://") else { return };
+        let Some(hostport) = self.url.strip_prefix("http://") else {
+            return;
+        };
         let hostport = hostport.trim_end_matches('/');
-        let Ok(mut stream) = TcpStream::connect(hostport) else { return };
+        let Ok(mut stream) = TcpStream::connect(hostport) else {
+            return;
+        };
         let body = format!("DROP DATABASE IF EXISTS {}", self.name);
         let request = format!(
             "POST / HTTP/1.0\r\nHost: {hostport}\r\nContent-Length: {}\r\n\r\n{body}",

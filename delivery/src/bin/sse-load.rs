@@ -24,9 +24,9 @@ use serde_json::json;
 use social_auth::{AuthConfig, Minter, Verifier};
 use social_delivery::{Delivery, DeliveryConfig, Publisher};
 use social_schemas::TopicMessage;
+use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
-use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 fn now_micros() -> u64 {
@@ -327,7 +327,8 @@ async fn clients(args: &HashMap<String, String>) {
         result["allReachedMs"] = json!({"median": all[all.len() / 2], "max": all[all.len() - 1]});
         result["p99LatencyMs"] = json!({"median": p99s[p99s.len() / 2], "max": p99s[p99s.len() - 1]});
         publish_ms.sort_by(f64::total_cmp);
-        result["publishMs"] = json!({"median": publish_ms[publish_ms.len() / 2], "max": publish_ms[publish_ms.len() - 1]});
+        result["publishMs"] =
+            json!({"median": publish_ms[publish_ms.len() / 2], "max": publish_ms[publish_ms.len() - 1]});
         result["deliveredPerBroadcast"] = json!(completions.iter().map(|c| c.2).min());
     } else {
         let rate = get(args, "rate", 5000u64);

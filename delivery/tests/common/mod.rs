@@ -14,6 +14,14 @@ use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "delivery-tests-secret-of-at-least-32-bytes";
 
+#[derive(Debug, Clone, Copy)]
+enum Serving {
+    /// `Delivery::serve`: streams on the lean path, the rest through the router.
+    Lean,
+    /// `axum::serve` with the router alone.
+    RouterOnly,
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub delivery: Delivery,
@@ -30,6 +38,15 @@ impl TestServer {
 
     /// Starts on `addr` (port 0 for any); an address a stopped server used can be bound again (restart tests).
     pub async fn start_on(addr: SocketAddr, config: DeliveryConfig) -> TestServer {
+        TestServer::start_with(addr, config, Serving::Lean).await
+    }
+
+    /// Starts with every request, `/v1/stream` included, served by the router through `axum::serve`.
+    pub async fn start_router_only(config: DeliveryConfig) -> TestServer {
+        TestServer::start_with("127.0.0.1:0".parse().unwrap(), config, Serving::RouterOnly).await
+    }
+
+    async fn start_with(addr: SocketAddr, config: DeliveryConfig, serving: Serving) -> TestServer {
         let verifier = Arc::new(Verifier::new(&AuthConfig::hs256(SECRET)).unwrap());
         let snapshots = Arc::new(MemorySnapshots::new());
         let shutdown = CancellationToken::new();
@@ -43,16 +60,24 @@ impl TestServer {
         socket.bind(addr).unwrap();
         let listener = socket.listen(1024).unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = delivery
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();
-        let served = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-                .unwrap();
-        });
+        let served = match serving {
+            Serving::Lean => {
+                let served = delivery.clone();
+                tokio::spawn(async move { served.serve(listener, served.router()).await.unwrap() })
+            }
+            Serving::RouterOnly => {
+                let app = delivery
+                    .router()
+                    .into_make_service_with_connect_info::<SocketAddr>();
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                        .unwrap();
+                })
+            }
+        };
         let publisher = delivery.publisher();
         TestServer {
             addr,

@@ -337,16 +337,16 @@ impl World {
         // elapsed_ms is finite and non-negative; the float-to-int conversion saturates.
         self.now = self.start_ms.saturating_add(self.elapsed_ms as i64);
 
-        if self.flood.is_some() && self.chance(0.5) {
-            if let Some(payload) = self.flood_click() {
-                return (self.now, payload);
-            }
+        if self.flood.is_some()
+            && self.chance(0.5)
+            && let Some(payload) = self.flood_click()
+        {
+            return (self.now, payload);
         }
-        let due = self.scheduled.peek().is_some_and(|s| s.0.due_ms <= self.now);
-        if due {
-            if let Some(Reverse(item)) = self.scheduled.pop() {
-                return (self.now, self.run_followup(item.action));
-            }
+        if self.scheduled.peek().is_some_and(|s| s.0.due_ms <= self.now)
+            && let Some(Reverse(item)) = self.scheduled.pop()
+        {
+            return (self.now, self.run_followup(item.action));
         }
         let mut pick = self.rng.random_range(0..self.root_total);
         let mut root = Root::Register;

@@ -20,10 +20,10 @@ impl World {
     /// A homeowner registered before now, preferring active ones.
     fn some_homeowner(&mut self) -> Option<u32> {
         for _ in 0..3 {
-            if let Some(user) = self.active_user() {
-                if self.user(user).role == Role::Homeowner {
-                    return Some(user);
-                }
+            if let Some(user) = self.active_user()
+                && self.user(user).role == Role::Homeowner
+            {
+                return Some(user);
             }
         }
         if self.homeowners.is_empty() {

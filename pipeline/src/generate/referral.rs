@@ -64,7 +64,7 @@ fn stage_name(stage: Stage) -> &'static str {
 /// Address of a simulated visitor, stable per visitor: mostly residential IPv4, a fifth IPv6.
 fn visitor_ip(hash: u64) -> IpAddr {
     let octets = tables::IPV4_FIRST_OCTETS;
-    if hash % 5 == 0 {
+    if hash.is_multiple_of(5) {
         let prefixes = tables::IPV6_PREFIXES;
         let h2 = mix64(hash);
         let g = |shift: u32, v: u64| (v >> shift) as u16;

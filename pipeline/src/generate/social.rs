@@ -63,10 +63,10 @@ impl World {
     pub(crate) fn profile_updated(&mut self) -> Option<Payload> {
         let user = self.active_user()?;
         let r: f64 = self.rng.random();
-        if r < 0.45 {
-            if let Some(payload) = self.connections_update(user) {
-                return Some(payload);
-            }
+        if r < 0.45
+            && let Some(payload) = self.connections_update(user)
+        {
+            return Some(payload);
         }
         if r < 0.8 {
             let full = self.chance(0.6);

@@ -2,6 +2,8 @@
 //! exponentially decayed weighted score. At each tick every window whose top K changed publishes
 //! `social.trending.updated` to `trending.{window}` and the output bus, with each item's rank and previous rank.
 //!
+//! Rankings are recomputed once per step of each window (see `fire`), with exact counts over the covered interval.
+//!
 //! Ranking: count in the window (descending), then decayed score (descending), then content id. Shares by users
 //! hidden by their privacy settings, and engagements on them, are not counted.
 
@@ -142,10 +144,12 @@ impl Trending {
         }
         for (index, window) in windows.iter().enumerate() {
             let lower = window.window.lower_bound(tick);
+            // Re-ranking scans every item, so it happens once per step of the window (when its lower bound moves),
+            // not at every tick: `trending.1h` changes at most every minute, `trending.24h` every 30 minutes.
             let due = self
                 .published
                 .get(index)
-                .is_some_and(|p| p.changed || p.lower != lower);
+                .is_some_and(|p| p.lower != lower && (p.changed || !p.top.is_empty()));
             if !due {
                 continue;
             }

@@ -14,7 +14,9 @@
 //! the watermark. Checkpoints are taken between rounds, after the round's output was accepted by the sink, and
 //! hold the engine state with the offsets of the next round; a restore therefore continues exactly where the
 //! checkpointed run was. Output produced after the last checkpoint is produced again after a crash, with the
-//! same ids (the consumer drops duplicates).
+//! same ids and in the same order (when `idle_flush_ms` is `None`; the idle flush follows the wall clock), so a
+//! consumer drops duplicates by id, or a sink that counts what it wrote skips the first
+//! `written - outputs_emitted()` outputs after a restart.
 
 mod config;
 mod error;
@@ -49,6 +51,8 @@ pub struct Topology {
     /// Whether the offsets came from a checkpoint (otherwise they are set from the bus on the first round).
     positioned: bool,
     sequence: u64,
+    /// Outputs handed to the sink so far, counted from the very first run (restored from checkpoints).
+    outputs_emitted: u64,
     snapshots: SnapshotStore,
     limits: Limits,
     rounds_since_checkpoint: u64,
@@ -80,6 +84,7 @@ impl Topology {
             Some(store) => store.latest()?,
             None => None,
         };
+        let mut outputs_emitted = 0;
         let (engine, offsets, positioned, sequence) = match restored {
             Some(cp) => {
                 if cp.offsets.len() != partitions as usize {
@@ -90,6 +95,7 @@ impl Topology {
                 }
                 tracing::info!(sequence = cp.sequence, "restoring operator state from checkpoint");
                 snapshots.import(cp.snapshots);
+                outputs_emitted = cp.outputs_emitted;
                 let engine = Engine::restore(config.operators.clone(), cp.engine)?;
                 (engine, cp.offsets.into_values().collect(), true, cp.sequence)
             }
@@ -109,6 +115,7 @@ impl Topology {
             offsets,
             positioned,
             sequence,
+            outputs_emitted,
             snapshots,
             limits: Limits {
                 max_event_bytes: usize::MAX,
@@ -131,6 +138,12 @@ impl Topology {
 
     pub fn offsets(&self) -> &[Offset] {
         &self.offsets
+    }
+
+    /// Outputs handed to the sink so far, from the very first run on. Right after `new`, it is the count covered
+    /// by the restored checkpoint: the next output `run` sends is output number `outputs_emitted()` (0-based).
+    pub fn outputs_emitted(&self) -> u64 {
+        self.outputs_emitted
     }
 
     /// Runs until `shutdown`: rounds, checkpoints at the configured interval, and on shutdown a final checkpoint
@@ -228,7 +241,9 @@ impl Topology {
     async fn deliver<S: OutputSink>(&mut self, sink: &mut S, out: &mut Emitter) -> Result<(), PipelineError> {
         self.snapshots.apply(out.snapshots.drain(..));
         if !out.outputs.is_empty() {
+            let count = out.outputs.len() as u64;
             sink.send(std::mem::take(&mut out.outputs)).await?;
+            self.outputs_emitted += count;
         }
         Ok(())
     }
@@ -257,6 +272,7 @@ impl Topology {
                 .map(|(p, o)| (p as u32, *o))
                 .collect::<BTreeMap<_, _>>(),
             engine: self.engine.snapshot(),
+            outputs_emitted: self.outputs_emitted,
             snapshots: self.snapshots.export(),
         };
         // Serialization and fsync block: keep them off the async workers.
