@@ -68,6 +68,13 @@ pub struct ServerArgs {
     /// At most this many `(source, id)` pairs are remembered.
     #[arg(long, env = "DEDUP_MAX_ENTRIES", default_value_t = 2_000_000)]
     pub dedup_max_entries: usize,
+    /// Interval between checkpoints of the operators' state and offsets (wall clock), in milliseconds.
+    #[arg(long, env = "CHECKPOINT_INTERVAL_MS", default_value_t = 10_000)]
+    pub checkpoint_interval_ms: u64,
+    /// Release buffered events when every input partition has been quiet this long, in milliseconds; 0 waits
+    /// for newer events instead (fully deterministic output).
+    #[arg(long, env = "IDLE_FLUSH_MS", default_value_t = 2_000)]
+    pub idle_flush_ms: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
 }

@@ -15,10 +15,15 @@ use social_pipeline::bus::{Bus, INPUT_TOPIC};
 use social_pipeline::ingest::http::IngestHttpState;
 use social_pipeline::ingest::{DedupConfig, IngestConfig, Ingestor};
 use tokio::net::TcpListener;
+use social_pipeline::topology::{Topology, TopologyConfig};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use operators::{DerivedSink, OperatorSnapshots};
 
 use crate::cli::ServerArgs;
 
+pub mod operators;
 pub mod ops;
 
 /// The running parts of one process, shared by its routes and background tasks.
@@ -27,6 +32,8 @@ pub struct System {
     pub ingestor: Arc<Ingestor>,
     pub verifier: Arc<Verifier>,
     pub delivery: Delivery,
+    /// The operators, until [`System::start_operators`] takes them to run.
+    topology: tokio::sync::Mutex<Option<Topology>>,
     pub ready: Arc<AtomicBool>,
     pub started: Instant,
     pub durable: bool,
@@ -68,7 +75,16 @@ impl System {
                 .await
                 .context("opening the ingest")?,
         );
-        let mut delivery = Delivery::builder(DeliveryConfig::default(), verifier.clone()).shutdown(shutdown);
+        let topology_config = TopologyConfig {
+            checkpoint_interval_ms: args.checkpoint_interval_ms,
+            idle_flush_ms: (args.idle_flush_ms > 0).then_some(args.idle_flush_ms),
+            ..TopologyConfig::default()
+        };
+        let checkpoints = args.data_dir.as_ref().map(|dir| dir.join("operators"));
+        let topology = Topology::new(topology_config, bus.clone(), checkpoints).context("starting the operators")?;
+        let mut delivery = Delivery::builder(DeliveryConfig::default(), verifier.clone())
+            .snapshots(Arc::new(OperatorSnapshots(topology.snapshots())))
+            .shutdown(shutdown);
         if demo {
             delivery = delivery.demo_minter(Minter::new(auth)?);
         }
@@ -77,6 +93,7 @@ impl System {
             ingestor,
             verifier,
             delivery: delivery.build(),
+            topology: tokio::sync::Mutex::new(Some(topology)),
             ready: Arc::new(AtomicBool::new(true)),
             started: Instant::now(),
             durable,
@@ -89,6 +106,26 @@ impl System {
             verifier: self.verifier.clone(),
         });
         ingest.merge(self.delivery.router()).merge(ops::router(self.clone()))
+    }
+
+    /// Runs the operators on `tracker` until `shutdown`, their output going to the derived-events topic and the
+    /// delivery tier. Only the first call starts them.
+    pub async fn start_operators(&self, tracker: &TaskTracker, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Some(topology) = self.topology.lock().await.take() else {
+            return Ok(());
+        };
+        let sink = DerivedSink::open(self.bus.clone(), self.delivery.publisher(), topology.outputs_emitted())
+            .await
+            .context("opening the derived-events topic")?;
+        let ready = self.ready.clone();
+        tracker.spawn(async move {
+            if let Err(error) = topology.run(sink, shutdown).await {
+                // Without operators nothing derived flows: report not ready rather than serve stale state.
+                ready.store(false, Ordering::SeqCst);
+                tracing::error!(%error, "the operators stopped");
+            }
+        });
+        Ok(())
     }
 
     /// End offsets of the input topic's partitions.

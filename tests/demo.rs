@@ -42,7 +42,21 @@ async fn demo_runs_and_accepts_fixtures() {
     }
 
     let page = reqwest::get(server.url("/")).await.unwrap().text().await.unwrap();
-    assert!(page.contains("<html"));
+    assert!(page.contains("EventSource"), "`/` serves the live demo page");
+    let page = reqwest::get(server.url("/status")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("/v1/status"));
+
+    // The operators turn the traffic into derived messages.
+    let mut derived = 0;
+    for _ in 0..100 {
+        let (_, status) = get_json(&server.url("/v1/status"), None).await;
+        derived = status["derivedTopic"]["total"].as_u64().unwrap();
+        if derived > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(derived > 0, "no derived messages");
     let metrics = reqwest::get(server.url("/metrics"))
         .await
         .unwrap()

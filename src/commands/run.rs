@@ -36,6 +36,7 @@ async fn serve_system(args: &ServerArgs, demo: Option<DemoFeed>) -> anyhow::Resu
     server::cancel_on_signal(shutdown.clone());
     let tracker = TaskTracker::new();
     tracker.spawn(system.delivery.maintenance());
+    system.start_operators(&tracker, shutdown.clone()).await?;
     if let Some(feed) = demo {
         tracker.spawn(feed_demo(system.ingestor.clone(), feed, shutdown.clone()));
     }

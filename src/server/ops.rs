@@ -15,7 +15,8 @@ use super::System;
 
 pub fn router(system: Arc<System>) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(|| async { axum::response::Redirect::temporary("/demo") }))
+        .route("/status", get(status_page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -52,15 +53,17 @@ async fn metrics() -> Response {
 
 async fn status(State(system): State<Arc<System>>) -> Response {
     let offsets = system.input_offsets().await;
+    let derived = system.bus.end_offset(super::operators::DERIVED_TOPIC, 0).await.unwrap_or(0);
     Json(json!({
         "uptimeSecs": system.started.elapsed().as_secs(),
         "durable": system.durable,
         "ingest": system.ingestor.stats().snapshot(),
+        "derivedTopic": {"total": derived},
         "inputTopic": {"partitions": offsets.len(), "endOffsets": offsets, "total": offsets.iter().sum::<u64>()},
     }))
     .into_response()
 }
 
-async fn index() -> Html<&'static str> {
+async fn status_page() -> Html<&'static str> {
     Html(include_str!("status.html"))
 }

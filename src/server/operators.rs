@@ -1,0 +1,121 @@
+//! Wiring of the stream operators into the process: where their output goes and where snapshots are read.
+//!
+//! Every output message is appended, in order, to the derived-events topic `social-derived` as a CloudEvent
+//! (type = the message's event type, `subject` = its SSE topic): that log is the output for other systems and what
+//! makes recovery exact. Messages bound for SSE are then handed to the delivery tier.
+//!
+//! Exactly once across a crash: the operators checkpoint their state with the number of outputs they had emitted.
+//! After a restart they replay from the checkpoint and emit the outputs that followed it again, with the same ids;
+//! the first `log length - outputs at checkpoint` of those are already in the log and are skipped here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use social_delivery::{DeliveryError, Publisher, SnapshotSource};
+use social_pipeline::bus::{Bus, Record, TopicSpec};
+use social_pipeline::operator::{Destination, Output};
+use social_pipeline::topology::{OutputSink, PipelineError, SnapshotStore};
+
+/// The topic holding every derived message, in emission order.
+pub const DERIVED_TOPIC: &str = "social-derived";
+/// `source` of the derived CloudEvents.
+const DERIVED_SOURCE: &str = "/social-realtime/operators";
+
+pub struct DerivedSink {
+    bus: Arc<dyn Bus>,
+    publisher: Publisher,
+    /// Outputs at the start of the run that the log already holds (re-emitted after a restore).
+    already_written: u64,
+}
+
+impl DerivedSink {
+    /// `outputs_at_checkpoint` is what the restored topology reports as emitted before its checkpoint.
+    pub async fn open(
+        bus: Arc<dyn Bus>,
+        publisher: Publisher,
+        outputs_at_checkpoint: u64,
+    ) -> Result<Self, PipelineError> {
+        bus.ensure_topic(&TopicSpec { name: DERIVED_TOPIC.to_string(), partitions: 1 }).await?;
+        let written = bus.end_offset(DERIVED_TOPIC, 0).await?;
+        let already_written = written.saturating_sub(outputs_at_checkpoint);
+        if already_written > 0 {
+            tracing::info!(already_written, "outputs after the last checkpoint are already written; skipping them");
+        }
+        Ok(Self { bus, publisher, already_written })
+    }
+
+    async fn publish_with_retry(&self, output: &Output) {
+        let mut backoff = Duration::from_millis(50);
+        for attempt in 1..=8 {
+            match self.publisher.publish(output.message.clone()).await {
+                Ok(_) => return,
+                Err(error @ DeliveryError::Backend(_)) if attempt < 8 => {
+                    tracing::warn!(%error, attempt, "delivery publish failed, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(error) => {
+                    // The message stays in the derived log; live subscribers of that topic will see a gap only if
+                    // they resume, which history reports as a reset.
+                    metrics::counter!("pipeline_delivery_publish_failures_total").increment(1);
+                    tracing::error!(%error, topic = %output.message.topic, "delivery publish failed");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl OutputSink for DerivedSink {
+    async fn send(&mut self, batch: Vec<Output>) -> Result<(), PipelineError> {
+        let skip = usize::try_from(self.already_written).unwrap_or(usize::MAX).min(batch.len());
+        self.already_written -= skip as u64;
+        let fresh = &batch[skip..];
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let records = fresh.iter().map(|output| derived_record(output, now_ms)).collect();
+        self.bus.append(DERIVED_TOPIC, 0, records).await?;
+        for output in fresh.iter().filter(|output| output.destination.to_sse()) {
+            self.publish_with_retry(output).await;
+        }
+        Ok(())
+    }
+}
+
+fn derived_record(output: &Output, now_ms: i64) -> Record {
+    let message = &output.message;
+    let destination = match output.destination {
+        Destination::Sse => "sse",
+        Destination::Bus => "bus",
+        Destination::SseAndBus => "sse+bus",
+        Destination::LateData => "late",
+    };
+    let event = json!({
+        "specversion": "1.0",
+        "id": message.id,
+        "source": DERIVED_SOURCE,
+        "type": message.event_type,
+        "time": message.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "subject": message.topic,
+        "destination": destination,
+        "datacontenttype": "application/json",
+        "data": message.data,
+    });
+    let value = serde_json::to_vec(&event).unwrap_or_default();
+    Record { key: Bytes::from(message.topic.clone()), value: Bytes::from(value), timestamp_ms: now_ms }
+}
+
+/// The operators' current state of each topic, for `SNAPSHOT` messages and the snapshot route.
+pub struct OperatorSnapshots(pub SnapshotStore);
+
+#[async_trait]
+impl SnapshotSource for OperatorSnapshots {
+    async fn snapshot(&self, topic: &str) -> Option<Value> {
+        self.0.get(topic)
+    }
+}
