@@ -98,7 +98,7 @@ impl BinaryServer {
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("JWT_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
