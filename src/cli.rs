@@ -53,6 +53,9 @@ pub struct ServerArgs {
     /// Keep the embedded bus on disk here (write-ahead log, fsync before 202). In memory when absent.
     #[arg(long, env = "DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Fluvio SC endpoint (`host:port`): the bus is this Fluvio cluster instead of the embedded one.
+    #[arg(long, env = "FLUVIO_ENDPOINT", conflicts_with = "data_dir")]
+    pub fluvio_endpoint: Option<String>,
     /// Partitions of the input topic, when it is created.
     #[arg(long, env = "INPUT_PARTITIONS", default_value_t = 4)]
     pub partitions: u32,
@@ -160,6 +163,9 @@ pub struct GenerateArgs {
     /// Post to this ingest endpoint (e.g. http://127.0.0.1:8080/v1/events) instead of writing to stdout.
     #[arg(long, env = "GENERATE_TARGET")]
     pub target: Option<String>,
+    /// Produce to the Fluvio topic `social-events` of this cluster (`host:port` of the SC) instead.
+    #[arg(long, env = "FLUVIO_ENDPOINT", conflicts_with = "target")]
+    pub fluvio_endpoint: Option<String>,
     /// Bearer token with role `service` for the target.
     #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -49,8 +49,9 @@ impl System {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let verifier = Arc::new(Verifier::new(auth)?);
-        let durable = args.data_dir.is_some();
+        let durable = args.data_dir.is_some() || args.fluvio_endpoint.is_some();
         let bus: Arc<dyn Bus> = match &args.data_dir {
+            _ if args.fluvio_endpoint.is_some() => fluvio_bus(args.fluvio_endpoint.as_deref()).await?,
             Some(dir) => {
                 let config = DurableBusConfig::new(dir.clone());
                 Arc::new(
@@ -145,6 +146,21 @@ impl System {
             tracing::error!(%error, "closing the bus failed");
         }
     }
+}
+
+#[cfg(feature = "fluvio")]
+async fn fluvio_bus(endpoint: Option<&str>) -> anyhow::Result<Arc<dyn Bus>> {
+    use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
+    let endpoint = endpoint.unwrap_or_default();
+    let bus = FluvioBus::connect(FluvioBusConfig::new(endpoint))
+        .await
+        .with_context(|| format!("connecting to Fluvio at {endpoint}"))?;
+    Ok(Arc::new(bus))
+}
+
+#[cfg(not(feature = "fluvio"))]
+async fn fluvio_bus(_endpoint: Option<&str>) -> anyhow::Result<Arc<dyn Bus>> {
+    anyhow::bail!("this build has no Fluvio client: build with the `fluvio` feature (on by default)")
 }
 
 /// Binds `addr` and prints the address actually bound (useful with port 0) on stdout.

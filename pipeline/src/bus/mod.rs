@@ -7,6 +7,8 @@
 //! bounded batches and commit what they have fully processed.
 
 pub mod durable;
+#[cfg(feature = "fluvio")]
+pub mod fluvio;
 pub mod memory;
 pub mod partition;
 pub mod wal;
