@@ -56,6 +56,12 @@ pub struct ServerArgs {
     /// Fluvio SC endpoint (`host:port`): the bus is this Fluvio cluster instead of the embedded one.
     #[arg(long, env = "FLUVIO_ENDPOINT", conflicts_with = "data_dir")]
     pub fluvio_endpoint: Option<String>,
+    /// ClickHouse HTTP URL (e.g. http://127.0.0.1:8123): accepted events and aggregates are written there.
+    #[arg(long, env = "CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database (created when missing).
+    #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "social_realtime")]
+    pub clickhouse_database: String,
     /// Partitions of the input topic, when it is created.
     #[arg(long, env = "INPUT_PARTITIONS", default_value_t = 4)]
     pub partitions: u32,

@@ -15,6 +15,7 @@ use social_pipeline::bus::{Bus, INPUT_TOPIC};
 use social_pipeline::ingest::http::IngestHttpState;
 use social_pipeline::ingest::{DedupConfig, IngestConfig, Ingestor};
 use tokio::net::TcpListener;
+use social_analytics::{ClickHouseConfig, ClickHouseSink};
 use social_pipeline::topology::{Topology, TopologyConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,6 +24,7 @@ use operators::{DerivedSink, OperatorSnapshots};
 
 use crate::cli::ServerArgs;
 
+pub mod analytics;
 pub mod operators;
 pub mod ops;
 
@@ -32,6 +34,9 @@ pub struct System {
     pub ingestor: Arc<Ingestor>,
     pub verifier: Arc<Verifier>,
     pub delivery: Delivery,
+    /// The ClickHouse sink, when configured, and whether it is healthy (for `/readyz`).
+    pub analytics: Option<Arc<ClickHouseSink>>,
+    pub analytics_healthy: Arc<AtomicBool>,
     /// The operators, until [`System::start_operators`] takes them to run.
     topology: tokio::sync::Mutex<Option<Topology>>,
     pub ready: Arc<AtomicBool>,
@@ -76,6 +81,17 @@ impl System {
                 .await
                 .context("opening the ingest")?,
         );
+        let analytics = match &args.clickhouse_url {
+            Some(url) => {
+                let config = ClickHouseConfig {
+                    url: url.clone(),
+                    database: args.clickhouse_database.clone(),
+                    ..ClickHouseConfig::default()
+                };
+                Some(Arc::new(ClickHouseSink::start(config).context("starting the ClickHouse sink")?))
+            }
+            None => None,
+        };
         let topology_config = TopologyConfig {
             checkpoint_interval_ms: args.checkpoint_interval_ms,
             idle_flush_ms: (args.idle_flush_ms > 0).then_some(args.idle_flush_ms),
@@ -95,6 +111,8 @@ impl System {
             verifier,
             delivery: delivery.build(),
             topology: tokio::sync::Mutex::new(Some(topology)),
+            analytics_healthy: Arc::new(AtomicBool::new(analytics.is_none())),
+            analytics,
             ready: Arc::new(AtomicBool::new(true)),
             started: Instant::now(),
             durable,
@@ -127,6 +145,23 @@ impl System {
             }
         });
         Ok(())
+    }
+
+    /// Feeds ClickHouse on `tracker` until `shutdown`, when it is configured.
+    pub fn start_analytics(&self, tracker: &TaskTracker, shutdown: CancellationToken) {
+        if let Some(sink) = &self.analytics {
+            tracker.spawn(analytics::feed_clickhouse(
+                self.bus.clone(),
+                sink.clone(),
+                self.analytics_healthy.clone(),
+                shutdown,
+            ));
+        }
+    }
+
+    /// Whether every part this process depends on can do its work.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && self.analytics_healthy.load(Ordering::SeqCst)
     }
 
     /// End offsets of the input topic's partitions.

@@ -37,6 +37,7 @@ async fn serve_system(args: &ServerArgs, demo: Option<DemoFeed>) -> anyhow::Resu
     let tracker = TaskTracker::new();
     tracker.spawn(system.delivery.maintenance());
     system.start_operators(&tracker, shutdown.clone()).await?;
+    system.start_analytics(&tracker, shutdown.clone());
     if let Some(feed) = demo {
         tracker.spawn(feed_demo(system.ingestor.clone(), feed, shutdown.clone()));
     }

@@ -1,7 +1,6 @@
 //! Operations routes: `/healthz`, `/readyz`, `/metrics`, `/v1/status` and the status page at `/`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::Router;
@@ -29,10 +28,10 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(system): State<Arc<System>>) -> Response {
-    if system.ready.load(Ordering::SeqCst) {
+    if system.is_ready() {
         Json(json!({"status": "ready"})).into_response()
     } else {
-        let body = json!({"error": {"code": "not_ready", "message": "the system is starting or stopping"}});
+        let body = json!({"error": {"code": "not_ready", "message": "starting, stopping, or a backend is unreachable"}});
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }
