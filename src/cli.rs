@@ -62,6 +62,13 @@ pub struct ServerArgs {
     /// ClickHouse database (created when missing).
     #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "social_realtime")]
     pub clickhouse_database: String,
+    /// Redis for the delivery history, the fan-out between delivery nodes and tickets, so that separate `delivery`
+    /// processes serve this pipeline's messages and clients resume on any node. In memory when absent.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this deployment uses.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "social:")]
+    pub redis_prefix: String,
     /// Partitions of the input topic, when it is created.
     #[arg(long, env = "INPUT_PARTITIONS", default_value_t = 4)]
     pub partitions: u32,
@@ -142,9 +149,12 @@ impl std::fmt::Debug for AuthArgs {
 pub struct DeliveryArgs {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Redis holding the delivery history and the fan-out between delivery nodes.
+    /// Redis holding the delivery history, the fan-out between delivery nodes and the live state.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key this deployment uses (the pipeline's `--redis-prefix`).
+    #[arg(long, env = "REDIS_PREFIX", default_value = "social:")]
+    pub redis_prefix: String,
     #[command(flatten)]
     pub auth: AuthArgs,
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use axum::Router;
 use social_auth::{AuthConfig, Minter, Verifier};
+use social_delivery::redis::{RedisBackend, RedisConfig};
 use social_delivery::{Delivery, DeliveryConfig};
 use social_pipeline::bus::durable::{DurableBus, DurableBusConfig};
 use social_pipeline::bus::memory::{MemoryBus, MemoryBusConfig};
@@ -37,6 +38,8 @@ pub struct System {
     /// The ClickHouse sink, when configured, and whether it is healthy (for `/readyz`).
     pub analytics: Option<Arc<ClickHouseSink>>,
     pub analytics_healthy: Arc<AtomicBool>,
+    /// The Redis delivery backend, when configured.
+    pub redis: Option<RedisBackend>,
     /// The operators, until [`System::start_operators`] takes them to run.
     topology: tokio::sync::Mutex<Option<Topology>>,
     pub ready: Arc<AtomicBool>,
@@ -99,9 +102,17 @@ impl System {
         };
         let checkpoints = args.data_dir.as_ref().map(|dir| dir.join("operators"));
         let topology = Topology::new(topology_config, bus.clone(), checkpoints).context("starting the operators")?;
-        let mut delivery = Delivery::builder(DeliveryConfig::default(), verifier.clone())
+        let delivery_config = DeliveryConfig::default();
+        let mut delivery = Delivery::builder(delivery_config.clone(), verifier.clone())
             .snapshots(Arc::new(OperatorSnapshots(topology.snapshots())))
-            .shutdown(shutdown);
+            .shutdown(shutdown.clone());
+        let mut redis = None;
+        if let Some(url) = &args.redis_url {
+            let config = RedisConfig::for_delivery(url, &args.redis_prefix, &delivery_config);
+            let backend = RedisBackend::connect(config, shutdown).await.context("connecting to Redis")?;
+            delivery = delivery.history(backend.history()).fanout(backend.fanout()).tickets(backend.tickets());
+            redis = Some(backend);
+        }
         if demo {
             delivery = delivery.demo_minter(Minter::new(auth)?);
         }
@@ -112,6 +123,7 @@ impl System {
             delivery: delivery.build(),
             topology: tokio::sync::Mutex::new(Some(topology)),
             analytics_healthy: Arc::new(AtomicBool::new(analytics.is_none())),
+            redis,
             analytics,
             ready: Arc::new(AtomicBool::new(true)),
             started: Instant::now(),
@@ -161,7 +173,9 @@ impl System {
 
     /// Whether every part this process depends on can do its work.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst) && self.analytics_healthy.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst)
+            && self.analytics_healthy.load(Ordering::SeqCst)
+            && self.redis.as_ref().is_none_or(RedisBackend::is_subscribed)
     }
 
     /// End offsets of the input topic's partitions.

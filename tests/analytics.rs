@@ -67,14 +67,13 @@ async fn accepted_events_and_exact_aggregates_reach_clickhouse() {
     assert_eq!(status, 200);
 
     // Aggregates are recomputed every few seconds: wait until they match the raw events.
-    let mut last = String::new();
     loop {
-        match social_analytics::verify_aggregates(&database.client).await {
+        let last = match social_analytics::verify_aggregates(&database.client).await {
             Ok(Ok(counts)) if counts.funnel_rows > 0 && counts.shares_rows > 0 => break,
-            Ok(Ok(counts)) => last = format!("{counts:?}"),
-            Ok(Err(mismatches)) => last = format!("{} mismatches, e.g. {:?}", mismatches.len(), mismatches.first()),
-            Err(error) => last = error.to_string(),
-        }
+            Ok(Ok(counts)) => format!("{counts:?}"),
+            Ok(Err(mismatches)) => format!("{} mismatches, e.g. {:?}", mismatches.len(), mismatches.first()),
+            Err(error) => error.to_string(),
+        };
         assert!(Instant::now() < deadline, "aggregates never matched: {last}");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -55,7 +55,7 @@ pub fn event_json(message: &TopicMessage) -> Result<Bytes, DeliveryError> {
         topic: &message.topic,
         id: &message.id,
         timestamp: social_schemas::time::format_rfc3339(&message.timestamp),
-        data: data_object(&message.event_type, &message.data),
+        data: data_object(&message.event_type, &message.data.to_value()),
         version: MESSAGE_FORMAT_VERSION,
     })
 }
@@ -110,7 +110,7 @@ mod tests {
             id: "msg-456789".into(),
             event_type: "referral.conversion.completed".into(),
             timestamp: "2025-03-15T14:30:45Z".parse().unwrap(),
-            data: json!({"referralId": "ref-123456", "rewardPending": true}),
+            data: json!({"referralId": "ref-123456", "rewardPending": true}).into(),
         };
         let value: Value = serde_json::from_slice(&event_json(&message).unwrap()).unwrap();
         assert_eq!(value["type"], "EVENT");

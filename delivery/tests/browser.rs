@@ -1,5 +1,6 @@
-//! The demo page in headless Chromium: its EventSource receives live updates, and after the server restarts (a new
-//! history epoch) it reconnects by itself and shows the RESET, then live updates again.
+//! The demo page in headless Chromium: its EventSource receives live updates (leaderboard with rank arrows, trending,
+//! the demo user's counters and notifications, all as text), and after the server restarts (a new history epoch) it
+//! reconnects by itself, shows the RESET, then live updates again.
 //!
 //! Needs Debian's `chromium` (`apt-get install chromium`) and Node.js; `playwright-core` is installed into
 //! `tests/browser/node_modules` with npm when missing. Skips, saying so, only when chromium is absent.
@@ -27,19 +28,62 @@ fn chromium() -> Option<PathBuf> {
         .find(|path| path.exists())
 }
 
+/// Synthetic traffic in the operators' payload shapes: rank changes, trending lists, live counters, reward progress
+/// and notifications for `user-1`, every 200 ms.
 fn publish_until_stopped(server: &TestServer) {
     let publisher = server.publisher.clone();
     let stop = server.shutdown.clone();
     tokio::spawn(async move {
         let mut n = 0u64;
         while !stop.is_cancelled() {
-            for topic in ["leaderboard.daily", "user.user-1.referrals", "trending.1h"] {
+            let up = n.is_multiple_of(2);
+            let (first, second) = if up {
+                ("user-2", "user-1")
+            } else {
+                ("user-1", "user-2")
+            };
+            let messages = [
+                (
+                    "leaderboard.daily",
+                    "referral.leaderboard.updated",
+                    json!({"boardId": "daily", "changes": [
+                        {"userId": first, "position": 1, "delta": 1},
+                        {"userId": second, "position": 2, "delta": -1}]}),
+                ),
+                (
+                    "trending.1h",
+                    "social.trending.updated",
+                    json!({"window": "1h", "items": [
+                        {"contentId": "project-7", "contentType": "project", "rank": 1, "previousRank": 1, "count": 10 + n, "score": 1.0},
+                        {"contentId": "<img src=x onerror=alert(1)>", "contentType": "profile", "rank": 2, "previousRank": null, "count": 3, "score": 0.5}]}),
+                ),
+                (
+                    "user.user-1.referrals",
+                    "referral.counters.updated",
+                    json!({"userId": "user-1", "allTime": {"clicks": 40 + n, "flaggedClicks": 0, "conversionsStarted": 9,
+                        "conversionsCompleted": 4, "rewards": 2, "rewardAmount": 125.0}, "windows": []}),
+                ),
+                (
+                    "user.user-1.referrals",
+                    "referral.reward.progress",
+                    json!({"userId": "user-1", "programId": "program-standard", "completed": 4, "progress": 0.5,
+                        "tier": {"level": 2, "threshold": 3, "rewardAmount": 100.0},
+                        "nextTier": {"threshold": 5, "rewardAmount": 200.0, "remaining": 1}}),
+                ),
+                (
+                    "user.user-1.social",
+                    "notification.share.confirmed",
+                    json!({"shareId": format!("share-{n}"), "contentType": "project", "contentId": "<b>project-7</b>",
+                        "platform": "email", "shareFormat": "link", "status": "confirmed"}),
+                ),
+            ];
+            for (i, (topic, event_type, data)) in messages.into_iter().enumerate() {
                 let message = social_schemas::TopicMessage {
                     topic: topic.into(),
-                    id: format!("{topic}-{n}"),
-                    event_type: "referral.counters.updated".into(),
+                    id: format!("{topic}-{n}-{i}"),
+                    event_type: event_type.into(),
                     timestamp: chrono::Utc::now(),
-                    data: json!({"referrals": n, "conversions": n / 3}),
+                    data: data.into(),
                 };
                 let _ = publisher.publish(message).await;
             }
@@ -61,7 +105,9 @@ async fn start(addr: Option<SocketAddr>) -> TestServer {
     };
     server.snapshots.set(
         "leaderboard.daily",
-        json!({"top": [{"userId": "user-1", "position": 1}]}),
+        json!({"top": {"boardId": "daily", "periodStart": "2026-01-01", "top": [
+            {"userId": "user-1", "position": 1, "completed": 4},
+            {"userId": "user-2", "position": 2, "completed": 3}]}}),
     );
     publish_until_stopped(&server);
     server
@@ -107,10 +153,25 @@ async fn demo_page_updates_live_and_resumes_after_a_restart() {
 
     let live = next_line().await.expect("the browser script ended early");
     assert!(live.starts_with("LIVE "), "{live}");
+    eprintln!("{live}");
     let state: serde_json::Value = serde_json::from_str(&live[5..]).unwrap();
     assert!(
         state["userFeedItems"].as_u64().unwrap() > 0,
-        "per-user updates shown: {state}"
+        "per-user notifications shown: {state}"
+    );
+    assert!(
+        state["clicks"].as_u64().unwrap() >= 40,
+        "live counters shown: {state}"
+    );
+    assert_eq!(state["boardRows"], 2, "leaderboard rows: {state}");
+    assert!(
+        state["arrows"].as_u64().unwrap() >= 1,
+        "rank-change arrows: {state}"
+    );
+    assert_eq!(state["trendItems"], 2, "trending rows: {state}");
+    assert_eq!(
+        state["injected"], 0,
+        "data is shown as text, never as markup: {state}"
     );
 
     server.stop().await;
@@ -119,10 +180,19 @@ async fn demo_page_updates_live_and_resumes_after_a_restart() {
 
     let resumed = next_line().await.expect("the browser script ended early");
     assert!(resumed.starts_with("RESUMED "), "{resumed}");
+    eprintln!("{resumed}");
     let state: serde_json::Value = serde_json::from_str(&resumed[8..]).unwrap();
     assert!(
         state["resets"].as_u64().unwrap() >= 1 && state["opens"].as_u64().unwrap() >= 2,
         "{state}"
+    );
+    assert!(
+        state["resetNotes"].as_u64().unwrap() >= 1,
+        "the reset is shown: {state}"
+    );
+    assert!(
+        state["clicks"].as_u64().unwrap() >= 40,
+        "counters live again: {state}"
     );
     assert!(node.wait().await.unwrap().success());
     server.stop().await;

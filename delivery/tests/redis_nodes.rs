@@ -156,7 +156,7 @@ mod redis {
                         id: format!("m-{i}"),
                         event_type: "test.event".into(),
                         timestamp: chrono::Utc::now(),
-                        data: json!({}),
+                        data: json!({}).into(),
                     })
                     .await
                     .unwrap();

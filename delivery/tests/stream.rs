@@ -143,7 +143,7 @@ async fn resumption_with_messages_published_during_the_reconnect() {
                     id: format!("m-{i}"),
                     event_type: "test.event".into(),
                     timestamp: chrono::Utc::now(),
-                    data: json!({}),
+                    data: json!({}).into(),
                 })
                 .await
                 .unwrap();

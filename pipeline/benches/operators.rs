@@ -1,11 +1,16 @@
 //! Throughput of the whole operator graph on the generator's workload.
 //!
 //! `cargo bench -p social-pipeline --bench operators [-- EVENTS]` (default 1,000,000 events):
-//! 1. decoded: events already parsed, pushed through the engine in batches of 1,024 (one core);
-//! 2. NDJSON, one thread: `parse_event` on each line, then the engine;
-//! 3. NDJSON, two threads: one thread parses, the other runs the engine (bounded channel of batches);
+//! 1. NDJSON, one thread: `parse_event` on each line, then the engine; also the memory of the operator state
+//!    (resident memory growth over the run and checkpoint size, per million active users);
+//! 2. decoded: events already parsed, pushed through the engine in batches of 1,024 (one core);
+//! 3. NDJSON, two threads: one thread parses, the other runs the engine (bounded channel of batches).
 //!
-//! then the memory of the operator state: resident memory growth and checkpoint size, per million active users.
+//! Every run ends with `Engine::finish` (closes every window); "messages out" counts those final messages too.
+//!
+//! Environment: `OPERATORS_BREAKDOWN=1` prints the messages per type; `OPERATORS_DECODED_ONLY=1` stops after the
+//! decoded run (profiling); `OPERATORS_DIGEST=file` writes every output and snapshot update of a full run to
+//! `file` and measures nothing (compare two builds' files to check that an optimization changed no result).
 
 use std::collections::HashSet;
 use std::sync::mpsc;
@@ -14,6 +19,10 @@ use std::time::Instant;
 use social_pipeline::generate::{Generator, GeneratorConfig};
 use social_pipeline::operator::{Emitter, Engine, OperatorConfig};
 use social_schemas::{Event, Limits, Payload, parse_event};
+
+/// The binary's allocator (`src/main.rs`), so the figures are those of the real process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 1_024;
 const PARTITIONS: u32 = 4;
@@ -34,6 +43,44 @@ fn main() {
         .collect();
     let ndjson_bytes: usize = generated.iter().map(|(_, j)| j.len() + 1).sum();
     let limits = Limits::default();
+    let digest_path = std::env::var_os("OPERATORS_DIGEST");
+    let decoded_only = std::env::var_os("OPERATORS_DECODED_ONLY").is_some();
+
+    // 1. NDJSON bytes, one thread; also the memory run: the input bytes are already allocated and each event is
+    // dropped once processed, so the resident memory growth over this run is the operator state (with the
+    // allocator's overhead), which is kept until measured.
+    let mut ndjson_run = None;
+    if digest_path.is_none() && !decoded_only {
+        let rss_before = rss_kb();
+        let (started, cpu) = (Instant::now(), cpu_seconds());
+        let mut engine = new_engine();
+        let mut out = Emitter::default();
+        let mut outputs = 0;
+        for chunk in generated.chunks(BATCH) {
+            for (partition, json) in chunk {
+                if let Ok(event) = parse_event(json, &limits) {
+                    engine.push(*partition, event, &mut out);
+                }
+            }
+            engine.advance(&mut out);
+            outputs += out.outputs.len();
+            out.clear();
+        }
+        let (mut elapsed, mut cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+        // The state while the stream runs (before `finish` closes and purges every window); not timed.
+        let rss_growth_kb = rss_kb().saturating_sub(rss_before);
+        let checkpoint = serde_json::to_vec(&engine.snapshot())
+            .map(|v| v.len())
+            .unwrap_or(0);
+        let (started, cpu_finish) = (Instant::now(), cpu_seconds());
+        engine.finish(&mut out);
+        outputs += out.outputs.len();
+        out.clear();
+        elapsed += started.elapsed().as_secs_f64();
+        cpu += cpu_seconds() - cpu_finish;
+        ndjson_run = Some((elapsed, cpu, outputs, rss_growth_kb, checkpoint));
+    }
+
     let decoded: Vec<(u32, Event)> = generated
         .iter()
         .filter_map(|(p, j)| parse_event(j, &limits).ok().map(|e| (*p, e)))
@@ -43,26 +90,29 @@ fn main() {
         (Some(a), Some(b)) => (b.1.time - a.1.time).num_seconds(),
         _ => 0,
     };
+    if let Some(path) = digest_path {
+        digest(&decoded, std::path::Path::new(&path));
+        return;
+    }
     println!(
         "workload: {count} events, {:.1} MB NDJSON, {span_s} s of event time, {PARTITIONS} partitions",
         ndjson_bytes as f64 / 1e6
     );
 
-    // 1. Decoded.
-    let rss_before = rss_kb();
+    // 2. Decoded.
     let input = decoded.clone();
     let (started, cpu) = (Instant::now(), cpu_seconds());
     let (engine, outputs) = run_decoded(input);
     let (elapsed, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
-    let rss_after = rss_kb();
     report("decoded, 1 thread:", count, elapsed, cpu, outputs);
+    drop(engine);
+    let Some((elapsed, cpu, outputs, rss_growth_kb, checkpoint)) = ndjson_run else {
+        return; // profiling the operators alone
+    };
+    report("ndjson, 1 thread:", count, elapsed, cpu, outputs);
 
     // Memory per million active users.
     let users = active_users(&decoded);
-    let checkpoint = serde_json::to_vec(&engine.snapshot())
-        .map(|v| v.len())
-        .unwrap_or(0);
-    let rss_growth_kb = rss_after.saturating_sub(rss_before);
     println!(
         "state: {users} active users; RSS growth {:.1} MB ({:.0} MB per million active users); checkpoint {:.1} MB \
          ({:.0} MB per million active users)",
@@ -70,31 +120,6 @@ fn main() {
         rss_growth_kb as f64 / 1024.0 * 1e6 / users.max(1) as f64,
         checkpoint as f64 / 1e6,
         checkpoint as f64 / 1e6 * 1e6 / users.max(1) as f64,
-    );
-    drop(engine);
-
-    // 2. NDJSON bytes, one thread.
-    let (started, cpu) = (Instant::now(), cpu_seconds());
-    let mut engine = new_engine();
-    let mut out = Emitter::default();
-    let mut outputs = 0;
-    for chunk in generated.chunks(BATCH) {
-        for (partition, json) in chunk {
-            if let Ok(event) = parse_event(json, &limits) {
-                engine.push(*partition, event, &mut out);
-            }
-        }
-        engine.advance(&mut out);
-        outputs += out.outputs.len();
-        out.clear();
-    }
-    engine.finish(&mut out);
-    report(
-        "ndjson, 1 thread:",
-        count,
-        started.elapsed().as_secs_f64(),
-        cpu_seconds() - cpu,
-        outputs,
     );
 
     // 3. NDJSON bytes, parse on one thread and operators on the other.
@@ -165,6 +190,7 @@ fn new_engine() -> Engine {
     }
 }
 
+#[inline(never)]
 fn run_decoded(events: Vec<(u32, Event)>) -> (Engine, usize) {
     let mut engine = new_engine();
     let mut out = Emitter::default();
@@ -186,10 +212,51 @@ fn run_decoded(events: Vec<(u32, Event)>) -> (Engine, usize) {
         }
         out.clear();
     }
+    engine.finish(&mut out);
+    outputs += out.outputs.len();
+    out.clear();
     for (event_type, n) in by_type {
         println!("  {event_type:<40} {n:>9}");
     }
     (engine, outputs)
+}
+
+/// Writes every output and snapshot update of a full run (start, batches, finish) to `path`, one per line: the
+/// reference for "same results" when optimizing (`OPERATORS_DIGEST=/tmp/a.txt cargo bench ... -- 200000`).
+fn digest(events: &[(u32, Event)], path: &std::path::Path) {
+    use std::io::Write;
+    let Ok(file) = std::fs::File::create(path) else {
+        panic!("cannot create {}", path.display());
+    };
+    let mut file = std::io::BufWriter::new(file);
+    let mut engine = new_engine();
+    let mut out = Emitter::default();
+    let mut write = |out: &mut Emitter| {
+        for o in &out.outputs {
+            let line = serde_json::to_string(o).unwrap_or_default();
+            let _ = writeln!(file, "{line}");
+        }
+        for s in &out.snapshots {
+            let value = s
+                .value
+                .as_ref()
+                .map(|v| serde_json::to_string(v).unwrap_or_default());
+            let _ = writeln!(file, "S {} {} {}", s.topic, s.part, value.unwrap_or_default());
+        }
+        out.clear();
+    };
+    engine.start(&mut out);
+    for chunk in events.chunks(BATCH) {
+        for (partition, event) in chunk {
+            engine.push(*partition, event.clone(), &mut out);
+        }
+        engine.advance(&mut out);
+        write(&mut out);
+    }
+    engine.finish(&mut out);
+    write(&mut out);
+    let checkpoint = serde_json::to_string(&engine.snapshot()).unwrap_or_default();
+    let _ = writeln!(file, "C {}", checkpoint.len());
 }
 
 /// Users who produced at least one event.

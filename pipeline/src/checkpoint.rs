@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use social_schemas::derived::MessageData;
 
 use crate::bus::Offset;
 use crate::operator::EngineState;
@@ -33,9 +34,9 @@ pub struct Checkpoint {
     /// total can skip that many (exactly-once output; the ids are the same anyway).
     #[serde(default)]
     pub outputs_emitted: u64,
-    /// Topic snapshots served to the delivery tier (topic -> part -> value).
+    /// Topic snapshots served to the delivery tier (topic -> part -> value, as JSON).
     #[serde(default)]
-    pub snapshots: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    pub snapshots: BTreeMap<String, BTreeMap<String, MessageData>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -281,8 +281,9 @@ fn check_against_oracle(
         .iter()
         .filter(|o| o.message.event_type == "referral.counters.updated")
     {
-        let user = o.message.data["userId"].as_str().unwrap_or_default().to_owned();
-        last_counters.insert(user, o.message.data["allTime"].clone());
+        let data = o.message.data.to_value();
+        let user = data["userId"].as_str().unwrap_or_default().to_owned();
+        last_counters.insert(user, data["allTime"].clone());
     }
     prop_assert_eq!(last_counters.len(), all_time.len());
     for (user, expected) in &all_time {
@@ -312,8 +313,9 @@ fn check_against_oracle(
         .iter()
         .filter(|o| o.message.event_type == "referral.counters.updated")
     {
-        let user = o.message.data["userId"].as_str().unwrap_or_default();
-        for w in o.message.data["windows"].as_array().into_iter().flatten() {
+        let data = o.message.data.to_value();
+        let user = data["userId"].as_str().unwrap_or_default();
+        for w in data["windows"].as_array().into_iter().flatten() {
             if w["status"] != "final" || w["window"] != "daily" {
                 continue;
             }
@@ -376,10 +378,11 @@ fn check_against_oracle(
         let tick = o.message.timestamp.timestamp_millis();
         let window = windows
             .iter()
-            .find(|w| o.message.data["window"] == w.name.as_str())
+            .find(|w| o.message.data.to_value()["window"] == w.name.as_str())
             .expect("known window");
         let lower = window.window.lower_bound(tick);
-        for item in o.message.data["items"].as_array().into_iter().flatten() {
+        let data = o.message.data.to_value();
+        for item in data["items"].as_array().into_iter().flatten() {
             let content = item["contentId"].as_str().unwrap_or_default();
             let expected = trending_events
                 .iter()
@@ -400,7 +403,7 @@ fn check_against_oracle(
         .iter()
         .filter(|o| o.message.event_type == "social.engagement.updated")
     {
-        let d = &o.message.data;
+        let d = &o.message.data.to_value();
         if d["status"] != "final" || d["dimension"] != "share" {
             continue;
         }
@@ -421,7 +424,7 @@ fn check_against_oracle(
         .iter()
         .filter(|o| o.message.event_type == "referral.reward.progress")
     {
-        let d = &o.message.data;
+        let d = &o.message.data.to_value();
         let key = (
             d["userId"].as_str().unwrap_or_default().to_owned(),
             d["programId"].as_str().unwrap_or_default().to_owned(),
@@ -473,7 +476,7 @@ fn check_against_oracle(
     prop_assert_eq!(
         outputs
             .iter()
-            .filter(|o| o.message.data["kind"] == "click_flood")
+            .filter(|o| o.message.data.to_value()["kind"] == "click_flood")
             .count(),
         floods
     );

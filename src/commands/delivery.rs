@@ -1,16 +1,87 @@
-//! `delivery`: the delivery tier as its own process. It is fed through Redis by a separate `pipeline`, so it needs
-//! `--redis-url`; without it there is nothing it could deliver, and it says so instead of serving an empty feed.
+//! `delivery`: the delivery tier as its own process, any number of them behind one address. Everything it serves
+//! comes through Redis from a separate `pipeline --redis-url`: topic history and live fan-out (so a client resumes
+//! on any node), tickets, and the live state for `SNAPSHOT`s.
 
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Json;
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use social_auth::Verifier;
+use social_delivery::redis::{RedisBackend, RedisConfig};
+use social_delivery::{Delivery, DeliveryConfig};
+use social_state::RedisSnapshots;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::auth_config;
 use crate::cli::DeliveryArgs;
+use crate::server;
 
 pub(super) async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
-    if args.redis_url.is_none() {
+    let Some(url) = args.redis_url.clone() else {
         anyhow::bail!(
             "`delivery` as a separate process is fed through Redis: set --redis-url / REDIS_URL. \
              For one process with the embedded bus, use `social-realtime run`"
         );
+    };
+    let verifier = Arc::new(Verifier::new(&auth_config(&args.auth, false)?)?);
+    let shutdown = CancellationToken::new();
+    server::cancel_on_signal(shutdown.clone());
+    let config = DeliveryConfig::default();
+    let backend = RedisBackend::connect(RedisConfig::for_delivery(&url, &args.redis_prefix, &config), shutdown.clone())
+        .await
+        .context("connecting to Redis")?;
+    let snapshots = RedisSnapshots::connect(&url, &args.redis_prefix).await.context("connecting to Redis")?;
+    let delivery = Delivery::builder(config, verifier)
+        .history(backend.history())
+        .fanout(backend.fanout())
+        .tickets(backend.tickets())
+        .snapshots(Arc::new(snapshots))
+        .shutdown(shutdown.clone())
+        .build();
+    let backend = Arc::new(backend);
+    let router = delivery.router().merge(ops_router(backend.clone()));
+    let tracker = TaskTracker::new();
+    tracker.spawn(delivery.maintenance());
+    let listener = server::bind(args.listen).await?;
+    let served = delivery.serve(listener, router).await.context("serving HTTP");
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    backend.stopped().await;
+    served
+}
+
+fn ops_router(backend: Arc<RedisBackend>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/readyz",
+            get(move || {
+                let backend = backend.clone();
+                async move {
+                    if backend.is_subscribed() && backend.ping().await.is_ok() {
+                        Json(json!({"status": "ready"})).into_response()
+                    } else {
+                        let body = json!({"error": {"code": "not_ready", "message": "Redis is unreachable"}});
+                        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+                    }
+                }
+            }),
+        )
+        .route("/metrics", get(metrics))
+}
+
+async fn metrics() -> Response {
+    match crate::telemetry::metrics_handle() {
+        Some(handle) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+        }
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
-    anyhow::bail!(
-        "the Redis-backed delivery tier is not available in this build; use `social-realtime run` (embedded mode)"
-    )
 }

@@ -68,7 +68,7 @@ fn message(topic: String, seq: u64) -> TopicMessage {
         id: format!("bench-{seq}"),
         event_type: "bench.tick".into(),
         timestamp: chrono::Utc::now(),
-        data: json!({"sentAtMicros": now_micros(), "seq": seq}),
+        data: json!({"sentAtMicros": now_micros(), "seq": seq}).into(),
     }
 }
 

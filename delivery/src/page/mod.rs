@@ -87,19 +87,24 @@ async fn session(State(shared): State<Arc<Shared>>, Query(query): Query<SessionQ
 }
 
 async fn leaderboard(State(shared): State<Arc<Shared>>, Path(board): Path<String>) -> Response {
-    rendered(&shared, &format!("leaderboard.{board}"), "Leaderboard").await
+    rendered(
+        &shared,
+        &format!("leaderboard.{board}"),
+        render::Kind::Leaderboard,
+    )
+    .await
 }
 
 async fn trending(State(shared): State<Arc<Shared>>, Path(window): Path<String>) -> Response {
-    rendered(&shared, &format!("trending.{window}"), "Trending").await
+    rendered(&shared, &format!("trending.{window}"), render::Kind::Trending).await
 }
 
-async fn rendered(shared: &Shared, topic: &str, title: &str) -> Response {
+async fn rendered(shared: &Shared, topic: &str, kind: render::Kind) -> Response {
     let Ok(topic) = Topic::parse(topic) else {
         return DeliveryError::InvalidTopic.into_response();
     };
     let state: Option<Value> = shared.snapshots.snapshot(topic.name()).await;
-    let html = render::page(title, topic.segment(), topic.name(), state.as_ref());
+    let html = render::page(kind, topic.segment(), topic.name(), state.as_ref());
     let mut response = Html(html).into_response();
     response
         .headers_mut()

@@ -105,7 +105,7 @@ impl TestServer {
                 id: id.into(),
                 event_type: "test.event".into(),
                 timestamp: chrono::Utc::now(),
-                data,
+                data: data.into(),
             })
             .await
             .unwrap();

@@ -149,7 +149,7 @@ impl Node {
                 id: id.into(),
                 event_type: "test.event".into(),
                 timestamp: chrono::Utc::now(),
-                data: serde_json::json!({"n": id}),
+                data: serde_json::json!({"n": id}).into(),
             })
             .await
             .unwrap();

@@ -7,39 +7,42 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use social_schemas::{ContentType, PrivacySettings};
 
+use crate::window::key::Key;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeInfo {
-    pub owner: String,
-    pub program: String,
+    pub owner: Key,
+    pub program: Key,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareInfo {
-    pub sharer: String,
-    pub content_id: String,
+    pub sharer: Key,
+    pub content_id: Key,
     pub content_type: ContentType,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Directory {
-    pub codes: FxHashMap<String, CodeInfo>,
-    pub referred_by: FxHashMap<String, String>,
-    pub shares: FxHashMap<String, ShareInfo>,
-    pub testimonial_authors: FxHashMap<String, String>,
-    privacy: FxHashMap<String, PrivacySettings>,
+    /// Keys are looked up by bytes: `codes.get(code.as_bytes())`.
+    pub codes: FxHashMap<Key, CodeInfo>,
+    pub referred_by: FxHashMap<Key, Key>,
+    pub shares: FxHashMap<Key, ShareInfo>,
+    pub testimonial_authors: FxHashMap<Key, Key>,
+    privacy: FxHashMap<Key, PrivacySettings>,
 }
 
 impl Directory {
     /// The referrer who owns `code`.
     pub fn referrer_of_code(&self, code: &str) -> Option<&CodeInfo> {
-        self.codes.get(code)
+        self.codes.get(code.as_bytes())
     }
 
     /// Merges a profile's privacy update (absent fields keep their value). Returns whether the user's public
     /// visibility changed.
     pub fn update_privacy(&mut self, user: &str, update: &PrivacySettings) -> bool {
         let before = self.is_public(user);
-        let slot = self.privacy.entry(user.to_owned()).or_default();
+        let slot = self.privacy.entry(Key::new(user)).or_default();
         slot.activity_broadcast = update.activity_broadcast.or(slot.activity_broadcast);
         slot.incognito = update.incognito.or(slot.incognito);
         slot.anonymous_referrals = update.anonymous_referrals.or(slot.anonymous_referrals);
@@ -50,20 +53,20 @@ impl Directory {
     /// Whether the user may appear on public topics: not opted out of activity broadcast, not incognito.
     pub fn is_public(&self, user: &str) -> bool {
         self.privacy
-            .get(user)
+            .get(user.as_bytes())
             .is_none_or(|p| p.activity_broadcast != Some(false) && p.incognito != Some(true))
     }
 
     /// Whether the user's identity is hidden from whoever referred them.
     pub fn is_anonymous_referral(&self, user: &str) -> bool {
         self.privacy
-            .get(user)
+            .get(user.as_bytes())
             .is_some_and(|p| p.anonymous_referrals == Some(true) || p.incognito == Some(true))
     }
 
     pub fn has_private_rewards(&self, user: &str) -> bool {
         self.privacy
-            .get(user)
+            .get(user.as_bytes())
             .is_some_and(|p| p.private_rewards == Some(true))
     }
 

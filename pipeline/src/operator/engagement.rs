@@ -3,15 +3,17 @@
 //! sharer on `user.{id}.social` ("5 new likes"), at most one per share per tick.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use social_schemas::EngagementType;
+use social_schemas::derived::MessageData;
 
 use super::ids::MessageId;
-use super::output::{Destination, Emitter, to_utc, topics};
+use super::output::{Destination, Emitter, TimeText, topics};
 use crate::window::EventTimeMs;
 use crate::window::assigner::WindowSpec;
+use crate::window::key::Key;
 use crate::window::table::{FireMode, WindowedTable};
 
 pub const EVENT_TYPE: &str = "social.engagement.updated";
@@ -53,19 +55,24 @@ impl EngagementCounts {
             (self.views, "view"),
             (self.saves, "save"),
         ];
-        parts
-            .iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, word)| format!("{n} new {word}{}", if *n == 1 { "" } else { "s" }))
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut text = String::with_capacity(32);
+        for (n, word) in parts.iter().filter(|(n, _)| *n > 0) {
+            if !text.is_empty() {
+                text.push_str(", ");
+            }
+            let _ = write!(text, "{n} new {word}");
+            if *n != 1 {
+                text.push('s');
+            }
+        }
+        text
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PendingAlert {
-    sharer: String,
-    content_id: Option<String>,
+    sharer: Key,
+    content_id: Option<Key>,
     counts: EngagementCounts,
 }
 
@@ -74,7 +81,7 @@ pub struct Engagement {
     /// Keys: `share:{id}`, `content:{id}`, `sharer:{id}`.
     table: WindowedTable<EngagementCounts>,
     /// By share id; sorted so alerts go out in a stable order.
-    alerts: BTreeMap<String, PendingAlert>,
+    alerts: BTreeMap<Key, PendingAlert>,
     #[serde(skip)]
     key: String,
 }
@@ -108,14 +115,14 @@ impl Engagement {
             self.table.update(t, &self.key, |c| c.add(kind));
         }
         if let Some(sharer) = sharer {
-            let pending = match self.alerts.get_mut(share) {
+            let pending = match self.alerts.get_mut(share.as_bytes()) {
                 Some(p) => p,
                 None => self
                     .alerts
-                    .entry(share.to_owned())
+                    .entry(Key::new(share))
                     .or_insert_with(|| PendingAlert {
-                        sharer: sharer.to_owned(),
-                        content_id: content.map(str::to_owned),
+                        sharer: Key::new(sharer),
+                        content_id: content.map(Key::new),
                         counts: EngagementCounts::default(),
                     }),
             };
@@ -132,21 +139,24 @@ impl Engagement {
     }
 
     pub fn fire(&mut self, tick: EventTimeMs, mode: FireMode, out: &mut Emitter) {
+        let mut times = TimeText::default();
         self.table.fire(tick, mode, |f| {
             let (dimension, id) = f.key.split_once(':').unwrap_or(("share", f.key));
+            times.add(f.window.start);
+            times.add(f.window.end);
             let message_id = MessageId::new("engagement")
                 .str(f.key)
                 .num(f.window.start)
                 .num(i64::from(f.revision))
                 .finish();
-            let data = json!({
-                "dimension": dimension,
-                "id": id,
-                "start": to_utc(f.window.start),
-                "end": to_utc(f.window.end),
-                "status": f.kind.as_str(),
-                "revision": f.revision,
-                "counts": f.agg,
+            let data = MessageData::new(&WindowJson {
+                counts: CountsJson::from(f.agg),
+                dimension,
+                end: times.text(f.window.end),
+                id,
+                revision: f.revision,
+                start: times.text(f.window.start),
+                status: f.kind.as_str(),
             });
             out.emit(
                 Destination::Bus,
@@ -161,16 +171,19 @@ impl Engagement {
             return;
         }
         for (share, alert) in std::mem::take(&mut self.alerts) {
-            let id = MessageId::new("engagement-alert").str(&share).num(tick).finish();
-            let data = json!({
-                "shareId": share,
-                "contentId": alert.content_id,
-                "counts": alert.counts,
-                "summary": alert.counts.summary(),
+            let id = MessageId::new("engagement-alert")
+                .str(share.as_str())
+                .num(tick)
+                .finish();
+            let data = MessageData::new(&AlertJson {
+                content_id: alert.content_id.as_ref().map(Key::as_str),
+                counts: CountsJson::from(&alert.counts),
+                share_id: share.as_str(),
+                summary: alert.counts.summary(),
             });
             out.emit(
                 Destination::SseAndBus,
-                topics::user_social(&alert.sharer),
+                topics::user_social(alert.sharer.as_str()),
                 id,
                 ALERT_TYPE,
                 tick,
@@ -178,4 +191,51 @@ impl Engagement {
             );
         }
     }
+}
+
+// Message payloads, keys in sorted order (the order of the `serde_json::Value` objects they replace).
+
+#[derive(Serialize)]
+struct CountsJson {
+    clicks: u64,
+    comments: u64,
+    likes: u64,
+    saves: u64,
+    shares: u64,
+    total: u64,
+    views: u64,
+}
+
+impl From<&EngagementCounts> for CountsJson {
+    fn from(c: &EngagementCounts) -> Self {
+        CountsJson {
+            clicks: c.clicks,
+            comments: c.comments,
+            likes: c.likes,
+            saves: c.saves,
+            shares: c.shares,
+            total: c.total,
+            views: c.views,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WindowJson<'a> {
+    counts: CountsJson,
+    dimension: &'a str,
+    end: &'a str,
+    id: &'a str,
+    revision: u32,
+    start: &'a str,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertJson<'a> {
+    content_id: Option<&'a str>,
+    counts: CountsJson,
+    share_id: &'a str,
+    summary: String,
 }

@@ -8,6 +8,7 @@
 //! the late-data side output and only updates reference state (attribution, privacy).
 
 use serde::{Deserialize, Serialize};
+use social_schemas::derived::MessageData;
 use social_schemas::{Event, Limits, parse_event};
 
 use super::config::OperatorConfig;
@@ -39,7 +40,8 @@ pub enum EngineError {
 pub struct Engine {
     graph: OperatorGraph,
     clock: Watermarks,
-    buffer: EventTimeBuffer<Event>,
+    /// Events are boxed: the heap's sift moves pointers, not whole events.
+    buffer: EventTimeBuffer<Box<Event>>,
     /// Every event at or before this time has been released (or was late).
     released: EventTimeMs,
     next_tick: Option<EventTimeMs>,
@@ -108,7 +110,7 @@ impl Engine {
                 time_ms: t,
                 hash: tie_hash(&event.source, &event.id),
             };
-            self.buffer.push(key, event);
+            self.buffer.push(key, Box::new(event));
         } else if t > self
             .released
             .saturating_sub(self.graph.config().allowed_lateness_ms)
@@ -122,7 +124,10 @@ impl Engine {
             metrics::counter!(LATE_EVENTS, "kind" => "too_late").increment(1);
             self.graph.on_too_late(&event, out);
             let id = MessageId::new("late").str(&event.source).str(&event.id).finish();
-            let data = serde_json::from_slice(&event.to_json()).unwrap_or_default();
+            // Parsed into a `Value` first: the side output carries the event with sorted keys (rare path).
+            let data = serde_json::from_slice::<serde_json::Value>(&event.to_json())
+                .map(MessageData::from)
+                .unwrap_or_default();
             let event_type = event.event_type().as_str();
             out.emit(
                 Destination::LateData,
@@ -239,7 +244,7 @@ impl Engine {
                 time_ms: event.time.timestamp_millis(),
                 hash: tie_hash(&event.source, &event.id),
             };
-            buffer.push(key, event);
+            buffer.push(key, Box::new(event));
         }
         Ok(Engine {
             graph: state.graph.restored(config),

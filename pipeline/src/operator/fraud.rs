@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use social_schemas::Event;
+use social_schemas::derived::MessageData;
 
 use super::config::FraudConfig;
 use super::ids::MessageId;
@@ -54,13 +54,13 @@ impl Fraud {
                 .str(ip)
                 .num(start)
                 .finish();
-            let data = json!({
-                "kind": "click_flood",
-                "referralId": referral,
-                "sourceIp": ip,
-                "windowStart": to_utc(start),
-                "windowEnd": to_utc(start + config.window_ms),
-                "threshold": config.click_threshold,
+            let data = MessageData::new(&FloodJson {
+                kind: "click_flood",
+                referral_id: referral,
+                source_ip: ip,
+                threshold: config.click_threshold,
+                window_end: to_utc(start + config.window_ms),
+                window_start: to_utc(start),
             });
             out.emit(Destination::Bus, EVENT_TYPE.to_owned(), id, EVENT_TYPE, t, data);
         }
@@ -73,11 +73,11 @@ impl Fraud {
             .str(&event.source)
             .str(&event.id)
             .finish();
-        let data = json!({
-            "kind": "self_referral",
-            "referralId": referral,
-            "userId": user,
-            "evidence": event.event_type().as_str(),
+        let data = MessageData::new(&SelfJson {
+            evidence: event.event_type().as_str(),
+            kind: "self_referral",
+            referral_id: referral,
+            user_id: user,
         });
         out.emit(
             Destination::Bus,
@@ -102,4 +102,26 @@ impl Fraud {
     pub fn is_empty(&self) -> bool {
         self.windows.is_empty()
     }
+}
+
+// Message payloads, keys in sorted order (the order of the `serde_json::Value` objects they replace).
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FloodJson<'a> {
+    kind: &'static str,
+    referral_id: &'a str,
+    source_ip: &'a str,
+    threshold: u32,
+    window_end: chrono::DateTime<chrono::Utc>,
+    window_start: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SelfJson<'a> {
+    evidence: &'a str,
+    kind: &'static str,
+    referral_id: &'a str,
+    user_id: &'a str,
 }

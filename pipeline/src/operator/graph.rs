@@ -17,6 +17,7 @@ use super::rewards::RewardProgress;
 use super::testimonials::Testimonials;
 use super::trending::Trending;
 use crate::window::EventTimeMs;
+use crate::window::key::Key;
 use crate::window::table::FireMode;
 
 /// Trending weight of a share; engagements weigh 1.
@@ -103,11 +104,11 @@ impl OperatorGraph {
                     return;
                 };
                 self.processed.add(OperatorKind::Notifications);
-                if info.owner == p.user_id {
+                if info.owner.as_str() == p.user_id {
                     self.processed.add(OperatorKind::Fraud);
                     self.fraud.self_referral(event, code, &p.user_id, out);
                 } else {
-                    notifications::friend_joined(event, p, &info.owner, dir, out);
+                    notifications::friend_joined(event, p, info.owner.as_str(), dir, out);
                 }
             }
             Payload::ProfileUpdated(p) => {
@@ -122,15 +123,15 @@ impl OperatorGraph {
                 if let Some(info) = dir.referrer_of_code(&p.referral_id) {
                     self.processed.add(OperatorKind::Counters);
                     self.counters
-                        .apply(&info.owner, t, CounterEvent::Click { flagged });
+                        .apply(info.owner.as_str(), t, CounterEvent::Click { flagged });
                 }
             }
             Payload::ConversionStarted(p) => {
                 if let Some(info) = dir.referrer_of_code(&p.referral_id) {
                     self.processed.add(OperatorKind::Counters);
                     self.counters
-                        .apply(&info.owner, t, CounterEvent::ConversionStarted);
-                    notifications::conversion_started(event, p, &info.owner, out);
+                        .apply(info.owner.as_str(), t, CounterEvent::ConversionStarted);
+                    notifications::conversion_started(event, p, info.owner.as_str(), out);
                 }
             }
             Payload::ConversionCompleted(p) => {
@@ -173,17 +174,17 @@ impl OperatorGraph {
                 }
             }
             Payload::ShareEngaged(p) => {
-                let share = dir.shares.get(&p.share_id);
+                let share = dir.shares.get(p.share_id.as_bytes());
                 let content = share.map(|s| s.content_id.as_str()).or(p.content_id.as_deref());
                 let sharer = share.map(|s| s.sharer.as_str());
                 self.processed.add(OperatorKind::Engagement);
                 self.engagement
                     .add(t, &p.share_id, content, sharer, p.engagement_type);
-                if let Some(share) = share.filter(|s| dir.is_public(&s.sharer)) {
+                if let Some(share) = share.filter(|s| dir.is_public(s.sharer.as_str())) {
                     self.processed.add(OperatorKind::Trending);
                     self.trending.add(
                         &self.config.trending,
-                        &share.content_id,
+                        share.content_id.as_str(),
                         share.content_type,
                         t,
                         1.0,
@@ -220,10 +221,10 @@ impl OperatorGraph {
             Payload::CodeGenerated(p) => {
                 self.processed.add(OperatorKind::Attribution);
                 let info = CodeInfo {
-                    owner: p.user_id.clone(),
-                    program: p.program_id.clone(),
+                    owner: Key::new(&p.user_id),
+                    program: Key::new(&p.program_id),
                 };
-                dir.codes.insert(p.code_id.clone(), info);
+                dir.codes.insert(Key::new(&p.code_id), info);
             }
             Payload::UserRegistered(p) => {
                 let referrer = p
@@ -231,27 +232,27 @@ impl OperatorGraph {
                     .as_deref()
                     .and_then(|c| dir.referrer_of_code(c))
                     .map(|c| c.owner.clone());
-                if let Some(referrer) = referrer.filter(|r| *r != p.user_id) {
+                if let Some(referrer) = referrer.filter(|r| r.as_str() != p.user_id) {
                     self.processed.add(OperatorKind::Attribution);
-                    dir.referred_by.insert(p.user_id.clone(), referrer);
+                    dir.referred_by.insert(Key::new(&p.user_id), referrer);
                 }
             }
             Payload::ConversionCompleted(p) if p.new_user_id != p.referrer_id => {
                 self.processed.add(OperatorKind::Attribution);
                 dir.referred_by
-                    .insert(p.new_user_id.clone(), p.referrer_id.clone());
+                    .insert(Key::new(&p.new_user_id), Key::new(&p.referrer_id));
             }
             Payload::ShareCreated(p) => {
                 let info = ShareInfo {
-                    sharer: p.user_id.clone(),
-                    content_id: p.content_id.clone(),
+                    sharer: Key::new(&p.user_id),
+                    content_id: Key::new(&p.content_id),
                     content_type: p.content_type,
                 };
-                dir.shares.insert(p.share_id.clone(), info);
+                dir.shares.insert(Key::new(&p.share_id), info);
             }
             Payload::TestimonialPublished(p) => {
                 dir.testimonial_authors
-                    .insert(p.testimonial_id.clone(), p.author_id.clone());
+                    .insert(Key::new(&p.testimonial_id), Key::new(&p.author_id));
             }
             Payload::ProfileUpdated(p) => {
                 let Some(privacy) = &p.privacy else { return };

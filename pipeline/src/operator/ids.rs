@@ -44,11 +44,19 @@ impl MessageId {
 
     /// `m` and 32 hex digits.
     pub fn finish(self) -> String {
-        format!(
-            "m{:016x}{:016x}",
-            mix(self.a),
-            mix(self.b ^ self.a.rotate_left(17))
-        )
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = String::with_capacity(33);
+        id.push('m');
+        for word in [mix(self.a), mix(self.b ^ self.a.rotate_left(17))] {
+            for shift in (0..16).rev() {
+                let digit = HEX
+                    .get(((word >> (shift * 4)) & 0xf) as usize)
+                    .copied()
+                    .unwrap_or(b'0');
+                id.push(char::from(digit));
+            }
+        }
+        id
     }
 }
 
@@ -71,5 +79,10 @@ mod tests {
         assert_eq!(a, MessageId::new("op").str("ab").str("c").num(1).finish());
         assert_ne!(a, MessageId::new("op").str("a").str("bc").num(1).finish());
         assert_eq!(a.len(), 33);
+        let m = MessageId::new("op").str("x").num(-7);
+        assert_eq!(
+            m.finish(),
+            format!("m{:016x}{:016x}", mix(m.a), mix(m.b ^ m.a.rotate_left(17)))
+        );
     }
 }

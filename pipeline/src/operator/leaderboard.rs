@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use social_schemas::derived::MessageData;
 
 use super::directory::Directory;
 use super::ids::MessageId;
@@ -178,7 +178,10 @@ impl Leaderboards {
                         .num(i64::from(period.revision))
                         .finish();
                     period.revision += 1;
-                    let data = json!({ "boardId": board_id, "changes": changes });
+                    let data = MessageData::new(&ChangesJson {
+                        board_id: &board_id,
+                        changes: &changes,
+                    });
                     out.emit(
                         Destination::SseAndBus,
                         topics::leaderboard(&board.name),
@@ -241,7 +244,7 @@ impl Leaderboards {
     }
 }
 
-fn rank_changes(before: &[String], after: &[String], top_n: usize) -> Vec<serde_json::Value> {
+fn rank_changes<'a>(before: &[String], after: &'a [String], top_n: usize) -> Vec<ChangeJson<'a>> {
     let old: FxHashMap<&str, usize> = before
         .iter()
         .enumerate()
@@ -253,21 +256,64 @@ fn rank_changes(before: &[String], after: &[String], top_n: usize) -> Vec<serde_
         .filter_map(|(i, user)| {
             let position = i + 1;
             let previous = old.get(user.as_str()).copied().unwrap_or(top_n + 1);
-            (previous != position).then(|| {
-                json!({ "userId": user, "position": position, "delta": previous as i64 - position as i64 })
+            (previous != position).then_some(ChangeJson {
+                delta: previous as i64 - position as i64,
+                position,
+                user_id: user,
             })
         })
         .collect()
 }
 
-fn snapshot(board: &str, start: EventTimeMs, period: &Period, top_n: usize) -> serde_json::Value {
-    let top: Vec<serde_json::Value> = period
+fn snapshot(board: &str, start: EventTimeMs, period: &Period, top_n: usize) -> MessageData {
+    let top: Vec<TopJson<'_>> = period
         .ranked
         .iter()
         .zip(1..)
         .take(top_n)
-        .map(|((Reverse(n), u), position)| json!({ "userId": u, "position": position, "completed": n }))
+        .map(|((Reverse(n), u), position)| TopJson {
+            completed: *n,
+            position,
+            user_id: u,
+        })
         .collect();
     let period_start = (start != EventTimeMs::MIN).then(|| utc_date(start));
-    json!({ "boardId": board, "periodStart": period_start, "top": top })
+    MessageData::new(&SnapshotJson {
+        board_id: board,
+        period_start,
+        top,
+    })
+}
+
+// Message payloads, keys in sorted order (the order of the `serde_json::Value` objects they replace).
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangeJson<'a> {
+    delta: i64,
+    position: usize,
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangesJson<'a> {
+    board_id: &'a str,
+    changes: &'a [ChangeJson<'a>],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TopJson<'a> {
+    completed: u32,
+    position: usize,
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotJson<'a> {
+    board_id: &'a str,
+    period_start: Option<String>,
+    top: Vec<TopJson<'a>>,
 }

@@ -17,10 +17,13 @@
 //! (attribution, privacy) and follow event-time order. Anonymous referral mode hides the new user's id and name
 //! from the referrer; an incognito user's connection changes are not announced to the other side.
 
-use serde_json::json;
+use serde::Serialize;
+use social_schemas::derived::MessageData;
+use social_schemas::time::format_rfc3339;
 use social_schemas::{
-    BidAwarded, ConversionCompleted, ConversionStarted, Event, Payload, ProfileUpdated, ProjectVisibility,
-    RewardStatus, UserRegistered,
+    BidAwarded, ContentType, ConversionCompleted, ConversionStage, ConversionStarted, ConversionType, Event,
+    Payload, Platform, ProfileUpdated, ProjectVisibility, RewardStatus, RewardType, ShareFormat,
+    UserRegistered, UserRole,
 };
 
 use super::directory::Directory;
@@ -36,14 +39,7 @@ fn id(kind: &str, event: &Event, recipient: &str) -> String {
         .finish()
 }
 
-fn send(
-    out: &mut Emitter,
-    kind: &str,
-    event: &Event,
-    topic: String,
-    recipient: &str,
-    data: serde_json::Value,
-) {
+fn send(out: &mut Emitter, kind: &str, event: &Event, topic: String, recipient: &str, data: MessageData) {
     let event_type = format!("notification.{kind}");
     let id = id(kind, event, recipient);
     out.emit(
@@ -60,9 +56,13 @@ fn send(
 pub fn on_arrival(event: &Event, out: &mut Emitter) {
     match &event.payload {
         Payload::ShareCreated(p) => {
-            let data = json!({
-                "shareId": p.share_id, "contentType": p.content_type, "contentId": p.content_id,
-                "platform": p.platform, "shareFormat": p.share_format, "status": "confirmed",
+            let data = MessageData::new(&ShareConfirmed {
+                content_id: &p.content_id,
+                content_type: p.content_type,
+                platform: p.platform,
+                share_format: p.share_format,
+                share_id: &p.share_id,
+                status: "confirmed",
             });
             send(
                 out,
@@ -74,9 +74,12 @@ pub fn on_arrival(event: &Event, out: &mut Emitter) {
             );
         }
         Payload::RewardEarned(p) => {
-            let data = json!({
-                "rewardId": p.reward_id, "amount": p.amount, "type": p.kind,
-                "programId": p.program_id, "referralId": p.referral_id,
+            let data = MessageData::new(&RewardEarnedJson {
+                amount: p.amount,
+                program_id: p.program_id.as_deref(),
+                referral_id: p.referral_id.as_deref(),
+                reward_id: &p.reward_id,
+                kind: p.kind,
             });
             send(
                 out,
@@ -88,9 +91,12 @@ pub fn on_arrival(event: &Event, out: &mut Emitter) {
             );
         }
         Payload::ProjectCreated(p) if p.visibility != Some(ProjectVisibility::Private) => {
-            let data = json!({
-                "projectId": p.project_id, "title": p.title, "category": p.category,
-                "suggestion": "share_project", "contentType": "project",
+            let data = MessageData::new(&ShareSuggested {
+                category: p.category.as_deref(),
+                content_type: "project",
+                project_id: &p.project_id,
+                suggestion: "share_project",
+                title: &p.title,
             });
             send(
                 out,
@@ -102,7 +108,10 @@ pub fn on_arrival(event: &Event, out: &mut Emitter) {
             );
         }
         Payload::ProjectCompleted(p) => {
-            let data = json!({ "projectId": p.project_id, "contractorId": p.contractor_id });
+            let data = MessageData::new(&TestimonialRequested {
+                contractor_id: &p.contractor_id,
+                project_id: &p.project_id,
+            });
             send(
                 out,
                 "testimonial.requested",
@@ -117,7 +126,10 @@ pub fn on_arrival(event: &Event, out: &mut Emitter) {
 }
 
 pub fn conversion_started(event: &Event, p: &ConversionStarted, referrer: &str, out: &mut Emitter) {
-    let data = json!({ "referralId": p.referral_id, "stage": p.stage });
+    let data = MessageData::new(&StatusStarted {
+        referral_id: &p.referral_id,
+        stage: p.stage,
+    });
     send(
         out,
         "referral.status",
@@ -130,14 +142,22 @@ pub fn conversion_started(event: &Event, p: &ConversionStarted, referrer: &str, 
 
 pub fn conversion_completed(event: &Event, p: &ConversionCompleted, dir: &Directory, out: &mut Emitter) {
     let anonymous = dir.is_anonymous_referral(&p.new_user_id);
-    let data = json!({
-        "referralId": p.referral_id,
-        "stage": "completed",
-        "newUserId": (!anonymous).then_some(&p.new_user_id),
-        "programId": p.program_id,
-        "conversionType": p.conversion_type,
-        "rewardPending": p.reward.as_ref().is_some_and(|r| r.status == RewardStatus::Pending),
-        "reward": p.reward,
+    let data = MessageData::new(&StatusCompleted {
+        conversion_type: p.conversion_type,
+        new_user_id: (!anonymous).then_some(p.new_user_id.as_str()),
+        program_id: p.program_id.as_deref(),
+        referral_id: &p.referral_id,
+        reward: p.reward.as_ref().map(|r| RewardJson {
+            amount: r.amount,
+            eligible_date: r.eligible_date.as_ref().map(format_rfc3339),
+            status: r.status,
+            kind: r.kind,
+        }),
+        reward_pending: p
+            .reward
+            .as_ref()
+            .is_some_and(|r| r.status == RewardStatus::Pending),
+        stage: "completed",
     });
     send(
         out,
@@ -151,11 +171,15 @@ pub fn conversion_completed(event: &Event, p: &ConversionCompleted, dir: &Direct
 
 pub fn friend_joined(event: &Event, p: &UserRegistered, referrer: &str, dir: &Directory, out: &mut Emitter) {
     let anonymous = dir.is_anonymous_referral(&p.user_id);
-    let data = json!({
-        "userId": (!anonymous).then_some(&p.user_id),
-        "displayName": if anonymous { None } else { p.display_name.as_ref() },
-        "role": p.role,
-        "referralCode": p.referral_code,
+    let data = MessageData::new(&FriendJoined {
+        display_name: if anonymous {
+            None
+        } else {
+            p.display_name.as_deref()
+        },
+        referral_code: p.referral_code.as_deref(),
+        role: p.role,
+        user_id: (!anonymous).then_some(p.user_id.as_str()),
     });
     send(
         out,
@@ -174,7 +198,7 @@ pub fn connections(event: &Event, p: &ProfileUpdated, dir: &Directory, out: &mut
     if added.is_empty() && removed.is_empty() {
         return;
     }
-    let data = json!({ "added": added, "removed": removed });
+    let data = MessageData::new(&ConnectionsJson { added, removed });
     send(
         out,
         "connection.changed",
@@ -188,7 +212,10 @@ pub fn connections(event: &Event, p: &ProfileUpdated, dir: &Directory, out: &mut
     }
     for (list, change) in [(added, "added"), (removed, "removed")] {
         for other in list {
-            let data = json!({ "userId": p.user_id, "change": change });
+            let data = MessageData::new(&ConnectionJson {
+                change,
+                user_id: &p.user_id,
+            });
             send(
                 out,
                 "connection.changed",
@@ -203,13 +230,15 @@ pub fn connections(event: &Event, p: &ProfileUpdated, dir: &Directory, out: &mut
 
 pub fn collaboration(event: &Event, p: &BidAwarded, dir: &Directory, out: &mut Emitter) {
     for (party, role) in [(&p.contractor_id, "contractor"), (&p.homeowner_id, "homeowner")] {
-        let Some(referrer) = dir.referred_by.get(party) else {
+        let Some(referrer) = dir.referred_by.get(party.as_bytes()).map(|r| r.as_str()) else {
             continue;
         };
         let anonymous = dir.is_anonymous_referral(party);
-        let data = json!({
-            "bidId": p.bid_id, "projectId": p.project_id, "partnerId": (!anonymous).then_some(party),
-            "partnerRole": role,
+        let data = MessageData::new(&Collaboration {
+            bid_id: &p.bid_id,
+            partner_id: (!anonymous).then_some(party.as_str()),
+            partner_role: role,
+            project_id: &p.project_id,
         });
         send(
             out,
@@ -220,4 +249,107 @@ pub fn collaboration(event: &Event, p: &BidAwarded, dir: &Directory, out: &mut E
             data,
         );
     }
+}
+
+// Message payloads, keys in sorted order (the order of the `serde_json::Value` objects they replace).
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ShareConfirmed<'a> {
+    content_id: &'a str,
+    content_type: ContentType,
+    platform: Platform,
+    share_format: Option<ShareFormat>,
+    share_id: &'a str,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RewardEarnedJson<'a> {
+    amount: f64,
+    program_id: Option<&'a str>,
+    referral_id: Option<&'a str>,
+    reward_id: &'a str,
+    #[serde(rename = "type")]
+    kind: RewardType,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ShareSuggested<'a> {
+    category: Option<&'a str>,
+    content_type: &'static str,
+    project_id: &'a str,
+    suggestion: &'static str,
+    title: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TestimonialRequested<'a> {
+    contractor_id: &'a str,
+    project_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusStarted<'a> {
+    referral_id: &'a str,
+    stage: ConversionStage,
+}
+
+/// `social_schemas::Reward` with sorted keys.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RewardJson {
+    amount: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eligible_date: Option<String>,
+    status: RewardStatus,
+    #[serde(rename = "type")]
+    kind: RewardType,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusCompleted<'a> {
+    conversion_type: Option<ConversionType>,
+    new_user_id: Option<&'a str>,
+    program_id: Option<&'a str>,
+    referral_id: &'a str,
+    reward: Option<RewardJson>,
+    reward_pending: bool,
+    stage: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FriendJoined<'a> {
+    display_name: Option<&'a str>,
+    referral_code: Option<&'a str>,
+    role: UserRole,
+    user_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ConnectionsJson<'a> {
+    added: &'a [String],
+    removed: &'a [String],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectionJson<'a> {
+    change: &'static str,
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Collaboration<'a> {
+    bid_id: &'a str,
+    partner_id: Option<&'a str>,
+    partner_role: &'static str,
+    project_id: &'a str,
 }

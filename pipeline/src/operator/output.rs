@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use social_schemas::TopicMessage;
+use social_schemas::derived::MessageData;
 
 use crate::window::EventTimeMs;
 
@@ -43,12 +44,13 @@ pub struct Output {
 }
 
 /// The current state of one part of a topic (`counters` of `user.u1.referrals`, `top` of `leaderboard.daily`),
-/// for `?snapshot=true` and `GET /v1/topics/{topic}/snapshot`. `None` removes the part.
+/// for `?snapshot=true` and `GET /v1/topics/{topic}/snapshot`. `None` removes the part. The value is serialized
+/// JSON, often shared with the message that announced the change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotUpdate {
     pub topic: String,
     pub part: String,
-    pub value: Option<serde_json::Value>,
+    pub value: Option<MessageData>,
 }
 
 /// Collects what the operators produce for one call; the caller drains it.
@@ -66,7 +68,7 @@ impl Emitter {
         id: String,
         event_type: &str,
         time_ms: EventTimeMs,
-        data: serde_json::Value,
+        data: MessageData,
     ) {
         let message = TopicMessage {
             topic,
@@ -78,7 +80,7 @@ impl Emitter {
         self.outputs.push(Output { destination, message });
     }
 
-    pub fn snapshot(&mut self, topic: String, part: &str, value: Option<serde_json::Value>) {
+    pub fn snapshot(&mut self, topic: String, part: &str, value: Option<MessageData>) {
         self.snapshots.push(SnapshotUpdate {
             topic,
             part: part.to_owned(),
@@ -100,25 +102,61 @@ pub fn to_utc(ms: EventTimeMs) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// Text of event times in message payloads (`"2026-01-01T00:00:00Z"`, as `DateTime<Utc>` serializes), formatted
+/// once per distinct time: the window bounds of one tick's firings repeat in every message.
+#[derive(Debug, Default)]
+pub struct TimeText {
+    entries: Vec<(EventTimeMs, String)>,
+}
+
+impl TimeText {
+    /// Formats `ms` unless it already was; then [`TimeText::text`] returns it.
+    pub fn add(&mut self, ms: EventTimeMs) {
+        if self.entries.iter().any(|(t, _)| *t == ms) {
+            return;
+        }
+        let text = match serde_json::to_value(to_utc(ms)) {
+            Ok(serde_json::Value::String(s)) => s,
+            _ => to_utc(ms).to_rfc3339(),
+        };
+        self.entries.push((ms, text));
+    }
+
+    /// The text of `ms` (empty when it was not added).
+    pub fn text(&self, ms: EventTimeMs) -> &str {
+        self.entries
+            .iter()
+            .find(|(t, _)| *t == ms)
+            .map_or("", |(_, s)| s.as_str())
+    }
+}
+
 /// Topic names of CONTRACT section 3.
 pub mod topics {
+    fn concat(prefix: &str, id: &str, suffix: &str) -> String {
+        let mut topic = String::with_capacity(prefix.len() + id.len() + suffix.len());
+        topic.push_str(prefix);
+        topic.push_str(id);
+        topic.push_str(suffix);
+        topic
+    }
     pub fn user_social(user: &str) -> String {
-        format!("user.{user}.social")
+        concat("user.", user, ".social")
     }
     pub fn user_referrals(user: &str) -> String {
-        format!("user.{user}.referrals")
+        concat("user.", user, ".referrals")
     }
     pub fn user_network(user: &str) -> String {
-        format!("user.{user}.network")
+        concat("user.", user, ".network")
     }
     pub fn program_updates(program: &str) -> String {
-        format!("program.{program}.updates")
+        concat("program.", program, ".updates")
     }
     pub fn leaderboard(board: &str) -> String {
-        format!("leaderboard.{board}")
+        concat("leaderboard.", board, "")
     }
     pub fn trending(window: &str) -> String {
-        format!("trending.{window}")
+        concat("trending.", window, "")
     }
     pub const TESTIMONIALS_RECENT: &str = "testimonials.recent";
 

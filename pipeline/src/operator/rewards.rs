@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use social_schemas::derived::MessageData;
 
 use super::config::{ProgramsConfig, Tier};
 use super::ids::MessageId;
@@ -50,7 +51,7 @@ impl RewardProgress {
             let (Some(count), Some((user, program))) = (self.completed.get(&key), key.split_once(SEP)) else {
                 continue;
             };
-            let data = progress(user, program, *count, programs.tiers(program));
+            let data = MessageData::new(&progress(user, program, *count, programs.tiers(program)));
             let topic = topics::user_referrals(user);
             let id = MessageId::new("rewards")
                 .str(&key)
@@ -73,7 +74,7 @@ impl RewardProgress {
             if self.announced.get(program) == Some(&id) {
                 continue;
             }
-            let data = json!({ "programId": program, "tiers": config.tiers });
+            let data = MessageData::from(json!({ "programId": program, "tiers": config.tiers }));
             let topic = topics::program_updates(program);
             out.snapshot(topic.clone(), "rules", Some(data.clone()));
             out.emit(
@@ -89,23 +90,58 @@ impl RewardProgress {
     }
 }
 
-fn progress(user: &str, program: &str, completed: u32, tiers: &[Tier]) -> serde_json::Value {
+fn progress<'a>(user: &'a str, program: &'a str, completed: u32, tiers: &[Tier]) -> ProgressJson<'a> {
     let reached = tiers.iter().rposition(|t| t.threshold <= completed);
     let next = tiers.iter().find(|t| t.threshold > completed);
     let base = reached.and_then(|i| tiers.get(i)).map_or(0, |t| t.threshold);
     let fraction = next.map_or(1.0, |n| {
         f64::from(completed - base) / f64::from(n.threshold.saturating_sub(base).max(1))
     });
-    json!({
-        "userId": user,
-        "programId": program,
-        "completed": completed,
-        "tier": reached.and_then(|i| tiers.get(i).map(|t| json!({
-            "level": i + 1, "threshold": t.threshold, "rewardAmount": t.reward_amount,
-        }))),
-        "nextTier": next.map(|t| json!({
-            "threshold": t.threshold, "rewardAmount": t.reward_amount, "remaining": t.threshold - completed,
-        })),
-        "progress": fraction,
-    })
+    ProgressJson {
+        completed,
+        next_tier: next.map(|t| NextTierJson {
+            remaining: t.threshold - completed,
+            reward_amount: t.reward_amount,
+            threshold: t.threshold,
+        }),
+        program_id: program,
+        progress: fraction,
+        tier: reached.and_then(|i| {
+            tiers.get(i).map(|t| TierJson {
+                level: i + 1,
+                reward_amount: t.reward_amount,
+                threshold: t.threshold,
+            })
+        }),
+        user_id: user,
+    }
+}
+
+// Message payloads, keys in sorted order (the order of the `serde_json::Value` objects they replace).
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProgressJson<'a> {
+    completed: u32,
+    next_tier: Option<NextTierJson>,
+    program_id: &'a str,
+    progress: f64,
+    tier: Option<TierJson>,
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TierJson {
+    level: usize,
+    reward_amount: f64,
+    threshold: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NextTierJson {
+    remaining: u32,
+    reward_amount: f64,
+    threshold: u32,
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use social_schemas::derived::MessageData;
 use social_schemas::{Event, TestimonialEngagementType, TestimonialPublished};
 
 use super::directory::Directory;
@@ -61,7 +61,7 @@ impl Testimonials {
                 id,
                 PUBLISHED_TYPE,
                 t,
-                public_view(p, dir),
+                MessageData::new(&public_view(p, dir)),
             );
         }
         self.recent.push_back(Recent {
@@ -97,8 +97,8 @@ impl Testimonials {
         for (testimonial, ()) in std::mem::take(&mut self.pending) {
             let visible = dir
                 .testimonial_authors
-                .get(&testimonial)
-                .is_some_and(|a| dir.is_public(a));
+                .get(testimonial.as_bytes())
+                .is_some_and(|a| dir.is_public(a.as_str()));
             let Some(counts) = self.totals.get(&testimonial).filter(|_| visible) else {
                 continue;
             };
@@ -106,7 +106,10 @@ impl Testimonials {
                 .str(&testimonial)
                 .num(tick)
                 .finish();
-            let data = json!({ "testimonialId": testimonial, "counts": counts });
+            let data = MessageData::new(&EngagedJson {
+                counts: CountsJson::from(counts),
+                testimonial_id: &testimonial,
+            });
             out.emit(
                 Destination::Sse,
                 topics::TESTIMONIALS_RECENT.to_owned(),
@@ -128,40 +131,99 @@ impl Testimonials {
 
     /// The snapshot lists the recent testimonials of visible authors, newest first.
     pub fn refresh_snapshot(&self, dir: &Directory, out: &mut Emitter) {
-        let list: Vec<serde_json::Value> = self
+        let list: Vec<RecentJson<'_>> = self
             .recent
             .iter()
             .rev()
             .filter(|r| dir.is_public(&r.published.author_id))
             .map(|r| {
-                let mut v = public_view(&r.published, dir);
-                if let Some(obj) = v.as_object_mut() {
-                    let counts = self
-                        .totals
-                        .get(&r.published.testimonial_id)
-                        .copied()
-                        .unwrap_or_default();
-                    obj.insert("counts".into(), json!(counts));
-                    obj.insert("publishedAt".into(), json!(super::output::to_utc(r.time_ms)));
+                let view = public_view(&r.published, dir);
+                let counts = self
+                    .totals
+                    .get(&r.published.testimonial_id)
+                    .copied()
+                    .unwrap_or_default();
+                RecentJson {
+                    author_id: view.author_id,
+                    counts: CountsJson::from(&counts),
+                    excerpt: view.excerpt,
+                    project_id: view.project_id,
+                    published_at: super::output::to_utc(r.time_ms),
+                    rating: view.rating,
+                    subject_user_id: view.subject_user_id,
+                    testimonial_id: view.testimonial_id,
                 }
-                v
             })
             .collect();
         out.snapshot(
             topics::TESTIMONIALS_RECENT.to_owned(),
             "recent",
-            Some(serde_json::Value::Array(list)),
+            Some(MessageData::new(&list)),
         );
     }
 }
 
-fn public_view(p: &TestimonialPublished, dir: &Directory) -> serde_json::Value {
-    json!({
-        "testimonialId": p.testimonial_id,
-        "authorId": p.author_id,
-        "subjectUserId": dir.is_public(&p.subject_user_id).then_some(&p.subject_user_id),
-        "rating": p.rating,
-        "projectId": p.project_id,
-        "excerpt": p.excerpt,
-    })
+fn public_view<'a>(p: &'a TestimonialPublished, dir: &Directory) -> PublicJson<'a> {
+    PublicJson {
+        author_id: &p.author_id,
+        excerpt: p.excerpt.as_deref(),
+        project_id: p.project_id.as_deref(),
+        rating: p.rating,
+        subject_user_id: dir
+            .is_public(&p.subject_user_id)
+            .then_some(p.subject_user_id.as_str()),
+        testimonial_id: &p.testimonial_id,
+    }
+}
+
+// Message payloads, keys in sorted order (the order of the `serde_json::Value` objects they replace).
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicJson<'a> {
+    author_id: &'a str,
+    excerpt: Option<&'a str>,
+    project_id: Option<&'a str>,
+    rating: u8,
+    subject_user_id: Option<&'a str>,
+    testimonial_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecentJson<'a> {
+    author_id: &'a str,
+    counts: CountsJson,
+    excerpt: Option<&'a str>,
+    project_id: Option<&'a str>,
+    published_at: chrono::DateTime<chrono::Utc>,
+    rating: u8,
+    subject_user_id: Option<&'a str>,
+    testimonial_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct CountsJson {
+    comments: u64,
+    helpful: u64,
+    likes: u64,
+    shares: u64,
+}
+
+impl From<&TestimonialCounts> for CountsJson {
+    fn from(c: &TestimonialCounts) -> Self {
+        CountsJson {
+            comments: c.comments,
+            helpful: c.helpful,
+            likes: c.likes,
+            shares: c.shares,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EngagedJson<'a> {
+    counts: CountsJson,
+    testimonial_id: &'a str,
 }

@@ -9,13 +9,14 @@
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use social_schemas::ContentType;
+use social_schemas::derived::MessageData;
 
 use super::config::TrendingWindow;
 use super::ids::MessageId;
 use super::output::{Destination, Emitter, topics};
 use crate::window::EventTimeMs;
+use crate::window::key::Key;
 use crate::window::sliding::{Decayed, SlidingCount};
 
 pub const EVENT_TYPE: &str = "social.trending.updated";
@@ -39,7 +40,7 @@ struct Published {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Trending {
-    items: FxHashMap<String, Item>,
+    items: FxHashMap<Key, Item>,
     published: Vec<Published>,
     /// Tick of the last sweep of empty items.
     swept: EventTimeMs,
@@ -63,9 +64,9 @@ impl Trending {
         t: EventTimeMs,
         w: f64,
     ) {
-        let item = match self.items.get_mut(content_id) {
+        let item = match self.items.get_mut(content_id.as_bytes()) {
             Some(item) => item,
-            None => self.items.entry(content_id.to_owned()).or_insert_with(|| Item {
+            None => self.items.entry(Key::new(content_id)).or_insert_with(|| Item {
                 content_type: kind,
                 counts: vec![SlidingCount::default(); windows.len()],
                 scores: vec![Decayed::default(); windows.len()],
@@ -169,21 +170,22 @@ impl Trending {
                 .enumerate()
                 .map(|(i, (id, _))| (id.as_str(), i + 1))
                 .collect();
-            let items: Vec<serde_json::Value> = top
+            let items: Vec<ItemJson<'_>> = top
                 .iter()
                 .enumerate()
-                .map(|(i, r)| {
-                    json!({
-                        "contentId": r.content_id,
-                        "contentType": r.content_type,
-                        "rank": i + 1,
-                        "previousRank": previous.get(r.content_id.as_str()),
-                        "count": r.count,
-                        "score": (r.score * 1000.0).round() / 1000.0,
-                    })
+                .map(|(i, r)| ItemJson {
+                    content_id: &r.content_id,
+                    content_type: r.content_type,
+                    count: r.count,
+                    previous_rank: previous.get(r.content_id.as_str()).copied(),
+                    rank: i + 1,
+                    score: (r.score * 1000.0).round() / 1000.0,
                 })
                 .collect();
-            let data = json!({ "window": window.name, "items": items });
+            let data = MessageData::new(&TrendingJson {
+                items: &items,
+                window: &window.name,
+            });
             let topic = topics::trending(&window.name);
             let id = MessageId::new("trending").str(&window.name).num(tick).finish();
             out.snapshot(topic.clone(), "items", Some(data.clone()));
@@ -197,4 +199,23 @@ impl Trending {
                 .retain(|_, item| item.counts.iter().any(|c| !c.is_empty()));
         }
     }
+}
+
+// Message payloads, keys in sorted order (the order of the `serde_json::Value` objects they replace).
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemJson<'a> {
+    content_id: &'a str,
+    content_type: ContentType,
+    count: u64,
+    previous_rank: Option<usize>,
+    rank: usize,
+    score: f64,
+}
+
+#[derive(Serialize)]
+struct TrendingJson<'a> {
+    items: &'a [ItemJson<'a>],
+    window: &'a str,
 }

@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use rustc_hash::FxHashMap;
+use social_schemas::derived::MessageData;
 
 use crate::operator::SnapshotUpdate;
 
-type Parts = BTreeMap<String, Arc<serde_json::Value>>;
+type Parts = BTreeMap<String, MessageData>;
 
-/// Cheap to clone (shared). Locks are held only to copy pointers, never across an `.await`.
+/// Cheap to clone (shared). Locks are held only to copy pointers, never across an `.await`. Parts are held as
+/// serialized JSON (shared with the messages that announced them) and parsed when read.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotStore {
     topics: Arc<RwLock<FxHashMap<String, Parts>>>,
@@ -21,15 +23,15 @@ impl SnapshotStore {
     /// The topic's state as one JSON object of its parts (`{"counters": {...}, "rewardProgress.p1": {...}}`),
     /// `None` when the topic has none.
     pub fn get(&self, topic: &str) -> Option<serde_json::Value> {
-        let parts: Vec<(String, Arc<serde_json::Value>)> = {
+        let parts: Vec<(String, MessageData)> = {
             let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
             topics
                 .get(topic)?
                 .iter()
-                .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
-        let object = parts.into_iter().map(|(k, v)| (k, (*v).clone())).collect();
+        let object = parts.into_iter().map(|(k, v)| (k, v.to_value())).collect();
         Some(serde_json::Value::Object(object))
     }
 
@@ -42,26 +44,18 @@ impl SnapshotStore {
     }
 
     /// Everything, for checkpoints (so a restarted process serves the same snapshots before new input).
-    pub fn export(&self) -> BTreeMap<String, BTreeMap<String, serde_json::Value>> {
+    pub fn export(&self) -> BTreeMap<String, BTreeMap<String, MessageData>> {
         let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
         topics
             .iter()
-            .map(|(t, parts)| {
-                (
-                    t.clone(),
-                    parts.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect(),
-                )
-            })
+            .map(|(t, parts)| (t.clone(), parts.clone()))
             .collect()
     }
 
     /// Replaces everything with `saved` (restore).
-    pub fn import(&self, saved: BTreeMap<String, BTreeMap<String, serde_json::Value>>) {
+    pub fn import(&self, saved: BTreeMap<String, BTreeMap<String, MessageData>>) {
         let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-        *topics = saved
-            .into_iter()
-            .map(|(t, parts)| (t, parts.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()))
-            .collect();
+        *topics = saved.into_iter().collect();
     }
 
     pub fn apply(&self, updates: impl IntoIterator<Item = SnapshotUpdate>) {
@@ -69,10 +63,7 @@ impl SnapshotStore {
         for update in updates {
             match update.value {
                 Some(value) => {
-                    topics
-                        .entry(update.topic)
-                        .or_default()
-                        .insert(update.part, Arc::new(value));
+                    topics.entry(update.topic).or_default().insert(update.part, value);
                 }
                 None => {
                     if let Some(parts) = topics.get_mut(&update.topic) {

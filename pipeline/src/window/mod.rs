@@ -4,12 +4,14 @@
 //! - [`reorder`]: holds events until the watermark passes them and releases them in event-time order;
 //! - [`assigner`]: which windows an event time belongs to (tumbling, hopping, calendar months);
 //! - [`table`]: keyed window aggregates with early firings, final results at close and late corrections;
+//! - [`key`]: short identifiers held by value, the keys of the state tables;
 //! - [`sliding`]: per-key sliding-window counts in fixed steps plus an exponentially decayed score.
 //!
 //! Times are milliseconds since the Unix epoch (UTC). Nothing here reads the wall clock: time only moves when
 //! events and watermarks are fed in, which is what makes replays reproduce their output exactly.
 
 pub mod assigner;
+pub mod key;
 pub mod reorder;
 pub mod sliding;
 pub mod table;

@@ -26,6 +26,12 @@ impl Tiebreak for social_schemas::Event {
     }
 }
 
+impl<T: Tiebreak> Tiebreak for Box<T> {
+    fn tiebreak(&self) -> (&str, &str) {
+        (**self).tiebreak()
+    }
+}
+
 impl Tiebreak for &'static str {
     fn tiebreak(&self) -> (&str, &str) {
         ("", self)

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EventTimeMs;
 use super::assigner::{Window, WindowSpec};
+use super::key::Key;
 
 /// Why a window result is emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,8 +68,8 @@ struct Entry<A> {
 struct WindowState<A> {
     end: EventTimeMs,
     closed: bool,
-    entries: FxHashMap<String, Entry<A>>,
-    dirty: Vec<String>,
+    entries: FxHashMap<Key, Entry<A>>,
+    dirty: Vec<Key>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,9 +111,9 @@ impl<A: Default> WindowedTable<A> {
                 entries: FxHashMap::default(),
                 dirty: Vec::new(),
             });
-            let entry = match state.entries.get_mut(key) {
+            let entry = match state.entries.get_mut(key.as_bytes()) {
                 Some(e) => e,
-                None => state.entries.entry(key.to_owned()).or_insert_with(|| Entry {
+                None => state.entries.entry(Key::new(key)).or_insert_with(|| Entry {
                     agg: A::default(),
                     emitted: 0,
                     dirty: false,
@@ -121,7 +122,7 @@ impl<A: Default> WindowedTable<A> {
             update(&mut entry.agg);
             if !entry.dirty {
                 entry.dirty = true;
-                state.dirty.push(key.to_owned());
+                state.dirty.push(Key::new(key));
             }
             updated += 1;
         });
@@ -138,14 +139,14 @@ impl<A: Default> WindowedTable<A> {
             let closing = mode == FireMode::Tick && !state.closed && state.end <= tick;
             if closing {
                 state.closed = true;
-                let mut keys: Vec<&String> = state.entries.keys().collect();
-                keys.sort_unstable();
-                for key in keys {
-                    if let Some(entry) = state.entries.get(key) {
+                let mut keys: Vec<(&Key, &Entry<A>)> = state.entries.iter().collect();
+                keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                for (key, entry) in keys {
+                    {
                         emit(Firing {
                             kind: FiringKind::Final,
                             window,
-                            key,
+                            key: key.as_str(),
                             agg: &entry.agg,
                             revision: entry.emitted,
                         });
@@ -174,11 +175,11 @@ impl<A: Default> WindowedTable<A> {
             let mut dirty = std::mem::take(&mut state.dirty);
             dirty.sort_unstable();
             for key in &dirty {
-                if let Some(entry) = state.entries.get_mut(key) {
+                if let Some(entry) = state.entries.get_mut(key.as_bytes()) {
                     emit(Firing {
                         kind,
                         window,
-                        key,
+                        key: key.as_str(),
                         agg: &entry.agg,
                         revision: entry.emitted,
                     });
@@ -212,7 +213,11 @@ impl<A: Default> WindowedTable<A> {
 
     /// The aggregate of `key` in the retained window starting at `start`.
     pub fn get(&self, start: EventTimeMs, key: &str) -> Option<&A> {
-        self.windows.get(&start)?.entries.get(key).map(|e| &e.agg)
+        self.windows
+            .get(&start)?
+            .entries
+            .get(key.as_bytes())
+            .map(|e| &e.agg)
     }
 
     /// Every retained (window, key, aggregate), windows oldest first, keys in no particular order.
