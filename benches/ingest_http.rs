@@ -74,7 +74,11 @@ fn server_args(data_dir: Option<&std::path::Path>) -> ServerArgs {
 async fn run(name: &str, data_dir: Option<&std::path::Path>, bodies: Arc<Vec<Vec<u8>>>, options: &Options) {
     let config = AuthConfig::hs256(SECRET);
     let shutdown = CancellationToken::new();
-    let system = Arc::new(System::open(&server_args(data_dir), &config, false, shutdown.clone()).await.unwrap());
+    let system = Arc::new(
+        System::open(&server_args(data_dir), &config, false, shutdown.clone())
+            .await
+            .unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
     let server = tokio::spawn(social_realtime::server::serve(system.clone(), listener));

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use axum::Router;
+use social_analytics::{ClickHouseConfig, ClickHouseSink};
 use social_auth::{AuthConfig, Minter, Verifier};
 use social_delivery::redis::{RedisBackend, RedisConfig};
 use social_delivery::{Delivery, DeliveryConfig};
@@ -15,9 +16,8 @@ use social_pipeline::bus::memory::{MemoryBus, MemoryBusConfig};
 use social_pipeline::bus::{Bus, INPUT_TOPIC};
 use social_pipeline::ingest::http::IngestHttpState;
 use social_pipeline::ingest::{DedupConfig, IngestConfig, Ingestor};
-use tokio::net::TcpListener;
-use social_analytics::{ClickHouseConfig, ClickHouseSink};
 use social_pipeline::topology::{Topology, TopologyConfig};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -91,7 +91,9 @@ impl System {
                     database: args.clickhouse_database.clone(),
                     ..ClickHouseConfig::default()
                 };
-                Some(Arc::new(ClickHouseSink::start(config).context("starting the ClickHouse sink")?))
+                Some(Arc::new(
+                    ClickHouseSink::start(config).context("starting the ClickHouse sink")?,
+                ))
             }
             None => None,
         };
@@ -101,7 +103,8 @@ impl System {
             ..TopologyConfig::default()
         };
         let checkpoints = args.data_dir.as_ref().map(|dir| dir.join("operators"));
-        let topology = Topology::new(topology_config, bus.clone(), checkpoints).context("starting the operators")?;
+        let topology =
+            Topology::new(topology_config, bus.clone(), checkpoints).context("starting the operators")?;
         let delivery_config = DeliveryConfig::default();
         let mut delivery = Delivery::builder(delivery_config.clone(), verifier.clone())
             .snapshots(Arc::new(OperatorSnapshots(topology.snapshots())))
@@ -109,8 +112,13 @@ impl System {
         let mut redis = None;
         if let Some(url) = &args.redis_url {
             let config = RedisConfig::for_delivery(url, &args.redis_prefix, &delivery_config);
-            let backend = RedisBackend::connect(config, shutdown).await.context("connecting to Redis")?;
-            delivery = delivery.history(backend.history()).fanout(backend.fanout()).tickets(backend.tickets());
+            let backend = RedisBackend::connect(config, shutdown)
+                .await
+                .context("connecting to Redis")?;
+            delivery = delivery
+                .history(backend.history())
+                .fanout(backend.fanout())
+                .tickets(backend.tickets());
             redis = Some(backend);
         }
         if demo {
@@ -136,18 +144,28 @@ impl System {
             ingestor: self.ingestor.clone(),
             verifier: self.verifier.clone(),
         });
-        ingest.merge(self.delivery.router()).merge(ops::router(self.clone()))
+        ingest
+            .merge(self.delivery.router())
+            .merge(ops::router(self.clone()))
     }
 
     /// Runs the operators on `tracker` until `shutdown`, their output going to the derived-events topic and the
     /// delivery tier. Only the first call starts them.
-    pub async fn start_operators(&self, tracker: &TaskTracker, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn start_operators(
+        &self,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let Some(topology) = self.topology.lock().await.take() else {
             return Ok(());
         };
-        let sink = DerivedSink::open(self.bus.clone(), self.delivery.publisher(), topology.outputs_emitted())
-            .await
-            .context("opening the derived-events topic")?;
+        let sink = DerivedSink::open(
+            self.bus.clone(),
+            self.delivery.publisher(),
+            topology.outputs_emitted(),
+        )
+        .await
+        .context("opening the derived-events topic")?;
         let ready = self.ready.clone();
         tracker.spawn(async move {
             if let Err(error) = topology.run(sink, shutdown).await {
@@ -229,7 +247,11 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// shutdown token given to [`System::open`].
 pub async fn serve(system: Arc<System>, listener: TcpListener) -> anyhow::Result<()> {
     let router = system.router();
-    system.delivery.serve(listener, router).await.context("serving HTTP")
+    system
+        .delivery
+        .serve(listener, router)
+        .await
+        .context("serving HTTP")
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

@@ -20,10 +20,18 @@ struct Database {
 
 impl Database {
     fn unique() -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let name = format!("e2e_{}_{}", std::process::id(), nanos % 1_000_000_000);
-        let client = clickhouse::Client::default().with_url(clickhouse_url()).with_validation(false);
-        Self { client: client.clone().with_database(&name), name }
+        let client = clickhouse::Client::default()
+            .with_url(clickhouse_url())
+            .with_validation(false);
+        Self {
+            client: client.clone().with_database(&name),
+            name,
+        }
     }
 
     async fn count(&self, sql: &str) -> u64 {
@@ -31,36 +39,63 @@ impl Database {
     }
 
     async fn drop_it(&self) {
-        let admin = clickhouse::Client::default().with_url(clickhouse_url()).with_validation(false);
-        let _ = admin.query(&format!("DROP DATABASE IF EXISTS {}", self.name)).execute().await;
+        let admin = clickhouse::Client::default()
+            .with_url(clickhouse_url())
+            .with_validation(false);
+        let _ = admin
+            .query(&format!("DROP DATABASE IF EXISTS {}", self.name))
+            .execute()
+            .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_events_and_exact_aggregates_reach_clickhouse() {
     let database = Database::unique();
-    let server = BinaryServer::start(&["run", "--clickhouse-url", &clickhouse_url(), "--clickhouse-database", &database.name]);
-    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig { seed: 5, ..GeneratorConfig::default() })
-        .take(20_000)
-        .map(|event| event.json)
-        .collect();
+    let server = BinaryServer::start(&[
+        "run",
+        "--clickhouse-url",
+        &clickhouse_url(),
+        "--clickhouse-database",
+        &database.name,
+    ]);
+    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
+        seed: 5,
+        ..GeneratorConfig::default()
+    })
+    .take(20_000)
+    .map(|event| event.json)
+    .collect();
     for chunk in events.chunks(1000) {
-        let body: String = chunk.iter().map(|json| format!("{}\n", String::from_utf8_lossy(json))).collect();
+        let body: String = chunk
+            .iter()
+            .map(|json| format!("{}\n", String::from_utf8_lossy(json)))
+            .collect();
         // Twice: duplicates must not be counted again.
         for _ in 0..2 {
-            let (status, reply) =
-                post(&server.url("/v1/events"), Some(&service_token()), "application/x-ndjson", body.clone()).await;
+            let (status, reply) = post(
+                &server.url("/v1/events"),
+                Some(&service_token()),
+                "application/x-ndjson",
+                body.clone(),
+            )
+            .await;
             assert_eq!(status, 202, "{reply}");
         }
     }
 
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let raw = database.count("SELECT toUInt64(count()) FROM raw_events FINAL").await;
+        let raw = database
+            .count("SELECT toUInt64(count()) FROM raw_events FINAL")
+            .await;
         if raw == 20_000 {
             break;
         }
-        assert!(Instant::now() < deadline, "raw_events holds {raw} of 20000 events");
+        assert!(
+            Instant::now() < deadline,
+            "raw_events holds {raw} of 20000 events"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (status, _) = get_json(&server.url("/readyz"), None).await;

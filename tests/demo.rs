@@ -43,7 +43,12 @@ async fn demo_runs_and_accepts_fixtures() {
 
     let page = reqwest::get(server.url("/")).await.unwrap().text().await.unwrap();
     assert!(page.contains("EventSource"), "`/` serves the live demo page");
-    let page = reqwest::get(server.url("/status")).await.unwrap().text().await.unwrap();
+    let page = reqwest::get(server.url("/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("/v1/status"));
 
     // The operators turn the traffic into derived messages.

@@ -11,7 +11,8 @@ use common::*;
 use futures::StreamExt;
 use social_pipeline::generate::{Generator, GeneratorConfig};
 
-const TOPICS: &str = "topic=testimonials.recent&topic=leaderboard.all-time&topic=trending.1h&topic=leaderboard.daily";
+const TOPICS: &str =
+    "topic=testimonials.recent&topic=leaderboard.all-time&topic=trending.1h&topic=leaderboard.daily";
 
 /// One SSE message as received: the resume token and the message's own id and type.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +23,11 @@ struct Received {
 }
 
 /// Reads `url` as an SSE stream into `sink` until the task is aborted.
-fn read_stream(url: String, last_event_id: Option<String>, sink: Arc<Mutex<Vec<Received>>>) -> tokio::task::JoinHandle<()> {
+fn read_stream(
+    url: String,
+    last_event_id: Option<String>,
+    sink: Arc<Mutex<Vec<Received>>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut request = reqwest::Client::new().get(&url);
         if let Some(id) = last_event_id {
@@ -60,8 +65,17 @@ fn read_stream(url: String, last_event_id: Option<String>, sink: Arc<Mutex<Vec<R
 
 async fn post_events(pipeline: &BinaryServer, events: &[Vec<u8>]) {
     for chunk in events.chunks(1000) {
-        let body: String = chunk.iter().map(|json| format!("{}\n", String::from_utf8_lossy(json))).collect();
-        let (status, reply) = post(&pipeline.url("/v1/events"), Some(&service_token()), "application/x-ndjson", body).await;
+        let body: String = chunk
+            .iter()
+            .map(|json| format!("{}\n", String::from_utf8_lossy(json)))
+            .collect();
+        let (status, reply) = post(
+            &pipeline.url("/v1/events"),
+            Some(&service_token()),
+            "application/x-ndjson",
+            body,
+        )
+        .await;
         assert_eq!(status, 202, "{reply}");
     }
 }
@@ -82,19 +96,31 @@ async fn wait_until_quiet(received: &Arc<Mutex<Vec<Received>>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_on_another_node_with_exactly_the_missed_messages() {
     let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let prefix = format!("test:e2e:{}:{}:", std::process::id(), nanos);
     let backend = ["--redis-url", redis.as_str(), "--redis-prefix", prefix.as_str()];
     let pipeline = BinaryServer::start(&[&["pipeline"][..], &backend].concat());
     let node1 = BinaryServer::start(&[&["delivery"][..], &backend].concat());
     let node2 = BinaryServer::start(&[&["delivery"][..], &backend].concat());
 
-    let events: Vec<Vec<u8>> =
-        Generator::new(GeneratorConfig { seed: 3, ..GeneratorConfig::default() }).take(30_000).map(|e| e.json).collect();
+    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
+        seed: 3,
+        ..GeneratorConfig::default()
+    })
+    .take(30_000)
+    .map(|e| e.json)
+    .collect();
 
     // A reference client stays on node 2 for the whole run; the other reads part of it on node 1.
     let reference = Arc::new(Mutex::new(Vec::new()));
-    let reference_task = read_stream(node2.url(&format!("/v1/stream?{TOPICS}")), None, reference.clone());
+    let reference_task = read_stream(
+        node2.url(&format!("/v1/stream?{TOPICS}")),
+        None,
+        reference.clone(),
+    );
     let first = Arc::new(Mutex::new(Vec::new()));
     let first_task = read_stream(node1.url(&format!("/v1/stream?{TOPICS}")), None, first.clone());
     post_events(&pipeline, &events[..10_000]).await;
@@ -112,19 +138,33 @@ async fn a_client_resumes_on_another_node_with_exactly_the_missed_messages() {
     post_events(&pipeline, &events[10_000..]).await;
     wait_until_quiet(&reference).await;
     let resumed = Arc::new(Mutex::new(Vec::new()));
-    let resumed_task = read_stream(node2.url(&format!("/v1/stream?{TOPICS}")), Some(last.token.clone()), resumed.clone());
+    let resumed_task = read_stream(
+        node2.url(&format!("/v1/stream?{TOPICS}")),
+        Some(last.token.clone()),
+        resumed.clone(),
+    );
     wait_until_quiet(&resumed).await;
     resumed_task.abort();
     reference_task.abort();
 
     let reference: Vec<String> = reference.lock().unwrap().iter().map(|r| r.id.clone()).collect();
     let resumed: Vec<Received> = resumed.lock().unwrap().clone();
-    assert!(resumed.iter().all(|r| r.kind == "EVENT"), "no reset expected: {:?}", resumed.iter().find(|r| r.kind != "EVENT"));
-    let position = reference.iter().position(|id| *id == last.id).expect("the reference saw the last message");
+    assert!(
+        resumed.iter().all(|r| r.kind == "EVENT"),
+        "no reset expected: {:?}",
+        resumed.iter().find(|r| r.kind != "EVENT")
+    );
+    let position = reference
+        .iter()
+        .position(|id| *id == last.id)
+        .expect("the reference saw the last message");
     let missed: Vec<String> = reference[position + 1..].to_vec();
     let got: Vec<String> = resumed.iter().map(|r| r.id.clone()).collect();
     assert!(!missed.is_empty(), "nothing was published while disconnected");
-    assert_eq!(got, missed, "resumed on node 2: exactly the missed messages, in order");
+    assert_eq!(
+        got, missed,
+        "resumed on node 2: exactly the missed messages, in order"
+    );
     drop((pipeline, node1, node2));
     cleanup(&redis, &prefix);
 }
@@ -132,10 +172,22 @@ async fn a_client_resumes_on_another_node_with_exactly_the_missed_messages() {
 fn cleanup(url: &str, prefix: &str) {
     let host_port = url.trim_start_matches("redis://").trim_end_matches('/');
     let (host, port) = host_port.split_once(':').unwrap_or((host_port, "6379"));
-    let keys = std::process::Command::new("redis-cli").args(["-h", host, "-p", port, "--scan", "--pattern", &format!("{prefix}*")]).output();
+    let keys = std::process::Command::new("redis-cli")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "--scan",
+            "--pattern",
+            &format!("{prefix}*"),
+        ])
+        .output();
     if let Ok(keys) = keys {
         for key in String::from_utf8_lossy(&keys.stdout).lines() {
-            let _ = std::process::Command::new("redis-cli").args(["-h", host, "-p", port, "del", key]).output();
+            let _ = std::process::Command::new("redis-cli")
+                .args(["-h", host, "-p", port, "del", key])
+                .output();
         }
     }
 }

@@ -17,11 +17,21 @@ const EVENTS: usize = 20_000;
 const BATCH: usize = 500;
 
 fn batches() -> Vec<String> {
-    let events: Vec<Vec<u8>> =
-        Generator::new(GeneratorConfig { seed: 11, ..GeneratorConfig::default() }).take(EVENTS).map(|e| e.json).collect();
+    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
+        seed: 11,
+        ..GeneratorConfig::default()
+    })
+    .take(EVENTS)
+    .map(|e| e.json)
+    .collect();
     events
         .chunks(BATCH)
-        .map(|chunk| chunk.iter().map(|json| format!("{}\n", String::from_utf8_lossy(json))).collect())
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|json| format!("{}\n", String::from_utf8_lossy(json)))
+                .collect()
+        })
         .collect()
 }
 
@@ -39,8 +49,13 @@ fn start(dir: &Path) -> BinaryServer {
 
 async fn post_all(server: &BinaryServer, batches: &[String]) {
     for body in batches {
-        let (status, reply) =
-            post(&server.url("/v1/events"), Some(&service_token()), "application/x-ndjson", body.clone()).await;
+        let (status, reply) = post(
+            &server.url("/v1/events"),
+            Some(&service_token()),
+            "application/x-ndjson",
+            body.clone(),
+        )
+        .await;
         assert_eq!(status, 202, "{reply}");
     }
 }
@@ -95,7 +110,11 @@ async fn sigkill_mid_stream_loses_and_duplicates_no_derived_message() {
     wait_until_settled(&server).await;
     server.terminate();
     let reference = derived_ids(reference_dir.path()).await;
-    assert!(reference.len() > 1000, "only {} derived messages", reference.len());
+    assert!(
+        reference.len() > 1000,
+        "only {} derived messages",
+        reference.len()
+    );
 
     // Killed mid-stream, restarted, fed the rest (re-sending everything: ingest drops what it already has).
     let dir = tempfile::tempdir().unwrap();
@@ -130,10 +149,22 @@ async fn sigkill_mid_stream_loses_and_duplicates_no_derived_message() {
         *counts.entry(id).or_default() += 1;
     }
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "{} derived messages written twice, e.g. {:?}", twice.len(), twice.first());
+    assert!(
+        twice.is_empty(),
+        "{} derived messages written twice, e.g. {:?}",
+        twice.len(),
+        twice.first()
+    );
     let expected: BTreeSet<&str> = reference.iter().map(String::as_str).collect();
     let got: BTreeSet<&str> = recovered.iter().map(String::as_str).collect();
     let lost: Vec<_> = expected.difference(&got).collect();
     let extra: Vec<_> = got.difference(&expected).collect();
-    assert!(lost.is_empty() && extra.is_empty(), "lost {} (e.g. {:?}), unexpected {} (e.g. {:?})", lost.len(), lost.first(), extra.len(), extra.first());
+    assert!(
+        lost.is_empty() && extra.is_empty(),
+        "lost {} (e.g. {:?}), unexpected {} (e.g. {:?})",
+        lost.len(),
+        lost.first(),
+        extra.len(),
+        extra.first()
+    );
 }

@@ -1,6 +1,6 @@
 //! Current state of a topic (counters, reward progress, leaderboard top N, trending list), for `SNAPSHOT` messages
-//! and `GET /v1/topics/{topic}/snapshot`. The lead wires [`SnapshotSource`] to the operators' state; the in-memory
-//! [`MemorySnapshots`] serves tests and the embedded mode until then.
+//! and `GET /v1/topics/{topic}/snapshot`. The embedded run reads the operators' state through [`SnapshotSource`];
+//! separate delivery nodes read it from Redis; [`MemorySnapshots`] is set by hand (tests).
 
 use std::collections::HashMap;
 use std::sync::RwLock;

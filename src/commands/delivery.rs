@@ -33,10 +33,15 @@ pub(super) async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
     let config = DeliveryConfig::default();
-    let backend = RedisBackend::connect(RedisConfig::for_delivery(&url, &args.redis_prefix, &config), shutdown.clone())
+    let backend = RedisBackend::connect(
+        RedisConfig::for_delivery(&url, &args.redis_prefix, &config),
+        shutdown.clone(),
+    )
+    .await
+    .context("connecting to Redis")?;
+    let snapshots = RedisSnapshots::connect(&url, &args.redis_prefix)
         .await
         .context("connecting to Redis")?;
-    let snapshots = RedisSnapshots::connect(&url, &args.redis_prefix).await.context("connecting to Redis")?;
     let delivery = Delivery::builder(config, verifier)
         .history(backend.history())
         .fanout(backend.fanout())
@@ -79,9 +84,11 @@ fn ops_router(backend: Arc<RedisBackend>) -> Router {
 
 async fn metrics() -> Response {
     match crate::telemetry::metrics_handle() {
-        Some(handle) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
-        }
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            handle.render(),
+        )
+            .into_response(),
         None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

@@ -127,25 +127,41 @@ async fn send_with_retry(
 
 /// Produces to the input topic of a Fluvio cluster, keyed and partitioned like the HTTP ingest does.
 #[cfg(feature = "fluvio")]
-async fn produce_to_fluvio(endpoint: &str, args: &GenerateArgs, config: GeneratorConfig) -> anyhow::Result<()> {
+async fn produce_to_fluvio(
+    endpoint: &str,
+    args: &GenerateArgs,
+    config: GeneratorConfig,
+) -> anyhow::Result<()> {
     use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
     use social_pipeline::bus::partition::partition_for_key;
     use social_pipeline::bus::{Bus, INPUT_TOPIC, Record, TopicSpec};
 
     let bus = FluvioBus::connect(FluvioBusConfig::new(endpoint)).await?;
-    bus.ensure_topic(&TopicSpec { name: INPUT_TOPIC.to_string(), partitions: 4 }).await?;
+    bus.ensure_topic(&TopicSpec {
+        name: INPUT_TOPIC.to_string(),
+        partitions: 4,
+    })
+    .await?;
     let partitions = bus.partitions(INPUT_TOPIC)?;
     let started = Instant::now();
     let mut generator = Generator::new(config);
     let mut sent: u64 = 0;
     while args.count == 0 || sent < args.count {
-        let take = if args.count == 0 { args.batch } else { (args.count - sent).min(args.batch as u64) as usize };
+        let take = if args.count == 0 {
+            args.batch
+        } else {
+            (args.count - sent).min(args.batch as u64) as usize
+        };
         let mut by_partition: Vec<Vec<Record>> = vec![Vec::new(); partitions as usize];
         let now_ms = Utc::now().timestamp_millis();
         for event in generator.by_ref().take(take) {
             let partition = partition_for_key(event.key.as_bytes(), partitions) as usize;
             if let Some(records) = by_partition.get_mut(partition) {
-                records.push(Record { key: event.key.into_bytes().into(), value: event.json.into(), timestamp_ms: now_ms });
+                records.push(Record {
+                    key: event.key.into_bytes().into(),
+                    value: event.json.into(),
+                    timestamp_ms: now_ms,
+                });
             }
         }
         for (partition, records) in by_partition.into_iter().enumerate() {
@@ -162,11 +178,18 @@ async fn produce_to_fluvio(endpoint: &str, args: &GenerateArgs, config: Generato
         }
     }
     bus.close().await?;
-    eprintln!("produced {sent} events to {INPUT_TOPIC} in {:.2} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "produced {sent} events to {INPUT_TOPIC} in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
 #[cfg(not(feature = "fluvio"))]
-async fn produce_to_fluvio(_endpoint: &str, _args: &GenerateArgs, _config: GeneratorConfig) -> anyhow::Result<()> {
+async fn produce_to_fluvio(
+    _endpoint: &str,
+    _args: &GenerateArgs,
+    _config: GeneratorConfig,
+) -> anyhow::Result<()> {
     anyhow::bail!("this build has no Fluvio client: build with the `fluvio` feature (on by default)")
 }

@@ -76,7 +76,12 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
             let records = match bus.fetch(topic, partition, from, 5000, Duration::ZERO).await {
                 Ok(records) => records,
                 Err(BusError::OffsetOutOfRange { earliest, .. }) => {
-                    tracing::warn!(topic, partition, earliest, "analytics fell behind retention; skipping ahead");
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        earliest,
+                        "analytics fell behind retention; skipping ahead"
+                    );
                     cursors.positions[index].2 = earliest;
                     continue;
                 }
@@ -88,8 +93,10 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
             let Some(last) = records.last() else { continue };
             let next = last.offset + 1;
             if topic == INPUT_TOPIC {
-                let events: Vec<_> =
-                    records.iter().filter_map(|record| parse_event(&record.value, &limits).ok()).collect();
+                let events: Vec<_> = records
+                    .iter()
+                    .filter_map(|record| parse_event(&record.value, &limits).ok())
+                    .collect();
                 let unparseable = records.len() - events.len();
                 if unparseable > 0 {
                     // Only producers writing to the topic directly (not through ingest) can cause this.
@@ -127,7 +134,10 @@ fn dead_letter_reason(value: &[u8], timestamp_ms: i64) -> (String, DateTime<Utc>
         .ok()
         .and_then(|letter| letter["reason"]["code"].as_str().map(str::to_string))
         .unwrap_or_else(|| "unknown".to_string());
-    (code, DateTime::from_timestamp_millis(timestamp_ms).unwrap_or_default())
+    (
+        code,
+        DateTime::from_timestamp_millis(timestamp_ms).unwrap_or_default(),
+    )
 }
 
 /// Next offset to read per (topic, partition), starting from the group's committed offsets.
@@ -142,7 +152,11 @@ impl Cursors {
         for topic in [INPUT_TOPIC, DEAD_LETTER_TOPIC] {
             for partition in 0..bus.partitions(topic)? {
                 let start = bus.start_offset(topic, partition).await?;
-                let committed = bus.committed(GROUP, topic, partition).await?.unwrap_or(start).max(start);
+                let committed = bus
+                    .committed(GROUP, topic, partition)
+                    .await?
+                    .unwrap_or(start)
+                    .max(start);
                 positions.push((topic, partition, committed));
             }
         }
@@ -152,7 +166,12 @@ impl Cursors {
 
     /// Commits the current positions once the sink has written everything before them.
     async fn commit(&mut self, bus: &dyn Bus, sink: &ClickHouseSink) {
-        if self.positions.iter().zip(&self.committed).all(|((_, _, next), done)| next == done) {
+        if self
+            .positions
+            .iter()
+            .zip(&self.committed)
+            .all(|((_, _, next), done)| next == done)
+        {
             return;
         }
         if let Err(error) = sink.flush().await {

@@ -38,13 +38,24 @@ impl DerivedSink {
         publisher: Publisher,
         outputs_at_checkpoint: u64,
     ) -> Result<Self, PipelineError> {
-        bus.ensure_topic(&TopicSpec { name: DERIVED_TOPIC.to_string(), partitions: 1 }).await?;
+        bus.ensure_topic(&TopicSpec {
+            name: DERIVED_TOPIC.to_string(),
+            partitions: 1,
+        })
+        .await?;
         let written = bus.end_offset(DERIVED_TOPIC, 0).await?;
         let already_written = written.saturating_sub(outputs_at_checkpoint);
         if already_written > 0 {
-            tracing::info!(already_written, "outputs after the last checkpoint are already written; skipping them");
+            tracing::info!(
+                already_written,
+                "outputs after the last checkpoint are already written; skipping them"
+            );
         }
-        Ok(Self { bus, publisher, already_written })
+        Ok(Self {
+            bus,
+            publisher,
+            already_written,
+        })
     }
 
     async fn publish_with_retry(&self, output: &Output) {
@@ -71,14 +82,19 @@ impl DerivedSink {
 
 impl OutputSink for DerivedSink {
     async fn send(&mut self, batch: Vec<Output>) -> Result<(), PipelineError> {
-        let skip = usize::try_from(self.already_written).unwrap_or(usize::MAX).min(batch.len());
+        let skip = usize::try_from(self.already_written)
+            .unwrap_or(usize::MAX)
+            .min(batch.len());
         self.already_written -= skip as u64;
         let fresh = &batch[skip..];
         if fresh.is_empty() {
             return Ok(());
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let records = fresh.iter().map(|output| derived_record(output, now_ms)).collect();
+        let records = fresh
+            .iter()
+            .map(|output| derived_record(output, now_ms))
+            .collect();
         self.bus.append(DERIVED_TOPIC, 0, records).await?;
         for output in fresh.iter().filter(|output| output.destination.to_sse()) {
             self.publish_with_retry(output).await;
@@ -107,7 +123,11 @@ fn derived_record(output: &Output, now_ms: i64) -> Record {
         "data": message.data,
     });
     let value = serde_json::to_vec(&event).unwrap_or_default();
-    Record { key: Bytes::from(message.topic.clone()), value: Bytes::from(value), timestamp_ms: now_ms }
+    Record {
+        key: Bytes::from(message.topic.clone()),
+        value: Bytes::from(value),
+        timestamp_ms: now_ms,
+    }
 }
 
 /// The operators' current state of each topic, for `SNAPSHOT` messages and the snapshot route.

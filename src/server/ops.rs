@@ -14,7 +14,10 @@ use super::System;
 
 pub fn router(system: Arc<System>) -> Router {
     Router::new()
-        .route("/", get(|| async { axum::response::Redirect::temporary("/demo") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::temporary("/demo") }),
+        )
         .route("/status", get(status_page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -52,7 +55,11 @@ async fn metrics() -> Response {
 
 async fn status(State(system): State<Arc<System>>) -> Response {
     let offsets = system.input_offsets().await;
-    let derived = system.bus.end_offset(super::operators::DERIVED_TOPIC, 0).await.unwrap_or(0);
+    let derived = system
+        .bus
+        .end_offset(super::operators::DERIVED_TOPIC, 0)
+        .await
+        .unwrap_or(0);
     Json(json!({
         "uptimeSecs": system.started.elapsed().as_secs(),
         "durable": system.durable,

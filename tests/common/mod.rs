@@ -64,7 +64,11 @@ impl TestServer {
     pub async fn start(mut args: ServerArgs) -> Self {
         args.listen = "127.0.0.1:0".parse().unwrap();
         let shutdown = CancellationToken::new();
-        let system = Arc::new(System::open(&args, &auth_config(), false, shutdown.clone()).await.unwrap());
+        let system = Arc::new(
+            System::open(&args, &auth_config(), false, shutdown.clone())
+                .await
+                .unwrap(),
+        );
         let listener = tokio::net::TcpListener::bind(args.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(social_realtime::server::serve(system.clone(), listener));
@@ -98,7 +102,10 @@ impl BinaryServer {
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("JWT_SECRET", SECRET)
-            .env("RUST_LOG", std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
