@@ -31,7 +31,12 @@ fn main() {
     let count: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+        // `cargo test --all-targets` runs this without `--bench`: a short smoke run then.
+        .unwrap_or(if std::env::args().any(|a| a == "--bench") {
+            1_000_000
+        } else {
+            20_000
+        });
     let generated: Vec<(u32, Vec<u8>)> = Generator::new(GeneratorConfig::with_seed(1))
         .take(count)
         .map(|g| {
