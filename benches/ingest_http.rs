@@ -68,7 +68,12 @@ fn server_args(data_dir: Option<&std::path::Path>) -> ServerArgs {
     if let Some(dir) = data_dir {
         args.extend(["--data-dir".into(), dir.display().to_string()]);
     }
-    Wrapper::parse_from(args).server
+    let mut server = Wrapper::parse_from(args).server;
+    // Ingest alone: no backend from the environment.
+    server.redis_url = None;
+    server.clickhouse_url = None;
+    server.fluvio_endpoint = None;
+    server
 }
 
 async fn run(name: &str, data_dir: Option<&std::path::Path>, bodies: Arc<Vec<Vec<u8>>>, options: &Options) {

@@ -50,7 +50,23 @@ pub fn server_args(extra: &[&str]) -> ServerArgs {
     let args = ["test", "--listen", "127.0.0.1:0", "--jwt-secret", SECRET]
         .into_iter()
         .chain(extra.iter().copied());
-    Wrapper::parse_from(args).server
+    let mut server = Wrapper::parse_from(args).server;
+    // Options also read the environment (REDIS_URL, CLICKHOUSE_URL, ... set for the suite): a test server uses a
+    // backend only when the test asks for it.
+    let asked = |flag: &str| extra.contains(&flag);
+    if !asked("--redis-url") {
+        server.redis_url = None;
+    }
+    if !asked("--clickhouse-url") {
+        server.clickhouse_url = None;
+    }
+    if !asked("--fluvio-endpoint") {
+        server.fluvio_endpoint = None;
+    }
+    if !asked("--data-dir") {
+        server.data_dir = None;
+    }
+    server
 }
 
 /// An in-process server on a free port, for tests that need many requests.
@@ -102,6 +118,11 @@ impl BinaryServer {
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("JWT_SECRET", SECRET)
+            // A test process uses a backend only when its arguments name it, whatever the suite's environment.
+            .env_remove("REDIS_URL")
+            .env_remove("CLICKHOUSE_URL")
+            .env_remove("FLUVIO_ENDPOINT")
+            .env_remove("DATA_DIR")
             .env(
                 "RUST_LOG",
                 std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".into()),
