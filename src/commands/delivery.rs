@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Json;
 use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 use social_auth::Verifier;
@@ -79,16 +79,5 @@ fn ops_router(backend: Arc<RedisBackend>) -> Router {
                 }
             }),
         )
-        .route("/metrics", get(metrics))
-}
-
-async fn metrics() -> Response {
-    match crate::telemetry::metrics_handle() {
-        Some(handle) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            handle.render(),
-        )
-            .into_response(),
-        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
+        .route("/metrics", get(crate::server::ops::metrics))
 }

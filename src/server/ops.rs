@@ -39,7 +39,7 @@ async fn readyz(State(system): State<Arc<System>>) -> Response {
     }
 }
 
-async fn metrics() -> Response {
+pub(crate) async fn metrics() -> Response {
     match crate::telemetry::metrics_handle() {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
