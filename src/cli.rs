@@ -50,11 +50,13 @@ pub struct ServerArgs {
     /// Address to listen on; port 0 picks a free port (the chosen address is printed on stdout).
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Keep the embedded bus on disk here (write-ahead log, fsync before 202). In memory when absent.
+    /// Local state on disk: the operators' checkpoints (`operators/`), and the embedded bus (write-ahead log,
+    /// fsync before 202) unless the bus is Fluvio. Everything in memory when absent.
     #[arg(long, env = "DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Fluvio SC endpoint (`host:port`): the bus is this Fluvio cluster instead of the embedded one.
-    #[arg(long, env = "FLUVIO_ENDPOINT", conflicts_with = "data_dir")]
+    /// Fluvio SC endpoint (`host:port`): the bus is this Fluvio cluster instead of the embedded one. Give a
+    /// `--data-dir` too, so that the operators' state survives a restart (their checkpoints hold the offsets).
+    #[arg(long, env = "FLUVIO_ENDPOINT")]
     pub fluvio_endpoint: Option<String>,
     /// ClickHouse HTTP URL (e.g. http://127.0.0.1:8123): accepted events and aggregates are written there.
     #[arg(long, env = "CLICKHOUSE_URL")]

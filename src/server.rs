@@ -17,6 +17,7 @@ use social_pipeline::bus::{Bus, INPUT_TOPIC};
 use social_pipeline::ingest::http::IngestHttpState;
 use social_pipeline::ingest::{DedupConfig, IngestConfig, Ingestor};
 use social_pipeline::topology::{Topology, TopologyConfig};
+use social_state::{RedisStateConfig, RedisStateSink};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,6 +41,10 @@ pub struct System {
     pub analytics_healthy: Arc<AtomicBool>,
     /// The Redis delivery backend, when configured.
     pub redis: Option<RedisBackend>,
+    /// The operators' live state in Redis, when configured, with the token that stops its writer (after the
+    /// operators, so that their last updates are written) and the writer task.
+    pub live_state: Option<RedisStateSink>,
+    live_state_writer: std::sync::Mutex<Option<(CancellationToken, tokio::task::JoinHandle<()>)>>,
     /// The operators, until [`System::start_operators`] takes them to run.
     topology: tokio::sync::Mutex<Option<Topology>>,
     pub ready: Arc<AtomicBool>,
@@ -103,8 +108,23 @@ impl System {
             ..TopologyConfig::default()
         };
         let checkpoints = args.data_dir.as_ref().map(|dir| dir.join("operators"));
-        let topology =
+        let mut topology =
             Topology::new(topology_config, bus.clone(), checkpoints).context("starting the operators")?;
+        let mut live_state = None;
+        let mut live_state_writer = None;
+        if let Some(url) = &args.redis_url {
+            // Its own token: the writer must outlive the operators' final round at shutdown.
+            let stop = CancellationToken::new();
+            let config = RedisStateConfig::new(url, &args.redis_prefix);
+            let (sink, writer) =
+                RedisStateSink::start(config, stop.clone()).context("starting the Redis live-state writer")?;
+            let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+            topology = topology
+                .with_live_state(Arc::new(sink.clone()), now_ms)
+                .context("starting the operators' live state")?;
+            live_state = Some(sink);
+            live_state_writer = Some((stop, writer));
+        }
         let delivery_config = DeliveryConfig::default();
         let mut delivery = Delivery::builder(delivery_config.clone(), verifier.clone())
             .snapshots(Arc::new(OperatorSnapshots(topology.snapshots())))
@@ -132,6 +152,8 @@ impl System {
             topology: tokio::sync::Mutex::new(Some(topology)),
             analytics_healthy: Arc::new(AtomicBool::new(analytics.is_none())),
             redis,
+            live_state,
+            live_state_writer: std::sync::Mutex::new(live_state_writer),
             analytics,
             ready: Arc::new(AtomicBool::new(true)),
             started: Instant::now(),
@@ -163,15 +185,26 @@ impl System {
             self.bus.clone(),
             self.delivery.publisher(),
             topology.outputs_emitted(),
+            shutdown.clone(),
         )
         .await
         .context("opening the derived-events topic")?;
         let ready = self.ready.clone();
+        let writer = self
+            .live_state_writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         tracker.spawn(async move {
             if let Err(error) = topology.run(sink, shutdown).await {
                 // Without operators nothing derived flows: report not ready rather than serve stale state.
                 ready.store(false, Ordering::SeqCst);
                 tracing::error!(%error, "the operators stopped");
+            }
+            // The operators have written their last checkpoint: now the live-state writer may stop.
+            if let Some((stop, writer)) = writer {
+                stop.cancel();
+                let _ = writer.await;
             }
         });
         Ok(())
@@ -194,6 +227,7 @@ impl System {
         self.ready.load(Ordering::SeqCst)
             && self.analytics_healthy.load(Ordering::SeqCst)
             && self.redis.as_ref().is_none_or(RedisBackend::is_subscribed)
+            && self.live_state.as_ref().is_none_or(RedisStateSink::healthy)
     }
 
     /// End offsets of the input topic's partitions.

@@ -221,4 +221,24 @@ impl Publisher {
         metrics::published(topic.kind());
         Ok(position)
     }
+
+    /// [`Publisher::publish`] for a producer that numbers its messages (increasing across all topics, the same
+    /// numbers on a replay): a message whose topic already holds this producer's `sequence` or a later one is not
+    /// published again, and `None` is returned. This makes a replayed output reach subscribers once.
+    pub async fn publish_sequenced(
+        &self,
+        message: TopicMessage,
+        sequence: u64,
+    ) -> Result<Option<Position>, DeliveryError> {
+        let topic = Topic::parse(&message.topic)?;
+        let json = message::event_json(&message)?;
+        let Some(entry) = self.shared.history.append_sequenced(topic.name(), json, sequence).await? else {
+            metrics::duplicate_publish();
+            return Ok(None);
+        };
+        let position = entry.position;
+        self.shared.fanout.publish(entry).await?;
+        metrics::published(topic.kind());
+        Ok(Some(position))
+    }
 }

@@ -70,6 +70,15 @@ pub enum Replay {
 pub trait History: Send + Sync + 'static {
     /// Appends a message and returns it with its position.
     async fn append(&self, topic: &str, json: Bytes) -> Result<Arc<Entry>, DeliveryError>;
+    /// Appends a message of a producer that numbers its output (`sequence` increasing across all topics), unless
+    /// this topic already holds one of that producer at `sequence` or later: a producer replaying after a crash
+    /// then appends each message once. `None` for such a duplicate.
+    async fn append_sequenced(
+        &self,
+        topic: &str,
+        json: Bytes,
+        sequence: u64,
+    ) -> Result<Option<Arc<Entry>>, DeliveryError>;
     /// Every retained message of `topic` after `after`, oldest first, up to `max` (more is reported as a gap).
     async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError>;
     /// The last `n` retained messages of `topic`, oldest first.
@@ -93,6 +102,8 @@ pub struct Retention {
 #[derive(Default)]
 struct TopicHistory {
     last_offset: u64,
+    /// The producer sequence of the last message appended with one.
+    last_sequence: Option<u64>,
     bytes: usize,
     entries: VecDeque<Arc<Entry>>,
 }
@@ -149,6 +160,42 @@ impl MemoryHistory {
         self.epoch
     }
 
+    fn append_if_new(
+        &self,
+        topic: &str,
+        json: Bytes,
+        sequence: Option<u64>,
+    ) -> Result<Option<Arc<Entry>>, DeliveryError> {
+        let now = Instant::now();
+        let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
+        let state = match shard.get_mut(topic) {
+            Some(state) => state,
+            None => shard.entry(Arc::from(topic)).or_default(),
+        };
+        if let (Some(sequence), Some(last)) = (sequence, state.last_sequence)
+            && sequence <= last
+        {
+            return Ok(None);
+        }
+        if sequence.is_some() {
+            state.last_sequence = sequence;
+        }
+        state.last_offset += 1;
+        let entry = Arc::new(Entry {
+            topic: Arc::from(topic),
+            position: Position {
+                epoch: self.epoch,
+                offset: state.last_offset,
+            },
+            json,
+            published_at: now,
+        });
+        state.bytes += entry.json.len();
+        state.entries.push_back(entry.clone());
+        state.trim(&self.retention, now);
+        Ok(Some(entry))
+    }
+
     fn shard(&self, topic: &str) -> &Shard {
         &self.shards[shard_index(topic, SHARDS)]
     }
@@ -183,27 +230,19 @@ fn poisoned() -> DeliveryError {
 #[async_trait]
 impl History for MemoryHistory {
     async fn append(&self, topic: &str, json: Bytes) -> Result<Arc<Entry>, DeliveryError> {
-        let now = Instant::now();
-        let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
-        let state = match shard.get_mut(topic) {
-            Some(state) => state,
-            None => shard.entry(Arc::from(topic)).or_default(),
-        };
-        state.last_offset += 1;
-        let entry = Arc::new(Entry {
-            topic: Arc::from(topic),
-            position: Position {
-                epoch: self.epoch,
-                offset: state.last_offset,
-            },
-            json,
-            published_at: now,
-        });
-        state.bytes += entry.json.len();
-        state.entries.push_back(entry.clone());
-        state.trim(&self.retention, now);
-        Ok(entry)
+        self.append_if_new(topic, json, None)?
+            .ok_or_else(|| DeliveryError::Backend("unsequenced append refused".into()))
     }
+
+    async fn append_sequenced(
+        &self,
+        topic: &str,
+        json: Bytes,
+        sequence: u64,
+    ) -> Result<Option<Arc<Entry>>, DeliveryError> {
+        self.append_if_new(topic, json, Some(sequence))
+    }
+
 
     async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError> {
         let now = Instant::now();

@@ -99,6 +99,11 @@ pub(crate) fn published(kind: TopicKind) {
     metrics::counter!("delivery_messages_published_total", "kind" => kind.as_str()).increment(1);
 }
 
+/// A replayed message a sequenced producer published again, dropped by history.
+pub(crate) fn duplicate_publish() {
+    ::metrics::counter!("delivery_duplicate_publishes_total").increment(1);
+}
+
 pub(crate) fn written(count: u64, oldest_latency: Option<Duration>) {
     metrics::counter!("delivery_messages_written_total").increment(count);
     if let Some(latency) = oldest_latency {

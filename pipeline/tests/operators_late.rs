@@ -207,3 +207,29 @@ fn too_late_events_still_update_reference_state() {
         Payload::CodeGenerated(_)
     ));
 }
+
+/// Quiet input: the idle flush publishes what the next interval tick would have, so live state is current.
+#[test]
+fn idle_flush_publishes_coalesced_updates_without_waiting_for_the_next_tick() {
+    let mut engine = Engine::new(OperatorConfig::default(), 1).expect("valid config");
+    let mut out = Emitter::default();
+    engine.start(&mut out);
+    // One completed conversion just after a tick boundary: the next tick is almost an interval away.
+    engine.push(0, completed("a", START + 10), &mut out);
+    engine.push(0, completed("b", START + 6_000), &mut out);
+    engine.advance(&mut out);
+    let counted = |out: &Emitter| {
+        out.snapshots
+            .iter()
+            .filter(|u| u.topic == "user.u0.referrals" && u.part == "counters")
+            .filter_map(|u| u.value.as_ref())
+            .map(|v| v.to_value()["allTime"]["conversionsCompleted"].as_u64().unwrap_or(0))
+            .last()
+    };
+    assert_ne!(counted(&out), Some(2), "not published before the watermark passes a tick");
+    engine.flush_idle(&mut out);
+    assert_eq!(counted(&out), Some(2), "published by the idle flush");
+    let before = out.outputs.len();
+    engine.flush_idle(&mut out);
+    assert_eq!(out.outputs.len(), before, "a second idle flush at the same time publishes nothing");
+}

@@ -5,8 +5,13 @@
 //! makes recovery exact. Messages bound for SSE are then handed to the delivery tier.
 //!
 //! Exactly once across a crash: the operators checkpoint their state with the number of outputs they had emitted.
-//! After a restart they replay from the checkpoint and emit the outputs that followed it again, with the same ids;
-//! the first `log length - outputs at checkpoint` of those are already in the log and are skipped here.
+//! After a restart they replay from the checkpoint and emit the outputs that followed it again, with the same ids
+//! and the same output numbers; the first `log length - outputs at checkpoint` of those are already in the log and
+//! are skipped here, and the delivery tier's history drops those it already holds (it keeps the last output number
+//! per topic, see [`Publisher::publish_sequenced`]).
+//!
+//! While the delivery tier's store (Redis) is unreachable, publishing is retried with backoff until it succeeds or
+//! the process shuts down: the operators wait (their input stays on the bus), nothing is dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +23,7 @@ use social_delivery::{DeliveryError, Publisher, SnapshotSource};
 use social_pipeline::bus::{Bus, Record, TopicSpec};
 use social_pipeline::operator::{Destination, Output};
 use social_pipeline::topology::{OutputSink, PipelineError, SnapshotStore};
+use tokio_util::sync::CancellationToken;
 
 /// The topic holding every derived message, in emission order.
 pub const DERIVED_TOPIC: &str = "social-derived";
@@ -29,6 +35,9 @@ pub struct DerivedSink {
     publisher: Publisher,
     /// Outputs at the start of the run that the log already holds (re-emitted after a restore).
     already_written: u64,
+    /// The number of the next output, counted from the very first run.
+    next_sequence: u64,
+    shutdown: CancellationToken,
 }
 
 impl DerivedSink {
@@ -37,6 +46,7 @@ impl DerivedSink {
         bus: Arc<dyn Bus>,
         publisher: Publisher,
         outputs_at_checkpoint: u64,
+        shutdown: CancellationToken,
     ) -> Result<Self, PipelineError> {
         bus.ensure_topic(&TopicSpec {
             name: DERIVED_TOPIC.to_string(),
@@ -55,25 +65,41 @@ impl DerivedSink {
             bus,
             publisher,
             already_written,
+            next_sequence: outputs_at_checkpoint,
+            shutdown,
         })
     }
 
-    async fn publish_with_retry(&self, output: &Output) {
+    /// Publishes `output` as number `sequence`, retrying while the delivery store is unavailable. `Err` only when
+    /// shutdown comes first (the output is published again after the restart's replay).
+    async fn publish_with_retry(&self, output: &Output, sequence: u64) -> Result<(), PipelineError> {
         let mut backoff = Duration::from_millis(50);
-        for attempt in 1..=8 {
-            match self.publisher.publish(output.message.clone()).await {
-                Ok(_) => return,
-                Err(error @ DeliveryError::Backend(_)) if attempt < 8 => {
-                    tracing::warn!(%error, attempt, "delivery publish failed, retrying");
-                    tokio::time::sleep(backoff).await;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self
+                .publisher
+                .publish_sequenced(output.message.clone(), sequence)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(error @ DeliveryError::Backend(_)) => {
+                    metrics::counter!("pipeline_delivery_publish_retries_total").increment(1);
+                    if attempt == 1 || attempt.is_power_of_two() {
+                        tracing::warn!(%error, attempt, "delivery publish failed, retrying");
+                    }
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return Err(PipelineError::OutputClosed),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 Err(error) => {
-                    // The message stays in the derived log; live subscribers of that topic will see a gap only if
-                    // they resume, which history reports as a reset.
+                    // A message the delivery tier refuses for good (not a topic it serves): it stays in the
+                    // derived log; counted and logged.
                     metrics::counter!("pipeline_delivery_publish_failures_total").increment(1);
-                    tracing::error!(%error, topic = %output.message.topic, "delivery publish failed");
-                    return;
+                    tracing::error!(%error, topic = %output.message.topic, "delivery refused a message");
+                    return Ok(());
                 }
             }
         }
@@ -82,23 +108,27 @@ impl DerivedSink {
 
 impl OutputSink for DerivedSink {
     async fn send(&mut self, batch: Vec<Output>) -> Result<(), PipelineError> {
+        let first = self.next_sequence;
         let skip = usize::try_from(self.already_written)
             .unwrap_or(usize::MAX)
             .min(batch.len());
-        self.already_written -= skip as u64;
         let fresh = &batch[skip..];
-        if fresh.is_empty() {
-            return Ok(());
+        if !fresh.is_empty() {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let records = fresh
+                .iter()
+                .map(|output| derived_record(output, now_ms))
+                .collect();
+            self.bus.append(DERIVED_TOPIC, 0, records).await?;
         }
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let records = fresh
-            .iter()
-            .map(|output| derived_record(output, now_ms))
-            .collect();
-        self.bus.append(DERIVED_TOPIC, 0, records).await?;
-        for output in fresh.iter().filter(|output| output.destination.to_sse()) {
-            self.publish_with_retry(output).await;
+        self.already_written -= skip as u64;
+        // Every output bound for SSE, including those the log already held: history drops what it has.
+        for (sequence, output) in (first..).zip(&batch) {
+            if output.destination.to_sse() {
+                self.publish_with_retry(output, sequence).await?;
+            }
         }
+        self.next_sequence = first + batch.len() as u64;
         Ok(())
     }
 }

@@ -35,6 +35,7 @@ mod config;
 mod connection;
 mod error;
 pub mod keys;
+mod live;
 pub mod metrics;
 mod plan;
 mod script;

@@ -1,6 +1,9 @@
 //! Shared helpers of the end-to-end tests: servers on port 0 (in process or the real binary), tokens, events.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod backends;
+pub mod services;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,18 +1,27 @@
 //! Load generator and bench server for the delivery tier.
 //!
-//! `sse-load serve --listen 127.0.0.1:9100 --secret S [--hyper-only true]` runs the delivery tier
-//! ([`Delivery::serve`], or the router through `axum::serve` alone with `--hyper-only true`) with a bench-only
-//! control route,
+//! `sse-load serve --listen 127.0.0.1:9100 --secret S [--hyper-only true] [--redis-url URL --redis-prefix P]` runs
+//! the delivery tier ([`Delivery::serve`], or the router through `axum::serve` alone with `--hyper-only true`) with a
+//! bench-only control route,
 //! `POST /bench/publish?topic=T&count=N` or `?users=U&rate=R&secs=D` (per-user topics `user.{i}.social` at R
-//! messages/s); every message carries `sentAtMicros` (wall clock).
+//! messages/s); every message carries `sentAtMicros` (wall clock). With `--redis-url` the node keeps history and
+//! live fan-out in Redis (as `social-realtime delivery` does), so a publish on one node reaches the clients of every
+//! node started with the same `--redis-prefix` (default: a fresh `bench:{pid}{nanos}:`); it prints its
+//! `listening on` line once its fan-out listener is subscribed.
 //!
 //! `sse-load clients --server 127.0.0.1:9100 --connections 10000 --sources 127.0.0.2,127.0.0.3 [--topic T | --users U
 //! --secret S] [--broadcasts 20] [--rate R --secs D]` opens the connections (raw TCP, client sockets bound to the
 //! given loopback source addresses), then measures: broadcasts (time until every client has each message, and p99
 //! of per-client latency), or per-user latency at a rate. It prints one JSON object of results.
+//!
+//! `sse-load clients ... --listen true` only listens, for a driver that runs several client processes against several
+//! nodes and publishes itself (`scripts/bench/sse_multinode.py`): once every connection is open (or failed) it prints
+//! one JSON line `{"event":"connected",...}`, then records every message received (its `sentAtMicros` and the
+//! latency to receipt); on a line on stdin (or stdin's end) it prints one JSON line with, per message, the sorted
+//! latencies in microseconds, and exits.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,6 +31,7 @@ use axum::extract::{Query, State};
 use axum::routing::post;
 use serde_json::json;
 use social_auth::{AuthConfig, Minter, Verifier};
+use social_delivery::redis::{RedisBackend, RedisConfig};
 use social_delivery::{Delivery, DeliveryConfig, Publisher};
 use social_schemas::TopicMessage;
 use std::sync::Mutex;
@@ -87,7 +97,34 @@ async fn serve(args: &HashMap<String, String>) {
         ..DeliveryConfig::default()
     };
     let shutdown = CancellationToken::new();
-    let delivery = Delivery::new(config, verifier, shutdown.clone());
+    let mut builder = Delivery::builder(config.clone(), verifier).shutdown(shutdown.clone());
+    let mut backend = None;
+    let mut described = String::new();
+    if let Some(url) = args.get("redis-url") {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let prefix = args
+            .get("redis-prefix")
+            .cloned()
+            .unwrap_or_else(|| format!("bench:{}{nanos}:", std::process::id()));
+        let redis = RedisBackend::connect(RedisConfig::for_delivery(url, &prefix, &config), shutdown.clone())
+            .await
+            .unwrap();
+        builder = builder
+            .history(redis.history())
+            .fanout(redis.fanout())
+            .tickets(redis.tickets());
+        described = format!(" (redis {url}, prefix {prefix})");
+        backend = Some(redis);
+    }
+    let delivery = builder.build();
+    if let Some(redis) = &backend {
+        assert!(
+            redis.wait_subscribed(Duration::from_secs(10)).await,
+            "the redis fan-out listener did not subscribe"
+        );
+    }
     let seq = Arc::new(AtomicU64::new(0));
     let control = axum::Router::new()
         .route("/bench/publish", post(publish))
@@ -97,7 +134,7 @@ async fn serve(args: &HashMap<String, String>) {
     socket.set_reuseaddr(true).unwrap();
     socket.bind(listen).unwrap();
     let listener = socket.listen(65_535).unwrap();
-    println!("listening on http://{listen}");
+    println!("listening on http://{listen}{described}");
     if get(args, "hyper-only", false) {
         // Every stream through hyper (the router alone), for comparison.
         axum::serve(listener, app.into_make_service()).await.unwrap();
@@ -143,11 +180,14 @@ async fn publish(
 }
 
 struct Stats {
-    /// A std mutex: held for a few pushes, it costs the 10,000 reading tasks less than an async one.
-    latencies: Mutex<Vec<u64>>,
+    /// `(sentAtMicros, latency in microseconds)` per message received. A std mutex: held for a few pushes, it costs
+    /// the 10,000 reading tasks less than an async one.
+    latencies: Mutex<Vec<(u64, u64)>>,
     received: AtomicUsize,
     connected: AtomicUsize,
     failed: AtomicUsize,
+    /// Connections that had answered and then ended (closed by the server, or a read error).
+    closed: AtomicUsize,
 }
 
 async fn client(
@@ -199,7 +239,11 @@ async fn client(
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok())
             {
-                stats.latencies.lock().unwrap().push(now.saturating_sub(sent));
+                stats
+                    .latencies
+                    .lock()
+                    .unwrap()
+                    .push((sent, now.saturating_sub(sent)));
                 found += 1;
             }
             at = end;
@@ -207,6 +251,9 @@ async fn client(
         if found > 0 {
             stats.received.fetch_add(found, Ordering::Relaxed);
         }
+    }
+    if counted {
+        stats.closed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -251,6 +298,7 @@ async fn clients(args: &HashMap<String, String>) {
         received: AtomicUsize::new(0),
         connected: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
+        closed: AtomicUsize::new(0),
     });
     let started = std::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -285,6 +333,11 @@ async fn clients(args: &HashMap<String, String>) {
         "connected {connected} (failed {}) in {connect_secs:.1}s",
         stats.failed.load(Ordering::Relaxed)
     );
+    if get(args, "listen", false) {
+        listen(&stats, connections, connected, connect_secs);
+        tasks.abort_all();
+        return;
+    }
     let hold = get(args, "hold", 0u64);
     if hold > 0 {
         eprintln!("holding for {hold}s");
@@ -310,7 +363,7 @@ async fn clients(args: &HashMap<String, String>) {
             while stats.received.load(Ordering::Relaxed) < connected && std::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let mut latencies = stats.latencies.lock().unwrap().clone();
+            let mut latencies: Vec<u64> = stats.latencies.lock().unwrap().iter().map(|l| l.1).collect();
             latencies.sort_unstable();
             completions.push((
                 percentile(&latencies, 1.0),
@@ -336,7 +389,7 @@ async fn clients(args: &HashMap<String, String>) {
         stats.latencies.lock().unwrap().clear();
         control(server, &format!("users={users}&rate={rate}&secs={secs}")).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let mut latencies = stats.latencies.lock().unwrap().clone();
+        let mut latencies: Vec<u64> = stats.latencies.lock().unwrap().iter().map(|l| l.1).collect();
         latencies.sort_unstable();
         result["rate"] = json!(rate);
         result["delivered"] = json!(latencies.len());
@@ -345,6 +398,38 @@ async fn clients(args: &HashMap<String, String>) {
             "p99": percentile(&latencies, 0.99), "max": percentile(&latencies, 1.0)
         });
     }
+    result["closed"] = json!(stats.closed.load(Ordering::Relaxed));
     println!("{result}");
     tasks.abort_all();
+}
+
+/// `--listen true`: announces the connections, records until a line on stdin (or its end), then prints, per message
+/// received (keyed by its `sentAtMicros`), the sorted latencies.
+fn listen(stats: &Stats, connections: usize, connected: usize, connect_secs: f64) {
+    let failed = stats.failed.load(Ordering::Relaxed);
+    println!(
+        "{}",
+        json!({"event": "connected", "connections": connections, "connected": connected, "failed": failed,
+            "connectSecs": connect_secs})
+    );
+    // Blocks the main thread only: the reading tasks run on the runtime's worker threads meanwhile.
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    let recorded = std::mem::take(&mut *stats.latencies.lock().unwrap());
+    let mut by_message: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (sent, latency) in recorded {
+        by_message.entry(sent).or_default().push(latency);
+    }
+    let messages: Vec<serde_json::Value> = by_message
+        .into_iter()
+        .map(|(sent, mut latencies)| {
+            latencies.sort_unstable();
+            json!({"sentAtMicros": sent, "latenciesMicros": latencies})
+        })
+        .collect();
+    println!(
+        "{}",
+        json!({"event": "report", "connections": connections, "connected": connected, "failed": failed,
+            "closed": stats.closed.load(Ordering::Relaxed), "messages": messages})
+    );
 }

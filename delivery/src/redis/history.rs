@@ -48,13 +48,18 @@ local function trim_expired(stream, cutoff)
 end
 "#;
 
-/// KEYS: meta, stream. ARGV: json, max messages, retention ms, meta ttl ms, candidate epoch, channel, topic.
-/// Returns `{epoch, offset, time}`.
+/// KEYS: meta, stream. ARGV: json, max messages, retention ms, meta ttl ms, candidate epoch, channel, topic,
+/// producer sequence (or '').
+/// Returns `{epoch, offset, time}`, or `{'duplicate'}` when the topic holds the producer's sequence already.
 const APPEND: &str = r#"
 local meta, stream = KEYS[1], KEYS[2]
 local now = now_ms()
-local state = redis.call('HMGET', meta, 'epoch', 'last', 'time')
+local state = redis.call('HMGET', meta, 'epoch', 'last', 'time', 'seq')
 local epoch, last, last_time = state[1], tonumber(state[2]), tonumber(state[3])
+if ARGV[8] ~= '' and epoch and state[4] and tonumber(ARGV[8]) <= tonumber(state[4]) then
+  return {'duplicate'}
+end
+if ARGV[8] ~= '' then redis.call('HSET', meta, 'seq', ARGV[8]) end
 if not epoch or not last then
   epoch, last, last_time = ARGV[5], 0, 0
   redis.call('DEL', stream)
@@ -231,9 +236,13 @@ fn parse_entries(
     Ok(out)
 }
 
-#[async_trait]
-impl History for RedisHistory {
-    async fn append(&self, topic: &str, json: Bytes) -> Result<Arc<Entry>, DeliveryError> {
+impl RedisHistory {
+    async fn append_with(
+        &self,
+        topic: &str,
+        json: Bytes,
+        sequence: Option<u64>,
+    ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         if topic.contains('\n') {
             return Err(DeliveryError::InvalidTopic);
         }
@@ -249,9 +258,15 @@ impl History for RedisHistory {
             .arg(new_epoch())
             .arg(self.keys.channel(topic))
             .arg(topic)
+            .arg(sequence.map(|s| s.to_string()).unwrap_or_default())
             .invoke_async(&mut conn)
             .await
             .map_err(backend_error)?;
+        if let Some([status]) = as_array(&reply)
+            && as_bytes(status) == Some(b"duplicate")
+        {
+            return Ok(None);
+        }
         let Some([epoch, offset, _time]) = as_array(&reply) else {
             return Err(protocol("append reply"));
         };
@@ -259,12 +274,30 @@ impl History for RedisHistory {
             epoch: parse_epoch(epoch)?,
             offset: as_u64(offset).ok_or_else(|| protocol("append offset"))?,
         };
-        Ok(Arc::new(Entry {
+        Ok(Some(Arc::new(Entry {
             topic: Arc::from(topic),
             position,
             json,
             published_at,
-        }))
+        })))
+    }
+}
+
+#[async_trait]
+impl History for RedisHistory {
+    async fn append(&self, topic: &str, json: Bytes) -> Result<Arc<Entry>, DeliveryError> {
+        self.append_with(topic, json, None)
+            .await?
+            .ok_or_else(|| protocol("unsequenced append reported a duplicate"))
+    }
+
+    async fn append_sequenced(
+        &self,
+        topic: &str,
+        json: Bytes,
+        sequence: u64,
+    ) -> Result<Option<Arc<Entry>>, DeliveryError> {
+        self.append_with(topic, json, Some(sequence)).await
     }
 
     async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError> {

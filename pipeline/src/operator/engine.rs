@@ -46,6 +46,8 @@ pub struct Engine {
     released: EventTimeMs,
     next_tick: Option<EventTimeMs>,
     stats: LateStats,
+    /// The watermark of the last idle tick (not checkpointed: ticking again at the same time changes nothing).
+    idle_ticked: EventTimeMs,
 }
 
 /// What a checkpoint holds of the engine.
@@ -71,6 +73,7 @@ impl Engine {
             released: EventTimeMs::MIN,
             next_tick: None,
             stats: LateStats::default(),
+            idle_ticked: EventTimeMs::MIN,
         })
     }
 
@@ -152,10 +155,17 @@ impl Engine {
         watermark
     }
 
-    /// Releases everything read so far (every partition has been idle for a while).
+    /// Releases everything read so far (every partition has been idle for a while), then ticks at the newest
+    /// event time: what the operators coalesce until the next interval tick (counters, leaderboards, rankings) is
+    /// published now rather than when the next event arrives, so that live state is current while input is quiet.
     pub fn flush_idle(&mut self, out: &mut Emitter) -> EventTimeMs {
         let watermark = self.clock.flush_to_newest();
         self.release(watermark, out);
+        if watermark > self.idle_ticked && watermark != EventTimeMs::MIN {
+            self.idle_ticked = watermark;
+            self.graph.on_tick(watermark, out);
+            self.released = self.released.max(watermark);
+        }
         watermark
     }
 
@@ -253,6 +263,7 @@ impl Engine {
             released: state.released,
             next_tick: state.next_tick,
             stats: state.stats,
+            idle_ticked: EventTimeMs::MIN,
         })
     }
 }

@@ -21,6 +21,10 @@ pub struct TopologyConfig {
     pub idle_flush_ms: Option<u64>,
     /// Consumer group under which offsets are committed on the bus.
     pub consumer_group: String,
+    /// How long a periodic checkpoint waits for the live-state store to hold every update before it is deferred.
+    pub state_flush_timeout_ms: u64,
+    /// The same for the final checkpoint at shutdown.
+    pub shutdown_state_flush_timeout_ms: u64,
 }
 
 impl Default for TopologyConfig {
@@ -33,6 +37,8 @@ impl Default for TopologyConfig {
             checkpoints_kept: 3,
             idle_flush_ms: Some(2_000),
             consumer_group: "social-operators".to_owned(),
+            state_flush_timeout_ms: 1_000,
+            shutdown_state_flush_timeout_ms: 10_000,
         }
     }
 }
@@ -40,5 +46,13 @@ impl Default for TopologyConfig {
 impl TopologyConfig {
     pub(crate) fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(1))
+    }
+
+    pub(crate) fn state_flush(&self) -> Duration {
+        Duration::from_millis(self.state_flush_timeout_ms)
+    }
+
+    pub(crate) fn shutdown_state_flush(&self) -> Duration {
+        Duration::from_millis(self.shutdown_state_flush_timeout_ms)
     }
 }

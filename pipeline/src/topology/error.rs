@@ -16,6 +16,12 @@ pub enum PipelineError {
     /// The output consumer went away; the runner stops (its last checkpoint stays valid).
     #[error("output closed")]
     OutputClosed,
+    /// The live-state store refused or lost an update for good.
+    #[error("live state: {0}")]
+    LiveState(String),
+    /// The writer epoch could not be read or persisted in the checkpoint directory.
+    #[error("writer epoch: {0}")]
+    WriterEpoch(String),
 }
 
 impl PipelineError {

@@ -22,6 +22,7 @@ mod config;
 mod error;
 mod sink;
 mod snapshot;
+mod state;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,16 +36,21 @@ pub use config::TopologyConfig;
 pub use error::PipelineError;
 pub use sink::OutputSink;
 pub use snapshot::SnapshotStore;
+pub use state::{LiveState, StateStamp, next_writer_epoch};
 
 use crate::bus::{Bus, INPUT_TOPIC, Offset};
 use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointStore};
 use crate::operator::metrics::{CHECKPOINT_BYTES, CHECKPOINT_SECONDS};
-use crate::operator::{Emitter, Engine};
+use crate::operator::{Emitter, Engine, SnapshotUpdate};
+
+/// Checkpoints not written because the live-state store had not stored everything they would cover.
+const CHECKPOINTS_DEFERRED: &str = "pipeline_checkpoints_deferred_total";
 
 pub struct Topology {
     config: TopologyConfig,
     bus: Arc<dyn Bus>,
     checkpoints: Option<CheckpointStore>,
+    checkpoint_dir: Option<PathBuf>,
     engine: Engine,
     /// Next offset to read, per partition.
     offsets: Vec<Offset>,
@@ -58,6 +64,8 @@ pub struct Topology {
     rounds_since_checkpoint: u64,
     last_checkpoint: Instant,
     last_record: Instant,
+    /// Where snapshot updates are mirrored (Redis), with the stamp of the last round applied there.
+    live_state: Option<(Arc<dyn LiveState>, StateStamp)>,
 }
 
 /// What one round did.
@@ -77,6 +85,7 @@ impl Topology {
     ) -> Result<Self, PipelineError> {
         let partitions = bus.partitions(INPUT_TOPIC)?;
         let checkpoints = checkpoint_dir
+            .clone()
             .map(|dir| CheckpointStore::open(dir, config.checkpoints_kept))
             .transpose()?;
         let snapshots = SnapshotStore::default();
@@ -111,6 +120,7 @@ impl Topology {
             config,
             bus,
             checkpoints,
+            checkpoint_dir,
             engine,
             offsets,
             positioned,
@@ -124,7 +134,17 @@ impl Topology {
             rounds_since_checkpoint: 0,
             last_checkpoint: now,
             last_record: now,
+            live_state: None,
         })
+    }
+
+    /// Mirrors every snapshot update to `store` from now on, under a new writer epoch (persisted in the checkpoint
+    /// directory, `now_ms` being the wall clock at start). `run` first writes the whole restored state.
+    pub fn with_live_state(mut self, store: Arc<dyn LiveState>, now_ms: u64) -> Result<Self, PipelineError> {
+        let epoch = next_writer_epoch(self.checkpoint_dir.as_deref(), now_ms)?;
+        tracing::info!(epoch, "live-state writer epoch");
+        self.live_state = Some((store, StateStamp { epoch, round: 0 }));
+        Ok(self)
     }
 
     /// The snapshots this topology keeps current (clone it before `run`).
@@ -154,6 +174,7 @@ impl Topology {
         shutdown: CancellationToken,
     ) -> Result<(), PipelineError> {
         let mut out = Emitter::default();
+        self.write_restored_state().await?;
         self.start(&mut out);
         self.deliver(&mut sink, &mut out).await?;
         while !shutdown.is_cancelled() {
@@ -170,7 +191,31 @@ impl Topology {
             }
         }
         // Drain in order: input has stopped; everything produced was delivered above; now persist and commit.
-        self.checkpoint().await?;
+        self.checkpoint_with(self.config.shutdown_state_flush()).await?;
+        Ok(())
+    }
+
+    /// Writes the whole restored state to the live-state store (it may have lost data, or hold values the crashed
+    /// run wrote after its last checkpoint: the replay that follows writes those again).
+    async fn write_restored_state(&mut self) -> Result<(), PipelineError> {
+        let Some((store, stamp)) = &self.live_state else {
+            return Ok(());
+        };
+        let updates: Vec<SnapshotUpdate> = self
+            .snapshots
+            .export()
+            .into_iter()
+            .flat_map(|(topic, parts)| {
+                parts.into_iter().map(move |(part, value)| SnapshotUpdate {
+                    topic: topic.clone(),
+                    part,
+                    value: Some(value),
+                })
+            })
+            .collect();
+        if !updates.is_empty() {
+            store.apply(*stamp, updates).await?;
+        }
         Ok(())
     }
 
@@ -239,6 +284,12 @@ impl Topology {
     }
 
     async fn deliver<S: OutputSink>(&mut self, sink: &mut S, out: &mut Emitter) -> Result<(), PipelineError> {
+        if let Some((store, stamp)) = &mut self.live_state
+            && !out.snapshots.is_empty()
+        {
+            stamp.round += 1;
+            store.apply(*stamp, out.snapshots.clone()).await?;
+        }
         self.snapshots.apply(out.snapshots.drain(..));
         if !out.outputs.is_empty() {
             let count = out.outputs.len() as u64;
@@ -255,12 +306,38 @@ impl Topology {
     }
 
     /// Writes a checkpoint of the state and offsets now, then commits the offsets on the bus. Call only between
-    /// rounds, after the output of the last round was delivered.
+    /// rounds, after the output of the last round was delivered. With a live-state store, the checkpoint waits for
+    /// it to hold every update so far, and is deferred (not written) when that takes longer than the configured
+    /// timeout: the next one covers the same ground, and a restart replays from the previous one.
     pub async fn checkpoint(&mut self) -> Result<(), PipelineError> {
+        self.checkpoint_with(self.config.state_flush()).await
+    }
+
+    async fn checkpoint_with(&mut self, flush_timeout: Duration) -> Result<(), PipelineError> {
         let Some(store) = self.checkpoints.clone() else {
             return Ok(());
         };
         let started = Instant::now();
+        if let Some((state, _)) = &self.live_state {
+            match tokio::time::timeout(flush_timeout, state.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    metrics::counter!(CHECKPOINTS_DEFERRED).increment(1);
+                    tracing::warn!(%error, "live state not stored; checkpoint deferred");
+                    self.last_checkpoint = Instant::now();
+                    return Ok(());
+                }
+                Err(_) => {
+                    metrics::counter!(CHECKPOINTS_DEFERRED).increment(1);
+                    tracing::warn!(
+                        timeout_ms = flush_timeout.as_millis() as u64,
+                        "live state not stored in time; checkpoint deferred"
+                    );
+                    self.last_checkpoint = Instant::now();
+                    return Ok(());
+                }
+            }
+        }
         self.sequence += 1;
         let checkpoint = Checkpoint {
             version: CHECKPOINT_VERSION,
