@@ -38,6 +38,9 @@ async fn two_hundred_thousand_events_through_every_backend() {
         data_dir.path().to_str().unwrap(),
         "--partitions",
         &partitions,
+        // Longer than the test's own pauses: the idle flush releases buffered events only at the end.
+        "--idle-flush-ms",
+        "10000",
         "--redis-url",
         &redis,
         "--redis-prefix",

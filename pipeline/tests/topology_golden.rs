@@ -50,6 +50,7 @@ fn config() -> TopologyConfig {
     let mut config = TopologyConfig {
         fetch_max_records: 256,
         idle_flush_ms: None,
+        partition_idle_ms: 0,
         ..TopologyConfig::default()
     };
     let tiers = vec![

@@ -33,6 +33,7 @@ async fn append(bus: &MemoryBus, generator: &mut Generator, count: usize) {
 async fn run_until(bus: Arc<MemoryBus>, dir: &std::path::Path, total: u64) -> Vec<Output> {
     let config = TopologyConfig {
         idle_flush_ms: None,
+        partition_idle_ms: 0,
         poll_interval_ms: 5,
         checkpoint_interval_ms: 10,
         ..TopologyConfig::default()

@@ -276,6 +276,7 @@ def main():
                 time.sleep(args.interval)
         time.sleep(max(args.interval, 5.0))
         cpu_after = {role: sum(cpu_secs(pid) for pid in group) for role, group in pids.items()}
+        result["serverRssKiB"]["afterBroadcasts"] = {port: rss_kib(process.pid) for port, process, _ in servers}
         result["loadavg"]["end"] = loadavg()
         result["broadcastPhase"] = {
             "wallSecs": round(time.time() - wall_before, 1),

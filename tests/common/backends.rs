@@ -161,6 +161,7 @@ pub async fn reference_state(events: &[Vec<u8>], partitions: u32) -> State {
     }
     let config = TopologyConfig {
         idle_flush_ms: Some(0),
+        partition_idle_ms: 0,
         ..TopologyConfig::default()
     };
     let mut topology = Topology::new(config, bus, None).unwrap();

@@ -19,6 +19,11 @@ pub struct TopologyConfig {
     /// When every partition has been quiet this long (wall clock), release buffered events without waiting for
     /// newer ones. `None`: never (fully deterministic; used by the golden tests).
     pub idle_flush_ms: Option<u64>,
+    /// A partition that has had nothing new for this long (wall clock) no longer holds back the watermark.
+    /// 0: as soon as one read finds nothing (deterministic for a bus written in advance, as in the golden tests).
+    /// A short delay keeps a partition that is only a moment behind the others (the ingest appends one request's
+    /// events partition by partition) from turning its events into late data.
+    pub partition_idle_ms: u64,
     /// Consumer group under which offsets are committed on the bus.
     pub consumer_group: String,
     /// How long a periodic checkpoint waits for the live-state store to hold every update before it is deferred.
@@ -36,6 +41,7 @@ impl Default for TopologyConfig {
             checkpoint_interval_ms: 10_000,
             checkpoints_kept: 3,
             idle_flush_ms: Some(2_000),
+            partition_idle_ms: 500,
             consumer_group: "social-operators".to_owned(),
             state_flush_timeout_ms: 1_000,
             shutdown_state_flush_timeout_ms: 10_000,

@@ -64,6 +64,8 @@ pub struct Topology {
     rounds_since_checkpoint: u64,
     last_checkpoint: Instant,
     last_record: Instant,
+    /// Per partition, when a read last returned records (for `partition_idle_ms`).
+    last_nonempty: Vec<Instant>,
     /// Where snapshot updates are mirrored (Redis), with the stamp of the last round applied there.
     live_state: Option<(Arc<dyn LiveState>, StateStamp)>,
 }
@@ -134,6 +136,7 @@ impl Topology {
             rounds_since_checkpoint: 0,
             last_checkpoint: now,
             last_record: now,
+            last_nonempty: vec![now; partitions as usize],
             live_state: None,
         })
     }
@@ -246,7 +249,15 @@ impl Topology {
                     Duration::ZERO,
                 )
                 .await?;
-            self.engine.set_idle(partition, batch.is_empty());
+            let idle = match self.last_nonempty.get_mut(partition as usize) {
+                Some(last) if !batch.is_empty() => {
+                    *last = Instant::now();
+                    false
+                }
+                Some(last) => last.elapsed() >= Duration::from_millis(self.config.partition_idle_ms),
+                None => batch.is_empty(),
+            };
+            self.engine.set_idle(partition, idle);
             for record in &batch {
                 records += 1;
                 match parse_event(&record.value, &self.limits) {
