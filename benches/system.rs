@@ -1544,6 +1544,51 @@ async fn latency(
         "  {}",
         cpu_line(cpu_before, cpu_after, load.elapsed.as_secs_f64())
     );
+    // Where the slow probes were: their send time in the run, to line them up with checkpoints (every 10 s).
+    let mut slowest: Vec<(f64, f64)> = (0..sent)
+        .filter_map(|k| {
+            let at = seen.sent[k]?;
+            let latency = seen.history[k]?.saturating_duration_since(at).as_secs_f64() * 1000.0;
+            Some((latency, at.saturating_duration_since(started).as_secs_f64()))
+        })
+        .collect();
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let listed: Vec<String> = slowest
+        .iter()
+        .take(8)
+        .map(|(latency, at)| format!("{latency:.0} ms at {at:.1} s"))
+        .collect();
+    let metrics = metrics_text(&reqwest::Client::new(), &deployment.pipeline).await;
+    let checkpoints = metric_sum(&metrics, "pipeline_checkpoint_duration_seconds_count").unwrap_or(0.0);
+    let checkpoint_secs = metric_sum(&metrics, "pipeline_checkpoint_duration_seconds_sum").unwrap_or(0.0);
+    println!(
+        "  slowest probes to Redis history (latency at send time): {}; {} checkpoints, {:.0} ms each on average",
+        listed.join(", "),
+        checkpoints,
+        checkpoint_secs / checkpoints.max(1.0) * 1000.0
+    );
+    if let Ok(dir) = std::env::var("SYSTEM_BENCH_DUMP") {
+        let path = format!("{dir}/system-probes-{index}.csv");
+        let mut csv = String::from("probe,sent_s,post_ms,history_ms,sse_ms,live_ms\n");
+        for k in 0..sent {
+            let Some(at) = seen.sent[k] else { continue };
+            let ms = |t: Option<Instant>| {
+                t.map_or(String::new(), |t| {
+                    format!("{:.1}", t.saturating_duration_since(at).as_secs_f64() * 1000.0)
+                })
+            };
+            csv.push_str(&format!(
+                "{k},{:.3},{:.1},{},{},{}\n",
+                at.saturating_duration_since(started).as_secs_f64(),
+                seen.posted[k].map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                ms(seen.history[k]),
+                ms(seen.sse[k]),
+                ms(seen.live[k])
+            ));
+        }
+        std::fs::write(&path, csv).unwrap();
+        println!("  probes written to {path}");
+    }
     assert!(sent > 0, "no probe was sent");
     assert_eq!(
         history.len(),

@@ -224,7 +224,7 @@ fn idle_flush_publishes_coalesced_updates_without_waiting_for_the_next_tick() {
             .filter(|u| u.topic == "user.u0.referrals" && u.part == "counters")
             .filter_map(|u| u.value.as_ref())
             .map(|v| v.to_value()["allTime"]["conversionsCompleted"].as_u64().unwrap_or(0))
-            .last()
+            .next_back()
     };
     assert_ne!(counted(&out), Some(2), "not published before the watermark passes a tick");
     engine.flush_idle(&mut out);
