@@ -157,6 +157,13 @@ pub struct DeliveryArgs {
     /// Prefix of every Redis key this deployment uses (the pipeline's `--redis-prefix`).
     #[arg(long, env = "REDIS_PREFIX", default_value = "social:")]
     pub redis_prefix: String,
+    /// ClickHouse HTTP URL (e.g. http://127.0.0.1:8123): this node's publish-to-write latency is written there
+    /// (`delivery_latency`).
+    #[arg(long, env = "CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database (the pipeline's `--clickhouse-database`; created when missing).
+    #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "social_realtime")]
+    pub clickhouse_database: String,
     #[command(flatten)]
     pub auth: AuthArgs,
 }

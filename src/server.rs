@@ -116,8 +116,8 @@ impl System {
             // Its own token: the writer must outlive the operators' final round at shutdown.
             let stop = CancellationToken::new();
             let config = RedisStateConfig::new(url, &args.redis_prefix);
-            let (sink, writer) =
-                RedisStateSink::start(config, stop.clone()).context("starting the Redis live-state writer")?;
+            let (sink, writer) = RedisStateSink::start(config, stop.clone())
+                .context("starting the Redis live-state writer")?;
             let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
             topology = topology
                 .with_live_state(Arc::new(sink.clone()), now_ms)
@@ -210,13 +210,15 @@ impl System {
         Ok(())
     }
 
-    /// Feeds ClickHouse on `tracker` until `shutdown`, when it is configured.
+    /// Feeds ClickHouse on `tracker` until `shutdown`, when it is configured: the bus's topics, and the delivery
+    /// tier's latency (when this is the process's first system to start it).
     pub fn start_analytics(&self, tracker: &TaskTracker, shutdown: CancellationToken) {
         if let Some(sink) = &self.analytics {
             tracker.spawn(analytics::feed_clickhouse(
                 self.bus.clone(),
                 sink.clone(),
                 self.analytics_healthy.clone(),
+                analytics::DeliveryLatency::install(),
                 shutdown,
             ));
         }

@@ -26,6 +26,9 @@ fn start_pipeline(dir: &Path, redis: &str, prefix: &str, database: &Database) ->
         &PARTITIONS.to_string(),
         "--checkpoint-interval-ms",
         "300",
+        // Longer than the test's own pauses: the idle flush releases buffered events only at the end.
+        "--idle-flush-ms",
+        "10000",
         "--redis-url",
         redis,
         "--redis-prefix",
@@ -56,7 +59,11 @@ async fn sigkill_of_the_pipeline_leaves_backends_as_an_uninterrupted_run() {
     let expected_state = reference_state(&events, PARTITIONS).await;
 
     let received = Arc::new(Mutex::new(Vec::new()));
-    let client = read_stream(node.url(&format!("/v1/stream?{PUBLIC_TOPICS}")), None, received.clone());
+    let client = read_stream(
+        node.url(&format!("/v1/stream?{PUBLIC_TOPICS}")),
+        None,
+        received.clone(),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Kill while the operators are busy with what was accepted (checkpoints every 300 ms, so some of the state
@@ -65,7 +72,10 @@ async fn sigkill_of_the_pipeline_leaves_backends_as_an_uninterrupted_run() {
     post_events(&pipeline, &events[..half]).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while received.lock().unwrap().len() < 50 {
-        assert!(std::time::Instant::now() < deadline, "nothing delivered before the kill");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing delivered before the kill"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     pipeline.kill9();

@@ -50,7 +50,13 @@ async fn two_hundred_thousand_events_through_every_backend() {
         "--clickhouse-database",
         &database.name,
     ]);
-    let delivery = ["delivery", "--redis-url", redis.as_str(), "--redis-prefix", prefix.as_str()];
+    let delivery = [
+        "delivery",
+        "--redis-url",
+        redis.as_str(),
+        "--redis-prefix",
+        prefix.as_str(),
+    ];
     let node1 = BinaryServer::start(&delivery);
     let node2 = BinaryServer::start(&delivery);
 
@@ -137,7 +143,11 @@ async fn two_hundred_thousand_events_through_every_backend() {
             resumed_ids.iter().zip(ids).position(|(a, b)| a != b),
         );
     }
-    assert_eq!(got.keys().collect::<Vec<_>>(), missed.keys().collect::<Vec<_>>(), "topics resumed");
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        missed.keys().collect::<Vec<_>>(),
+        "topics resumed"
+    );
 
     // Redis: the operators' state, exactly.
     wait_for_redis_state(&redis, &prefix, &expected_state, Duration::from_secs(120)).await;
@@ -180,10 +190,17 @@ async fn check_naive_counts(redis: &str, prefix: &str, events: &[Vec<u8>]) {
             _ => {}
         }
     }
-    assert!(!completed.is_empty() && !rewards.is_empty(), "the workload has conversions and rewards");
+    assert!(
+        !completed.is_empty() && !rewards.is_empty(),
+        "the workload has conversions and rewards"
+    );
     for (user, count) in &completed {
         let hash = redis_hash(redis, &format!("{prefix}counters:{{user.{user}.referrals}}")).await;
-        assert_eq!(hash.get("conversionsCompleted"), Some(&count.to_string()), "completed of {user}");
+        assert_eq!(
+            hash.get("conversionsCompleted"),
+            Some(&count.to_string()),
+            "completed of {user}"
+        );
     }
     for (user, count) in &rewards {
         let hash = redis_hash(redis, &format!("{prefix}counters:{{user.{user}.referrals}}")).await;

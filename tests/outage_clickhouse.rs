@@ -16,7 +16,10 @@ const OUTAGE: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thirty_second_clickhouse_outage_loses_nothing() {
-    if !available("clickhouse-server", "a_thirty_second_clickhouse_outage_loses_nothing") {
+    if !available(
+        "clickhouse-server",
+        "a_thirty_second_clickhouse_outage_loses_nothing",
+    ) {
         return;
     }
     let mut clickhouse = PrivateClickHouse::start();

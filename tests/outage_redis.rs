@@ -31,6 +31,9 @@ async fn a_thirty_second_redis_outage_loses_nothing() {
         data_dir.path().to_str().unwrap(),
         "--partitions",
         "4",
+        // Longer than the test's own pauses: the idle flush releases buffered events only at the end.
+        "--idle-flush-ms",
+        "10000",
         "--redis-url",
         &url,
         "--redis-prefix",
@@ -48,7 +51,11 @@ async fn a_thirty_second_redis_outage_loses_nothing() {
     wait_for_readiness(&pipeline, 200, Duration::from_secs(30)).await;
     wait_for_readiness(&node, 200, Duration::from_secs(30)).await;
     let received = Arc::new(Mutex::new(Vec::new()));
-    let client = read_stream(node.url(&format!("/v1/stream?{PUBLIC_TOPICS}")), None, received.clone());
+    let client = read_stream(
+        node.url(&format!("/v1/stream?{PUBLIC_TOPICS}")),
+        None,
+        received.clone(),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     post_events(&pipeline, &events[..PART]).await;

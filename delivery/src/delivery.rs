@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticator, MemoryTickets, TicketStore};
 use crate::fanout::{FanOut, LocalFanOut};
-use crate::history::{History, MemoryHistory, Position, Retention};
+use crate::history::{History, MemoryHistory, Position, Retention, SequencedAppend};
 use crate::hub::Hub;
 use crate::limits::{LimitConfig, Limiter};
 use crate::snapshot::{MemorySnapshots, SnapshotSource};
@@ -232,7 +232,12 @@ impl Publisher {
     ) -> Result<Option<Position>, DeliveryError> {
         let topic = Topic::parse(&message.topic)?;
         let json = message::event_json(&message)?;
-        let Some(entry) = self.shared.history.append_sequenced(topic.name(), json, sequence).await? else {
+        let Some(entry) = self
+            .shared
+            .history
+            .append_sequenced(topic.name(), json, sequence)
+            .await?
+        else {
             metrics::duplicate_publish();
             return Ok(None);
         };
@@ -241,4 +246,65 @@ impl Publisher {
         metrics::published(topic.kind());
         Ok(Some(position))
     }
+
+    /// [`Publisher::publish_sequenced`] for many messages, in order, in as few round trips as the history allows.
+    /// Messages on topics the delivery tier does not serve are refused (logged, counted, returned in `refused`);
+    /// the others are appended unless already held. On `Err` (the store is unavailable) call it again with the
+    /// same batch: what was appended is not appended twice.
+    pub async fn publish_batch_sequenced(
+        &self,
+        messages: &[(TopicMessage, u64)],
+    ) -> Result<BatchOutcome, DeliveryError> {
+        let mut outcome = BatchOutcome::default();
+        let mut kinds = Vec::with_capacity(messages.len());
+        let mut batch = Vec::with_capacity(messages.len());
+        for (message, sequence) in messages {
+            let prepared = Topic::parse(&message.topic).and_then(|topic| {
+                Ok((
+                    topic.kind(),
+                    topic.name().to_owned(),
+                    message::event_json(message)?,
+                ))
+            });
+            match prepared {
+                Ok((kind, topic, json)) => {
+                    kinds.push(kind);
+                    batch.push(SequencedAppend {
+                        topic,
+                        json,
+                        sequence: *sequence,
+                    });
+                }
+                Err(error) => {
+                    tracing::error!(%error, topic = %message.topic, "message refused by the delivery tier");
+                    outcome.refused += 1;
+                }
+            }
+        }
+        let entries = self.shared.history.append_batch_sequenced(batch).await?;
+        for (entry, kind) in entries.into_iter().zip(kinds) {
+            match entry {
+                Some(entry) => {
+                    self.shared.fanout.publish(entry).await?;
+                    metrics::published(kind);
+                    outcome.published += 1;
+                }
+                None => {
+                    metrics::duplicate_publish();
+                    outcome.duplicates += 1;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// What [`Publisher::publish_batch_sequenced`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub published: usize,
+    /// Already held by history (a replay).
+    pub duplicates: usize,
+    /// On a topic the delivery tier does not serve.
+    pub refused: usize,
 }

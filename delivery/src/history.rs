@@ -81,6 +81,22 @@ pub trait History: Send + Sync + 'static {
     ) -> Result<Option<Arc<Entry>>, DeliveryError>;
     /// Every retained message of `topic` after `after`, oldest first, up to `max` (more is reported as a gap).
     async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError>;
+    /// [`History::append_sequenced`] for many messages, in order: one result per message. Stores that can send
+    /// them in one round trip do. On `Err` some of the messages may be appended: appending the same batch again
+    /// appends only the rest (the sequences make it idempotent).
+    async fn append_batch_sequenced(
+        &self,
+        batch: Vec<SequencedAppend>,
+    ) -> Result<Vec<Option<Arc<Entry>>>, DeliveryError> {
+        let mut out = Vec::with_capacity(batch.len());
+        for item in batch {
+            out.push(
+                self.append_sequenced(&item.topic, item.json, item.sequence)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
     /// The last `n` retained messages of `topic`, oldest first.
     async fn last(&self, topic: &str, n: usize) -> Result<Vec<Arc<Entry>>, DeliveryError>;
     /// The position of the last message of `topic` (offset 0 when it has none yet).
@@ -89,6 +105,14 @@ pub trait History: Send + Sync + 'static {
     async fn expire(&self) -> Result<(), DeliveryError> {
         Ok(())
     }
+}
+
+/// One message of a [`History::append_batch_sequenced`].
+#[derive(Debug, Clone)]
+pub struct SequencedAppend {
+    pub topic: String,
+    pub json: Bytes,
+    pub sequence: u64,
 }
 
 /// Retention of a history.
@@ -242,7 +266,6 @@ impl History for MemoryHistory {
     ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         self.append_if_new(topic, json, Some(sequence))
     }
-
 
     async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError> {
         let now = Instant::now();

@@ -23,7 +23,8 @@
 //!   (`GET /v1/topics/{topic}/snapshot`), `tickets` (`POST /v1/tickets`).
 //! - `page/`: the demo page (`/demo`, no build step, no external assets) and server-rendered leaderboard and
 //!   trending pages.
-//! - `metrics.rs`: the metrics of the spec's monitoring section, with labels from fixed sets.
+//! - `metrics.rs`: the metrics of the spec's monitoring section, with labels from fixed sets, and the process's
+//!   publish-to-write latency observer ([`observe_write_latency`]).
 //! - `error.rs`: [`DeliveryError`]: every error answer is `{"error":{"code":"...","message":"..."}}`.
 
 mod auth;
@@ -47,9 +48,10 @@ pub mod topics;
 
 pub use auth::{MemoryTickets, TicketStore};
 pub use config::DeliveryConfig;
-pub use delivery::{Delivery, DeliveryBuilder, Publisher};
+pub use delivery::{BatchOutcome, Delivery, DeliveryBuilder, Publisher};
 pub use error::DeliveryError;
 pub use fanout::{FanOut, LocalFanOut};
-pub use history::{History, MemoryHistory, Position};
+pub use history::{History, MemoryHistory, Position, SequencedAppend};
 pub use hub::Hub;
+pub use metrics::{ALL_TOPICS, LatencyObserver, observe_write_latency};
 pub use snapshot::{MemorySnapshots, SnapshotSource};

@@ -15,7 +15,11 @@
 //! | `delivery_replay_total` | counter | `result` (`hit`, `miss`, `reset`) |
 //! | `delivery_auth_rejections_total` | counter | `reason` (an error code) |
 //! | `delivery_limit_rejections_total` | counter | `limit` (`topics`, `concurrent`, `rate`, `capacity`) |
+//!
+//! The publish-to-write latency also goes to the process's [`LatencyObserver`], when one is installed with
+//! [`observe_write_latency`] (the binary feeds ClickHouse's `delivery_latency` with it).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::topics::TopicKind;
@@ -104,10 +108,29 @@ pub(crate) fn duplicate_publish() {
     ::metrics::counter!("delivery_duplicate_publishes_total").increment(1);
 }
 
+/// Called with the topic class and the publish-to-write latency of every message written to an SSE stream, on the
+/// stream's task: it must be cheap and must not block (count into atomics, aggregate elsewhere).
+pub type LatencyObserver = Arc<dyn Fn(&'static str, Duration) + Send + Sync>;
+
+/// Topic class given to the [`LatencyObserver`]: the write path does not tell the topic's kind, so every message
+/// counts in one class.
+pub const ALL_TOPICS: &str = "all";
+
+static LATENCY_OBSERVER: OnceLock<LatencyObserver> = OnceLock::new();
+
+/// Installs the process-wide observer of the publish-to-write latency (every [`Delivery`](crate::Delivery) of the
+/// process reports to it). Only the first call installs one: a later call gets its observer back as `Err`.
+pub fn observe_write_latency(observer: LatencyObserver) -> Result<(), LatencyObserver> {
+    LATENCY_OBSERVER.set(observer)
+}
+
 pub(crate) fn written(count: u64, oldest_latency: Option<Duration>) {
     metrics::counter!("delivery_messages_written_total").increment(count);
     if let Some(latency) = oldest_latency {
         metrics::histogram!("delivery_publish_to_write_latency_seconds").record(latency.as_secs_f64());
+        if let Some(observer) = LATENCY_OBSERVER.get() {
+            observer(ALL_TOPICS, latency);
+        }
     }
 }
 

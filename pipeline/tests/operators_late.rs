@@ -223,13 +223,25 @@ fn idle_flush_publishes_coalesced_updates_without_waiting_for_the_next_tick() {
             .iter()
             .filter(|u| u.topic == "user.u0.referrals" && u.part == "counters")
             .filter_map(|u| u.value.as_ref())
-            .map(|v| v.to_value()["allTime"]["conversionsCompleted"].as_u64().unwrap_or(0))
+            .map(|v| {
+                v.to_value()["allTime"]["conversionsCompleted"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
             .next_back()
     };
-    assert_ne!(counted(&out), Some(2), "not published before the watermark passes a tick");
+    assert_ne!(
+        counted(&out),
+        Some(2),
+        "not published before the watermark passes a tick"
+    );
     engine.flush_idle(&mut out);
     assert_eq!(counted(&out), Some(2), "published by the idle flush");
     let before = out.outputs.len();
     engine.flush_idle(&mut out);
-    assert_eq!(out.outputs.len(), before, "a second idle flush at the same time publishes nothing");
+    assert_eq!(
+        out.outputs.len(),
+        before,
+        "a second idle flush at the same time publishes nothing"
+    );
 }

@@ -1,6 +1,7 @@
 //! `delivery`: the delivery tier as its own process, any number of them behind one address. Everything it serves
 //! comes through Redis from a separate `pipeline --redis-url`: topic history and live fan-out (so a client resumes
-//! on any node), tickets, and the live state for `SNAPSHOT`s.
+//! on any node), tickets, and the live state for `SNAPSHOT`s. With `--clickhouse-url`, the node's publish-to-write
+//! latency goes to ClickHouse (`delivery_latency`, node `delivery`).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
+use social_analytics::{ClickHouseConfig, ClickHouseSink};
 use social_auth::Verifier;
 use social_delivery::redis::{RedisBackend, RedisConfig};
 use social_delivery::{Delivery, DeliveryConfig};
@@ -30,6 +32,20 @@ pub(super) async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
         );
     };
     let verifier = Arc::new(Verifier::new(&auth_config(&args.auth, false)?)?);
+    let analytics = match &args.clickhouse_url {
+        Some(url) => {
+            let config = ClickHouseConfig {
+                url: url.clone(),
+                database: args.clickhouse_database.clone(),
+                node: "delivery".to_owned(),
+                ..ClickHouseConfig::default()
+            };
+            Some(Arc::new(
+                ClickHouseSink::start(config).context("starting the ClickHouse sink")?,
+            ))
+        }
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
     let config = DeliveryConfig::default();
@@ -53,6 +69,15 @@ pub(super) async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
     let router = delivery.router().merge(ops_router(backend.clone()));
     let tracker = TaskTracker::new();
     tracker.spawn(delivery.maintenance());
+    if let Some(sink) = analytics
+        && let Some(latency) = server::analytics::DeliveryLatency::install()
+    {
+        tracker.spawn(server::analytics::feed_delivery_latency(
+            sink,
+            latency,
+            shutdown.clone(),
+        ));
+    }
     let listener = server::bind(args.listen).await?;
     let served = delivery.serve(listener, router).await.context("serving HTTP");
     shutdown.cancel();

@@ -1,50 +1,116 @@
-//! Feeds ClickHouse: a consumer of the input and dead-letter topics (group `analytics`) that writes every accepted
-//! event and the dead-letter counts through the analytics sink, and commits its offsets only after the sink has
-//! flushed. The sink's writes are idempotent (deterministic keys), so what is replayed after a crash is not counted
-//! twice.
+//! Feeds ClickHouse. Three sources, written through the analytics sink:
+//!
+//! - the input and dead-letter topics: every accepted event (`raw_events`, and from them the per-minute
+//!   aggregates) and the dead-letter counts (`dead_letters`);
+//! - the derived-events topic `social-derived` (see [`super::operators`]): `social.trending.updated` messages
+//!   become `trending_snapshots` rows and `referral.leaderboard.updated` messages `leaderboard_snapshots` rows;
+//! - the delivery tier's publish-to-write latency (`delivery_latency`), counted by [`DeliveryLatency`]: in this
+//!   process for `run` / `pipeline`, and in every `delivery` node given `--clickhouse-url`
+//!   ([`feed_delivery_latency`]).
+//!
+//! The topics are read by one consumer (group `analytics`) that commits its offsets only after the sink has
+//! flushed. Every row it writes has a deterministic key, so what is replayed after a crash is not counted twice:
+//! raw events by `(source, id)`, snapshot rows by (window or board, the message's event time, rank or position).
+//!
+//! Snapshot rows (schema in `schemas/clickhouse/README.md`):
+//! - trending: one row per ranked item of the message (`rank`, `contentId`, `score`), at `snapshot_time` = the
+//!   message's `time` (event time, in seconds). Ranks of an earlier message of the same second beyond the later
+//!   one's items, and the first rank of a message without items, get a row with an empty `content_id`: the ranks of
+//!   a window's latest `snapshot_time` with a non-empty `content_id` are its current ranking.
+//! - leaderboards: `referral.leaderboard.updated` carries only the positions that changed (`changes`, the spec's
+//!   payload, without counts), so each change is one row and a board's current top N is, per position, its latest
+//!   row (and per user, their latest position: a user hidden by their privacy settings leaves a position that no
+//!   message clears). `board_id` is the board and its period, `{board}.{first day}` (`daily.2026-01-05`,
+//!   `weekly.2026-01-05`, `monthly.2026-01-01`; `all-time` as is), the id the operators give corrections of a
+//!   closed period, so that a board's rows never mix two periods. `score` is 0: the message has no counts.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use social_analytics::ClickHouseSink;
-use social_pipeline::bus::{Bus, BusError, DEAD_LETTER_TOPIC, INPUT_TOPIC, Offset};
+use serde_json::Value;
+use social_analytics::deltas::BUCKETS_MS;
+use social_analytics::{ClickHouseSink, LeaderboardSnapshotRow, TrendingSnapshotRow};
+use social_delivery::topics::TopicKind;
+use social_pipeline::bus::{Bus, BusError, DEAD_LETTER_TOPIC, INPUT_TOPIC, Offset, TopicSpec};
+use social_pipeline::window::assigner::{WindowSpec, utc_date};
 use social_schemas::{Limits, parse_event};
 use tokio_util::sync::CancellationToken;
 
+use super::operators::DERIVED_TOPIC;
+
 const GROUP: &str = "analytics";
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// How often the latency counts are handed to the sink.
+const LATENCY_EVERY: Duration = Duration::from_secs(1);
+/// Snapshot rows held before a commit (which writes them) comes sooner than [`COMMIT_EVERY`]: a bound on memory
+/// while catching up on a long derived log.
+const MAX_PENDING_SNAPSHOT_ROWS: usize = 50_000;
+const TRENDING_TYPE: &str = "social.trending.updated";
+const LEADERBOARD_TYPE: &str = "referral.leaderboard.updated";
 
 /// Applies the migrations (retrying while ClickHouse is unreachable), then feeds it until `shutdown`, then flushes
-/// the sink and commits what it covers. `healthy` follows the sink's health for `/readyz`.
+/// the sink and commits what it covers. `healthy` follows the sink's health for `/readyz`. `latency`, when given,
+/// is this process's delivery latency, handed to the sink every second.
 pub async fn feed_clickhouse(
     bus: Arc<dyn Bus>,
     sink: Arc<ClickHouseSink>,
     healthy: Arc<AtomicBool>,
+    latency: Option<Arc<DeliveryLatency>>,
     shutdown: CancellationToken,
 ) {
+    if !migrate(&sink, Some(&healthy), &shutdown).await {
+        return;
+    }
+    healthy.store(true, Ordering::SeqCst);
+    let probe = tokio::spawn(probe_health(sink.clone(), healthy.clone(), shutdown.clone()));
+    let latency = latency.map(|latency| tokio::spawn(latency.feed(sink.clone(), shutdown.clone())));
+    feed(bus, sink.clone(), shutdown).await;
+    let _ = probe.await;
+    if let Some(latency) = latency {
+        let _ = latency.await;
+    }
+    if let Err(error) = sink.shutdown(Duration::from_secs(10)).await {
+        tracing::error!(%error, "ClickHouse sink stopped with rows unwritten; they are replayed from the bus");
+    }
+}
+
+/// A delivery node's part: applies the migrations (retrying), then hands `latency` to `sink` every second until
+/// `shutdown`, then flushes and stops the sink.
+pub async fn feed_delivery_latency(
+    sink: Arc<ClickHouseSink>,
+    latency: Arc<DeliveryLatency>,
+    shutdown: CancellationToken,
+) {
+    if !migrate(&sink, None, &shutdown).await {
+        return;
+    }
+    latency.feed(sink.clone(), shutdown).await;
+    if let Err(error) = sink.shutdown(Duration::from_secs(10)).await {
+        tracing::warn!(%error, "delivery latency counts left unwritten at shutdown");
+    }
+}
+
+/// Retries the migrations until they succeed (`true`) or `shutdown` (`false`).
+async fn migrate(sink: &ClickHouseSink, healthy: Option<&AtomicBool>, shutdown: &CancellationToken) -> bool {
     let mut backoff = Duration::from_millis(200);
     loop {
         match sink.migrate().await {
-            Ok(_) => break,
+            Ok(_) => return true,
             Err(error) => {
-                healthy.store(false, Ordering::SeqCst);
+                if let Some(healthy) = healthy {
+                    healthy.store(false, Ordering::SeqCst);
+                }
                 tracing::warn!(%error, "ClickHouse migrations failed; retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return false,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
-    }
-    healthy.store(true, Ordering::SeqCst);
-    let probe = tokio::spawn(probe_health(sink.clone(), healthy.clone(), shutdown.clone()));
-    feed(bus, sink.clone(), shutdown).await;
-    let _ = probe.await;
-    if let Err(error) = sink.shutdown(Duration::from_secs(10)).await {
-        tracing::error!(%error, "ClickHouse sink stopped with rows unwritten; they are replayed from the bus");
     }
 }
 
@@ -68,6 +134,7 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
         }
     };
     let limits = Limits::default();
+    let mut snapshots = SnapshotRows::default();
     let mut last_commit = Instant::now();
     while !shutdown.is_cancelled() {
         let mut progressed = false;
@@ -106,6 +173,11 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
                     tracing::warn!(%error, "analytics sink refused events; retrying from the same offset");
                     continue;
                 }
+            } else if topic == DERIVED_TOPIC {
+                for record in &records {
+                    snapshots.add(&record.key, &record.value);
+                }
+                metrics::counter!("analytics_derived_records_total").increment(records.len() as u64);
             } else {
                 for record in &records {
                     let (code, at) = dead_letter_reason(&record.value, record.timestamp_ms);
@@ -115,8 +187,8 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
             cursors.positions[index].2 = next;
             progressed = true;
         }
-        if last_commit.elapsed() >= COMMIT_EVERY {
-            cursors.commit(bus.as_ref(), &sink).await;
+        if last_commit.elapsed() >= COMMIT_EVERY || snapshots.len() >= MAX_PENDING_SNAPSHOT_ROWS {
+            cursors.commit(bus.as_ref(), &sink, &mut snapshots).await;
             last_commit = Instant::now();
         }
         if !progressed {
@@ -126,7 +198,7 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
             }
         }
     }
-    cursors.commit(bus.as_ref(), &sink).await;
+    cursors.commit(bus.as_ref(), &sink, &mut snapshots).await;
 }
 
 fn dead_letter_reason(value: &[u8], timestamp_ms: i64) -> (String, DateTime<Utc>) {
@@ -140,6 +212,256 @@ fn dead_letter_reason(value: &[u8], timestamp_ms: i64) -> (String, DateTime<Utc>
     )
 }
 
+/// Snapshot rows made from derived messages and not yet handed to the sink, one per key (the last message wins:
+/// ClickHouse keeps an arbitrary one of equal keys within one insert, the latest insert's across inserts).
+#[derive(Default)]
+struct SnapshotRows {
+    leaderboard: BTreeMap<(String, i64, u32), LeaderboardSnapshotRow>,
+    trending: BTreeMap<(String, i64, u32), TrendingSnapshotRow>,
+    /// Per trending window: the second of its last message and the highest rank written for that second.
+    trending_written: HashMap<String, (i64, u32)>,
+}
+
+impl SnapshotRows {
+    /// Turns one record of the derived topic (key: its SSE topic) into rows, when it is a trending or leaderboard
+    /// update.
+    fn add(&mut self, key: &[u8], value: &[u8]) {
+        // The key is the message's topic: most derived messages are skipped without parsing them.
+        if !key.is_empty() && !key.starts_with(b"trending.") && !key.starts_with(b"leaderboard.") {
+            return;
+        }
+        let Ok(event) = serde_json::from_slice::<Value>(value) else {
+            metrics::counter!("analytics_unparseable_records_total").increment(1);
+            return;
+        };
+        let subject = event["subject"].as_str().unwrap_or_default();
+        let Some(time_ms) = event["time"]
+            .as_str()
+            .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
+            .map(|time| time.timestamp_millis())
+        else {
+            return;
+        };
+        match event["type"].as_str() {
+            Some(TRENDING_TYPE) if subject.starts_with("trending.") => {
+                self.add_trending(&event["data"], time_ms)
+            }
+            Some(LEADERBOARD_TYPE) if subject.starts_with("leaderboard.") => {
+                self.add_leaderboard(&event["data"], time_ms);
+            }
+            _ => {}
+        }
+    }
+
+    fn add_trending(&mut self, data: &Value, time_ms: i64) {
+        let Some(window) = data["window"].as_str() else {
+            return;
+        };
+        let second = time_ms.div_euclid(1000);
+        let items = data["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let mut written = 0u32;
+        for item in items {
+            let (Some(rank), Some(content_id)) = (rank_of(&item["rank"]), item["contentId"].as_str()) else {
+                continue;
+            };
+            written = written.max(rank);
+            self.put_trending(
+                window,
+                second,
+                rank,
+                content_id,
+                item["score"].as_f64().unwrap_or(0.0),
+            );
+        }
+        // An empty ranking still marks its time; ranks of an earlier message of the same second are cleared.
+        let mut highest = written.max(1);
+        if written == 0 {
+            self.put_trending(window, second, 1, "", 0.0);
+        }
+        if let Some(&(last_second, last_highest)) = self.trending_written.get(window)
+            && last_second == second
+        {
+            for rank in highest + 1..=last_highest {
+                self.put_trending(window, second, rank, "", 0.0);
+            }
+            highest = highest.max(last_highest);
+        }
+        self.trending_written.insert(window.to_owned(), (second, highest));
+    }
+
+    fn put_trending(&mut self, window: &str, second: i64, rank: u32, content_id: &str, score: f64) {
+        self.trending.insert(
+            (window.to_owned(), second, rank),
+            TrendingSnapshotRow {
+                window_name: window.to_owned(),
+                snapshot_time: second_to_time(second),
+                rank,
+                content_id: content_id.to_owned(),
+                score,
+            },
+        );
+    }
+
+    fn add_leaderboard(&mut self, data: &Value, time_ms: i64) {
+        let Some(board) = data["boardId"].as_str() else {
+            return;
+        };
+        let board_id = board_period_id(board, time_ms);
+        let second = time_ms.div_euclid(1000);
+        let changes = data["changes"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for change in changes {
+            let (Some(position), Some(user_id)) = (rank_of(&change["position"]), change["userId"].as_str())
+            else {
+                continue;
+            };
+            self.leaderboard.insert(
+                (board_id.clone(), second, position),
+                LeaderboardSnapshotRow {
+                    board_id: board_id.clone(),
+                    snapshot_time: second_to_time(second),
+                    position,
+                    user_id: user_id.to_owned(),
+                    score: 0.0,
+                },
+            );
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.leaderboard.len() + self.trending.len()
+    }
+
+    /// Hands the rows to the sink (before its flush); they are kept when it refuses them. Rows of one key must not
+    /// meet in one insert: the caller flushes the sink before handing it more.
+    async fn write(&mut self, sink: &ClickHouseSink) -> bool {
+        if !self.leaderboard.is_empty() {
+            let rows: Vec<_> = self.leaderboard.values().cloned().collect();
+            if let Err(error) = sink.write_leaderboard(rows).await {
+                tracing::warn!(%error, "analytics sink refused leaderboard snapshots");
+                return false;
+            }
+            self.leaderboard.clear();
+        }
+        if !self.trending.is_empty() {
+            let rows: Vec<_> = self.trending.values().cloned().collect();
+            if let Err(error) = sink.write_trending(rows).await {
+                tracing::warn!(%error, "analytics sink refused trending snapshots");
+                return false;
+            }
+            self.trending.clear();
+        }
+        true
+    }
+}
+
+/// A rank or position (>= 1) from JSON.
+fn rank_of(value: &Value) -> Option<u32> {
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n >= 1)
+}
+
+fn second_to_time(second: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(second, 0).unwrap_or_default()
+}
+
+/// The board of a leaderboard message with its period: `{board}.{first day of the period}` for the periodic
+/// boards (the operators' own id for corrections of a closed period, which already carries it), the board as is
+/// otherwise (`all-time`).
+fn board_period_id(board: &str, time_ms: i64) -> String {
+    let spec = match board {
+        "daily" => WindowSpec::daily(),
+        "weekly" => WindowSpec::weekly(),
+        "monthly" => WindowSpec::CalendarMonth,
+        _ => return board.to_owned(),
+    };
+    // A message of an open period is published at a tick inside it.
+    format!("{board}.{}", utc_date(spec.window_of(time_ms).start))
+}
+
+/// Publish-to-write latency of the delivery tier, counted per topic class and histogram bucket in atomics (the
+/// SSE write path only adds one), handed to the sink's per-minute deltas every second.
+pub struct DeliveryLatency {
+    classes: Vec<&'static str>,
+    /// `classes.len() * BUCKETS_MS.len()` counters, class-major.
+    counts: Vec<AtomicU64>,
+}
+
+impl DeliveryLatency {
+    /// Counts for the topic kinds, [`social_delivery::ALL_TOPICS`] and `other`.
+    fn new() -> Self {
+        let mut classes: Vec<&'static str> = TopicKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        classes.push(social_delivery::ALL_TOPICS);
+        classes.push("other");
+        let counts = (0..classes.len() * BUCKETS_MS.len())
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Self { classes, counts }
+    }
+
+    /// Installs the process's latency observer of the delivery tier. `None` when one was installed already.
+    pub fn install() -> Option<Arc<Self>> {
+        let latency = Arc::new(Self::new());
+        let observer = latency.clone();
+        match social_delivery::observe_write_latency(Arc::new(move |class, elapsed| {
+            observer.observe(class, elapsed);
+        })) {
+            Ok(()) => Some(latency),
+            Err(_) => {
+                tracing::warn!("a delivery latency observer is already installed in this process");
+                None
+            }
+        }
+    }
+
+    fn observe(&self, class: &'static str, latency: Duration) {
+        let class = self
+            .classes
+            .iter()
+            .position(|c| *c == class)
+            .unwrap_or(self.classes.len() - 1);
+        let ms = u32::try_from(latency.as_millis()).unwrap_or(u32::MAX);
+        let bucket = BUCKETS_MS
+            .iter()
+            .position(|&le| ms <= le)
+            .unwrap_or(BUCKETS_MS.len() - 1);
+        if let Some(count) = self.counts.get(class * BUCKETS_MS.len() + bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands the counts since the last call to the sink, at the current minute.
+    fn drain(&self, sink: &ClickHouseSink) {
+        let at = Utc::now();
+        for (index, count) in self.counts.iter().enumerate() {
+            let n = count.swap(0, Ordering::Relaxed);
+            if n == 0 {
+                continue;
+            }
+            let class = self.classes[index / BUCKETS_MS.len()];
+            // A latency at the bucket's upper bound counts in that bucket.
+            let bound = Duration::from_millis(u64::from(BUCKETS_MS[index % BUCKETS_MS.len()]));
+            for _ in 0..n {
+                sink.record_delivery_latency(class, at, bound);
+            }
+        }
+    }
+
+    /// Drains into `sink` every second until `shutdown`, then once more.
+    async fn feed(self: Arc<Self>, sink: Arc<ClickHouseSink>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(LATENCY_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => self.drain(&sink),
+            }
+        }
+        self.drain(&sink);
+    }
+}
+
 /// Next offset to read per (topic, partition), starting from the group's committed offsets.
 struct Cursors {
     positions: Vec<(&'static str, u32, Offset)>,
@@ -148,8 +470,14 @@ struct Cursors {
 
 impl Cursors {
     async fn open(bus: &dyn Bus) -> Result<Self, BusError> {
+        // Created by the operators' output as well (one partition: the log's order is the emission order).
+        bus.ensure_topic(&TopicSpec {
+            name: DERIVED_TOPIC.to_string(),
+            partitions: 1,
+        })
+        .await?;
         let mut positions = Vec::new();
-        for topic in [INPUT_TOPIC, DEAD_LETTER_TOPIC] {
+        for topic in [INPUT_TOPIC, DEAD_LETTER_TOPIC, DERIVED_TOPIC] {
             for partition in 0..bus.partitions(topic)? {
                 let start = bus.start_offset(topic, partition).await?;
                 let committed = bus
@@ -165,13 +493,16 @@ impl Cursors {
     }
 
     /// Commits the current positions once the sink has written everything before them.
-    async fn commit(&mut self, bus: &dyn Bus, sink: &ClickHouseSink) {
+    async fn commit(&mut self, bus: &dyn Bus, sink: &ClickHouseSink, snapshots: &mut SnapshotRows) {
         if self
             .positions
             .iter()
             .zip(&self.committed)
             .all(|((_, _, next), done)| next == done)
         {
+            return;
+        }
+        if !snapshots.write(sink).await {
             return;
         }
         if let Err(error) = sink.flush().await {
@@ -186,5 +517,153 @@ impl Cursors {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn derived(event_type: &str, subject: &str, time: &str, data: Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "specversion": "1.0",
+            "id": "m",
+            "source": "/social-realtime/operators",
+            "type": event_type,
+            "time": time,
+            "subject": subject,
+            "destination": "sse+bus",
+            "data": data,
+        }))
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn boards_carry_their_period() {
+        let t = DateTime::parse_from_rfc3339("2026-01-07T10:00:00.500Z")
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default();
+        assert_eq!(board_period_id("daily", t), "daily.2026-01-07");
+        assert_eq!(board_period_id("weekly", t), "weekly.2026-01-05");
+        assert_eq!(board_period_id("monthly", t), "monthly.2026-01-01");
+        assert_eq!(board_period_id("all-time", t), "all-time");
+        assert_eq!(board_period_id("daily.2026-01-06", t), "daily.2026-01-06");
+    }
+
+    #[test]
+    fn trending_ranks_of_an_earlier_message_of_the_same_second_are_cleared() {
+        let mut rows = SnapshotRows::default();
+        let items = |ids: &[&str]| {
+            let items: Vec<Value> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| serde_json::json!({"contentId": id, "rank": i + 1, "score": 1.5}))
+                .collect();
+            serde_json::json!({"items": items, "window": "1h"})
+        };
+        let first = derived(
+            TRENDING_TYPE,
+            "trending.1h",
+            "2026-01-01T00:01:00.000Z",
+            items(&["a", "b", "c"]),
+        );
+        let second = derived(
+            TRENDING_TYPE,
+            "trending.1h",
+            "2026-01-01T00:01:00.700Z",
+            items(&["c"]),
+        );
+        rows.add(b"trending.1h", &first);
+        rows.add(b"trending.1h", &second);
+        let got: Vec<(u32, &str)> = rows
+            .trending
+            .values()
+            .map(|row| (row.rank, row.content_id.as_str()))
+            .collect();
+        assert_eq!(got, vec![(1, "c"), (2, ""), (3, "")]);
+        // A later second starts afresh; an empty ranking writes its marker.
+        let third = derived(TRENDING_TYPE, "trending.1h", "2026-01-01T00:02:00Z", items(&[]));
+        rows.add(b"trending.1h", &third);
+        assert_eq!(rows.trending.len(), 4);
+        // Other messages, and a late input event of the leaderboard type, give nothing.
+        let late = derived(
+            LEADERBOARD_TYPE,
+            "social-events-late",
+            "2026-01-01T00:02:00Z",
+            Value::Null,
+        );
+        rows.add(b"social-events-late", &late);
+        rows.add(b"", &late);
+        assert!(rows.leaderboard.is_empty());
+    }
+
+    #[test]
+    fn leaderboard_changes_become_rows_of_the_board_period() {
+        let mut rows = SnapshotRows::default();
+        let data = serde_json::json!({"boardId": "daily", "changes": [
+            {"delta": 100, "position": 1, "userId": "u1"},
+            {"delta": 99, "position": 2, "userId": "u2"},
+        ]});
+        let message = derived(
+            LEADERBOARD_TYPE,
+            "leaderboard.daily",
+            "2026-01-02T03:04:05.006Z",
+            data,
+        );
+        rows.add(b"leaderboard.daily", &message);
+        let got: Vec<(String, i64, u32, String)> = rows
+            .leaderboard
+            .values()
+            .map(|row| {
+                (
+                    row.board_id.clone(),
+                    row.snapshot_time.timestamp(),
+                    row.position,
+                    row.user_id.clone(),
+                )
+            })
+            .collect();
+        let second = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .map(|t| t.timestamp())
+            .unwrap_or_default();
+        assert_eq!(
+            got,
+            vec![
+                ("daily.2026-01-02".to_owned(), second, 1, "u1".to_owned()),
+                ("daily.2026-01-02".to_owned(), second, 2, "u2".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn latency_counts_per_class_and_bucket() {
+        let latency = DeliveryLatency::new();
+        latency.observe(social_delivery::ALL_TOPICS, Duration::from_millis(3));
+        latency.observe("trending", Duration::from_secs(100));
+        latency.observe("unheard-of", Duration::ZERO);
+        let counted: Vec<(usize, u64)> = latency
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.load(Ordering::Relaxed)))
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        let index = |class: &str, le: u32| {
+            let class = latency
+                .classes
+                .iter()
+                .position(|c| *c == class)
+                .unwrap_or(usize::MAX);
+            let bucket = BUCKETS_MS.iter().position(|b| *b == le).unwrap_or(usize::MAX);
+            class * BUCKETS_MS.len() + bucket
+        };
+        assert_eq!(
+            counted,
+            vec![
+                (index("trending", u32::MAX), 1),
+                (index(social_delivery::ALL_TOPICS, 5), 1),
+                (index("other", 1), 1),
+            ]
+        );
     }
 }

@@ -19,10 +19,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use social_delivery::{DeliveryError, Publisher, SnapshotSource};
+use social_delivery::{Publisher, SnapshotSource};
 use social_pipeline::bus::{Bus, Record, TopicSpec};
 use social_pipeline::operator::{Destination, Output};
 use social_pipeline::topology::{OutputSink, PipelineError, SnapshotStore};
+use social_schemas::TopicMessage;
 use tokio_util::sync::CancellationToken;
 
 /// The topic holding every derived message, in emission order.
@@ -70,20 +71,25 @@ impl DerivedSink {
         })
     }
 
-    /// Publishes `output` as number `sequence`, retrying while the delivery store is unavailable. `Err` only when
-    /// shutdown comes first (the output is published again after the restart's replay).
-    async fn publish_with_retry(&self, output: &Output, sequence: u64) -> Result<(), PipelineError> {
+    /// Publishes `batch` (outputs with their numbers) to the delivery tier in order, retrying while its store is
+    /// unavailable (publishing the same batch again appends only what is missing). `Err` only when shutdown comes
+    /// first: the outputs are published again after the restart's replay.
+    async fn publish_with_retry(&self, batch: &[(TopicMessage, u64)]) -> Result<(), PipelineError> {
         let mut backoff = Duration::from_millis(50);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self
-                .publisher
-                .publish_sequenced(output.message.clone(), sequence)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(error @ DeliveryError::Backend(_)) => {
+            match self.publisher.publish_batch_sequenced(batch).await {
+                Ok(outcome) => {
+                    if outcome.refused > 0 {
+                        // Messages the delivery tier refuses for good (not a topic it serves) stay in the
+                        // derived log; counted, and logged by the publisher.
+                        metrics::counter!("pipeline_delivery_publish_failures_total")
+                            .increment(outcome.refused as u64);
+                    }
+                    return Ok(());
+                }
+                Err(error) => {
                     metrics::counter!("pipeline_delivery_publish_retries_total").increment(1);
                     if attempt == 1 || attempt.is_power_of_two() {
                         tracing::warn!(%error, attempt, "delivery publish failed, retrying");
@@ -93,13 +99,6 @@ impl DerivedSink {
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(error) => {
-                    // A message the delivery tier refuses for good (not a topic it serves): it stays in the
-                    // derived log; counted and logged.
-                    metrics::counter!("pipeline_delivery_publish_failures_total").increment(1);
-                    tracing::error!(%error, topic = %output.message.topic, "delivery refused a message");
-                    return Ok(());
                 }
             }
         }
@@ -123,10 +122,13 @@ impl OutputSink for DerivedSink {
         }
         self.already_written -= skip as u64;
         // Every output bound for SSE, including those the log already held: history drops what it has.
-        for (sequence, output) in (first..).zip(&batch) {
-            if output.destination.to_sse() {
-                self.publish_with_retry(output, sequence).await?;
-            }
+        let to_sse: Vec<(TopicMessage, u64)> = (first..)
+            .zip(&batch)
+            .filter(|(_, output)| output.destination.to_sse())
+            .map(|(sequence, output)| (output.message.clone(), sequence))
+            .collect();
+        if !to_sse.is_empty() {
+            self.publish_with_retry(&to_sse).await?;
         }
         self.next_sequence = first + batch.len() as u64;
         Ok(())

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::keys::Keys;
 use super::{RedisBackendError, RedisConfig, backend_error};
 use crate::DeliveryError;
-use crate::history::{Entry, GapReason, History, Position, Replay, new_epoch};
+use crate::history::{Entry, GapReason, History, Position, Replay, SequencedAppend, new_epoch};
 
 /// Shared Lua: the Redis time in ms, and age trimming (amortized: at most 64 entries per call, exact `MINID`).
 const PRELUDE: &str = r#"
@@ -248,40 +248,95 @@ impl RedisHistory {
         }
         let published_at = Instant::now();
         let mut conn = self.conn.clone();
-        let reply: Value = APPEND_SCRIPT
+        let reply: Value = self
+            .append_invocation(topic, &json, sequence)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend_error)?;
+        entry_of(topic, &reply, json, published_at)
+    }
+
+    fn append_invocation(
+        &self,
+        topic: &str,
+        json: &[u8],
+        sequence: Option<u64>,
+    ) -> redis::ScriptInvocation<'static> {
+        let mut invocation = APPEND_SCRIPT.prepare_invoke();
+        invocation
             .key(self.keys.meta(topic))
             .key(self.keys.history(topic))
-            .arg(json.as_ref())
+            .arg(json)
             .arg(self.settings.max_messages)
             .arg(self.settings.retention_ms)
             .arg(self.settings.meta_ttl_ms)
             .arg(new_epoch())
             .arg(self.keys.channel(topic))
             .arg(topic)
-            .arg(sequence.map(|s| s.to_string()).unwrap_or_default())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend_error)?;
-        if let Some([status]) = as_array(&reply)
-            && as_bytes(status) == Some(b"duplicate")
-        {
-            return Ok(None);
+            .arg(sequence.map(|s| s.to_string()).unwrap_or_default());
+        invocation
+    }
+
+    /// One pipeline (one round trip) of appends, in order.
+    async fn append_chunk(
+        &self,
+        chunk: Vec<SequencedAppend>,
+    ) -> Result<Vec<Option<Arc<Entry>>>, DeliveryError> {
+        if chunk.iter().any(|item| item.topic.contains('\n')) {
+            return Err(DeliveryError::InvalidTopic);
         }
-        let Some([epoch, offset, _time]) = as_array(&reply) else {
-            return Err(protocol("append reply"));
-        };
-        let position = Position {
-            epoch: parse_epoch(epoch)?,
-            offset: as_u64(offset).ok_or_else(|| protocol("append offset"))?,
-        };
-        Ok(Some(Arc::new(Entry {
-            topic: Arc::from(topic),
-            position,
-            json,
-            published_at,
-        })))
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        // Loaded in every pipeline: a restarted Redis has an empty script cache, and loading is cheap.
+        pipe.load_script(&APPEND_SCRIPT);
+        for item in &chunk {
+            pipe.invoke_script(&self.append_invocation(&item.topic, &item.json, Some(item.sequence)));
+        }
+        let published_at = Instant::now();
+        let mut conn = self.conn.clone();
+        let replies: Vec<redis::RedisResult<Value>> =
+            pipe.query_async(&mut conn).await.map_err(backend_error)?;
+        if replies.len() != chunk.len() + 1 {
+            return Err(protocol("pipeline reply count"));
+        }
+        let mut out = Vec::with_capacity(chunk.len());
+        for (item, reply) in chunk.into_iter().zip(replies.into_iter().skip(1)) {
+            let reply = reply.map_err(backend_error)?;
+            out.push(entry_of(&item.topic, &reply, item.json, published_at)?);
+        }
+        Ok(out)
     }
 }
+
+/// The entry an append script call created, or `None` for a duplicate.
+fn entry_of(
+    topic: &str,
+    reply: &Value,
+    json: Bytes,
+    published_at: Instant,
+) -> Result<Option<Arc<Entry>>, DeliveryError> {
+    if let Some([status]) = as_array(reply)
+        && as_bytes(status) == Some(b"duplicate")
+    {
+        return Ok(None);
+    }
+    let Some([epoch, offset, _time]) = as_array(reply) else {
+        return Err(protocol("append reply"));
+    };
+    let position = Position {
+        epoch: parse_epoch(epoch)?,
+        offset: as_u64(offset).ok_or_else(|| protocol("append offset"))?,
+    };
+    Ok(Some(Arc::new(Entry {
+        topic: Arc::from(topic),
+        position,
+        json,
+        published_at,
+    })))
+}
+
+/// Appends per pipeline: large enough to amortize the round trip, small enough to keep Redis responsive.
+const APPEND_CHUNK: usize = 256;
 
 #[async_trait]
 impl History for RedisHistory {
@@ -298,6 +353,19 @@ impl History for RedisHistory {
         sequence: u64,
     ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         self.append_with(topic, json, Some(sequence)).await
+    }
+
+    async fn append_batch_sequenced(
+        &self,
+        batch: Vec<SequencedAppend>,
+    ) -> Result<Vec<Option<Arc<Entry>>>, DeliveryError> {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut items = batch.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<SequencedAppend> = items.by_ref().take(APPEND_CHUNK).collect();
+            out.extend(self.append_chunk(chunk).await?);
+        }
+        Ok(out)
     }
 
     async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError> {

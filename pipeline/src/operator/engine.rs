@@ -163,7 +163,7 @@ impl Engine {
         self.release(watermark, out);
         if watermark > self.idle_ticked && watermark != EventTimeMs::MIN {
             self.idle_ticked = watermark;
-            self.graph.on_tick(watermark, out);
+            self.graph.on_idle_tick(watermark, out);
             self.released = self.released.max(watermark);
         }
         watermark

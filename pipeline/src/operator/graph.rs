@@ -275,12 +275,22 @@ impl OperatorGraph {
 
     /// A watermark tick: coalesced updates, early and final window results, rank changes, grouped alerts.
     pub fn on_tick(&mut self, tick: EventTimeMs, out: &mut Emitter) {
+        self.tick_all(tick, false, out);
+    }
+
+    /// A tick while input is quiet: like [`OperatorGraph::on_tick`], and trending re-ranks every window that
+    /// changed since its last ranking even within the same window step, so that nothing counted stays unpublished.
+    pub fn on_idle_tick(&mut self, tick: EventTimeMs, out: &mut Emitter) {
+        self.tick_all(tick, true, out);
+    }
+
+    fn tick_all(&mut self, tick: EventTimeMs, idle: bool, out: &mut Emitter) {
         self.counters.fire(tick, FireMode::Tick, out);
         self.rewards.fire(tick, &self.config.programs, out);
         self.leaderboards.fire(tick, FireMode::Tick, out);
         self.engagement.fire(tick, FireMode::Tick, out);
         self.trending
-            .fire(&self.config.trending, self.config.trending_top_k, tick, out);
+            .fire(&self.config.trending, self.config.trending_top_k, tick, idle, out);
         self.testimonials.fire(tick, &self.directory, out);
         self.fraud
             .purge(&self.config.fraud, self.config.allowed_lateness_ms, tick);

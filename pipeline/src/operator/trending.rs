@@ -139,7 +139,16 @@ impl Trending {
             .collect()
     }
 
-    pub fn fire(&mut self, windows: &[TrendingWindow], k: usize, tick: EventTimeMs, out: &mut Emitter) {
+    /// Re-ranks the windows that are due: those whose lower bound moved since their last ranking, and with
+    /// `changed_only_due` (a tick while input is quiet) also those with changes since it.
+    pub fn fire(
+        &mut self,
+        windows: &[TrendingWindow],
+        k: usize,
+        tick: EventTimeMs,
+        changed_only_due: bool,
+        out: &mut Emitter,
+    ) {
         if self.published.len() != windows.len() {
             self.published.resize_with(windows.len(), Published::default);
         }
@@ -147,10 +156,9 @@ impl Trending {
             let lower = window.window.lower_bound(tick);
             // Re-ranking scans every item, so it happens once per step of the window (when its lower bound moves),
             // not at every tick: `trending.1h` changes at most every minute, `trending.24h` every 30 minutes.
-            let due = self
-                .published
-                .get(index)
-                .is_some_and(|p| p.lower != lower && (p.changed || !p.top.is_empty()));
+            let due = self.published.get(index).is_some_and(|p| {
+                (p.lower != lower && (p.changed || !p.top.is_empty())) || (changed_only_due && p.changed)
+            });
             if !due {
                 continue;
             }
@@ -187,7 +195,12 @@ impl Trending {
                 window: &window.name,
             });
             let topic = topics::trending(&window.name);
-            let id = MessageId::new("trending").str(&window.name).num(tick).finish();
+            let mut id = MessageId::new("trending").str(&window.name).num(tick);
+            if changed_only_due {
+                // A regular tick may have ranked this window at the same time already: a distinct id.
+                id = id.str("idle");
+            }
+            let id = id.finish();
             out.snapshot(topic.clone(), "items", Some(data.clone()));
             out.emit(Destination::SseAndBus, topic, id, EVENT_TYPE, tick, data);
             published.top = now;

@@ -66,6 +66,8 @@ pub struct Topology {
     last_record: Instant,
     /// Per partition, when a read last returned records (for `partition_idle_ms`).
     last_nonempty: Vec<Instant>,
+    /// When input last resumed after a quiet spell (no partition counts as idle shortly after).
+    resumed_at: Instant,
     /// Where snapshot updates are mirrored (Redis), with the stamp of the last round applied there.
     live_state: Option<(Arc<dyn LiveState>, StateStamp)>,
 }
@@ -137,6 +139,7 @@ impl Topology {
             last_checkpoint: now,
             last_record: now,
             last_nonempty: vec![now; partitions as usize],
+            resumed_at: now,
             live_state: None,
         })
     }
@@ -237,6 +240,7 @@ impl Topology {
         }
         let before = out.outputs.len();
         let mut records = 0;
+        let mut batches = Vec::with_capacity(self.offsets.len());
         for partition in 0..self.offsets.len() as u32 {
             let from = self.offsets.get(partition as usize).copied().unwrap_or(0);
             let batch = self
@@ -249,12 +253,24 @@ impl Topology {
                     Duration::ZERO,
                 )
                 .await?;
+            batches.push(batch);
+        }
+        let now = Instant::now();
+        let idle_after = Duration::from_millis(self.config.partition_idle_ms);
+        if batches.iter().any(|batch| !batch.is_empty()) && self.last_record.elapsed() >= idle_after {
+            // Input resumes after a quiet spell: the other partitions are likely about to get their share of the
+            // same requests, so none counts as idle for a while (else the first one read would move the watermark
+            // past their events).
+            self.resumed_at = now;
+        }
+        let resuming = now.saturating_duration_since(self.resumed_at) < idle_after;
+        for (partition, batch) in (0u32..).zip(batches) {
             let idle = match self.last_nonempty.get_mut(partition as usize) {
                 Some(last) if !batch.is_empty() => {
-                    *last = Instant::now();
+                    *last = now;
                     false
                 }
-                Some(last) => last.elapsed() >= Duration::from_millis(self.config.partition_idle_ms),
+                Some(last) => !resuming && now.saturating_duration_since(*last) >= idle_after,
                 None => batch.is_empty(),
             };
             self.engine.set_idle(partition, idle);

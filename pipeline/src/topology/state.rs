@@ -46,9 +46,10 @@ pub fn next_writer_epoch(checkpoint_dir: Option<&Path>, now_ms: u64) -> Result<u
     std::fs::create_dir_all(dir).map_err(io)?;
     let path = dir.join(EPOCH_FILE);
     let last = match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse::<u64>().map_err(|e| {
-            PipelineError::WriterEpoch(format!("{} is not a number: {e}", path.display()))
-        })?,
+        Ok(text) => text
+            .trim()
+            .parse::<u64>()
+            .map_err(|e| PipelineError::WriterEpoch(format!("{} is not a number: {e}", path.display())))?,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
         Err(error) => return Err(io(error)),
     };
@@ -71,7 +72,11 @@ mod tests {
 
     #[test]
     fn epochs_grow_across_starts_even_when_the_clock_goes_back() {
-        let dir = std::env::temp_dir().join(format!("writer-epoch-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let dir = std::env::temp_dir().join(format!(
+            "writer-epoch-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         let first = next_writer_epoch(Some(&dir), 1_000).expect("first");
         let second = next_writer_epoch(Some(&dir), 500).expect("second");
