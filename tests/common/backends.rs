@@ -175,17 +175,7 @@ pub async fn reference_state(events: &[Vec<u8>], partitions: u32) -> State {
         out.outputs.clear();
         quiet_rounds = if outcome.records == 0 { quiet_rounds + 1 } else { 0 };
     }
-    snapshots
-        .export()
-        .into_iter()
-        .map(|(topic, parts)| {
-            let parts = parts
-                .into_iter()
-                .map(|(part, value)| (part, value.to_value()))
-                .collect();
-            (topic, parts)
-        })
-        .collect()
+    parsed(snapshots.export())
 }
 
 /// Every `state:{T}` hash under `prefix`, parsed (the `_v` fence left out).
@@ -390,8 +380,12 @@ impl Database {
 pub fn checkpointed_state(data_dir: &std::path::Path) -> State {
     let store = social_pipeline::checkpoint::CheckpointStore::open(data_dir.join("operators"), 3).unwrap();
     let checkpoint = store.latest().unwrap().expect("a checkpoint");
-    checkpoint
-        .snapshots
+    parsed(checkpoint.snapshots)
+}
+
+/// Snapshot parts (as the operators keep them) parsed into JSON.
+fn parsed(snapshots: BTreeMap<String, BTreeMap<String, social_schemas::derived::MessageData>>) -> State {
+    snapshots
         .into_iter()
         .map(|(topic, parts)| {
             let parts = parts
