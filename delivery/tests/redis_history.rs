@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis_support::*;
 use social_delivery::History;
-use social_delivery::history::{GapReason, Position, Replay};
+use social_delivery::history::{GapReason, Position, Replay, SequencedAppend};
 use social_delivery::redis::{RedisBackendError, RedisConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,10 @@ fn offsets(replay: Replay) -> Vec<u64> {
         Replay::Messages(entries) => entries.iter().map(|e| e.position.offset).collect(),
         Replay::Gap(reason) => panic!("gap: {reason:?}"),
     }
+}
+
+fn offsets_of(replay: Replay) -> Vec<u64> {
+    offsets(replay)
 }
 
 fn gap(replay: Replay) -> GapReason {
@@ -345,6 +349,110 @@ mod redis {
             [2]
         );
         assert_eq!(history.head("trending.1h").await.unwrap(), young.position);
+        cleanup(&redis_url(), &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_across_topics_appends_in_order_and_drops_sequences_a_topic_holds() {
+        let prefix = unique_prefix();
+        let history = history(&prefix, |_| {}).await;
+        let item = |topic: &str, sequence: u64| SequencedAppend {
+            topic: topic.to_owned(),
+            json: Bytes::from(format!("{{\"seq\":{sequence}}}")),
+            sequence,
+        };
+        let batch: Vec<SequencedAppend> = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5)]
+            .into_iter()
+            .map(|(topic, sequence)| item(topic, sequence))
+            .collect();
+        let appended = history.append_batch_sequenced(batch.clone()).await.unwrap();
+        let offsets: Vec<u64> = appended
+            .iter()
+            .map(|entry| entry.as_ref().unwrap().position.offset)
+            .collect();
+        assert_eq!(offsets, [1, 1, 2, 1, 2]);
+        assert_eq!(&appended[2].as_ref().unwrap().json[..], b"{\"seq\":3}");
+        // The same batch again (a retry after an error, a replay after a restart): nothing is appended twice.
+        let again = history.append_batch_sequenced(batch).await.unwrap();
+        assert!(again.iter().all(Option::is_none));
+        // Overlapping: only what a topic does not hold yet.
+        let overlap = vec![item("a", 3), item("b", 5), item("a", 6), item("d", 7)];
+        let appended = history.append_batch_sequenced(overlap).await.unwrap();
+        let positions: Vec<Option<u64>> = appended
+            .iter()
+            .map(|entry| entry.as_ref().map(|e| e.position.offset))
+            .collect();
+        assert_eq!(positions, [None, None, Some(3), Some(1)]);
+        let a = history
+            .read_after(
+                "a",
+                Position {
+                    epoch: appended[2].as_ref().unwrap().position.epoch,
+                    offset: 0,
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(offsets_of(a), [1, 2, 3]);
+        // More messages than one script call takes, in order.
+        let many: Vec<SequencedAppend> = (100..700).map(|sequence| item("many", sequence)).collect();
+        let appended = history.append_batch_sequenced(many).await.unwrap();
+        assert_eq!(
+            appended
+                .iter()
+                .map(|e| e.as_ref().unwrap().position.offset)
+                .collect::<Vec<_>>(),
+            (1..=600).collect::<Vec<_>>()
+        );
+        cleanup(&redis_url(), &prefix).await;
+    }
+
+    #[tokio::test]
+    async fn ttls_are_renewed_once_per_interval_and_cover_the_retention() {
+        let prefix = unique_prefix();
+        // Retention 4 s: renewal interval 1 s, so TTLs are set to 5 s (stream) and meta TTL + 1 s.
+        let history = history(&prefix, |config| {
+            config.history_retention_secs = 4;
+            config.meta_ttl_secs = 8;
+        })
+        .await;
+        let keys = social_delivery::redis::Keys::new(&prefix).unwrap();
+        let conn = raw(&redis_url()).await;
+        let pttl = |key: String| {
+            let mut conn = conn.clone();
+            async move {
+                ::redis::cmd("PTTL")
+                    .arg(key)
+                    .query_async::<i64>(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        };
+        history.append("t", Bytes::from_static(b"1")).await.unwrap();
+        let stream_ttl = pttl(keys.history("t")).await;
+        let meta_ttl = pttl(keys.meta("t")).await;
+        assert!((4_500..=5_000).contains(&stream_ttl), "stream ttl {stream_ttl}");
+        assert!((8_500..=9_000).contains(&meta_ttl), "meta ttl {meta_ttl}");
+        // Within the interval: not renewed (the TTL keeps running down).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        history.append("t", Bytes::from_static(b"2")).await.unwrap();
+        let running = pttl(keys.history("t")).await;
+        assert!(running <= 4_700, "renewed too soon: {running}");
+        // After the interval: renewed, still covering a full retention after the newest message.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        history.append("t", Bytes::from_static(b"3")).await.unwrap();
+        let renewed = pttl(keys.history("t")).await;
+        assert!(renewed > 4_000, "not renewed: {renewed}");
+        // A stream lost on its own (its meta kept) gets its TTL back on the next append.
+        ::redis::cmd("DEL")
+            .arg(keys.history("t"))
+            .query_async::<()>(&mut conn.clone())
+            .await
+            .unwrap();
+        history.append("t", Bytes::from_static(b"4")).await.unwrap();
+        let recreated = pttl(keys.history("t")).await;
+        assert!(recreated > 0, "a recreated stream must expire: {recreated}");
         cleanup(&redis_url(), &prefix).await;
     }
 

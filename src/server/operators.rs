@@ -18,12 +18,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use social_delivery::{Publisher, SnapshotSource};
 use social_pipeline::bus::{Bus, Record, TopicSpec};
 use social_pipeline::operator::{Destination, Output};
 use social_pipeline::topology::{OutputSink, PipelineError, SnapshotStore};
 use social_schemas::TopicMessage;
+use social_schemas::derived::MessageData;
 use tokio_util::sync::CancellationToken;
 
 /// The topic holding every derived message, in emission order.
@@ -135,6 +137,22 @@ impl OutputSink for DerivedSink {
     }
 }
 
+/// A derived message as a CloudEvent. Fields in sorted order, as the JSON object this form replaced; the payload is
+/// written as it is (no reparse).
+#[derive(Serialize)]
+struct DerivedEvent<'a> {
+    data: &'a MessageData,
+    datacontenttype: &'static str,
+    destination: &'static str,
+    id: &'a str,
+    source: &'static str,
+    specversion: &'static str,
+    subject: &'a str,
+    time: String,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+}
+
 fn derived_record(output: &Output, now_ms: i64) -> Record {
     let message = &output.message;
     let destination = match output.destination {
@@ -143,17 +161,19 @@ fn derived_record(output: &Output, now_ms: i64) -> Record {
         Destination::SseAndBus => "sse+bus",
         Destination::LateData => "late",
     };
-    let event = json!({
-        "specversion": "1.0",
-        "id": message.id,
-        "source": DERIVED_SOURCE,
-        "type": message.event_type,
-        "time": message.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "subject": message.topic,
-        "destination": destination,
-        "datacontenttype": "application/json",
-        "data": message.data,
-    });
+    let event = DerivedEvent {
+        data: &message.data,
+        datacontenttype: "application/json",
+        destination,
+        id: &message.id,
+        source: DERIVED_SOURCE,
+        specversion: "1.0",
+        subject: &message.topic,
+        time: message
+            .timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        event_type: &message.event_type,
+    };
     let value = serde_json::to_vec(&event).unwrap_or_default();
     Record {
         key: Bytes::from(message.topic.clone()),

@@ -187,6 +187,7 @@ impl Topology {
             let outcome = self.round(&mut out).await?;
             self.deliver(&mut sink, &mut out).await?;
             if self.checkpoint_due() {
+                sink.flush().await?;
                 self.checkpoint().await?;
             }
             if outcome.records == 0 {
@@ -196,7 +197,9 @@ impl Topology {
                 }
             }
         }
-        // Drain in order: input has stopped; everything produced was delivered above; now persist and commit.
+        // Drain in order: input has stopped; everything produced was sent above; wait for the sink to have
+        // handled it, then persist and commit.
+        sink.flush().await?;
         self.checkpoint_with(self.config.shutdown_state_flush()).await?;
         Ok(())
     }
