@@ -16,7 +16,7 @@ use social_pipeline::generate::{Generator, GeneratorConfig};
 const EVENTS: usize = 20_000;
 const BATCH: usize = 500;
 
-fn batches() -> Vec<String> {
+fn batches(batch: usize) -> Vec<String> {
     let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
         seed: 11,
         ..GeneratorConfig::default()
@@ -25,7 +25,7 @@ fn batches() -> Vec<String> {
     .map(|e| e.json)
     .collect();
     events
-        .chunks(BATCH)
+        .chunks(batch)
         .map(|chunk| {
             chunk
                 .iter()
@@ -47,8 +47,9 @@ fn start(dir: &Path) -> BinaryServer {
     ])
 }
 
-async fn post_all(server: &BinaryServer, batches: &[String]) {
+async fn post_all(server: &BinaryServer, batches: &[String], pause: Duration) {
     for body in batches {
+        tokio::time::sleep(pause).await;
         let (status, reply) = post(
             &server.url("/v1/events"),
             Some(&service_token()),
@@ -101,12 +102,23 @@ async fn derived_ids(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_and_duplicates_no_derived_message() {
-    let batches = batches();
+    sigkill_mid_stream(BATCH, Duration::ZERO).await;
+}
+
+/// Under a light load the operators read small rounds as events trickle in, while the replay after the restart
+/// reads the backlog in full rounds: the output must still be the same, in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_a_light_load_loses_and_duplicates_no_derived_message() {
+    sigkill_mid_stream(40, Duration::from_millis(8)).await;
+}
+
+async fn sigkill_mid_stream(batch: usize, pause: Duration) {
+    let batches = batches(batch);
 
     // The reference: one uninterrupted run.
     let reference_dir = tempfile::tempdir().unwrap();
     let mut server = start(reference_dir.path());
-    post_all(&server, &batches).await;
+    post_all(&server, &batches, pause).await;
     wait_until_settled(&server).await;
     server.terminate();
     let reference = derived_ids(reference_dir.path()).await;
@@ -125,6 +137,7 @@ async fn sigkill_mid_stream_loses_and_duplicates_no_derived_message() {
         let (url, batches, acknowledged) = (server.url("/v1/events"), batches.clone(), acknowledged.clone());
         tokio::spawn(async move {
             for body in batches {
+                tokio::time::sleep(pause).await;
                 let reply = post(&url, Some(&service_token()), "application/x-ndjson", body).await;
                 if reply.0 != 202 {
                     return;
@@ -139,7 +152,7 @@ async fn sigkill_mid_stream_loses_and_duplicates_no_derived_message() {
     server.kill9();
     let _ = producer.await;
     let mut server = start(dir.path());
-    post_all(&server, &batches).await;
+    post_all(&server, &batches, Duration::ZERO).await;
     wait_until_settled(&server).await;
     server.terminate();
     let recovered = derived_ids(dir.path()).await;

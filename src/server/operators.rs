@@ -10,8 +10,10 @@
 //! are skipped here, and the delivery tier's history drops those it already holds (it keeps the last output number
 //! per topic, see [`Publisher::publish_sequenced`]).
 //!
+//! The writing runs in a task of its own, a few batches behind the operators (bounded); the topology flushes it
+//! before every checkpoint, so a checkpoint never counts an output that is not in the log and the delivery tier.
 //! While the delivery tier's store (Redis) is unreachable, publishing is retried with backoff until it succeeds or
-//! the process shuts down: the operators wait (their input stays on the bus), nothing is dropped.
+//! the process shuts down: the writer, then the operators, wait (their input stays on the bus), nothing is dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,11 +23,13 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use social_delivery::{Publisher, SnapshotSource};
-use social_pipeline::bus::{Bus, Record, TopicSpec};
+use social_pipeline::bus::{Bus, BusError, Record, TopicSpec};
 use social_pipeline::operator::{Destination, Output};
 use social_pipeline::topology::{OutputSink, PipelineError, SnapshotStore};
 use social_schemas::TopicMessage;
 use social_schemas::derived::MessageData;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The topic holding every derived message, in emission order.
@@ -33,7 +37,71 @@ pub const DERIVED_TOPIC: &str = "social-derived";
 /// `source` of the derived CloudEvents.
 const DERIVED_SOURCE: &str = "/social-realtime/operators";
 
+/// Batches the writer may hold beyond the one it works on: the operators compute the next rounds while the
+/// writer appends and publishes, and wait when it falls this far behind.
+const QUEUED_BATCHES: usize = 4;
+
+/// The topology's output sink: hands each batch to a writer task (appends to `social-derived`, then publishes to
+/// the delivery tier), so that the operators compute the next round meanwhile. `flush` waits for the writer.
 pub struct DerivedSink {
+    jobs: mpsc::Sender<Job>,
+    writer: Option<JoinHandle<Result<(), PipelineError>>>,
+}
+
+enum Job {
+    Batch(Vec<Output>),
+    /// Answered once every batch before it is handled.
+    Barrier(oneshot::Sender<()>),
+}
+
+impl DerivedSink {
+    /// `outputs_at_checkpoint` is what the restored topology reports as emitted before its checkpoint.
+    pub async fn open(
+        bus: Arc<dyn Bus>,
+        publisher: Publisher,
+        outputs_at_checkpoint: u64,
+        shutdown: CancellationToken,
+    ) -> Result<Self, PipelineError> {
+        let writer = DerivedWriter::open(bus, publisher, outputs_at_checkpoint, shutdown).await?;
+        let (jobs, queue) = mpsc::channel(QUEUED_BATCHES);
+        Ok(Self {
+            jobs,
+            writer: Some(tokio::spawn(writer.run(queue))),
+        })
+    }
+
+    /// The writer's error, once it has stopped (it stops only on an error).
+    async fn writer_error(&mut self) -> PipelineError {
+        match self.writer.take() {
+            Some(handle) => match handle.await {
+                Ok(Err(error)) => error,
+                Ok(Ok(())) => PipelineError::OutputClosed,
+                Err(join) => PipelineError::Bus(BusError::Backend(format!("derived writer task: {join}"))),
+            },
+            None => PipelineError::OutputClosed,
+        }
+    }
+}
+
+impl OutputSink for DerivedSink {
+    async fn send(&mut self, batch: Vec<Output>) -> Result<(), PipelineError> {
+        if self.jobs.send(Job::Batch(batch)).await.is_err() {
+            return Err(self.writer_error().await);
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), PipelineError> {
+        let (done, handled) = oneshot::channel();
+        if self.jobs.send(Job::Barrier(done)).await.is_err() || handled.await.is_err() {
+            return Err(self.writer_error().await);
+        }
+        Ok(())
+    }
+}
+
+/// Writes the batches in order: the derived log first, then the delivery tier.
+struct DerivedWriter {
     bus: Arc<dyn Bus>,
     publisher: Publisher,
     /// Outputs at the start of the run that the log already holds (re-emitted after a restore).
@@ -43,9 +111,8 @@ pub struct DerivedSink {
     shutdown: CancellationToken,
 }
 
-impl DerivedSink {
-    /// `outputs_at_checkpoint` is what the restored topology reports as emitted before its checkpoint.
-    pub async fn open(
+impl DerivedWriter {
+    async fn open(
         bus: Arc<dyn Bus>,
         publisher: Publisher,
         outputs_at_checkpoint: u64,
@@ -71,6 +138,54 @@ impl DerivedSink {
             next_sequence: outputs_at_checkpoint,
             shutdown,
         })
+    }
+
+    /// Handles jobs until the sink is dropped (`Ok`) or a batch cannot be written (`Err`, which the sink's next
+    /// call reports).
+    async fn run(mut self, mut queue: mpsc::Receiver<Job>) -> Result<(), PipelineError> {
+        while let Some(job) = queue.recv().await {
+            match job {
+                Job::Batch(batch) => {
+                    if let Err(error) = self.write(batch).await {
+                        tracing::error!(%error, "writing derived output failed");
+                        return Err(error);
+                    }
+                }
+                Job::Barrier(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: Vec<Output>) -> Result<(), PipelineError> {
+        let first = self.next_sequence;
+        let count = batch.len() as u64;
+        let skip = usize::try_from(self.already_written)
+            .unwrap_or(usize::MAX)
+            .min(batch.len());
+        let fresh = &batch[skip..];
+        if !fresh.is_empty() {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let records = fresh
+                .iter()
+                .map(|output| derived_record(output, now_ms))
+                .collect();
+            self.bus.append(DERIVED_TOPIC, 0, records).await?;
+        }
+        self.already_written -= skip as u64;
+        // Every output bound for SSE, including those the log already held: history drops what it has.
+        let to_sse: Vec<(TopicMessage, u64)> = (first..)
+            .zip(batch)
+            .filter(|(_, output)| output.destination.to_sse())
+            .map(|(sequence, output)| (output.message, sequence))
+            .collect();
+        if !to_sse.is_empty() {
+            self.publish_with_retry(&to_sse).await?;
+        }
+        self.next_sequence = first + count;
+        Ok(())
     }
 
     /// Publishes `batch` (outputs with their numbers) to the delivery tier in order, retrying while its store is
@@ -104,36 +219,6 @@ impl DerivedSink {
                 }
             }
         }
-    }
-}
-
-impl OutputSink for DerivedSink {
-    async fn send(&mut self, batch: Vec<Output>) -> Result<(), PipelineError> {
-        let first = self.next_sequence;
-        let skip = usize::try_from(self.already_written)
-            .unwrap_or(usize::MAX)
-            .min(batch.len());
-        let fresh = &batch[skip..];
-        if !fresh.is_empty() {
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            let records = fresh
-                .iter()
-                .map(|output| derived_record(output, now_ms))
-                .collect();
-            self.bus.append(DERIVED_TOPIC, 0, records).await?;
-        }
-        self.already_written -= skip as u64;
-        // Every output bound for SSE, including those the log already held: history drops what it has.
-        let to_sse: Vec<(TopicMessage, u64)> = (first..)
-            .zip(&batch)
-            .filter(|(_, output)| output.destination.to_sse())
-            .map(|(sequence, output)| (output.message.clone(), sequence))
-            .collect();
-        if !to_sse.is_empty() {
-            self.publish_with_retry(&to_sse).await?;
-        }
-        self.next_sequence = first + batch.len() as u64;
-        Ok(())
     }
 }
 

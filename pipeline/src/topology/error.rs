@@ -19,6 +19,9 @@ pub enum PipelineError {
     /// The live-state store refused or lost an update for good.
     #[error("live state: {0}")]
     LiveState(String),
+    /// The round log could not be read or written, or a recorded round cannot be replayed.
+    #[error("round log: {0}")]
+    RoundLog(String),
     /// The writer epoch could not be read or persisted in the checkpoint directory.
     #[error("writer epoch: {0}")]
     WriterEpoch(String),

@@ -11,20 +11,23 @@
 //! ```
 //!
 //! Determinism: one round reads up to `fetch_max_records` from each partition in order `0..n`, then advances
-//! the watermark. Checkpoints are taken between rounds, after the round's output was accepted by the sink, and
-//! hold the engine state with the offsets of the next round; a restore therefore continues exactly where the
-//! checkpointed run was. Output produced after the last checkpoint is produced again after a crash, with the
-//! same ids and in the same order (when `idle_flush_ms` is `None`; the idle flush follows the wall clock), so a
-//! consumer drops duplicates by id, or a sink that counts what it wrote skips the first
-//! `written - outputs_emitted()` outputs after a restart.
+//! the watermark. Checkpoints are taken between rounds, after the sink has handled the output so far, and hold
+//! the engine state with the offsets of the next round; a restore therefore continues exactly where the
+//! checkpointed run was. With a checkpoint directory every round is also recorded (offsets read, idle flags,
+//! idle flush: see [`rounds`]) before its output leaves the process, and a restart replays the recorded rounds
+//! first: output produced after the last checkpoint is produced again after a crash, with the same ids and in
+//! the same order, however the input arrived and whatever the wall clock decided. So a consumer drops duplicates
+//! by id, and a sink that counts what it wrote skips the first `written - outputs_emitted()` outputs after a
+//! restart.
 
 mod config;
 mod error;
+mod rounds;
 mod sink;
 mod snapshot;
 mod state;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::TopologyConfig;
 pub use error::PipelineError;
+pub use rounds::RoundRecord;
 pub use sink::OutputSink;
 pub use snapshot::SnapshotStore;
 pub use state::{LiveState, StateStamp, next_writer_epoch};
@@ -42,6 +46,7 @@ use crate::bus::{Bus, INPUT_TOPIC, Offset};
 use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointStore};
 use crate::operator::metrics::{CHECKPOINT_BYTES, CHECKPOINT_SECONDS};
 use crate::operator::{Emitter, Engine, SnapshotUpdate};
+use rounds::RoundLog;
 
 /// Checkpoints not written because the live-state store had not stored everything they would cover.
 const CHECKPOINTS_DEFERRED: &str = "pipeline_checkpoints_deferred_total";
@@ -70,6 +75,12 @@ pub struct Topology {
     resumed_at: Instant,
     /// Where snapshot updates are mirrored (Redis), with the stamp of the last round applied there.
     live_state: Option<(Arc<dyn LiveState>, StateStamp)>,
+    /// Every round taken since the last checkpoint (with a checkpoint directory).
+    round_log: Option<RoundLog>,
+    /// Rounds recorded after the restored checkpoint, replayed before any new round.
+    replay: VecDeque<RoundRecord>,
+    /// The idle flags of the last round (a round that changes them is recorded even without input).
+    last_idle: Option<Vec<bool>>,
 }
 
 /// What one round did.
@@ -119,6 +130,19 @@ impl Topology {
                 0,
             ),
         };
+        let (round_log, replay) = match &checkpoint_dir {
+            Some(dir) => {
+                let (log, replay) = RoundLog::open(dir, sequence)?;
+                if !replay.is_empty() {
+                    tracing::info!(
+                        rounds = replay.len(),
+                        "replaying the rounds recorded after the checkpoint"
+                    );
+                }
+                (Some(log), replay)
+            }
+            None => (None, VecDeque::new()),
+        };
         let now = Instant::now();
         Ok(Topology {
             config,
@@ -141,6 +165,9 @@ impl Topology {
             last_nonempty: vec![now; partitions as usize],
             resumed_at: now,
             live_state: None,
+            round_log,
+            replay,
+            last_idle: None,
         })
     }
 
@@ -233,7 +260,8 @@ impl Topology {
         self.engine.start(out);
     }
 
-    /// One round over every partition. Public for deterministic tests; `run` is the normal entry.
+    /// One round over every partition: the next recorded round while any are left to replay, else a new one
+    /// (recorded). Public for deterministic tests; `run` is the normal entry.
     pub async fn round(&mut self, out: &mut Emitter) -> Result<RoundOutcome, PipelineError> {
         if !self.positioned {
             for (partition, offset) in self.offsets.iter_mut().enumerate() {
@@ -242,7 +270,25 @@ impl Topology {
             self.positioned = true;
         }
         let before = out.outputs.len();
-        let mut records = 0;
+        let records = match self.replay.pop_front() {
+            Some(recorded) => self.replay_round(recorded, out).await?,
+            None => self.new_round(out).await?,
+        };
+        if records > 0 {
+            self.last_record = Instant::now();
+        }
+        self.rounds_since_checkpoint += 1;
+        self.engine.publish_gauges();
+        Ok(RoundOutcome {
+            records,
+            outputs: out.outputs.len() - before,
+        })
+    }
+
+    /// Reads up to `fetch_max_records` from each partition, decides which partitions are idle and whether to
+    /// flush, runs the engine, and records what it did.
+    async fn new_round(&mut self, out: &mut Emitter) -> Result<usize, PipelineError> {
+        let before = out.outputs.len();
         let mut batches = Vec::with_capacity(self.offsets.len());
         for partition in 0..self.offsets.len() as u32 {
             let from = self.offsets.get(partition as usize).copied().unwrap_or(0);
@@ -267,6 +313,8 @@ impl Topology {
             self.resumed_at = now;
         }
         let resuming = now.saturating_duration_since(self.resumed_at) < idle_after;
+        let mut records = 0;
+        let mut idle_flags = Vec::with_capacity(batches.len());
         for (partition, batch) in (0u32..).zip(batches) {
             let idle = match self.last_nonempty.get_mut(partition as usize) {
                 Some(last) if !batch.is_empty() => {
@@ -276,41 +324,101 @@ impl Topology {
                 Some(last) => !resuming && now.saturating_duration_since(*last) >= idle_after,
                 None => batch.is_empty(),
             };
-            self.engine.set_idle(partition, idle);
-            for record in &batch {
-                records += 1;
-                match parse_event(&record.value, &self.limits) {
-                    Ok(event) => self.engine.push(partition, event, out),
-                    // Ingest validated everything on the input topic; a record that does not parse was written
-                    // by something else. Skipping it is logged and counted, never silent.
-                    Err(error) => {
-                        metrics::counter!("pipeline_invalid_records_total").increment(1);
-                        tracing::warn!(partition, offset = record.offset, %error, "skipping invalid input record");
-                    }
-                }
-            }
-            if let (Some(last), Some(slot)) = (batch.last(), self.offsets.get_mut(partition as usize)) {
-                *slot = last.offset + 1;
-            }
+            idle_flags.push(idle);
+            records += batch.len();
+            self.feed(partition, idle, &batch, out);
         }
         self.engine.advance(out);
-        if records > 0 {
-            self.last_record = Instant::now();
-        } else if self
-            .config
-            .idle_flush_ms
-            .is_some_and(|ms| self.last_record.elapsed() >= Duration::from_millis(ms))
-        {
-            // Every partition has been quiet for a while: release what is buffered rather than hold it until the
-            // next event. Wall-clock driven, so a replay may classify later events differently (documented).
+        // Every partition has been quiet for a while: release what is buffered rather than hold it until the
+        // next event. Wall-clock driven; the round log makes a replay take the same decision.
+        let flush = records == 0
+            && self
+                .config
+                .idle_flush_ms
+                .is_some_and(|ms| self.last_record.elapsed() >= Duration::from_millis(ms));
+        if flush {
             self.engine.flush_idle(out);
         }
-        self.rounds_since_checkpoint += 1;
-        self.engine.publish_gauges();
-        Ok(RoundOutcome {
-            records,
-            outputs: out.outputs.len() - before,
-        })
+        let changed_idle = self.last_idle.as_ref() != Some(&idle_flags);
+        let delivers = out.outputs.len() > before || !out.snapshots.is_empty();
+        if let Some(log) = &mut self.round_log
+            && (records > 0 || flush || changed_idle || delivers)
+        {
+            log.append(&RoundRecord {
+                ends: self.offsets.clone(),
+                idle: idle_flags.clone(),
+                flush,
+            })?;
+            if delivers {
+                // The round is on disk before anything it produced leaves the process.
+                log.sync()?;
+            }
+        }
+        self.last_idle = Some(idle_flags);
+        Ok(records)
+    }
+
+    /// Takes a recorded round again: reads exactly up to its offsets, with its idle flags and flush decision.
+    async fn replay_round(
+        &mut self,
+        recorded: RoundRecord,
+        out: &mut Emitter,
+    ) -> Result<usize, PipelineError> {
+        if recorded.ends.len() != self.offsets.len() || recorded.idle.len() != self.offsets.len() {
+            return Err(PipelineError::RoundLog(format!(
+                "a recorded round has {} partitions, the input topic {}",
+                recorded.ends.len(),
+                self.offsets.len()
+            )));
+        }
+        let mut records = 0;
+        for partition in 0..self.offsets.len() as u32 {
+            let index = partition as usize;
+            let end = recorded.ends[index];
+            let mut batch = Vec::new();
+            while self.offsets[index] + (batch.len() as u64) < end {
+                let from = self.offsets[index] + batch.len() as u64;
+                let wanted = usize::try_from(end - from).unwrap_or(usize::MAX);
+                let fetched = self
+                    .bus
+                    .fetch(INPUT_TOPIC, partition, from, wanted, Duration::from_millis(100))
+                    .await?;
+                if fetched.is_empty() {
+                    return Err(PipelineError::RoundLog(format!(
+                        "partition {partition} has nothing at offset {from}, but a recorded round read up to {end}"
+                    )));
+                }
+                batch.extend(fetched.into_iter().filter(|record| record.offset < end));
+            }
+            records += batch.len();
+            self.feed(partition, recorded.idle[index], &batch, out);
+            self.offsets[index] = self.offsets[index].max(end);
+        }
+        self.engine.advance(out);
+        if recorded.flush {
+            self.engine.flush_idle(out);
+        }
+        self.last_idle = Some(recorded.idle);
+        Ok(records)
+    }
+
+    /// Sets the partition's idle flag and pushes its records into the engine; moves its offset past them.
+    fn feed(&mut self, partition: u32, idle: bool, batch: &[crate::bus::StoredRecord], out: &mut Emitter) {
+        self.engine.set_idle(partition, idle);
+        for record in batch {
+            match parse_event(&record.value, &self.limits) {
+                Ok(event) => self.engine.push(partition, event, out),
+                // Ingest validated everything on the input topic; a record that does not parse was written
+                // by something else. Skipping it is logged and counted, never silent.
+                Err(error) => {
+                    metrics::counter!("pipeline_invalid_records_total").increment(1);
+                    tracing::warn!(partition, offset = record.offset, %error, "skipping invalid input record");
+                }
+            }
+        }
+        if let (Some(last), Some(slot)) = (batch.last(), self.offsets.get_mut(partition as usize)) {
+            *slot = last.offset + 1;
+        }
     }
 
     async fn deliver<S: OutputSink>(&mut self, sink: &mut S, out: &mut Emitter) -> Result<(), PipelineError> {
@@ -388,6 +496,15 @@ impl Topology {
             .map_err(|e| {
                 PipelineError::Bus(crate::bus::BusError::Backend(format!("checkpoint task: {e}")))
             })??;
+        if let Some(log) = &mut self.round_log {
+            let oldest_kept = (self.sequence + 1).saturating_sub(self.config.checkpoints_kept.max(1) as u64);
+            log.rotate(self.sequence, oldest_kept)?;
+            // Rounds still to replay come after this checkpoint: they belong to its log.
+            for recorded in &self.replay {
+                log.append(recorded)?;
+            }
+            log.sync()?;
+        }
         metrics::histogram!(CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::gauge!(CHECKPOINT_BYTES).set(bytes as f64);
         for (partition, offset) in self.offsets.iter().enumerate() {
