@@ -81,6 +81,8 @@ pub struct Topology {
     replay: VecDeque<RoundRecord>,
     /// The idle flags of the last round (a round that changes them is recorded even without input).
     last_idle: Option<Vec<bool>>,
+    /// The checkpoint being written in the background, if any.
+    writing: Option<tokio::task::JoinHandle<Result<(), PipelineError>>>,
 }
 
 /// What one round did.
@@ -168,6 +170,7 @@ impl Topology {
             round_log,
             replay,
             last_idle: None,
+            writing: None,
         })
     }
 
@@ -215,7 +218,7 @@ impl Topology {
             self.deliver(&mut sink, &mut out).await?;
             if self.checkpoint_due() {
                 sink.flush().await?;
-                self.checkpoint().await?;
+                self.checkpoint_with(self.config.state_flush()).await?;
             }
             if outcome.records == 0 {
                 tokio::select! {
@@ -228,7 +231,7 @@ impl Topology {
         // handled it, then persist and commit.
         sink.flush().await?;
         self.checkpoint_with(self.config.shutdown_state_flush()).await?;
-        Ok(())
+        self.written().await
     }
 
     /// Writes the whole restored state to the live-state store (it may have lost data, or hold values the crashed
@@ -446,36 +449,30 @@ impl Topology {
     /// Writes a checkpoint of the state and offsets now, then commits the offsets on the bus. Call only between
     /// rounds, after the output of the last round was delivered. With a live-state store, the checkpoint waits for
     /// it to hold every update so far, and is deferred (not written) when that takes longer than the configured
-    /// timeout: the next one covers the same ground, and a restart replays from the previous one.
+    /// timeout: the next one covers the same ground, and a restart replays from the previous one (and every round
+    /// recorded since). `run` does the waiting and writing in the background while the operators go on, and waits
+    /// for it before the next checkpoint.
     pub async fn checkpoint(&mut self) -> Result<(), PipelineError> {
-        self.checkpoint_with(self.config.state_flush()).await
+        self.checkpoint_with(self.config.state_flush()).await?;
+        self.written().await
+    }
+
+    /// Waits for the checkpoint being written, if any, to be on disk with its offsets committed.
+    async fn written(&mut self) -> Result<(), PipelineError> {
+        match self.writing.take() {
+            Some(handle) => handle.await.map_err(|e| {
+                PipelineError::Bus(crate::bus::BusError::Backend(format!("checkpoint task: {e}")))
+            })?,
+            None => Ok(()),
+        }
     }
 
     async fn checkpoint_with(&mut self, flush_timeout: Duration) -> Result<(), PipelineError> {
         let Some(store) = self.checkpoints.clone() else {
             return Ok(());
         };
+        self.written().await?;
         let started = Instant::now();
-        if let Some((state, _)) = &self.live_state {
-            match tokio::time::timeout(flush_timeout, state.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    metrics::counter!(CHECKPOINTS_DEFERRED).increment(1);
-                    tracing::warn!(%error, "live state not stored; checkpoint deferred");
-                    self.last_checkpoint = Instant::now();
-                    return Ok(());
-                }
-                Err(_) => {
-                    metrics::counter!(CHECKPOINTS_DEFERRED).increment(1);
-                    tracing::warn!(
-                        timeout_ms = flush_timeout.as_millis() as u64,
-                        "live state not stored in time; checkpoint deferred"
-                    );
-                    self.last_checkpoint = Instant::now();
-                    return Ok(());
-                }
-            }
-        }
         self.sequence += 1;
         let checkpoint = Checkpoint {
             version: CHECKPOINT_VERSION,
@@ -490,14 +487,12 @@ impl Topology {
             outputs_emitted: self.outputs_emitted,
             snapshots: self.snapshots.export(),
         };
-        // Serialization and fsync block: keep them off the async workers.
-        let bytes = tokio::task::spawn_blocking(move || store.write(&checkpoint))
-            .await
-            .map_err(|e| {
-                PipelineError::Bus(crate::bus::BusError::Backend(format!("checkpoint task: {e}")))
-            })??;
         if let Some(log) = &mut self.round_log {
-            let oldest_kept = (self.sequence + 1).saturating_sub(self.config.checkpoints_kept.max(1) as u64);
+            // Rounds from now on belong to this checkpoint's log. Until it is on disk a restore takes the previous
+            // one and replays both logs, so only logs older than every kept checkpoint go.
+            let oldest_kept = self
+                .sequence
+                .saturating_sub(self.config.checkpoints_kept.max(1) as u64);
             log.rotate(self.sequence, oldest_kept)?;
             // Rounds still to replay come after this checkpoint: they belong to its log.
             for recorded in &self.replay {
@@ -505,18 +500,39 @@ impl Topology {
             }
             log.sync()?;
         }
-        metrics::histogram!(CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::gauge!(CHECKPOINT_BYTES).set(bytes as f64);
-        for (partition, offset) in self.offsets.iter().enumerate() {
-            self.bus
-                .commit(
-                    &self.config.consumer_group,
-                    INPUT_TOPIC,
-                    partition as u32,
-                    *offset,
-                )
-                .await?;
-        }
+        // Serialization and fsync take a while and block: the operators go on meanwhile; the offsets are committed
+        // once the checkpoint is on disk.
+        let bus = self.bus.clone();
+        let group = self.config.consumer_group.clone();
+        let offsets = self.offsets.clone();
+        let live_state = self.live_state.as_ref().map(|(state, _)| state.clone());
+        self.writing = Some(tokio::spawn(async move {
+            // The live-state store must hold every update the checkpoint covers (it may hold later ones too).
+            if let Some(state) = live_state {
+                let deferred = match tokio::time::timeout(flush_timeout, state.flush()).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error.to_string()),
+                    Err(_) => Some(format!("not stored within {} ms", flush_timeout.as_millis())),
+                };
+                if let Some(reason) = deferred {
+                    // Not written: a restart restores the previous checkpoint and replays this one's rounds too.
+                    metrics::counter!(CHECKPOINTS_DEFERRED).increment(1);
+                    tracing::warn!(%reason, "live state not stored; checkpoint deferred");
+                    return Ok(());
+                }
+            }
+            let bytes = tokio::task::spawn_blocking(move || store.write(&checkpoint))
+                .await
+                .map_err(|e| {
+                    PipelineError::Bus(crate::bus::BusError::Backend(format!("checkpoint task: {e}")))
+                })??;
+            metrics::histogram!(CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
+            metrics::gauge!(CHECKPOINT_BYTES).set(bytes as f64);
+            for (partition, offset) in offsets.iter().enumerate() {
+                bus.commit(&group, INPUT_TOPIC, partition as u32, *offset).await?;
+            }
+            Ok(())
+        }));
         self.rounds_since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         Ok(())
