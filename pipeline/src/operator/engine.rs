@@ -169,6 +169,17 @@ impl Engine {
         watermark
     }
 
+    /// Whether [`Engine::flush_idle`] would change anything now: release an event or a tick, or tick at a newer
+    /// event time than the last idle tick. The runner skips (and does not record) flushes that would not.
+    pub fn idle_flush_pending(&self) -> bool {
+        let current = self.clock.current();
+        let target = self.clock.newest().map_or(current, |newest| newest.max(current));
+        target > current
+            || self.buffer.peek_time().is_some_and(|t| t <= target)
+            || self.next_tick.is_some_and(|tick| tick <= target)
+            || (target > self.idle_ticked && target != EventTimeMs::MIN)
+    }
+
     /// End of input (tests, benchmarks): releases everything and closes every window.
     pub fn finish(&mut self, out: &mut Emitter) {
         let watermark = self.clock.flush_to_newest();

@@ -273,14 +273,17 @@ impl Topology {
             self.positioned = true;
         }
         let before = out.outputs.len();
-        let records = match self.replay.pop_front() {
-            Some(recorded) => self.replay_round(recorded, out).await?,
+        let (records, acted) = match self.replay.pop_front() {
+            Some(recorded) => (self.replay_round(recorded, out).await?, true),
             None => self.new_round(out).await?,
         };
         if records > 0 {
             self.last_record = Instant::now();
         }
-        self.rounds_since_checkpoint += 1;
+        if acted {
+            // Rounds that changed nothing (idle input) do not call for a checkpoint.
+            self.rounds_since_checkpoint += 1;
+        }
         self.engine.publish_gauges();
         Ok(RoundOutcome {
             records,
@@ -290,7 +293,9 @@ impl Topology {
 
     /// Reads up to `fetch_max_records` from each partition, decides which partitions are idle and whether to
     /// flush, runs the engine, and records what it did.
-    async fn new_round(&mut self, out: &mut Emitter) -> Result<usize, PipelineError> {
+    /// Returns the records read and whether the round did anything (read, flushed, changed an idle flag or
+    /// produced output); only such rounds are recorded.
+    async fn new_round(&mut self, out: &mut Emitter) -> Result<(usize, bool), PipelineError> {
         let before = out.outputs.len();
         let mut batches = Vec::with_capacity(self.offsets.len());
         for partition in 0..self.offsets.len() as u32 {
@@ -338,14 +343,16 @@ impl Topology {
             && self
                 .config
                 .idle_flush_ms
-                .is_some_and(|ms| self.last_record.elapsed() >= Duration::from_millis(ms));
+                .is_some_and(|ms| self.last_record.elapsed() >= Duration::from_millis(ms))
+            && self.engine.idle_flush_pending();
         if flush {
             self.engine.flush_idle(out);
         }
         let changed_idle = self.last_idle.as_ref() != Some(&idle_flags);
         let delivers = out.outputs.len() > before || !out.snapshots.is_empty();
+        let acted = records > 0 || flush || changed_idle || delivers;
         if let Some(log) = &mut self.round_log
-            && (records > 0 || flush || changed_idle || delivers)
+            && acted
         {
             log.append(&RoundRecord {
                 ends: self.offsets.clone(),
@@ -358,7 +365,7 @@ impl Topology {
             }
         }
         self.last_idle = Some(idle_flags);
-        Ok(records)
+        Ok((records, acted))
     }
 
     /// Takes a recorded round again: reads exactly up to its offsets, with its idle flags and flush decision.

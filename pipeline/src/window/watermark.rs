@@ -93,6 +93,11 @@ impl Watermarks {
         self.current
     }
 
+    /// The newest event time seen on any partition.
+    pub fn newest(&self) -> Option<EventTimeMs> {
+        self.partitions.iter().filter_map(|c| c.max_event_ms).max()
+    }
+
     /// How far each partition's newest event is ahead of the global watermark (0 when it has seen nothing).
     pub fn lag_ms(&self) -> impl Iterator<Item = (u32, i64)> + '_ {
         self.partitions.iter().enumerate().map(|(p, c)| {
