@@ -270,6 +270,26 @@ mod redis {
             .unwrap();
         assert_eq!(again.position.offset, 1);
         assert_ne!(again.position.epoch, fresh.epoch);
+
+        // Only the meta hash lost, the stream left behind: the new epoch starts from an empty stream.
+        history
+            .append("leaderboard.daily", Bytes::from_static(b"y"))
+            .await
+            .unwrap();
+        let _: u64 = ::redis::cmd("DEL")
+            .arg(format!("{prefix}meta:{{leaderboard.daily}}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let restarted = history
+            .append("leaderboard.daily", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(restarted.position.offset, 1);
+        assert_ne!(restarted.position.epoch, again.position.epoch);
+        let kept = history.last("leaderboard.daily", 10).await.unwrap();
+        assert_eq!(kept.len(), 1, "entries of the lost epoch are dropped");
+        assert_eq!(&kept[0].json[..], b"x");
         cleanup(&url, &prefix).await;
     }
 

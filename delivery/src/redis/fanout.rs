@@ -1,10 +1,11 @@
 //! Live fan-out between nodes over Redis pub/sub.
 //!
-//! The append script of [`RedisHistory`](super::RedisHistory) publishes every entry on its topic's channel in the
-//! same atomic step that assigns its offset, so the publish order is the offset order, and one subscriber
-//! connection receives every topic's entries in offset order. [`RedisFanOut::publish`] therefore has nothing left to
-//! send. Each node runs one listener: a `PSUBSCRIBE` on all fan-out channels of the prefix whose messages go to the
-//! node's [`Hub`] (entries of topics without local subscribers cost a lookup).
+//! The append script of [`RedisHistory`](super::RedisHistory) publishes every entry it appends, in the same atomic
+//! step that assigns their offsets, as one message on the prefix's fan-out channel, so the publish order is the
+//! offset order, and one subscriber connection receives every topic's entries in offset order.
+//! [`RedisFanOut::publish`] therefore has nothing left to send. Each node runs one listener: a `SUBSCRIBE` to the
+//! fan-out channel whose entries go to the node's [`Hub`] (entries of topics without local subscribers cost a
+//! lookup, and are not copied).
 //!
 //! Pub/sub is at most once: while the listener is disconnected, messages are lost. Sessions already fill a gap from
 //! history when the next entry of a topic arrives; on top of that the listener remembers the last position it
@@ -139,8 +140,8 @@ impl Listener {
             .await
             .map_err(|_| RedisBackendError::Unavailable("subscribing timed out".into()))??;
         let (mut sink, stream) = pubsub.split();
-        let pattern = self.parts.keys.channel_pattern();
-        tokio::time::timeout(self.parts.connect_timeout, sink.psubscribe(pattern))
+        let channel = self.parts.keys.channel();
+        tokio::time::timeout(self.parts.connect_timeout, sink.subscribe(channel))
             .await
             .map_err(|_| RedisBackendError::Unavailable("subscribing timed out".into()))??;
         Ok((sink, stream))
@@ -172,9 +173,18 @@ impl Listener {
     }
 
     fn deliver_payload(&mut self, payload: &[u8]) {
-        match decode(payload) {
-            Some(entry) => self.deliver(&entry),
-            None => tracing::warn!(bytes = payload.len(), "undecodable redis fan-out message dropped"),
+        let hub = self.hub.clone();
+        let (received, delivered) = (Instant::now(), now_ms());
+        let wanted = |topic: &str| hub.subscriber_count(topic) > 0;
+        let entries = decode_batch(payload, wanted, received, delivered);
+        for entry in &entries.entries {
+            self.deliver(entry);
+        }
+        if entries.malformed {
+            tracing::warn!(
+                bytes = payload.len(),
+                "undecodable redis fan-out message: the rest of it was dropped"
+            );
         }
     }
 
@@ -247,38 +257,129 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Decodes `<epoch> <offset> <time ms> <topic>\n<json>` (as the append script publishes it).
-pub(crate) fn decode(payload: &[u8]) -> Option<Arc<Entry>> {
+/// The entries of one fan-out message that a node wants, and whether the message broke off undecodable.
+pub(crate) struct Batch {
+    pub entries: Vec<Arc<Entry>>,
+    pub malformed: bool,
+}
+
+/// Decodes a fan-out message, entries `<epoch> <offset> <time ms> <JSON length> <topic>\n<json>` back to back (as
+/// the append script publishes them), keeping those of the topics `wanted` says yes to (the others are skipped
+/// without a copy). `received` and `now_ms` are one moment on the monotonic and on the wall clock.
+pub(crate) fn decode_batch(
+    payload: &[u8],
+    wanted: impl Fn(&str) -> bool,
+    received: Instant,
+    now_ms: u64,
+) -> Batch {
+    let mut entries = Vec::new();
+    let mut rest = payload;
+    while !rest.is_empty() {
+        let Some((header, after)) = split_header(rest) else {
+            return Batch {
+                entries,
+                malformed: true,
+            };
+        };
+        let json = &after[..header.length];
+        rest = &after[header.length..];
+        if wanted(header.topic) {
+            entries.push(Arc::new(Entry {
+                topic: Arc::from(header.topic),
+                position: header.position,
+                json: Bytes::copy_from_slice(json),
+                published_at: instant_of(received, now_ms, header.time_ms),
+            }));
+        }
+    }
+    Batch {
+        entries,
+        malformed: false,
+    }
+}
+
+struct Header<'a> {
+    position: Position,
+    time_ms: u64,
+    length: usize,
+    topic: &'a str,
+}
+
+/// One entry's header line and what follows it; `None` when the header is malformed or the JSON is cut short.
+fn split_header(payload: &[u8]) -> Option<(Header<'_>, &[u8])> {
     let newline = payload.iter().position(|b| *b == b'\n')?;
-    let (header, json) = (&payload[..newline], &payload[newline + 1..]);
-    let header = std::str::from_utf8(header).ok()?;
-    let mut fields = header.splitn(4, ' ');
+    let header = std::str::from_utf8(&payload[..newline]).ok()?;
+    let mut fields = header.splitn(5, ' ');
     let epoch: u64 = fields.next()?.parse().ok()?;
     let offset: u64 = fields.next()?.parse().ok()?;
     let time_ms: u64 = fields.next()?.parse().ok()?;
+    let length: usize = fields.next()?.parse().ok()?;
     let topic = fields.next().filter(|topic| !topic.is_empty())?;
-    Some(Arc::new(Entry {
-        topic: Arc::from(topic),
+    let after = &payload[newline + 1..];
+    if after.len() < length {
+        return None;
+    }
+    let header = Header {
         position: Position { epoch, offset },
-        json: Bytes::copy_from_slice(json),
-        published_at: instant_of(Instant::now(), now_ms(), time_ms),
-    }))
+        time_ms,
+        length,
+        topic,
+    };
+    Some((header, after))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn decode(payload: &[u8]) -> Batch {
+        decode_batch(
+            payload,
+            |topic| topic != "skipped",
+            Instant::now(),
+            1_700_000_000_000,
+        )
+    }
+
     #[test]
-    fn payloads_decode_and_garbage_is_refused() {
-        let entry =
-            decode(b"42 7 1700000000000 user.u1.social\n{\"a\":1}").unwrap_or_else(|| panic!("decode"));
-        assert_eq!(&*entry.topic, "user.u1.social");
-        assert_eq!(entry.position, Position { epoch: 42, offset: 7 });
-        assert_eq!(&entry.json[..], b"{\"a\":1}");
-        assert!(decode(b"42 7 x topic\n{}").is_none());
-        assert!(decode(b"42 7 1\n{}").is_none());
-        assert!(decode(b"no newline").is_none());
+    fn batches_decode_in_order_and_unwanted_topics_are_skipped() {
+        let batch = decode(
+            b"42 7 1700000000000 7 user.u1.social\n{\"a\":1}42 3 1700000000000 2 skipped\n{}9 1 1700000000001 12 a b\n{\"x\":\"y\\nz\"}",
+        );
+        assert!(!batch.malformed);
+        let got: Vec<(&str, Position, &[u8])> = batch
+            .entries
+            .iter()
+            .map(|entry| (&*entry.topic, entry.position, &entry.json[..]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "user.u1.social",
+                    Position { epoch: 42, offset: 7 },
+                    &b"{\"a\":1}"[..]
+                ),
+                ("a b", Position { epoch: 9, offset: 1 }, &b"{\"x\":\"y\\nz\"}"[..]),
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_keeps_what_came_before_it() {
+        let good = b"42 7 1700000000000 2 t\n{}".to_vec();
+        for bad in [
+            &b"42 7 x 2 t\n{}"[..],
+            b"42 7 1 2\n{}",
+            b"no newline",
+            b"42 7 1 9 t\n{}",
+            b"1 2 3 -1 t\n",
+        ] {
+            let batch = decode(&[good.as_slice(), bad].concat());
+            assert!(batch.malformed, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(batch.entries.len(), 1);
+        }
+        assert!(!decode(b"").malformed);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! hash slot:
 //! - append: creates the epoch when the meta hash is missing (and drops any stream left from a lost epoch), assigns
 //!   `last + 1`, `XADD`s it as id `<offset>-0` with the Redis time (never behind the previous message's), trims by
-//!   count (`MAXLEN ~`) and age (`MINID`), renews the TTLs and `PUBLISH`es the entry on the topic's channel. One
-//!   call appends a whole chunk of messages, of any topics, in order (one round trip and one script call per
-//!   chunk); on Redis Cluster the chunks would have to be grouped by hash slot;
+//!   count (`MAXLEN ~`) and age (`MINID`) and renews the TTLs. One call appends a whole chunk of messages, of any
+//!   topics, in order (one round trip and one script call per chunk), and `PUBLISH`es every entry it appended as
+//!   one message on the fan-out channel (see [`decode_batch`](super::fanout::decode_batch)); on Redis Cluster the
+//!   chunks would have to be grouped by hash slot;
 //! - read after a position: the same gap rules as [`MemoryHistory`](crate::MemoryHistory) (another epoch or a
 //!   position past the head is `EpochChanged`; a trimmed part or more than `max` messages is `Expired`), then
 //!   `XRANGE` from `<offset + 1>-0`;
@@ -58,67 +59,94 @@ end
 
 /// Appends many messages, in order, each to its own topic's keys.
 /// KEYS: meta and stream of each message. ARGV: max messages, retention ms, meta ttl ms, candidate epoch, renewal
-/// interval ms, then for each message: json, channel (or ''), topic, producer sequence (or '').
+/// interval ms, fan-out channel (or ''), then for each message: json, topic, producer sequence (or '').
 /// Returns, per message, `{epoch, offset, time}`, or `{'duplicate'}` when the topic holds the producer's sequence
 /// already.
 ///
-/// The per-message work is kept to five commands (`HMGET`, `XADD`, `HSET`, `PUBLISH`, and one `TIME` per call):
-/// the meta hash also keeps `oldest` (a lower bound of the oldest entry's time, so age trimming runs only when
-/// something may have expired) and `renewed` (when the TTLs were last set: they are set one renewal interval
-/// longer than needed, and renewed once per interval rather than on every append).
+/// Most of the cost of a script is the Lua side of each `redis.call`, so the per-message work is one `XADD`; the
+/// rest happens once per topic of the chunk (`HMGET` of its state on first sight, one `HSET` and, once per renewal
+/// interval, the `PEXPIRE`s at the end) or once per chunk (`TIME`, one `PUBLISH` of every appended entry). The meta
+/// hash also keeps `oldest` (a lower bound of the oldest entry's time, so age trimming runs only when something may
+/// have expired) and `renewed` (when the TTLs were last set: they are set one renewal interval longer than needed,
+/// and renewed once per interval rather than on every append).
 const APPEND: &str = r#"
 local max_messages, retention, meta_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local candidate, renew_every = ARGV[4], tonumber(ARGV[5])
+local candidate, renew_every, channel = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local clock = now_ms()
-local replies = {}
+local replies, published, topics, order = {}, {}, {}, {}
 for i = 1, #KEYS / 2 do
   local meta, stream = KEYS[2 * i - 1], KEYS[2 * i]
-  local base = 5 + 4 * (i - 1)
-  local json, channel, topic, seq = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
-  local state = redis.call('HMGET', meta, 'epoch', 'last', 'time', 'seq', 'oldest', 'renewed')
-  local epoch, last, last_time = state[1], tonumber(state[2]), tonumber(state[3])
-  if seq ~= '' and epoch and state[4] and tonumber(seq) <= tonumber(state[4]) then
+  local base = 6 + 3 * (i - 1)
+  local json, topic, seq = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  local t = topics[meta]
+  if not t then
+    local state = redis.call('HMGET', meta, 'epoch', 'last', 'time', 'seq', 'oldest', 'renewed')
+    t = {stream = stream, epoch = state[1], last = tonumber(state[2]), time = tonumber(state[3]), seq = state[4],
+         oldest = tonumber(state[5]), renewed = tonumber(state[6])}
+    if not t.epoch or not t.last then
+      -- A new epoch: its first XADD replaces any stream left from a lost one.
+      t.epoch, t.last, t.time, t.oldest, t.renewed, t.fresh = candidate, 0, 0, nil, nil, true
+    end
+    topics[meta] = t
+    order[#order + 1] = meta
+  end
+  if seq ~= '' and t.seq and tonumber(seq) <= tonumber(t.seq) then
     replies[i] = {'duplicate'}
   else
-    local oldest, renewed = tonumber(state[5]), tonumber(state[6])
-    if not epoch or not last then
-      epoch, last, last_time, oldest, renewed = candidate, 0, 0, nil, nil
-      redis.call('DEL', stream)
-    end
     local now = clock
-    if last_time and last_time > now then now = last_time end
-    local offset = string.format('%d', last + 1)
+    if t.time and t.time > now then now = t.time end
+    t.last, t.time, t.changed = t.last + 1, now, true
+    local offset = string.format('%d', t.last)
     local time = string.format('%d', now)
-    -- NOMKSTREAM tells a missing stream (new, or lost while its meta hash was kept): it gets its TTL now.
-    if not redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', max_messages, offset .. '-0', 't', time, 'd', json) then
+    if t.fresh then
+      redis.call('DEL', stream)
       redis.call('XADD', stream, 'MAXLEN', '~', max_messages, offset .. '-0', 't', time, 'd', json)
-      renewed = nil
+      t.fresh, t.oldest, t.oldest_changed = false, now, true
+    -- NOMKSTREAM tells a stream lost while its meta hash was kept: it is created again and gets its TTL now.
+    elseif not redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', max_messages, offset .. '-0', 't', time, 'd', json) then
+      redis.call('XADD', stream, 'MAXLEN', '~', max_messages, offset .. '-0', 't', time, 'd', json)
+      t.renewed = nil
     end
-    local fields = {'epoch', epoch, 'last', offset, 'time', time}
-    if seq ~= '' then
-      fields[#fields + 1] = 'seq'
-      fields[#fields + 1] = seq
-    end
+    if seq ~= '' then t.seq, t.seq_changed = seq, true end
     local cutoff = now - retention
-    if not oldest or oldest < cutoff then
-      fields[#fields + 1] = 'oldest'
-      fields[#fields + 1] = string.format('%d', trim_expired(stream, cutoff) or now)
+    if not t.oldest or t.oldest < cutoff then
+      t.oldest, t.oldest_changed = trim_expired(stream, cutoff) or now, true
     end
-    local renew = not renewed or now - renewed >= renew_every
-    if renew then
-      fields[#fields + 1] = 'renewed'
-      fields[#fields + 1] = time
-    end
-    redis.call('HSET', meta, unpack(fields))
-    if renew then
-      redis.call('PEXPIRE', stream, retention + renew_every)
-      redis.call('PEXPIRE', meta, meta_ttl + renew_every)
+    if not t.renewed or now - t.renewed >= renew_every then
+      t.renewed, t.renew = now, true
     end
     if channel ~= '' then
-      redis.call('PUBLISH', channel, epoch .. ' ' .. offset .. ' ' .. time .. ' ' .. topic .. '\n' .. json)
+      published[#published + 1] = t.epoch .. ' ' .. offset .. ' ' .. time .. ' ' .. #json .. ' ' .. topic .. '\n'
+      published[#published + 1] = json
     end
-    replies[i] = {epoch, last + 1, now}
+    replies[i] = {t.epoch, t.last, now}
   end
+end
+for _, meta in ipairs(order) do
+  local t = topics[meta]
+  if t.changed then
+    local fields = {'epoch', t.epoch, 'last', string.format('%d', t.last), 'time', string.format('%d', t.time)}
+    if t.seq_changed then
+      fields[#fields + 1] = 'seq'
+      fields[#fields + 1] = t.seq
+    end
+    if t.oldest_changed then
+      fields[#fields + 1] = 'oldest'
+      fields[#fields + 1] = string.format('%d', t.oldest)
+    end
+    if t.renew then
+      fields[#fields + 1] = 'renewed'
+      fields[#fields + 1] = string.format('%d', t.renewed)
+    end
+    redis.call('HSET', meta, unpack(fields))
+    if t.renew then
+      redis.call('PEXPIRE', t.stream, retention + renew_every)
+      redis.call('PEXPIRE', meta, meta_ttl + renew_every)
+    end
+  end
+end
+if #published > 0 then
+  redis.call('PUBLISH', channel, table.concat(published))
 end
 return replies
 "#;
@@ -305,13 +333,13 @@ impl RedisHistory {
             .arg(self.settings.retention_ms)
             .arg(self.settings.meta_ttl_ms)
             .arg(new_epoch())
-            .arg(self.settings.renew_ms);
+            .arg(self.settings.renew_ms)
+            .arg(self.keys.channel());
         for item in items {
             invocation
                 .key(self.keys.meta(item.topic))
                 .key(self.keys.history(item.topic))
                 .arg(item.json)
-                .arg(self.keys.channel(item.topic))
                 .arg(item.topic)
                 .arg(item.sequence.map(|s| s.to_string()).unwrap_or_default());
         }

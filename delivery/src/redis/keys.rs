@@ -8,7 +8,7 @@
 //! | `P` `meta:{T}` | hash | `epoch` (decimal `u64`, never 0), `last` (offset of the newest message), `time` (its Redis time, ms) | `meta_ttl` (7 d), renewed by every append |
 //! | `P` `history:{T}` | stream | one entry per message, id `<offset>-0`, fields `t` (Redis time, ms) and `d` (message JSON) | `MAXLEN ~` cap, `MINID` past the retention (24 h), whole key expires a retention after the last append |
 //! | `P` `ticket:<ticket>` | string | the JSON claims a single-use ticket stands for | `EX` the ticket lifetime (at most 60 s), consumed by `GETDEL` |
-//! | `P` `fanout:T` | pub/sub channel | `<epoch> <offset> <time ms> <topic>\n<message JSON>`, published by the append script | every node `PSUBSCRIBE`s `P` `fanout:*` |
+//! | `P` `fanout` | pub/sub channel | every entry one append call added, each as `<epoch> <offset> <time ms> <JSON length> <topic>\n<message JSON>`, concatenated | every node `SUBSCRIBE`s it |
 //!
 //! The epoch and the offset counter live in one hash, so they vanish together (a flush, an eviction, the meta TTL):
 //! the next append or subscription then creates a fresh random epoch (and drops any stream left behind), and
@@ -59,23 +59,9 @@ impl Keys {
         format!("{}ticket:{ticket}", self.prefix)
     }
 
-    /// The pub/sub channel carrying a topic's live messages.
-    pub fn channel(&self, topic: &str) -> String {
-        format!("{}fanout:{topic}", self.prefix)
-    }
-
-    /// The pattern every node subscribes to: all fan-out channels under this prefix (glob characters of the prefix
-    /// escaped).
-    pub fn channel_pattern(&self) -> String {
-        let mut pattern = String::with_capacity(self.prefix.len() + 8);
-        for c in self.prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push_str("fanout:*");
-        pattern
+    /// The pub/sub channel carrying every topic's live messages, one message per append call.
+    pub fn channel(&self) -> String {
+        format!("{}fanout", self.prefix)
     }
 }
 
@@ -88,15 +74,14 @@ mod tests {
         let keys = Keys::new("p:").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(keys.meta("user.u1.social"), "p:meta:{user.u1.social}");
         assert_eq!(keys.history("user.u1.social"), "p:history:{user.u1.social}");
-        assert_eq!(keys.channel("trending.1h"), "p:fanout:trending.1h");
+        assert_eq!(keys.channel(), "p:fanout");
         assert_eq!(keys.ticket("abc"), "p:ticket:abc");
     }
 
     #[test]
-    fn prefixes_are_validated_and_escaped_in_patterns() {
+    fn prefixes_are_validated() {
         assert!(Keys::new("a{b}:").is_err());
         assert!(Keys::new("a\n").is_err());
-        let keys = Keys::new("t*[1]:").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(keys.channel_pattern(), "t\\*\\[1\\]:fanout:*");
+        assert!(Keys::new("t*[1]:").is_ok());
     }
 }
