@@ -229,6 +229,13 @@ fn services_reachable() -> Result<(), String> {
     }
 }
 
+/// The keys in Redis's current database before the run (`DBSIZE`).
+fn redis_keys() -> Option<u64> {
+    let client = redis::Client::open(redis_url().as_str()).ok()?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+    redis::cmd("DBSIZE").query::<u64>(&mut conn).ok()
+}
+
 /// Redis prefixes and ClickHouse databases of this run, deleted when it ends (also on a panic).
 #[derive(Default)]
 struct Cleanup {
@@ -1630,6 +1637,16 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
+    if options.bench {
+        match redis_keys() {
+            Some(0) => {}
+            Some(keys) => println!(
+                "note: Redis already holds {keys} keys (other runs or tests): the figures below may be slower than \
+                 on an empty Redis, and are not comparable with runs that had one"
+            ),
+            None => println!("note: could not read the number of keys in Redis"),
+        }
+    }
     let cleanup = Cleanup::default();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
