@@ -23,7 +23,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use social_delivery::{Publisher, SnapshotSource};
-use social_pipeline::bus::{Bus, BusError, Record, TopicSpec};
+use social_pipeline::bus::{Bus, Record, TopicSpec};
 use social_pipeline::operator::{Destination, Output};
 use social_pipeline::topology::{OutputSink, PipelineError, SnapshotStore};
 use social_schemas::TopicMessage;
@@ -76,7 +76,7 @@ impl DerivedSink {
             Some(handle) => match handle.await {
                 Ok(Err(error)) => error,
                 Ok(Ok(())) => PipelineError::OutputClosed,
-                Err(join) => PipelineError::Bus(BusError::Backend(format!("derived writer task: {join}"))),
+                Err(join) => PipelineError::task("derived writer", join),
             },
             None => PipelineError::OutputClosed,
         }

@@ -25,6 +25,19 @@ pub enum PipelineError {
     /// The writer epoch could not be read or persisted in the checkpoint directory.
     #[error("writer epoch: {0}")]
     WriterEpoch(String),
+    /// A background task of the topology (checkpoint writing, the output writer) panicked or was cancelled.
+    #[error("{task} task failed: {reason}")]
+    Task { task: &'static str, reason: String },
+}
+
+impl PipelineError {
+    /// The error of a background task that did not finish normally.
+    pub fn task(task: &'static str, error: tokio::task::JoinError) -> PipelineError {
+        PipelineError::Task {
+            task,
+            reason: error.to_string(),
+        }
+    }
 }
 
 impl PipelineError {

@@ -467,9 +467,7 @@ impl Topology {
     /// Waits for the checkpoint being written, if any, to be on disk with its offsets committed.
     async fn written(&mut self) -> Result<(), PipelineError> {
         match self.writing.take() {
-            Some(handle) => handle.await.map_err(|e| {
-                PipelineError::Bus(crate::bus::BusError::Backend(format!("checkpoint task: {e}")))
-            })?,
+            Some(handle) => handle.await.map_err(|e| PipelineError::task("checkpoint", e))?,
             None => Ok(()),
         }
     }
@@ -530,9 +528,7 @@ impl Topology {
             }
             let bytes = tokio::task::spawn_blocking(move || store.write(&checkpoint))
                 .await
-                .map_err(|e| {
-                    PipelineError::Bus(crate::bus::BusError::Backend(format!("checkpoint task: {e}")))
-                })??;
+                .map_err(|e| PipelineError::task("checkpoint serialization", e))??;
             metrics::histogram!(CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
             metrics::gauge!(CHECKPOINT_BYTES).set(bytes as f64);
             for (partition, offset) in offsets.iter().enumerate() {
