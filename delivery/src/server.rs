@@ -220,7 +220,17 @@ async fn serve_stream(shared: Arc<Shared>, mut stream: TcpStream, head: Head) {
         let mut framed = Vec::with_capacity(chunk.len() + 16);
         push_chunk(&mut framed, &chunk);
         drop(chunk);
-        let mut sent = 0;
+        // Usually the socket takes the whole chunk at once: then nothing needs waiting for (a stop is seen by the
+        // next `live.next`).
+        let mut sent = match stream.try_write(&framed) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(_) => return,
+        };
+        if sent == framed.len() {
+            continue;
+        }
         tokio::select! {
             biased;
             // A client that stops reading fills its socket buffer, then its queue, and is cut off even while a
@@ -247,7 +257,9 @@ async fn serve_stream(shared: Arc<Shared>, mut stream: TcpStream, head: Head) {
 
 /// Appends `data` as one chunk of chunked transfer encoding.
 fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    use std::io::Write;
+    // Writing to a `Vec` cannot fail.
+    let _ = write!(out, "{:x}\r\n", data.len());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
