@@ -12,7 +12,8 @@
 //! `sse-load clients --server 127.0.0.1:9100 --connections 10000 --sources 127.0.0.2,127.0.0.3 [--topic T | --users U
 //! --secret S] [--broadcasts 20] [--rate R --secs D]` opens the connections (raw TCP, client sockets bound to the
 //! given loopback source addresses), then measures: broadcasts (time until every client has each message, and p99
-//! of per-client latency), or per-user latency at a rate. It prints one JSON object of results.
+//! of per-client latency), or per-user latency at a rate. It prints one JSON object of results. The responses are
+//! read by `--readers` threads (default 1), each polling its share of the sockets.
 //!
 //! `sse-load clients ... --listen true` only listens, for a driver that runs several client processes against several
 //! nodes and publishes itself (`scripts/bench/sse_multinode.py`): once every connection is open (or failed) it prints
