@@ -29,6 +29,7 @@ use crate::cli::ServerArgs;
 pub mod analytics;
 pub mod operators;
 pub mod ops;
+mod publish_queue;
 
 /// The running parts of one process, shared by its routes and background tasks.
 pub struct System {

@@ -70,7 +70,8 @@ pub enum Replay {
 pub trait History: Send + Sync + 'static {
     /// Appends a message and returns it with its position.
     async fn append(&self, topic: &str, json: Bytes) -> Result<Arc<Entry>, DeliveryError>;
-    /// Appends a message of a producer that numbers its output (`sequence` increasing across all topics), unless
+    /// Appends a message of a producer that numbers its output (`sequence` counts across all topics; each topic
+    /// gets its messages in increasing order, while messages of different topics may come in any order), unless
     /// this topic already holds one of that producer at `sequence` or later: a producer replaying after a crash
     /// then appends each message once. `None` for such a duplicate.
     async fn append_sequenced(

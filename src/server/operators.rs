@@ -12,9 +12,13 @@
 //!
 //! The writing runs in a task of its own, a few batches behind the operators (bounded); the topology flushes it
 //! before every checkpoint, so a checkpoint never counts an output that is not in the log and the delivery tier.
+//! The log gets every output in order; the delivery tier gets each topic's outputs in order, and a small batch's
+//! messages may go ahead of the rest of a large batch on other topics (`publish_queue`), so that the thousands of
+//! messages of an event-time tick do not hold back the confirmations of the events that follow it.
 //! While the delivery tier's store (Redis) is unreachable, publishing is retried with backoff until it succeeds or
 //! the process shuts down: the writer, then the operators, wait (their input stays on the bus), nothing is dropped.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,14 +36,23 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::publish_queue::{ChunkSize, PublishQueue};
+
 /// The topic holding every derived message, in emission order.
 pub const DERIVED_TOPIC: &str = "social-derived";
 /// `source` of the derived CloudEvents.
 const DERIVED_SOURCE: &str = "/social-realtime/operators";
 
-/// Batches the writer may hold beyond the one it works on: the operators compute the next rounds while the
-/// writer appends and publishes, and wait when it falls this far behind.
+/// Batches the writer's channel holds: the operators compute the next rounds while the writer appends and
+/// publishes, and wait when it falls behind (the channel full, and [`MAX_WAITING`] messages waiting).
 const QUEUED_BATCHES: usize = 4;
+/// Messages waiting for the delivery tier beyond which the writer takes no further batch.
+const MAX_WAITING: usize = 65_536;
+/// One publish call: the oldest waiting messages, and messages of later batches that may overtake them.
+const PUBLISH_CHUNK: ChunkSize = ChunkSize {
+    oldest: 256,
+    ahead: 256,
+};
 
 /// The topology's output sink: hands each batch to a writer task (appends to `social-derived`, then publishes to
 /// the delivery tier), so that the operators compute the next round meanwhile. `flush` waits for the writer.
@@ -100,7 +113,7 @@ impl OutputSink for DerivedSink {
     }
 }
 
-/// Writes the batches in order: the derived log first, then the delivery tier.
+/// Writes the batches: the derived log in output order, then the delivery tier in each topic's order.
 struct DerivedWriter {
     bus: Arc<dyn Bus>,
     publisher: Publisher,
@@ -140,26 +153,70 @@ impl DerivedWriter {
         })
     }
 
-    /// Handles jobs until the sink is dropped (`Ok`) or a batch cannot be written (`Err`, which the sink's next
-    /// call reports).
+    /// Handles jobs until the sink is dropped (`Ok`, once everything received is published) or an output cannot be
+    /// written (`Err`, which the sink's next call reports).
+    ///
+    /// Batches are appended to the derived log as they come and queued for the delivery tier, which gets one chunk
+    /// per call (see [`PublishQueue`]); between calls the writer takes the batches that arrived meanwhile, as long
+    /// as at most [`MAX_WAITING`] messages wait, so that a later small batch can overtake a large one. A barrier is
+    /// answered once every output before it is published.
     async fn run(mut self, mut queue: mpsc::Receiver<Job>) -> Result<(), PipelineError> {
-        while let Some(job) = queue.recv().await {
-            match job {
-                Job::Batch(batch) => {
-                    if let Err(error) = self.write(batch).await {
-                        tracing::error!(%error, "writing derived output failed");
-                        return Err(error);
-                    }
+        let mut waiting = PublishQueue::default();
+        let mut barriers: VecDeque<(u64, oneshot::Sender<()>)> = VecDeque::new();
+        let mut open = true;
+        loop {
+            while let Some((bound, _)) = barriers.front() {
+                if waiting.oldest().is_some_and(|oldest| oldest < *bound) {
+                    break;
                 }
-                Job::Barrier(done) => {
+                if let Some((_, done)) = barriers.pop_front() {
                     let _ = done.send(());
                 }
             }
+            if waiting.is_empty() {
+                if !open {
+                    return Ok(());
+                }
+                match queue.recv().await {
+                    Some(job) => self.take(job, &mut waiting, &mut barriers).await?,
+                    None => return Ok(()),
+                }
+            }
+            while open && waiting.len() < MAX_WAITING {
+                match queue.try_recv() {
+                    Ok(job) => self.take(job, &mut waiting, &mut barriers).await?,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            metrics::gauge!("pipeline_delivery_waiting_messages").set(waiting.len() as f64);
+            let chunk = waiting.next_chunk(PUBLISH_CHUNK);
+            if !chunk.is_empty() {
+                self.publish_with_retry(&chunk).await?;
+            }
+        }
+    }
+
+    async fn take(
+        &mut self,
+        job: Job,
+        waiting: &mut PublishQueue,
+        barriers: &mut VecDeque<(u64, oneshot::Sender<()>)>,
+    ) -> Result<(), PipelineError> {
+        match job {
+            Job::Batch(batch) => {
+                if let Err(error) = self.receive(batch, waiting).await {
+                    tracing::error!(%error, "writing derived output failed");
+                    return Err(error);
+                }
+            }
+            Job::Barrier(done) => barriers.push_back((self.next_sequence, done)),
         }
         Ok(())
     }
 
-    async fn write(&mut self, batch: Vec<Output>) -> Result<(), PipelineError> {
+    /// Appends `batch` to the derived log and queues its outputs bound for the delivery tier.
+    async fn receive(&mut self, batch: Vec<Output>, waiting: &mut PublishQueue) -> Result<(), PipelineError> {
         let first = self.next_sequence;
         let count = batch.len() as u64;
         let skip = usize::try_from(self.already_written)
@@ -176,15 +233,12 @@ impl DerivedWriter {
         }
         self.already_written -= skip as u64;
         // Every output bound for SSE, including those the log already held: history drops what it has.
-        let to_sse: Vec<(TopicMessage, u64)> = (first..)
+        let to_sse = (first..)
             .zip(batch)
             .filter(|(_, output)| output.destination.to_sse())
-            .map(|(sequence, output)| (output.message, sequence))
-            .collect();
-        if !to_sse.is_empty() {
-            self.publish_with_retry(&to_sse).await?;
-        }
+            .map(|(sequence, output)| (output.message, sequence));
         self.next_sequence = first + count;
+        waiting.push_batch(to_sse, self.next_sequence);
         Ok(())
     }
 
