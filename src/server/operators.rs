@@ -10,8 +10,9 @@
 //! are skipped here, and the delivery tier's history drops those it already holds (it keeps the last output number
 //! per topic, see [`Publisher::publish_sequenced`]).
 //!
-//! The writing runs in a task of its own, a few batches behind the operators (bounded); the topology flushes it
-//! before every checkpoint, so a checkpoint never counts an output that is not in the log and the delivery tier.
+//! The writing runs in a task of its own, a few batches behind the operators (bounded); a checkpoint is written only
+//! once the writer has handled every output before it, so a checkpoint never counts an output that is not in the
+//! log and the delivery tier.
 //! The log gets every output in order; the delivery tier gets each topic's outputs in order, and a small batch's
 //! messages may go ahead of the rest of a large batch on other topics (`publish_queue`), so that the thousands of
 //! messages of an event-time tick do not hold back the confirmations of the events that follow it.
@@ -29,7 +30,7 @@ use serde_json::Value;
 use social_delivery::{Publisher, SnapshotSource};
 use social_pipeline::bus::{Bus, Record, TopicSpec};
 use social_pipeline::operator::{Destination, Output};
-use social_pipeline::topology::{OutputSink, PipelineError, SnapshotStore};
+use social_pipeline::topology::{Handled, OutputSink, PipelineError, SnapshotStore};
 use social_schemas::TopicMessage;
 use social_schemas::derived::MessageData;
 use tokio::sync::{mpsc, oneshot};
@@ -104,9 +105,16 @@ impl OutputSink for DerivedSink {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), PipelineError> {
+    async fn request_flush(&mut self) -> Result<Handled, PipelineError> {
         let (done, handled) = oneshot::channel();
-        if self.jobs.send(Job::Barrier(done)).await.is_err() || handled.await.is_err() {
+        if self.jobs.send(Job::Barrier(done)).await.is_err() {
+            return Err(self.writer_error().await);
+        }
+        Ok(Handled::when(handled))
+    }
+
+    async fn flush(&mut self) -> Result<(), PipelineError> {
+        if self.request_flush().await?.wait().await.is_err() {
             return Err(self.writer_error().await);
         }
         Ok(())

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::TopologyConfig;
 pub use error::PipelineError;
 pub use rounds::RoundRecord;
-pub use sink::OutputSink;
+pub use sink::{Handled, OutputSink};
 pub use snapshot::SnapshotStore;
 pub use state::{LiveState, StateStamp, next_writer_epoch};
 
@@ -217,8 +217,10 @@ impl Topology {
             let outcome = self.round(&mut out).await?;
             self.deliver(&mut sink, &mut out).await?;
             if self.checkpoint_due() {
-                sink.flush().await?;
-                self.checkpoint_with(self.config.state_flush()).await?;
+                // The checkpoint is written once the output it counts is out; the operators go on meanwhile.
+                let handled = sink.request_flush().await?;
+                self.checkpoint_with(self.config.state_flush(), handled)
+                    .await?;
             }
             if outcome.records == 0 {
                 tokio::select! {
@@ -230,7 +232,8 @@ impl Topology {
         // Drain in order: input has stopped; everything produced was sent above; wait for the sink to have
         // handled it, then persist and commit.
         sink.flush().await?;
-        self.checkpoint_with(self.config.shutdown_state_flush()).await?;
+        self.checkpoint_with(self.config.shutdown_state_flush(), Handled::now())
+            .await?;
         self.written().await
     }
 
@@ -454,13 +457,14 @@ impl Topology {
     }
 
     /// Writes a checkpoint of the state and offsets now, then commits the offsets on the bus. Call only between
-    /// rounds, after the output of the last round was delivered. With a live-state store, the checkpoint waits for
-    /// it to hold every update so far, and is deferred (not written) when that takes longer than the configured
+    /// rounds, after the output of the last round was delivered. In `run`, the checkpoint waits for the sink to
+    /// have handled that output. With a live-state store, the checkpoint waits for it to hold every update so far, and is deferred (not written) when that takes longer than the configured
     /// timeout: the next one covers the same ground, and a restart replays from the previous one (and every round
     /// recorded since). `run` does the waiting and writing in the background while the operators go on, and waits
     /// for it before the next checkpoint.
     pub async fn checkpoint(&mut self) -> Result<(), PipelineError> {
-        self.checkpoint_with(self.config.state_flush()).await?;
+        self.checkpoint_with(self.config.state_flush(), Handled::now())
+            .await?;
         self.written().await
     }
 
@@ -472,7 +476,13 @@ impl Topology {
         }
     }
 
-    async fn checkpoint_with(&mut self, flush_timeout: Duration) -> Result<(), PipelineError> {
+    /// `output` completes once the sink has handled every output the checkpoint counts: until then it is not
+    /// written (a restore would not replay those outputs).
+    async fn checkpoint_with(
+        &mut self,
+        flush_timeout: Duration,
+        output: Handled,
+    ) -> Result<(), PipelineError> {
         let Some(store) = self.checkpoints.clone() else {
             return Ok(());
         };
@@ -512,6 +522,7 @@ impl Topology {
         let offsets = self.offsets.clone();
         let live_state = self.live_state.as_ref().map(|(state, _)| state.clone());
         self.writing = Some(tokio::spawn(async move {
+            output.wait().await?;
             // The live-state store must hold every update the checkpoint covers (it may hold later ones too).
             if let Some(state) = live_state {
                 let deferred = match tokio::time::timeout(flush_timeout, state.flush()).await {
