@@ -49,7 +49,7 @@ const DERIVED_SOURCE: &str = "/social-realtime/operators";
 const QUEUED_BATCHES: usize = 4;
 /// Messages waiting for the delivery tier beyond which the writer takes no further batch.
 const MAX_WAITING: usize = 65_536;
-/// One publish call: the oldest waiting messages, and messages of later batches that may overtake them.
+/// One publish call: messages of later batches that may overtake the oldest waiting ones, then those.
 const PUBLISH_CHUNK: ChunkSize = ChunkSize {
     oldest: 256,
     ahead: 256,

@@ -4,16 +4,16 @@
 //! leaderboards, trending and grouped alerts for everything touched in the last 5 s), and publishing them takes
 //! hundreds of milliseconds; a share confirmation emitted just after would wait for all of them. Subscribers see
 //! each topic on its own, and the delivery tier keeps order, positions and duplicate detection per topic, so only
-//! the order *within a topic* must hold. Each publish call therefore takes the oldest waiting messages and, next to
-//! them, messages of later batches whose topic has nothing older waiting: small batches overtake a large one, and
-//! no topic ever sees a message ahead of an older one.
+//! the order *within a topic* must hold. Each publish call therefore takes messages of later batches whose topic
+//! has nothing older waiting, then the oldest waiting messages: small batches overtake a large one, and no topic
+//! ever sees a message ahead of an older one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use social_schemas::TopicMessage;
 
-/// One publish call's worth: at most `oldest` of the oldest waiting messages, then at most `ahead` of later
-/// batches that may go ahead.
+/// One publish call's worth: at most `ahead` messages of later batches that may go ahead, then at most `oldest`
+/// of the oldest waiting messages.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChunkSize {
     pub oldest: usize,
@@ -69,19 +69,12 @@ impl PublishQueue {
         }
     }
 
-    /// Takes the next publish call's messages, in an order that keeps every topic's order.
+    /// Takes the next publish call's messages, in an order that keeps every topic's order: first the messages of
+    /// later batches that may go ahead (nothing older of their topic waits), then the oldest.
     pub(crate) fn next_chunk(&mut self, size: ChunkSize) -> Vec<(TopicMessage, u64)> {
         let mut chunk = Vec::with_capacity(size.oldest + size.ahead);
-        while chunk.len() < size.oldest {
-            let Some((sequence, message)) = self.waiting.pop_first() else {
-                break;
-            };
-            // The oldest waiting message is the oldest of its topic too.
-            self.forget(&message.topic, sequence);
-            chunk.push((message, sequence));
-        }
-        // Batches whose messages are all taken.
         let oldest = self.oldest();
+        // Batches whose messages are all taken.
         while let (Some(end), Some(oldest)) = (self.batch_ends.front(), oldest) {
             if *end > oldest {
                 break;
@@ -106,6 +99,15 @@ impl PublishQueue {
                     chunk.push((message, sequence));
                 }
             }
+        }
+        let limit = chunk.len() + size.oldest;
+        while chunk.len() < limit {
+            let Some((sequence, message)) = self.waiting.pop_first() else {
+                break;
+            };
+            // The oldest waiting message is the oldest of its topic too.
+            self.forget(&message.topic, sequence);
+            chunk.push((message, sequence));
         }
         if self.waiting.is_empty() {
             self.batch_ends.clear();
@@ -149,8 +151,8 @@ mod tests {
         queue.push_batch(large, 20);
         queue.push_batch([(message("probe", 20), 20), (message("t15", 21), 21)], 22);
         let first: Vec<u64> = queue.next_chunk(SIZE).iter().map(|(_, s)| *s).collect();
-        // 21 waits behind 15, the older message of its topic.
-        assert_eq!(first, vec![0, 1, 2, 3, 20]);
+        // 20 goes first; 21 waits behind 15, the older message of its topic.
+        assert_eq!(first, vec![20, 0, 1, 2, 3]);
         let mut rest = Vec::new();
         while !queue.is_empty() {
             rest.extend(queue.next_chunk(SIZE).into_iter().map(|(_, s)| s));
