@@ -53,5 +53,5 @@ pub use error::DeliveryError;
 pub use fanout::{FanOut, LocalFanOut};
 pub use history::{History, MemoryHistory, Position, SequencedAppend};
 pub use hub::Hub;
-pub use metrics::{ALL_TOPICS, LatencyObserver, observe_write_latency};
+pub use metrics::{LatencyObserver, observe_write_latency};
 pub use snapshot::{MemorySnapshots, SnapshotSource};

@@ -108,13 +108,9 @@ pub(crate) fn duplicate_publish() {
     ::metrics::counter!("delivery_duplicate_publishes_total").increment(1);
 }
 
-/// Called with the topic class and the publish-to-write latency of every message written to an SSE stream, on the
+/// Called with the topic class ([`TopicKind::as_str`]) and the publish-to-write latency of every message written to an SSE stream, on the
 /// stream's task: it must be cheap and must not block (count into atomics, aggregate elsewhere).
 pub type LatencyObserver = Arc<dyn Fn(&'static str, Duration) + Send + Sync>;
-
-/// Topic class given to the [`LatencyObserver`]: the write path does not tell the topic's kind, so every message
-/// counts in one class.
-pub const ALL_TOPICS: &str = "all";
 
 static LATENCY_OBSERVER: OnceLock<LatencyObserver> = OnceLock::new();
 
@@ -124,12 +120,12 @@ pub fn observe_write_latency(observer: LatencyObserver) -> Result<(), LatencyObs
     LATENCY_OBSERVER.set(observer)
 }
 
-pub(crate) fn written(count: u64, oldest_latency: Option<Duration>) {
+pub(crate) fn written(count: u64, latency: Option<(TopicKind, Duration)>) {
     metrics::counter!("delivery_messages_written_total").increment(count);
-    if let Some(latency) = oldest_latency {
+    if let Some((kind, latency)) = latency {
         metrics::histogram!("delivery_publish_to_write_latency_seconds").record(latency.as_secs_f64());
         if let Some(observer) = LATENCY_OBSERVER.get() {
-            observer(ALL_TOPICS, latency);
+            observer(kind.as_str(), latency);
         }
     }
 }

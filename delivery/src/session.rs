@@ -16,14 +16,16 @@ use crate::hub::{Delivered, SubscriptionGuard};
 use crate::message::{reset_json, snapshot_json};
 use crate::metrics::{self, CloseReason, ReplayResult};
 use crate::resume_token::{ResumeToken, encode_positions, topic_tag};
-use crate::topics::Topic;
+use crate::topics::{Topic, TopicKind};
 
 /// One message ready to write, with the resume token that follows it.
 #[derive(Debug, Clone)]
 pub(crate) struct Out {
     pub json: Bytes,
     pub token: String,
-    pub published_at: Option<Instant>,
+    /// When the message was published, and its topic's kind: for the publish-to-write latency (not for `RESET`
+    /// and `SNAPSHOT`, which this node writes itself).
+    pub published: Option<(Instant, TopicKind)>,
 }
 
 /// What a connection asks for beyond live messages.
@@ -231,7 +233,7 @@ impl Session {
         out.push(Out {
             json: entry.json.clone(),
             token: self.token(),
-            published_at: Some(entry.published_at),
+            published: Some((entry.published_at, self.topics[index].kind())),
         });
     }
 
@@ -248,7 +250,7 @@ impl Session {
         out.push(Out {
             json,
             token: self.token(),
-            published_at: None,
+            published: None,
         });
         self.push_snapshot(index, out).await
     }
@@ -262,7 +264,7 @@ impl Session {
         out.push(Out {
             json,
             token: self.token(),
-            published_at: None,
+            published: None,
         });
         Ok(())
     }

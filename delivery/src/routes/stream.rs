@@ -76,7 +76,9 @@ fn record_written(out: &[Out]) {
     for message in out {
         metrics::written(
             1,
-            message.published_at.map(|at| now.saturating_duration_since(at)),
+            message
+                .published
+                .map(|(at, kind)| (kind, now.saturating_duration_since(at))),
         );
     }
 }

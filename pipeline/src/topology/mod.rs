@@ -219,8 +219,7 @@ impl Topology {
             if self.checkpoint_due() {
                 // The checkpoint is written once the output it counts is out; the operators go on meanwhile.
                 let handled = sink.request_flush().await?;
-                self.checkpoint_with(self.config.state_flush(), handled)
-                    .await?;
+                self.checkpoint_with(self.config.state_flush(), handled).await?;
             }
             if outcome.records == 0 {
                 tokio::select! {
