@@ -1,13 +1,18 @@
 //! Counters accumulated in memory between flushes and written as delta rows keyed by (writer id, flush sequence):
 //! delivery latency histograms and dead-letter counts. A retried flush repeats its key, so it is written once.
+//! Dead letters read from a log are keyed by their place in it instead (`writer_id` = `log:{log}`, `seq` = the
+//! offset), so that a consumer reading them again after a restart writes the same rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::extract::minute_of;
 use crate::rows::{DeadLetterRow, DeliveryLatencyRow};
+
+/// `writer_id` prefix of the dead-letter rows keyed by their place in a log.
+pub const DEAD_LETTER_LOG_PREFIX: &str = "log:";
 
 /// Upper bounds (inclusive, milliseconds) of the delivery latency buckets; the last is +Inf.
 pub const BUCKETS_MS: [u32; 15] = [
@@ -43,6 +48,8 @@ pub fn bucket_of(latency: Duration) -> u32 {
 pub(crate) struct Deltas {
     latency: BTreeMap<(i64, String, u32), u64>,
     dead_letters: BTreeMap<(i64, String), u64>,
+    /// Dead letters read from a log, one row each: `(minute, reason, log, offset)`.
+    dead_letter_records: BTreeSet<(i64, String, String, u64)>,
 }
 
 impl Deltas {
@@ -60,8 +67,13 @@ impl Deltas {
             .or_default() += count;
     }
 
+    pub(crate) fn record_dead_letter_at(&mut self, reason: &str, at: DateTime<Utc>, log: &str, offset: u64) {
+        self.dead_letter_records
+            .insert((minute_of(at), reason.to_owned(), log.to_owned(), offset));
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.latency.is_empty() && self.dead_letters.is_empty()
+        self.latency.is_empty() && self.dead_letters.is_empty() && self.dead_letter_records.is_empty()
     }
 
     /// Takes the counts as rows of flush `seq`.
@@ -84,7 +96,7 @@ impl Deltas {
                 seq,
             })
             .collect();
-        let dead = std::mem::take(&mut self.dead_letters)
+        let mut dead: Vec<DeadLetterRow> = std::mem::take(&mut self.dead_letters)
             .into_iter()
             .map(|((m, reason), count)| DeadLetterRow {
                 minute: minute(m),
@@ -94,6 +106,16 @@ impl Deltas {
                 seq,
             })
             .collect();
+        // Keyed by where the letter was read, so that reading it again writes the same row.
+        dead.extend(std::mem::take(&mut self.dead_letter_records).into_iter().map(
+            |(m, reason, log, offset)| DeadLetterRow {
+                minute: minute(m),
+                reason,
+                count: 1,
+                writer_id: format!("{DEAD_LETTER_LOG_PREFIX}{log}"),
+                seq: offset,
+            },
+        ));
         (latency, dead)
     }
 }
@@ -125,5 +147,23 @@ mod tests {
         );
         assert_eq!((dead[0].count, dead[0].seq), (2, 3));
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn a_dead_letter_read_twice_gives_the_same_row() {
+        let t = DateTime::<Utc>::from_timestamp(125, 0).unwrap_or_default();
+        let rows = |writer: &str, seq: u64| {
+            let mut d = Deltas::default();
+            d.record_dead_letter_at("missing_field", t, "dlq/0", 41);
+            d.record_dead_letter_at("missing_field", t, "dlq/0", 41);
+            d.take_rows("n", writer, seq).1
+        };
+        let first = rows("w1", 1);
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].count, first[0].writer_id.as_str(), first[0].seq),
+            (1, "log:dlq/0", 41)
+        );
+        assert_eq!(first, rows("w2", 9));
     }
 }

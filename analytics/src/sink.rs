@@ -150,6 +150,13 @@ impl ClickHouseSink {
         self.with_deltas(|d| d.record_dead_letter(reason, at, count));
     }
 
+    /// Counts one rejected input event read from a dead-letter log (`log`, e.g. `{topic}/{partition}`) at `offset`:
+    /// keyed by them, so that reading the same letter again (a consumer replaying after a restart) does not count
+    /// it twice.
+    pub fn record_dead_letter_at(&self, reason: &str, at: DateTime<Utc>, log: &str, offset: u64) {
+        self.with_deltas(|d| d.record_dead_letter_at(reason, at, log, offset));
+    }
+
     /// Waits until everything queued before this call is written and the aggregates it touches are recomputed:
     /// the checkpoint barrier. Waits through ClickHouse outages (wrap it in a timeout if needed).
     pub async fn flush(&self) -> Result<()> {

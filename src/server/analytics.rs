@@ -183,9 +183,10 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
                 }
                 metrics::counter!("analytics_derived_records_total").increment(records.len() as u64);
             } else {
+                let log = format!("{topic}/{partition}");
                 for record in &records {
                     let (code, at) = dead_letter_reason(&record.value, record.timestamp_ms);
-                    sink.record_dead_letters(&code, at, 1);
+                    sink.record_dead_letter_at(&code, at, &log, record.offset);
                 }
             }
             cursors.positions[index].2 = next;
