@@ -174,9 +174,9 @@ impl Listener {
 
     fn deliver_payload(&mut self, payload: &[u8]) {
         let hub = self.hub.clone();
-        let (received, delivered) = (Instant::now(), now_ms());
+        let (received, now_ms) = (Instant::now(), now_ms());
         let wanted = |topic: &str| hub.subscriber_count(topic) > 0;
-        let entries = decode_batch(payload, wanted, received, delivered);
+        let entries = decode_batch(payload, wanted, received, now_ms);
         for entry in &entries.entries {
             self.deliver(entry);
         }
