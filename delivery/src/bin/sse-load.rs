@@ -330,12 +330,10 @@ fn read_loop(
                 }
                 break;
             }
-            if ended {
-                if let Some(mut connection) = slot.take() {
-                    let _ = poll.registry().deregister(&mut connection.stream);
-                    if connection.answered {
-                        stats.closed.fetch_add(1, Ordering::Relaxed);
-                    }
+            if ended && let Some(mut connection) = slot.take() {
+                let _ = poll.registry().deregister(&mut connection.stream);
+                if connection.answered {
+                    stats.closed.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
