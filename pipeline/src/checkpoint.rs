@@ -125,6 +125,11 @@ impl CheckpointStore {
         Ok(())
     }
 
+    /// The sequence of the oldest checkpoint file present (readable or not), if any.
+    pub fn oldest_sequence(&self) -> Result<Option<u64>, CheckpointError> {
+        Ok(self.sequences()?.first().copied())
+    }
+
     /// The newest checkpoint that reads back, if any.
     pub fn latest(&self) -> Result<Option<Checkpoint>, CheckpointError> {
         for seq in self.sequences()?.into_iter().rev() {

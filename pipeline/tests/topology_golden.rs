@@ -180,3 +180,77 @@ async fn checkpoint_halfway_restore_gives_identical_output() {
         }
     }
 }
+
+/// The checkpoint files in `dir`, oldest first.
+fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("checkpoint-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A checkpoint that never reached the disk (the process died while it was being written, after its round log was
+/// started), a restart that replays two round logs, a checkpoint taken after the replay, and a second restart:
+/// the output is still exactly the uninterrupted run's.
+#[tokio::test(flavor = "current_thread")]
+async fn restarts_after_a_checkpoint_that_never_reached_the_disk_give_identical_output() {
+    let dir_a = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = loaded_bus().await;
+    let (expected, expected_snapshots) = uninterrupted(bus.clone(), dir_a.path()).await;
+
+    // First process: checkpoint 1 on disk; checkpoint 2 lost; rounds after it recorded; crash.
+    let mut first = Emitter::default();
+    let mut topology = Topology::new(config(), bus.clone(), Some(dir.path().to_owned())).expect("topology");
+    topology.start(&mut first);
+    let mut read = rounds(&mut topology, &mut first, EVENTS / 4).await;
+    topology.checkpoint().await.expect("checkpoint 1");
+    let kept_first = first.outputs.len();
+    rounds(&mut topology, &mut first, EVENTS / 4).await;
+    topology.checkpoint().await.expect("checkpoint 2");
+    rounds(&mut topology, &mut first, EVENTS / 8).await;
+    drop(topology);
+    let files = checkpoint_files(dir.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    std::fs::remove_file(&files[1]).expect("lose checkpoint 2");
+
+    // Second process: restores checkpoint 1, replays both logs, goes on, checkpoints, crashes.
+    let mut second = Emitter::default();
+    let mut topology = Topology::new(config(), bus.clone(), Some(dir.path().to_owned())).expect("restore 1");
+    topology.start(&mut second);
+    let replayed_and_more = rounds(&mut topology, &mut second, 3 * EVENTS / 8 + EVENTS / 8).await;
+    read += replayed_and_more;
+    topology.checkpoint().await.expect("checkpoint 3");
+    let kept_second = second.outputs.len();
+    rounds(&mut topology, &mut second, EVENTS / 16).await;
+    drop(topology);
+
+    // Third process: restores the second one's checkpoint and runs to the end.
+    let mut third = Emitter::default();
+    let mut topology = Topology::new(config(), bus, Some(dir.path().to_owned())).expect("restore 2");
+    topology.start(&mut third);
+    assert_eq!(read + rounds(&mut topology, &mut third, usize::MAX).await, EVENTS);
+    let snapshots = topology.snapshots();
+    snapshots.apply(first.snapshots.drain(..));
+    snapshots.apply(second.snapshots.drain(..));
+    snapshots.apply(third.snapshots.drain(..));
+
+    let mut actual = lines(&first.outputs[..kept_first]);
+    actual.extend(lines(&second.outputs[..kept_second]));
+    actual.extend(lines(&third.outputs));
+    if let Some(i) = actual.iter().zip(&expected).position(|(a, e)| a != e) {
+        panic!(
+            "first difference at message {i}:\n  got      {}\n  expected {}",
+            actual[i], expected[i]
+        );
+    }
+    assert_eq!(actual.len(), expected.len(), "same number of messages");
+    assert_eq!(snapshot_of(&snapshots), expected_snapshots);
+}

@@ -111,7 +111,7 @@ impl Topology {
             None => None,
         };
         let mut outputs_emitted = 0;
-        let (engine, offsets, positioned, sequence) = match restored {
+        let (engine, offsets, positioned, mut sequence) = match restored {
             Some(cp) => {
                 if cp.offsets.len() != partitions as usize {
                     return Err(PipelineError::PartitionCount {
@@ -135,6 +135,9 @@ impl Topology {
         let (round_log, replay) = match &checkpoint_dir {
             Some(dir) => {
                 let (log, replay) = RoundLog::open(dir, sequence)?;
+                // Checkpoints after the restored one that never reached the disk left their logs: the next
+                // checkpoint is numbered past them.
+                sequence = sequence.max(log.sequence());
                 if !replay.is_empty() {
                     tracing::info!(
                         rounds = replay.len(),
@@ -451,6 +454,7 @@ impl Topology {
 
     fn checkpoint_due(&self) -> bool {
         self.checkpoints.is_some()
+            && self.replay.is_empty()
             && self.rounds_since_checkpoint > 0
             && self.last_checkpoint.elapsed() >= Duration::from_millis(self.config.checkpoint_interval_ms)
     }
@@ -485,6 +489,11 @@ impl Topology {
         let Some(store) = self.checkpoints.clone() else {
             return Ok(());
         };
+        if !self.replay.is_empty() {
+            // Not while rounds of the round log are being replayed: they stay in the logs of the checkpoints
+            // before, which a restore replays again.
+            return Ok(());
+        }
         self.written().await?;
         let started = Instant::now();
         self.sequence += 1;
@@ -502,16 +511,11 @@ impl Topology {
             snapshots: self.snapshots.export(),
         };
         if let Some(log) = &mut self.round_log {
-            // Rounds from now on belong to this checkpoint's log. Until it is on disk a restore takes the previous
-            // one and replays both logs, so only logs older than every kept checkpoint go.
-            let oldest_kept = self
-                .sequence
-                .saturating_sub(self.config.checkpoints_kept.max(1) as u64);
+            // Rounds from now on belong to this checkpoint's log. Until it is on disk a restore takes an earlier
+            // one and replays every log from there, so only logs older than the oldest checkpoint on disk go
+            // (checkpoints deferred or lost leave gaps in the numbers).
+            let oldest_kept = store.oldest_sequence()?.unwrap_or(0);
             log.rotate(self.sequence, oldest_kept)?;
-            // Rounds still to replay come after this checkpoint: they belong to its log.
-            for recorded in &self.replay {
-                log.append(recorded)?;
-            }
             log.sync()?;
         }
         // Serialization and fsync take a while and block: the operators go on meanwhile; the offsets are committed

@@ -14,6 +14,11 @@
 //! process: the file is synced before output or snapshot updates of the round are delivered (rounds without output
 //! are synced by the next one that has some). A torn last line (a crash while writing it) is dropped: that round's
 //! output never left the process.
+//!
+//! A restore replays every log from the restored checkpoint's on, so the logs form one chain: logs older than the
+//! oldest checkpoint on disk are the only ones deleted (deferred or lost checkpoints leave gaps in the numbers);
+//! after a restore the next checkpoint is numbered past the newest log found (so its log is a new file); and no
+//! checkpoint is taken while logged rounds are being replayed (they would be in two logs of the chain).
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -41,6 +46,8 @@ pub struct RoundRecord {
 /// The open round log of the current checkpoint.
 pub(crate) struct RoundLog {
     dir: PathBuf,
+    /// The checkpoint sequence of the file being written.
+    sequence: u64,
     file: File,
     /// Written since the last sync.
     unsynced: bool,
@@ -134,11 +141,19 @@ impl RoundLog {
         Ok((
             RoundLog {
                 dir: dir.to_path_buf(),
+                sequence: current,
                 file,
                 unsynced: false,
             },
             replay,
         ))
+    }
+
+    /// The checkpoint sequence of the file being written: after a restore, that of the newest log found, which
+    /// may be past the restored checkpoint's (later checkpoints that never reached the disk). The next
+    /// checkpoint must be numbered past it, so that its log is a new file.
+    pub(crate) fn sequence(&self) -> u64 {
+        self.sequence
     }
 
     /// Appends `record` (not yet synced).
@@ -166,7 +181,9 @@ impl RoundLog {
     /// Checkpoint `sequence` was written: later rounds go to its own file; files of checkpoints older than
     /// `oldest_kept` are deleted.
     pub(crate) fn rotate(&mut self, sequence: u64, oldest_kept: u64) -> Result<(), PipelineError> {
+        debug_assert!(sequence > self.sequence, "a checkpoint's log is a new file");
         let path = path_of(&self.dir, sequence);
+        self.sequence = sequence;
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
