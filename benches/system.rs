@@ -210,12 +210,18 @@ fn http_sync(base: &str, method: &str, path: &str, body: &str) -> std::io::Resul
     Ok((status, body))
 }
 
-fn services_reachable() -> Result<(), String> {
+/// A blocking connection to Redis (2 s to connect).
+fn redis_connection() -> Result<redis::Connection, String> {
     let redis = redis_url();
     let client = redis::Client::open(redis.as_str()).map_err(|e| format!("Redis URL {redis}: {e}"))?;
-    let mut conn = client
+    client
         .get_connection_with_timeout(Duration::from_secs(2))
-        .map_err(|e| format!("Redis at {redis} unreachable: {e}"))?;
+        .map_err(|e| format!("Redis at {redis} unreachable: {e}"))
+}
+
+fn services_reachable() -> Result<(), String> {
+    let redis = redis_url();
+    let mut conn = redis_connection()?;
     redis::cmd("PING")
         .query::<String>(&mut conn)
         .map_err(|e| format!("Redis at {redis} does not answer PING: {e}"))?;
@@ -231,8 +237,7 @@ fn services_reachable() -> Result<(), String> {
 
 /// The keys in Redis's current database before the run (`DBSIZE`).
 fn redis_keys() -> Option<u64> {
-    let client = redis::Client::open(redis_url().as_str()).ok()?;
-    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+    let mut conn = redis_connection().ok()?;
     redis::cmd("DBSIZE").query::<u64>(&mut conn).ok()
 }
 
@@ -245,10 +250,7 @@ struct Cleanup {
 
 impl Cleanup {
     fn redis_prefix(&self, prefix: &str) {
-        let Ok(client) = redis::Client::open(redis_url().as_str()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
+        let Ok(mut conn) = redis_connection() else {
             return;
         };
         let mut cursor: u64 = 0;

@@ -61,6 +61,15 @@ fn path_of(dir: &Path, sequence: u64) -> PathBuf {
     dir.join(format!("{PREFIX}{sequence:020}{SUFFIX}"))
 }
 
+/// Opens (creating it when missing) the log file at `path` for appending rounds.
+fn open_for_append(path: &Path) -> Result<File, PipelineError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| error(path, "opening", e))
+}
+
 /// Sequences of the round logs in `dir`, ascending.
 fn sequences(dir: &Path) -> Result<Vec<u64>, PipelineError> {
     let mut found = Vec::new();
@@ -132,12 +141,7 @@ impl RoundLog {
         }
         // New rounds go after the replayed ones: into the newest file, or a new one for `sequence`.
         let current = later.last().copied().unwrap_or(sequence);
-        let path = path_of(dir, current);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| error(&path, "opening", e))?;
+        let file = open_for_append(&path_of(dir, current))?;
         Ok((
             RoundLog {
                 dir: dir.to_path_buf(),
@@ -182,14 +186,11 @@ impl RoundLog {
     /// `oldest_kept` are deleted.
     pub(crate) fn rotate(&mut self, sequence: u64, oldest_kept: u64) -> Result<(), PipelineError> {
         debug_assert!(sequence > self.sequence, "a checkpoint's log is a new file");
-        let path = path_of(&self.dir, sequence);
+        // Rounds without output wait for a later sync; the old file must hold them before its successor starts
+        // (a restore from an earlier checkpoint replays both).
+        self.sync()?;
         self.sequence = sequence;
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| error(&path, "opening", e))?;
-        self.unsynced = false;
+        self.file = open_for_append(&path_of(&self.dir, sequence))?;
         for old in sequences(&self.dir)?.into_iter().filter(|s| *s < oldest_kept) {
             let old = path_of(&self.dir, old);
             fs::remove_file(&old).map_err(|e| error(&old, "removing", e))?;
