@@ -224,8 +224,7 @@ async fn connect(
 /// Here a message costs one `read`: a read shorter than the buffer emptied the socket, and the next bytes to arrive
 /// raise a new edge. The latencies are handed over once per poll.
 struct Reader {
-    waker: Arc<mio::Waker>,
-    streams: std::sync::mpsc::Sender<std::net::TcpStream>,
+    handle: ReaderHandle,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -245,17 +244,13 @@ impl Reader {
         let (streams, incoming) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || read_loop(poll, incoming, &stats, &stop));
         Reader {
-            streams,
-            waker,
+            handle: ReaderHandle { waker, streams },
             thread,
         }
     }
 
     fn handle(&self) -> ReaderHandle {
-        ReaderHandle {
-            waker: self.waker.clone(),
-            streams: self.streams.clone(),
-        }
+        self.handle.clone()
     }
 }
 
@@ -525,7 +520,7 @@ async fn clients(args: &HashMap<String, String>) {
 fn stop_readers(readers: Vec<Reader>, stop: &std::sync::atomic::AtomicBool) {
     stop.store(true, Ordering::Relaxed);
     for reader in readers {
-        let _ = reader.waker.wake();
+        let _ = reader.handle.waker.wake();
         let _ = reader.thread.join();
     }
 }
