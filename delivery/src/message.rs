@@ -49,7 +49,54 @@ fn to_bytes(wire: &Wire<'_>) -> Result<Bytes, DeliveryError> {
 }
 
 /// The `EVENT` message of a pipeline output.
+///
+/// Written around the payload's JSON text rather than through a parsed copy of it: `data` is `eventType` followed
+/// by the payload object's members as they are (the payload is scanned once, keys only, to check that it is an
+/// object without an `eventType` member or a repeated key). A payload that fails that check is parsed and merged
+/// as [`data_object`] does, so a payload key never doubles `eventType`. Publishing is most of the derived
+/// writer's work, and the parse-and-rewrite of every payload was a third of it.
 pub fn event_json(message: &TopicMessage) -> Result<Bytes, DeliveryError> {
+    let payload = message.data.get().trim_matches(JSON_WHITESPACE);
+    let members = match payload_shape(payload) {
+        PayloadShape::Object => payload
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'))
+            .map(|inner| inner.trim_matches(JSON_WHITESPACE)),
+        PayloadShape::Null => Some(""),
+        PayloadShape::Other => None,
+    };
+    let Some(members) = members else {
+        return event_json_parsed(message);
+    };
+    let timestamp = social_schemas::time::format_rfc3339(&message.timestamp);
+    let mut out = Vec::with_capacity(
+        payload.len()
+            + message.topic.len()
+            + message.id.len()
+            + message.event_type.len()
+            + timestamp.len()
+            + 96,
+    );
+    out.extend_from_slice(br#"{"type":"EVENT","topic":"#);
+    write_str(&mut out, &message.topic)?;
+    out.extend_from_slice(br#","id":"#);
+    write_str(&mut out, &message.id)?;
+    out.extend_from_slice(br#","timestamp":"#);
+    write_str(&mut out, &timestamp)?;
+    out.extend_from_slice(br#","data":{"eventType":"#);
+    write_str(&mut out, &message.event_type)?;
+    if !members.is_empty() {
+        out.push(b',');
+        out.extend_from_slice(members.as_bytes());
+    }
+    out.extend_from_slice(b"},\"version\":");
+    out.extend_from_slice(MESSAGE_FORMAT_VERSION.to_string().as_bytes());
+    out.push(b'}');
+    Ok(Bytes::from(out))
+}
+
+/// [`event_json`] through a parsed copy of the payload (any payload).
+fn event_json_parsed(message: &TopicMessage) -> Result<Bytes, DeliveryError> {
     to_bytes(&Wire {
         kind: "EVENT",
         topic: &message.topic,
@@ -58,6 +105,114 @@ pub fn event_json(message: &TopicMessage) -> Result<Bytes, DeliveryError> {
         data: data_object(&message.event_type, &message.data.to_value()),
         version: MESSAGE_FORMAT_VERSION,
     })
+}
+
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+fn write_str(out: &mut Vec<u8>, text: &str) -> Result<(), DeliveryError> {
+    serde_json::to_writer(out, text)
+        .map_err(|error| DeliveryError::Backend(format!("serializing a message: {error}")))
+}
+
+/// What [`event_json`] can write around without parsing.
+#[derive(Debug, PartialEq, Eq)]
+enum PayloadShape {
+    /// An object whose keys are all different and none is `eventType`.
+    Object,
+    Null,
+    /// Anything else (another JSON type, an object [`event_json_parsed`] must merge, text that is not JSON).
+    Other,
+}
+
+fn payload_shape(payload: &str) -> PayloadShape {
+    use serde::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_str(payload);
+    match de.deserialize_any(ShapeVisitor) {
+        Ok(shape) if de.end().is_ok() => shape,
+        _ => PayloadShape::Other,
+    }
+}
+
+struct ShapeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ShapeVisitor {
+    type Value = PayloadShape;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<PayloadShape, E> {
+        Ok(PayloadShape::Null)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PayloadShape, A::Error> {
+        // Payloads have a few dozen keys at most: a list beats a set.
+        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut mergeable = true;
+        while let Some(Key(key)) = map.next_key()? {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            if key == "eventType" || keys.contains(&key) {
+                mergeable = false;
+            }
+            keys.push(key);
+        }
+        Ok(if mergeable {
+            PayloadShape::Object
+        } else {
+            PayloadShape::Other
+        })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<PayloadShape, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(PayloadShape::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<PayloadShape, E> {
+        Ok(PayloadShape::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<PayloadShape, E> {
+        Ok(PayloadShape::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<PayloadShape, E> {
+        Ok(PayloadShape::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<PayloadShape, E> {
+        Ok(PayloadShape::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<PayloadShape, E> {
+        Ok(PayloadShape::Other)
+    }
+}
+
+/// An object key, borrowed from the text unless it has escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
 }
 
 /// A `SNAPSHOT` of `topic`'s state, taken at `position`.
@@ -125,6 +280,93 @@ mod tests {
         assert_eq!(value["data"]["eventType"], "referral.conversion.completed");
         assert_eq!(value["data"]["referralId"], "ref-123456");
         assert_eq!(value["version"], 1);
+    }
+
+    fn message_with(data: social_schemas::derived::MessageData) -> TopicMessage {
+        TopicMessage {
+            topic: "user.u\"1.social".into(),
+            id: "msg-1".into(),
+            event_type: "social.share.created".into(),
+            timestamp: "2025-03-15T14:30:45.123Z".parse().unwrap(),
+            data,
+        }
+    }
+
+    /// The message as [`event_json`] writes it, and as the parsed path would, both parsed.
+    fn both(data: social_schemas::derived::MessageData) -> (Value, Value) {
+        let message = message_with(data);
+        let fast: Value = serde_json::from_slice(&event_json(&message).unwrap()).unwrap();
+        let parsed: Value = serde_json::from_slice(&event_json_parsed(&message).unwrap()).unwrap();
+        (fast, parsed)
+    }
+
+    #[test]
+    fn payloads_written_around_equal_parsed_ones() {
+        use social_schemas::derived::MessageData;
+        for text in [
+            r#"{"a":1,"b":{"c":[1,2,{"d":null}]}}"#,
+            r#" { "spaced" : "yes" , "n" : -1.5e3 } "#,
+            r#"{}"#,
+            r#"{ }"#,
+            r#"null"#,
+            r#"[1,2]"#,
+            r#""text""#,
+            r#"42"#,
+            r#"true"#,
+            r#"{"eventType":"spoofed","x":1}"#,
+            r#"{"x":1,"x":2}"#,
+            r#"{"esc\u0061ped":"\n","escaped":1}"#,
+            r#"{"k\"q":"v"}"#,
+        ] {
+            let data = MessageData::from_json(text.to_owned()).unwrap();
+            let (fast, parsed) = both(data);
+            assert_eq!(fast, parsed, "{text}");
+            assert_eq!(fast["data"]["eventType"], "social.share.created", "{text}");
+        }
+        // The first cases are written around, not parsed.
+        for (text, shape) in [
+            (r#"{"a":1,"b":{"c":[1,2,{"d":null}]}}"#, PayloadShape::Object),
+            (r#"{ "spaced" : "yes" }"#, PayloadShape::Object),
+            (r#"{}"#, PayloadShape::Object),
+            (r#"null"#, PayloadShape::Null),
+            (r#"{"esc\u0061ped":1,"escaped":1}"#, PayloadShape::Other),
+            (r#"{"eventType":"spoofed"}"#, PayloadShape::Other),
+            (r#"[1]"#, PayloadShape::Other),
+            (r#"{"a":1} x"#, PayloadShape::Other),
+        ] {
+            assert_eq!(payload_shape(text), shape, "{text}");
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-zA-Z\"\\\n\u{e9}]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::vec(("(eventType|[a-c\"]{0,2})", inner), 0..5)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_payload_gives_the_parsed_message(value in json_value(), pretty in proptest::bool::ANY) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                serde_json::to_string(&value).unwrap()
+            };
+            let data = social_schemas::derived::MessageData::from_json(text).unwrap();
+            let (fast, parsed) = both(data);
+            proptest::prop_assert_eq!(fast, parsed);
+        }
     }
 
     #[test]

@@ -60,8 +60,9 @@ end
 /// Appends many messages, in order, each to its own topic's keys.
 /// KEYS: meta and stream of each message. ARGV: max messages, retention ms, meta ttl ms, candidate epoch, renewal
 /// interval ms, fan-out channel (or ''), then for each message: json, topic, producer sequence (or '').
-/// Returns, per message, `{epoch, offset, time}`, or `{'duplicate'}` when the topic holds the producer's sequence
-/// already.
+/// Returns one string, a line per message: `<epoch> <offset>`, or `-` when the topic holds the producer's
+/// sequence already (one bulk string rather than a nested array: building and parsing 256 small arrays cost more
+/// than the appends' own replies are worth).
 ///
 /// Most of the cost of a script is the Lua side of each `redis.call`, so the per-message work is one `XADD`; the
 /// rest happens once per topic of the chunk (`HMGET` of its state on first sight, one `HSET` and, once per renewal
@@ -74,6 +75,12 @@ local max_messages, retention, meta_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(A
 local candidate, renew_every, channel = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local clock = now_ms()
 local replies, published, topics, order = {}, {}, {}, {}
+local function xadd(stream, existing_only, offset, time, json)
+  if existing_only then
+    return redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', max_messages, offset .. '-0', 't', time, 'd', json)
+  end
+  return redis.call('XADD', stream, 'MAXLEN', '~', max_messages, offset .. '-0', 't', time, 'd', json)
+end
 for i = 1, #KEYS / 2 do
   local meta, stream = KEYS[2 * i - 1], KEYS[2 * i]
   local base = 6 + 3 * (i - 1)
@@ -91,7 +98,7 @@ for i = 1, #KEYS / 2 do
     order[#order + 1] = meta
   end
   if seq ~= '' and t.seq and tonumber(seq) <= tonumber(t.seq) then
-    replies[i] = {'duplicate'}
+    replies[i] = '-'
   else
     local now = clock
     if t.time and t.time > now then now = t.time end
@@ -100,11 +107,11 @@ for i = 1, #KEYS / 2 do
     local time = string.format('%d', now)
     if t.fresh then
       redis.call('DEL', stream)
-      redis.call('XADD', stream, 'MAXLEN', '~', max_messages, offset .. '-0', 't', time, 'd', json)
+      xadd(stream, false, offset, time, json)
       t.fresh, t.oldest, t.oldest_changed = false, now, true
     -- NOMKSTREAM tells a stream lost while its meta hash was kept: it is created again and gets its TTL now.
-    elseif not redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', max_messages, offset .. '-0', 't', time, 'd', json) then
-      redis.call('XADD', stream, 'MAXLEN', '~', max_messages, offset .. '-0', 't', time, 'd', json)
+    elseif not xadd(stream, true, offset, time, json) then
+      xadd(stream, false, offset, time, json)
       t.renewed = nil
     end
     if seq ~= '' then t.seq, t.seq_changed = seq, true end
@@ -119,7 +126,7 @@ for i = 1, #KEYS / 2 do
       published[#published + 1] = t.epoch .. ' ' .. offset .. ' ' .. time .. ' ' .. #json .. ' ' .. topic .. '\n'
       published[#published + 1] = json
     end
-    replies[i] = {t.epoch, t.last, now}
+    replies[i] = t.epoch .. ' ' .. offset
   end
 end
 for _, meta in ipairs(order) do
@@ -148,7 +155,7 @@ end
 if #published > 0 then
   redis.call('PUBLISH', channel, table.concat(published))
 end
-return replies
+return table.concat(replies, '\n')
 "#;
 
 /// KEYS: meta, stream. ARGV: epoch, after offset, max, retention ms.
@@ -327,6 +334,9 @@ impl RedisHistory {
         if items.iter().any(|item| item.topic.contains('\n')) {
             return Err(DeliveryError::InvalidTopic);
         }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut invocation = APPEND_SCRIPT.prepare_invoke();
         invocation
             .arg(self.settings.max_messages)
@@ -346,11 +356,15 @@ impl RedisHistory {
         let mut conn = self.conn.clone();
         // EVALSHA, loading the script first when Redis does not know it (a restarted Redis has an empty cache).
         let reply: Value = invocation.invoke_async(&mut conn).await.map_err(backend_error)?;
-        let replies = as_array(&reply).ok_or_else(|| protocol("append reply"))?;
-        if replies.len() != items.len() {
+        let replies = as_bytes(&reply).ok_or_else(|| protocol("append reply"))?;
+        let positions = replies
+            .split(|&byte| byte == b'\n')
+            .map(position_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        if positions.len() != items.len() {
             return Err(protocol("append reply count"));
         }
-        replies.iter().map(position_of).collect()
+        Ok(positions)
     }
 
     /// [`RedisHistory::append_chunk`] of one message, as an entry.
@@ -375,20 +389,17 @@ impl RedisHistory {
     }
 }
 
-/// The position an append script gave one message, or `None` for a duplicate.
-fn position_of(reply: &Value) -> Result<Option<Position>, DeliveryError> {
-    if let Some([status]) = as_array(reply)
-        && as_bytes(status) == Some(b"duplicate")
-    {
+/// The position an append script gave one message (`<epoch> <offset>`), or `None` for a duplicate (`-`).
+fn position_of(line: &[u8]) -> Result<Option<Position>, DeliveryError> {
+    if line == b"-" {
         return Ok(None);
     }
-    let Some([epoch, offset, _time]) = as_array(reply) else {
-        return Err(protocol("append reply"));
-    };
-    Ok(Some(Position {
-        epoch: parse_epoch(epoch)?,
-        offset: as_u64(offset).ok_or_else(|| protocol("append offset"))?,
-    }))
+    let number = |text: Option<&[u8]>| -> Option<u64> { std::str::from_utf8(text?).ok()?.parse().ok() };
+    let mut parts = line.splitn(2, |&byte| byte == b' ');
+    match (number(parts.next()), number(parts.next())) {
+        (Some(epoch), Some(offset)) => Ok(Some(Position { epoch, offset })),
+        _ => Err(protocol("append reply")),
+    }
 }
 
 fn entry(topic: &str, position: Position, json: Bytes, published_at: Instant) -> Arc<Entry> {
