@@ -58,10 +58,13 @@ fn to_bytes(wire: &Wire<'_>) -> Result<Bytes, DeliveryError> {
 pub fn event_json(message: &TopicMessage) -> Result<Bytes, DeliveryError> {
     let payload = message.data.get().trim_matches(JSON_WHITESPACE);
     let members = match payload_shape(payload) {
-        PayloadShape::Object => payload
+        // A line break between tokens would end the SSE `data:` line: such a payload is written compact by the
+        // parsed path (inside strings, JSON has line breaks only as escapes).
+        PayloadShape::Object if !payload.contains(['\n', '\r']) => payload
             .strip_prefix('{')
             .and_then(|rest| rest.strip_suffix('}'))
             .map(|inner| inner.trim_matches(JSON_WHITESPACE)),
+        PayloadShape::Object => None,
         PayloadShape::Null => Some(""),
         PayloadShape::Other => None,
     };
@@ -108,6 +111,8 @@ fn event_json_parsed(message: &TopicMessage) -> Result<Bytes, DeliveryError> {
 }
 
 const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+/// Top-level keys [`event_json`] checks for repeats; a payload with more takes the parsed path.
+const MAX_SCANNED_KEYS: usize = 32;
 
 fn write_str(out: &mut Vec<u8>, text: &str) -> Result<(), DeliveryError> {
     serde_json::to_writer(out, text)
@@ -147,12 +152,13 @@ impl<'de> serde::de::Visitor<'de> for ShapeVisitor {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PayloadShape, A::Error> {
-        // Payloads have a few dozen keys at most: a list beats a set.
+        // The operators' payloads have a dozen keys at most: a list beats a set, and a payload with more keys
+        // than [`MAX_SCANNED_KEYS`] takes the parsed path (the check is quadratic).
         let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
         let mut mergeable = true;
         while let Some(Key(key)) = map.next_key()? {
             map.next_value::<serde::de::IgnoredAny>()?;
-            if key == "eventType" || keys.contains(&key) {
+            if key == "eventType" || keys.len() >= MAX_SCANNED_KEYS || keys.contains(&key) {
                 mergeable = false;
             }
             keys.push(key);
@@ -295,7 +301,10 @@ mod tests {
     /// The message as [`event_json`] writes it, and as the parsed path would, both parsed.
     fn both(data: social_schemas::derived::MessageData) -> (Value, Value) {
         let message = message_with(data);
-        let fast: Value = serde_json::from_slice(&event_json(&message).unwrap()).unwrap();
+        let bytes = event_json(&message).unwrap();
+        // The message goes on one SSE `data:` line.
+        assert!(!bytes.contains(&b'\n') && !bytes.contains(&b'\r'), "{bytes:?}");
+        let fast: Value = serde_json::from_slice(&bytes).unwrap();
         let parsed: Value = serde_json::from_slice(&event_json_parsed(&message).unwrap()).unwrap();
         (fast, parsed)
     }
@@ -317,6 +326,8 @@ mod tests {
             r#"{"x":1,"x":2}"#,
             r#"{"esc\u0061ped":"\n","escaped":1}"#,
             r#"{"k\"q":"v"}"#,
+            "{\"a\":1,\n\"b\":[1,\r\n2]}",
+            "{\"a\":\"line\\nbreak\"}",
         ] {
             let data = MessageData::from_json(text.to_owned()).unwrap();
             let (fast, parsed) = both(data);
@@ -336,6 +347,14 @@ mod tests {
         ] {
             assert_eq!(payload_shape(text), shape, "{text}");
         }
+        let many: String = format!(
+            "{{{}}}",
+            (0..=MAX_SCANNED_KEYS)
+                .map(|i| format!("\"k{i}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(payload_shape(&many), PayloadShape::Other);
     }
 
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
