@@ -461,10 +461,12 @@ impl Topology {
 
     /// Writes a checkpoint of the state and offsets now, then commits the offsets on the bus. Call only between
     /// rounds, after the output of the last round was delivered. In `run`, the checkpoint waits for the sink to
-    /// have handled that output. With a live-state store, the checkpoint waits for it to hold every update so far, and is deferred (not written) when that takes longer than the configured
-    /// timeout: the next one covers the same ground, and a restart replays from the previous one (and every round
-    /// recorded since). `run` does the waiting and writing in the background while the operators go on, and waits
-    /// for it before the next checkpoint.
+    /// have handled that output. With a live-state store, the checkpoint waits for it to hold every update so far,
+    /// and is deferred (not written) when that takes longer than the configured timeout: the next one covers the
+    /// same ground, and a restart replays from the previous one (and every round recorded since). `run` does the
+    /// waiting and writing in the background while the operators go on, and waits for it before the next
+    /// checkpoint. Nothing is written without a checkpoint store, nor while rounds of the round log are being
+    /// replayed after a restore (they stay in the logs of the checkpoints before them); both return `Ok`.
     pub async fn checkpoint(&mut self) -> Result<(), PipelineError> {
         self.checkpoint_with(self.config.state_flush(), Handled::now())
             .await?;
