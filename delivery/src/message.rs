@@ -1,7 +1,8 @@
 //! The wire format of a message (the spec's appendix): `type` (`EVENT`, `SNAPSHOT`, `RESET`), `topic`, `id`,
 //! `timestamp`, `data` (`eventType` plus the payload fields) and `version` (the version of this format, 1).
 //!
-//! A payload that is not a JSON object is carried as `data.value`. `SNAPSHOT` messages have `eventType`
+//! A payload that is not a JSON object is carried as `data.value`, except `null`, which leaves `data` with
+//! `eventType` alone. `SNAPSHOT` messages have `eventType`
 //! `"snapshot"` and the topic's state fields; `RESET` messages have `eventType` `"reset"` and a `reason`
 //! (`history_expired` or `epoch_changed`).
 
@@ -52,8 +53,9 @@ fn to_bytes(wire: &Wire<'_>) -> Result<Bytes, DeliveryError> {
 ///
 /// Written around the payload's JSON text rather than through a parsed copy of it: `data` is `eventType` followed
 /// by the payload object's members as they are (the payload is scanned once, keys only, to check that it is an
-/// object without an `eventType` member or a repeated key). A payload that fails that check is parsed and merged
-/// as [`data_object`] does, so a payload key never doubles `eventType`. Publishing is most of the derived
+/// object without an `eventType` member or a repeated key). A payload that fails that check, has more than
+/// [`MAX_SCANNED_KEYS`] keys or a line break between tokens is parsed and merged as [`data_object`] does, so a
+/// payload key never doubles `eventType` and the message stays on one line. Publishing is most of the derived
 /// writer's work, and the parse-and-rewrite of every payload was a third of it.
 pub fn event_json(message: &TopicMessage) -> Result<Bytes, DeliveryError> {
     let payload = message.data.get().trim_matches(JSON_WHITESPACE);

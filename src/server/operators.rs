@@ -8,7 +8,7 @@
 //! After a restart they replay from the checkpoint and emit the outputs that followed it again, with the same ids
 //! and the same output numbers; the first `log length - outputs at checkpoint` of those are already in the log and
 //! are skipped here, and the delivery tier's history drops those it already holds (it keeps the last output number
-//! per topic, see [`Publisher::publish_sequenced`]).
+//! per topic, see [`Publisher::publish_batch_sequenced`]).
 //!
 //! The writing runs in a task of its own, a few batches behind the operators (bounded); a checkpoint is written only
 //! once the writer has handled every output before it, so a checkpoint never counts an output that is not in the

@@ -1,4 +1,4 @@
-//! Operations routes: `/healthz`, `/readyz`, `/metrics`, `/v1/status` and the status page at `/`.
+//! Operations routes: `/healthz`, `/readyz`, `/metrics`, `/v1/status` and the status page at `/status`.
 
 use std::sync::Arc;
 

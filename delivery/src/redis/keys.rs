@@ -1,12 +1,12 @@
-//! The Redis key layout of the delivery tier. Every name starts with a configurable prefix `P` (default
-//! `social:delivery:`), so several deployments (and parallel tests) share one Redis without meeting. The per-topic
+//! The Redis key layout of the delivery tier. Every name starts with a configurable prefix `P` (the library's
+//! default is `social:delivery:`; the `social-realtime` binary passes its `--redis-prefix`, `social:` by default), so several deployments (and parallel tests) share one Redis without meeting. The per-topic
 //! keys carry the topic as a hash tag (`{T}`), so a topic's keys live in one slot and its Lua scripts run unchanged on
 //! Redis Cluster.
 //!
 //! | name | type | content | lifetime |
 //! |---|---|---|---|
-//! | `P` `meta:{T}` | hash | `epoch` (decimal `u64`, never 0), `last` (offset of the newest message), `time` (its Redis time, ms) | `meta_ttl` (7 d), renewed by every append |
-//! | `P` `history:{T}` | stream | one entry per message, id `<offset>-0`, fields `t` (Redis time, ms) and `d` (message JSON) | `MAXLEN ~` cap, `MINID` past the retention (24 h), whole key expires a retention after the last append |
+//! | `P` `meta:{T}` | hash | `epoch` (decimal `u64`, never 0), `last` (offset of the newest message), `time` (its Redis time, ms), `seq` (the producer's number of the newest message, when published with one), `oldest` (a lower bound of the oldest entry's time), `renewed` (when the TTLs were last set) | `meta_ttl` (7 d) plus the renewal interval, renewed by the first append after each renewal interval |
+//! | `P` `history:{T}` | stream | one entry per message, id `<offset>-0`, fields `t` (Redis time, ms) and `d` (message JSON) | `MAXLEN ~` cap, `MINID` past the retention (24 h), whole key expires a retention (plus at most one renewal interval) after the last append |
 //! | `P` `ticket:<ticket>` | string | the JSON claims a single-use ticket stands for | `EX` the ticket lifetime (at most 60 s), consumed by `GETDEL` |
 //! | `P` `fanout` | pub/sub channel | every entry one append call added, each as `<epoch> <offset> <time ms> <JSON length> <topic>\n<message JSON>`, concatenated | every node `SUBSCRIBE`s it |
 //!

@@ -3,10 +3,12 @@
 //! `docs/REDIS.md`).
 //!
 //! - `history.rs`: [`RedisHistory`], a Redis Stream per topic. One Lua script assigns the next offset, appends
-//!   (`XADD <offset>-0`, `MAXLEN ~`), trims by age (`MINID`) and publishes the entry on the topic's channel, all
-//!   atomically: offsets are dense and ordered across nodes, and every node hears live messages in offset order.
-//! - `fanout.rs`: [`RedisFanOut`] and the listener task that feeds this node's [`Hub`] from a pattern subscription,
-//!   reconnects with backoff and, after a reconnect, re-reads from history what its subscribers may have missed.
+//!   (`XADD <offset>-0`, `MAXLEN ~`), trims by age (`MINID`) and publishes what it appended, all atomically; one
+//!   call appends a chunk of messages of any topics and publishes them as one message on the fan-out channel
+//!   (`P fanout`): offsets are dense and ordered across nodes, and every node hears live messages in offset order.
+//! - `fanout.rs`: [`RedisFanOut`] and the listener task that feeds this node's [`Hub`] from its subscription to the
+//!   fan-out channel, reconnects with backoff and, after a reconnect, re-reads from history what its subscribers may
+//!   have missed.
 //! - `tickets.rs`: [`RedisTickets`] (`SET EX NX`, consumed by `GETDEL`).
 //! - `keys.rs`: [`Keys`], the key and channel names.
 //!
