@@ -38,6 +38,11 @@ pub struct DeliveryConfig {
     pub max_poll_wait_secs: u64,
     /// Upper bound of `?history=N`.
     pub max_history_per_topic: usize,
+    /// How long a new connection may take to send its whole request head, in milliseconds; then it is closed.
+    pub request_head_timeout_ms: u64,
+    /// How long a stream's client may take to receive the first chunk (the response head, then a replay or the
+    /// start position), in milliseconds; then the stream is dropped, its position unchanged.
+    pub first_chunk_timeout_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -59,6 +64,8 @@ impl Default for DeliveryConfig {
             cookie_name: "social_token".to_owned(),
             max_poll_wait_secs: 30,
             max_history_per_topic: 100,
+            request_head_timeout_ms: 30_000,
+            first_chunk_timeout_ms: 30_000,
         }
     }
 }

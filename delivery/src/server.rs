@@ -34,8 +34,6 @@ use crate::routes::open_stream;
 const MAX_HEAD: usize = 8 * 1024;
 /// The most header lines the lean path takes.
 const MAX_HEADERS: usize = 64;
-/// How long a new connection may take to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stream that ends (cut off, expired, shutdown) waits for its client to take the rest of its last
 /// chunk and the end of the body.
 const END_GRACE: Duration = Duration::from_secs(10);
@@ -109,7 +107,8 @@ async fn connection(
     peer: SocketAddr,
     handoff: mpsc::Sender<(TcpStream, SocketAddr)>,
 ) {
-    match sniff(&stream).await {
+    let head_timeout = Duration::from_millis(shared.config.request_head_timeout_ms);
+    match sniff(&stream, head_timeout).await {
         Sniffed::Stream(head) => serve_stream(shared, stream, head).await,
         Sniffed::Other => {
             // Fails only when hyper stopped accepting (shutdown): the connection is dropped.
@@ -134,15 +133,29 @@ enum Sniffed {
     Closed,
 }
 
-async fn sniff(stream: &TcpStream) -> Sniffed {
-    match tokio::time::timeout(HEAD_TIMEOUT, stream.readable()).await {
-        Ok(Ok(())) => {}
-        _ => return Sniffed::Closed,
-    }
+/// Waits up to `timeout` (`request_head_timeout_ms`) for a whole request head (or [`MAX_HEAD`] bytes of one), then decides who serves
+/// the connection. A connection whose head does not arrive in time is closed: hyper, as `axum::serve` runs it,
+/// has no timer, so a head it waited for could hold the connection for ever.
+async fn sniff(stream: &TcpStream, timeout: Duration) -> Sniffed {
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut buffer = vec![0; MAX_HEAD];
-    match stream.peek(&mut buffer).await {
-        Ok(0) | Err(_) => Sniffed::Closed,
-        Ok(n) => parse_head(&buffer[..n]).map_or(Sniffed::Other, Sniffed::Stream),
+    let mut pause = Duration::from_millis(2);
+    loop {
+        // `peek` waits for data itself (a readiness report alone can be spurious), so it is what is timed.
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return Sniffed::Closed,
+        };
+        let head = &buffer[..n];
+        if n == buffer.len() || head.windows(4).any(|w| w == b"\r\n\r\n") {
+            return parse_head(head).map_or(Sniffed::Other, Sniffed::Stream);
+        }
+        // A partial head: peeking leaves the socket readable, so wait a little (longer each time) for the rest.
+        if tokio::time::Instant::now() + pause >= deadline {
+            return Sniffed::Closed;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
     }
 }
 
@@ -192,6 +205,7 @@ async fn serve_stream(shared: Arc<Shared>, mut stream: TcpStream, head: Head) {
     drop(consumed);
     // Frames are written as they come; Nagle's algorithm would hold one back behind an unacknowledged one.
     let _ = stream.set_nodelay(true);
+    let first_chunk_timeout = Duration::from_millis(shared.config.first_chunk_timeout_ms);
     let opened = open_stream(shared, &head.uri, &head.headers).await;
     drop(head);
     let (first, mut live) = match opened {
@@ -202,8 +216,20 @@ async fn serve_stream(shared: Arc<Shared>, mut stream: TcpStream, head: Head) {
     start.extend_from_slice(STREAM_HEAD);
     push_chunk(&mut start, &first);
     drop(first);
-    if write_all(&stream, &start).await.is_err() {
-        return;
+    // The first chunk (a replay can be large) is bounded like the others: a client that does not take it before a
+    // stop (cut off, shutdown) or within `first_chunk_timeout_ms` is dropped, with its position unchanged.
+    let stop = live.stop_token();
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => {
+            live.stopped();
+            return;
+        }
+        written = tokio::time::timeout(first_chunk_timeout, write_all(&stream, &start)) => {
+            if !matches!(written, Ok(Ok(()))) {
+                return;
+            }
+        }
     }
     drop(start);
 
@@ -321,7 +347,7 @@ async fn write_error(stream: &TcpStream, error: DeliveryError) {
     }
     out.extend_from_slice(format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()).as_bytes());
     out.extend_from_slice(&body);
-    let _ = write_all(stream, &out).await;
+    let _ = tokio::time::timeout(END_GRACE, write_all(stream, &out)).await;
 }
 
 #[cfg(test)]

@@ -193,10 +193,7 @@ impl Session {
             return Ok(());
         };
         if entry.position.epoch != current.epoch {
-            metrics::replay(ReplayResult::Reset);
-            return self
-                .reset(index, GapReason::EpochChanged, entry.position, out)
-                .await;
+            return self.epoch_changed(index, current, entry, out).await;
         }
         if entry.position.offset <= current.offset {
             return Ok(());
@@ -221,6 +218,38 @@ impl Session {
                 let head = self.shared.history.head(&name).await?;
                 self.reset(index, reason, head, out).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// A live entry of another epoch than the connection's position. Epochs are not ordered, so the topic's head
+    /// tells which is current: an entry of an epoch the topic no longer has (a late one from before a reset) is
+    /// dropped; when the entry's epoch is the head's, the connection is reset to just before the entry, which is
+    /// then delivered (the new epoch's messages reach a client, also on topics without a snapshot); otherwise it
+    /// is reset to the head, as a resume from an old epoch is.
+    async fn epoch_changed(
+        &mut self,
+        index: usize,
+        current: Position,
+        entry: Arc<Entry>,
+        out: &mut Vec<Out>,
+    ) -> Result<(), DeliveryError> {
+        let name = self.topics[index].name().to_owned();
+        let head = self.shared.history.head(&name).await?;
+        if head.epoch == current.epoch {
+            return Ok(());
+        }
+        metrics::replay(ReplayResult::Reset);
+        if head.epoch != entry.position.epoch {
+            return self.reset(index, GapReason::EpochChanged, head, out).await;
+        }
+        let before = Position {
+            epoch: entry.position.epoch,
+            offset: entry.position.offset.saturating_sub(1),
+        };
+        self.reset(index, GapReason::EpochChanged, before, out).await?;
+        if entry.position.offset > before.offset {
+            self.emit(index, &entry, out);
         }
         Ok(())
     }

@@ -254,6 +254,37 @@ mod redis {
     }
 
     #[tokio::test]
+    async fn a_flushed_redis_while_connected_gives_reset_then_the_new_epochs_messages() {
+        let (prefix, node_1, node_2) = two_nodes().await;
+        let path = stream_path(&["trending.24h"], "");
+        let mut live = Sse::connect(&node_2.url(&path), &[]).await;
+        live.next_frame().await.unwrap();
+        node_1.publish("trending.24h", "before").await;
+        assert_eq!(key(&live.next_message().await.unwrap()).1, "before");
+
+        let keys = keys_under(&redis_url(), &prefix).await;
+        let mut conn = raw(&redis_url()).await;
+        let _: u64 = ::redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+
+        // The first message of the new epoch reaches the client after the RESET (the topic has no snapshot).
+        node_1.publish("trending.24h", "first-of-new-epoch").await;
+        let reset = live.next_message().await.unwrap();
+        assert_eq!(
+            (reset["type"].as_str(), reset["data"]["reason"].as_str()),
+            (Some("RESET"), Some("epoch_changed"))
+        );
+        assert_eq!(key(&live.next_message().await.unwrap()).1, "first-of-new-epoch");
+        node_1.publish("trending.24h", "next").await;
+        assert_eq!(key(&live.next_message().await.unwrap()).1, "next");
+        live.close();
+        finish(&prefix, [node_1, node_2]).await;
+    }
+
+    #[tokio::test]
     async fn a_listener_that_loses_its_subscription_recovers_what_it_missed() {
         // A private server: killing its pub/sub clients must not disturb other tests.
         let server = redis_support::PrivateRedis::start().await;

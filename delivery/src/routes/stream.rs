@@ -118,7 +118,8 @@ pub(crate) async fn open_stream(
         session,
         heartbeat_every,
         next_heartbeat: now + heartbeat_every,
-        expires_at: expires_in.map(|after| now + after),
+        // A token that expires beyond what `Instant` holds never expires here.
+        expires_at: expires_in.and_then(|after| now.checked_add(after)),
         close: CloseGuard::new(Transport::Sse),
         failed: false,
         _permit: permit,
