@@ -38,6 +38,9 @@ pub enum DeliveryError {
     /// The user opened too many streams in the current minute.
     #[error("too many new streams for this user; slow down")]
     RateLimited { retry_after_secs: u64 },
+    /// More tickets for this user in a minute than streams it may open in one.
+    #[error("too many tickets issued to this user in the last minute")]
+    TicketRateLimited { retry_after_secs: u64 },
     /// The server holds its configured maximum of connections, or of outstanding tickets.
     #[error("the server is at capacity; retry later")]
     AtCapacity { retry_after_secs: u64 },
@@ -66,6 +69,7 @@ impl DeliveryError {
             DeliveryError::TooManyTopics { .. } => "too_many_topics",
             DeliveryError::TooManyStreams { .. } => "too_many_streams",
             DeliveryError::RateLimited { .. } => "stream_rate_limited",
+            DeliveryError::TicketRateLimited { .. } => "ticket_rate_limited",
             DeliveryError::AtCapacity { .. } => "server_at_capacity",
             DeliveryError::NoSnapshot => "no_snapshot",
             DeliveryError::ShuttingDown => "shutting_down",
@@ -87,7 +91,8 @@ impl DeliveryError {
             DeliveryError::Forbidden => StatusCode::FORBIDDEN,
             DeliveryError::TooManyTopics { .. }
             | DeliveryError::TooManyStreams { .. }
-            | DeliveryError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            | DeliveryError::RateLimited { .. }
+            | DeliveryError::TicketRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             DeliveryError::NoSnapshot => StatusCode::NOT_FOUND,
             DeliveryError::AtCapacity { .. } | DeliveryError::ShuttingDown | DeliveryError::Backend(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -101,6 +106,7 @@ impl DeliveryError {
             DeliveryError::TooManyTopics { retry_after_secs, .. }
             | DeliveryError::TooManyStreams { retry_after_secs }
             | DeliveryError::RateLimited { retry_after_secs }
+            | DeliveryError::TicketRateLimited { retry_after_secs }
             | DeliveryError::AtCapacity { retry_after_secs } => Some((*retry_after_secs).max(1)),
             DeliveryError::ShuttingDown | DeliveryError::Backend(_) => Some(1),
             _ => None,

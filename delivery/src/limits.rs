@@ -1,5 +1,7 @@
 //! Connection limits: streams held by this process, concurrent streams per user and new streams per user per
-//! minute (a fixed one-minute window). Anonymous callers are bounded by the process limit only. Each refusal is a
+//! minute (a fixed one-minute window), and tickets per user per minute (a ticket stands for a stream about to be
+//! opened: at most as many per minute as new streams, so one user cannot fill the ticket store). Anonymous callers
+//! are bounded by the process limit only. Each refusal is a
 //! typed error answered `429` (`503` for the process limit) with `Retry-After`.
 
 use std::collections::HashMap;
@@ -26,6 +28,31 @@ struct UserUsage {
     active: u32,
     window_start: Instant,
     started_in_window: u32,
+    tickets_in_window: u32,
+}
+
+impl UserUsage {
+    /// The user's usage, its window restarted when a minute has passed.
+    fn current<'a>(users: &'a mut HashMap<String, UserUsage>, user: &str, now: Instant) -> &'a mut UserUsage {
+        let usage = users.entry(user.to_owned()).or_insert(UserUsage {
+            active: 0,
+            window_start: now,
+            started_in_window: 0,
+            tickets_in_window: 0,
+        });
+        if now.saturating_duration_since(usage.window_start) >= WINDOW {
+            usage.window_start = now;
+            usage.started_in_window = 0;
+            usage.tickets_in_window = 0;
+        }
+        usage
+    }
+
+    /// Seconds until the window restarts (at least 1).
+    fn retry_after_secs(&self, now: Instant) -> u64 {
+        let left = WINDOW.saturating_sub(now.saturating_duration_since(self.window_start));
+        (left.as_secs_f64().ceil() as u64).max(1)
+    }
 }
 
 pub(crate) struct Limiter {
@@ -91,29 +118,37 @@ impl Limiter {
             .users
             .lock()
             .map_err(|_| DeliveryError::Backend("limiter lock".into()))?;
-        let usage = users.entry(user.to_owned()).or_insert(UserUsage {
-            active: 0,
-            window_start: now,
-            started_in_window: 0,
-        });
-        let elapsed = now.saturating_duration_since(usage.window_start);
-        if elapsed >= WINDOW {
-            usage.window_start = now;
-            usage.started_in_window = 0;
-        }
+        let usage = UserUsage::current(&mut users, user, now);
         if usage.active >= self.config.max_streams_per_user {
             return Err(DeliveryError::TooManyStreams {
                 retry_after_secs: CONCURRENT_RETRY_AFTER_SECS,
             });
         }
         if usage.started_in_window >= self.config.max_new_per_minute {
-            let left = WINDOW.saturating_sub(now.saturating_duration_since(usage.window_start));
             return Err(DeliveryError::RateLimited {
-                retry_after_secs: left.as_secs_f64().ceil() as u64,
+                retry_after_secs: usage.retry_after_secs(now),
             });
         }
         usage.active += 1;
         usage.started_in_window += 1;
+        Ok(())
+    }
+
+    /// Counts one ticket issued to `user`, or refuses it past `max_new_per_minute` in the current minute.
+    pub(crate) fn admit_ticket(&self, user: &str) -> Result<(), DeliveryError> {
+        let now = Instant::now();
+        let mut users = self
+            .users
+            .lock()
+            .map_err(|_| DeliveryError::Backend("limiter lock".into()))?;
+        let usage = UserUsage::current(&mut users, user, now);
+        if usage.tickets_in_window >= self.config.max_new_per_minute {
+            metrics::limit_rejected("tickets");
+            return Err(DeliveryError::TicketRateLimited {
+                retry_after_secs: usage.retry_after_secs(now),
+            });
+        }
+        usage.tickets_in_window += 1;
         Ok(())
     }
 

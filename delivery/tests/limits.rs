@@ -101,6 +101,32 @@ async fn new_streams_per_minute_limit() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn tickets_per_minute_limit() {
+    let config = DeliveryConfig {
+        max_new_streams_per_user_per_minute: 3,
+        ..DeliveryConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    let u1 = token("u1", &[], &[]);
+    for _ in 0..3 {
+        assert_eq!(ticket(&server, Some(&u1)).await.status(), 201);
+    }
+    let refused = ticket(&server, Some(&u1)).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ticket_rate_limited");
+    // Another user is not affected.
+    assert_eq!(ticket(&server, Some(&token("u2", &[], &[]))).await.status(), 201);
+    server.stop().await;
+}
+
 async fn ticket(server: &TestServer, bearer: Option<&str>) -> reqwest::Response {
     let mut request = client().post(server.url("/v1/tickets"));
     if let Some(token) = bearer {

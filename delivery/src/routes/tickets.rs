@@ -16,7 +16,10 @@ use crate::delivery::Shared;
 
 pub(super) async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let issued = match shared.auth.authenticate(&headers, None).await {
-        Ok(Some(claims)) => shared.auth.issue_ticket(claims).await,
+        Ok(Some(claims)) => match shared.limiter.admit_ticket(&claims.sub) {
+            Ok(()) => shared.auth.issue_ticket(claims).await,
+            Err(refused) => Err(refused),
+        },
         Ok(None) => Err(DeliveryError::Auth(AuthError::MissingToken)),
         Err(error) => Err(error),
     };
