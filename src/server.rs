@@ -108,6 +108,7 @@ impl System {
             idle_flush_ms: (args.idle_flush_ms > 0).then_some(args.idle_flush_ms),
             ..TopologyConfig::default()
         };
+        let public_topics = topology_config.operators.public_topics();
         let checkpoints = args.data_dir.as_ref().map(|dir| dir.join("operators"));
         let mut topology =
             Topology::new(topology_config, bus.clone(), checkpoints).context("starting the operators")?;
@@ -126,7 +127,10 @@ impl System {
             live_state = Some(sink);
             live_state_writer = Some((stop, writer));
         }
-        let delivery_config = DeliveryConfig::default();
+        let delivery_config = DeliveryConfig {
+            public_topics: Some(public_topics),
+            ..DeliveryConfig::default()
+        };
         let mut delivery = Delivery::builder(delivery_config.clone(), verifier.clone())
             .snapshots(Arc::new(OperatorSnapshots(topology.snapshots())))
             .shutdown(shutdown.clone());

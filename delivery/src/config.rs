@@ -43,6 +43,10 @@ pub struct DeliveryConfig {
     /// How long a stream's client may take to receive the first chunk (the response head, then a replay or the
     /// start position), in milliseconds; then the stream is dropped, its position unchanged.
     pub first_chunk_timeout_ms: u64,
+    /// The `leaderboard.*` and `trending.*` topics that exist (the pipeline's boards and windows); others are
+    /// refused with `404 unknown_topic`, so that anonymous callers cannot make the history keep state for names
+    /// nobody publishes on. `None`: any well-formed name.
+    pub public_topics: Option<Vec<String>>,
 }
 
 impl Default for DeliveryConfig {
@@ -66,11 +70,24 @@ impl Default for DeliveryConfig {
             max_history_per_topic: 100,
             request_head_timeout_ms: 30_000,
             first_chunk_timeout_ms: 30_000,
+            public_topics: None,
         }
     }
 }
 
 impl DeliveryConfig {
+    /// `Err(UnknownTopic)` for a public topic outside [`DeliveryConfig::public_topics`].
+    pub(crate) fn check_known(&self, topic: &crate::topics::Topic) -> Result<(), crate::DeliveryError> {
+        use crate::topics::TopicKind;
+        let listed = matches!(topic.kind(), TopicKind::Leaderboard | TopicKind::Trending);
+        match &self.public_topics {
+            Some(known) if listed && !known.iter().any(|name| name == topic.name()) => {
+                Err(crate::DeliveryError::UnknownTopic)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The ticket lifetime actually used: never more than 60 s, never 0.
     pub(crate) fn ticket_ttl_secs(&self) -> u64 {
         self.ticket_ttl_secs.clamp(1, 60)

@@ -44,6 +44,9 @@ pub enum DeliveryError {
     /// The server holds its configured maximum of connections, or of outstanding tickets.
     #[error("the server is at capacity; retry later")]
     AtCapacity { retry_after_secs: u64 },
+    /// A well-formed public topic nobody publishes on (see `DeliveryConfig::public_topics`).
+    #[error("no such topic")]
+    UnknownTopic,
     /// The topic has no current state to show.
     #[error("this topic has no snapshot")]
     NoSnapshot,
@@ -72,6 +75,7 @@ impl DeliveryError {
             DeliveryError::TicketRateLimited { .. } => "ticket_rate_limited",
             DeliveryError::AtCapacity { .. } => "server_at_capacity",
             DeliveryError::NoSnapshot => "no_snapshot",
+            DeliveryError::UnknownTopic => "unknown_topic",
             DeliveryError::ShuttingDown => "shutting_down",
             DeliveryError::Backend(_) => "backend_unavailable",
         }
@@ -93,7 +97,7 @@ impl DeliveryError {
             | DeliveryError::TooManyStreams { .. }
             | DeliveryError::RateLimited { .. }
             | DeliveryError::TicketRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            DeliveryError::NoSnapshot => StatusCode::NOT_FOUND,
+            DeliveryError::NoSnapshot | DeliveryError::UnknownTopic => StatusCode::NOT_FOUND,
             DeliveryError::AtCapacity { .. } | DeliveryError::ShuttingDown | DeliveryError::Backend(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -178,3 +178,49 @@ async fn cookie_authenticates_a_stream() {
     assert_eq!(sse.status, 401);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn public_topics_outside_the_configured_list_are_unknown() {
+    let config = DeliveryConfig {
+        public_topics: Some(vec!["leaderboard.daily".into(), "trending.1h".into()]),
+        ..DeliveryConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    for path in [
+        "/v1/stream?topic=leaderboard.daily&topic=leaderboard.made-up",
+        "/v1/stream?topic=trending.7y",
+        "/v1/poll?topic=trending.7y",
+    ] {
+        let refused = Sse::connect(&server.url(path), &[]).await;
+        assert_eq!(refused.status, 404, "{path}");
+        assert_eq!(
+            refused.error_json().await["error"]["code"],
+            "unknown_topic",
+            "{path}"
+        );
+    }
+    let snapshot = client()
+        .get(server.url("/v1/topics/leaderboard.made-up/snapshot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.status(), 404);
+    let body: serde_json::Value = snapshot.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_topic");
+    // Listed public topics and every other kind are served as before.
+    let mut listed = Sse::connect(
+        &server.url("/v1/stream?topic=leaderboard.daily&topic=trending.1h"),
+        &[],
+    )
+    .await;
+    assert_eq!(listed.status, 200);
+    assert!(listed.next_frame().await.is_some());
+    let auth = format!("Bearer {}", token("u1", &[], &[]));
+    let own = Sse::connect(
+        &server.url("/v1/stream?topic=user.u1.social"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(own.status, 200);
+    server.stop().await;
+}

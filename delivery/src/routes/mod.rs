@@ -106,6 +106,9 @@ async fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitt
             return Err(error);
         }
     };
+    for topic in &topics {
+        shared.config.check_known(topic)?;
+    }
     let claims = shared.auth.authenticate(headers, query.ticket.as_deref()).await?;
     for topic in &topics {
         if let Err(error) = topic.check_access(claims.as_ref()) {

@@ -25,6 +25,7 @@ pub(super) async fn snapshot(
 
 async fn answer(shared: &Shared, topic: &str, headers: &HeaderMap) -> Result<Response, DeliveryError> {
     let topic = Topic::parse(topic)?;
+    shared.config.check_known(&topic)?;
     let claims = shared.auth.authenticate(headers, None).await?;
     if let Err(error) = topic.check_access(claims.as_ref()) {
         metrics::auth_rejected(error.code());

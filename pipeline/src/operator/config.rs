@@ -73,6 +73,19 @@ impl Default for OperatorConfig {
 }
 
 impl OperatorConfig {
+    /// The public `leaderboard.*` and `trending.*` topics the operators publish on (for the delivery tier's
+    /// allowlist of public topics).
+    pub fn public_topics(&self) -> Vec<String> {
+        let boards = super::leaderboard::BOARDS
+            .iter()
+            .map(|b| super::output::topics::leaderboard(b));
+        let windows = self
+            .trending
+            .iter()
+            .map(|w| super::output::topics::trending(&w.name));
+        boards.chain(windows).collect()
+    }
+
     /// Checks the values; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_out_of_order_ms < 0 || self.allowed_lateness_ms < 0 {

@@ -47,6 +47,9 @@ struct Board {
     snapshot_start: Option<EventTimeMs>,
 }
 
+/// The boards, each published on `leaderboard.{board}`.
+pub const BOARDS: [&str; 4] = ["daily", "weekly", "monthly", "all-time"];
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Leaderboards {
     boards: Vec<Board>,
@@ -63,12 +66,13 @@ impl Leaderboards {
             purged_through: EventTimeMs::MIN,
             snapshot_start: None,
         };
+        let [daily, weekly, monthly, all_time] = BOARDS;
         Leaderboards {
             boards: vec![
-                board("daily", WindowSpec::daily()),
-                board("weekly", WindowSpec::weekly()),
-                board("monthly", WindowSpec::CalendarMonth),
-                board("all-time", WindowSpec::Global),
+                board(daily, WindowSpec::daily()),
+                board(weekly, WindowSpec::weekly()),
+                board(monthly, WindowSpec::CalendarMonth),
+                board(all_time, WindowSpec::Global),
             ],
             top_n: top_n.max(1),
             lateness_ms,
