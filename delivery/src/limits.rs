@@ -112,13 +112,25 @@ impl Limiter {
         })
     }
 
-    fn admit_user(&self, user: &str) -> Result<(), DeliveryError> {
+    /// Runs `f` on `user`'s usage in its current window, under the lock.
+    fn with_usage<T>(
+        &self,
+        user: &str,
+        f: impl FnOnce(&mut UserUsage, Instant) -> Result<T, DeliveryError>,
+    ) -> Result<T, DeliveryError> {
         let now = Instant::now();
         let mut users = self
             .users
             .lock()
             .map_err(|_| DeliveryError::Backend("limiter lock".into()))?;
-        let usage = UserUsage::current(&mut users, user, now);
+        f(UserUsage::current(&mut users, user, now), now)
+    }
+
+    fn admit_user(&self, user: &str) -> Result<(), DeliveryError> {
+        self.with_usage(user, |usage, now| self.admit_stream(usage, now))
+    }
+
+    fn admit_stream(&self, usage: &mut UserUsage, now: Instant) -> Result<(), DeliveryError> {
         if usage.active >= self.config.max_streams_per_user {
             return Err(DeliveryError::TooManyStreams {
                 retry_after_secs: CONCURRENT_RETRY_AFTER_SECS,
@@ -136,20 +148,16 @@ impl Limiter {
 
     /// Counts one ticket issued to `user`, or refuses it past `max_new_per_minute` in the current minute.
     pub(crate) fn admit_ticket(&self, user: &str) -> Result<(), DeliveryError> {
-        let now = Instant::now();
-        let mut users = self
-            .users
-            .lock()
-            .map_err(|_| DeliveryError::Backend("limiter lock".into()))?;
-        let usage = UserUsage::current(&mut users, user, now);
-        if usage.tickets_in_window >= self.config.max_new_per_minute {
-            metrics::limit_rejected("tickets");
-            return Err(DeliveryError::TicketRateLimited {
-                retry_after_secs: usage.retry_after_secs(now),
-            });
-        }
-        usage.tickets_in_window += 1;
-        Ok(())
+        self.with_usage(user, |usage, now| {
+            if usage.tickets_in_window >= self.config.max_new_per_minute {
+                metrics::limit_rejected("tickets");
+                return Err(DeliveryError::TicketRateLimited {
+                    retry_after_secs: usage.retry_after_secs(now),
+                });
+            }
+            usage.tickets_in_window += 1;
+            Ok(())
+        })
     }
 
     /// Forgets users with no stream whose window has passed (bounded memory); run periodically.

@@ -94,9 +94,11 @@ pub fn event_json(message: &TopicMessage) -> Result<Bytes, DeliveryError> {
         out.push(b',');
         out.extend_from_slice(members.as_bytes());
     }
-    out.extend_from_slice(b"},\"version\":");
-    out.extend_from_slice(MESSAGE_FORMAT_VERSION.to_string().as_bytes());
-    out.push(b'}');
+    {
+        use std::io::Write;
+        // Writing to a `Vec` cannot fail.
+        let _ = write!(out, "}},\"version\":{MESSAGE_FORMAT_VERSION}}}");
+    }
     Ok(Bytes::from(out))
 }
 

@@ -223,6 +223,17 @@ mod redis {
         finish(&prefix, [node_1, node_2]).await;
     }
 
+    /// Deletes every key of the run (as a flush or an eviction would).
+    async fn delete_keys_under(prefix: &str) {
+        let keys = keys_under(&redis_url(), prefix).await;
+        let mut conn = raw(&redis_url()).await;
+        let _: u64 = ::redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn a_flushed_redis_gives_reset_on_resume() {
         let (prefix, node_1, node_2) = two_nodes().await;
@@ -234,13 +245,7 @@ mod redis {
         let last_id = first.last_id.clone().unwrap();
         first.close();
 
-        let keys = keys_under(&redis_url(), &prefix).await;
-        let mut conn = raw(&redis_url()).await;
-        let _: u64 = ::redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        delete_keys_under(&prefix).await;
 
         let mut second = Sse::connect(&node_2.url(&path), &[("last-event-id", last_id.as_str())]).await;
         let reset = second.next_message().await.unwrap();
@@ -262,13 +267,7 @@ mod redis {
         node_1.publish("trending.24h", "before").await;
         assert_eq!(key(&live.next_message().await.unwrap()).1, "before");
 
-        let keys = keys_under(&redis_url(), &prefix).await;
-        let mut conn = raw(&redis_url()).await;
-        let _: u64 = ::redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        delete_keys_under(&prefix).await;
 
         // The first message of the new epoch reaches the client after the RESET (the topic has no snapshot).
         node_1.publish("trending.24h", "first-of-new-epoch").await;
