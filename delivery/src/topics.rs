@@ -166,17 +166,27 @@ fn segment_range(name: &str, start: usize, id: &str) -> Result<(u16, u16), Deliv
     ))
 }
 
+/// Topics one resume token can hold, so the most a stream may name whatever the configuration says.
+pub const MAX_TOPICS: usize = 255;
+
 /// Parses, de-duplicates and sorts the topics of a request, so that the same set always gives the same resume tokens.
+/// `max` is capped at [`MAX_TOPICS`]. A request naming more than `max` distinct topics, or repeating names more than
+/// four times `max` (at least 64) in all, is refused whole: no topic is ever dropped silently.
 pub fn parse_topic_set<'a>(
     names: impl IntoIterator<Item = &'a str>,
     max: usize,
 ) -> Result<Vec<Topic>, DeliveryError> {
+    let max = max.min(MAX_TOPICS);
+    let too_many = DeliveryError::TooManyTopics {
+        max,
+        retry_after_secs: 60,
+    };
     let mut topics = Vec::new();
     for name in names {
-        topics.push(Topic::parse(name)?);
-        if topics.len() > max.saturating_mul(4).max(64) {
-            break;
+        if topics.len() >= max.saturating_mul(4).max(64) {
+            return Err(too_many);
         }
+        topics.push(Topic::parse(name)?);
     }
     topics.sort();
     topics.dedup();
@@ -184,10 +194,7 @@ pub fn parse_topic_set<'a>(
         return Err(DeliveryError::NoTopics);
     }
     if topics.len() > max {
-        return Err(DeliveryError::TooManyTopics {
-            max,
-            retry_after_secs: 60,
-        });
+        return Err(too_many);
     }
     Ok(topics)
 }
@@ -283,5 +290,30 @@ mod tests {
             parse_topic_set(["trending.1", "trending.2", "trending.3"], 2),
             Err(DeliveryError::TooManyTopics { .. })
         ));
+    }
+
+    #[test]
+    fn no_topic_is_dropped_silently() {
+        // Repeats beyond the bound refuse the request rather than losing the distinct name that follows them.
+        let mut names = vec!["trending.1h"; 64];
+        names.push("trending.24h");
+        assert!(matches!(
+            parse_topic_set(names.iter().copied(), 4),
+            Err(DeliveryError::TooManyTopics { max: 4, .. })
+        ));
+        assert_eq!(
+            parse_topic_set(names[1..].iter().copied(), 4).map(|set| set.len()),
+            Ok(2)
+        );
+        // A configured maximum beyond what a resume token holds is capped.
+        let many: Vec<String> = (0..256).map(|i| format!("trending.{i}")).collect();
+        assert!(matches!(
+            parse_topic_set(many.iter().map(String::as_str), 1_000),
+            Err(DeliveryError::TooManyTopics { max: MAX_TOPICS, .. })
+        ));
+        assert_eq!(
+            parse_topic_set(many[1..].iter().map(String::as_str), 1_000).map(|set| set.len()),
+            Ok(255)
+        );
     }
 }

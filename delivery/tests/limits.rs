@@ -37,6 +37,14 @@ async fn topics_per_stream_limit() {
     )
     .await;
     assert_limited(refused, "too_many_topics").await;
+    // Repeats past the bound refuse the request rather than dropping the name that follows them.
+    let repeated = "topic=trending.1h&".repeat(65);
+    let refused = Sse::connect(
+        &server.url(&format!("/v1/stream?{repeated}topic=trending.24h")),
+        &[],
+    )
+    .await;
+    assert_limited(refused, "too_many_topics").await;
     server.stop().await;
 }
 

@@ -10,7 +10,10 @@ use social_auth::Claims;
 use crate::delivery::Shared;
 use crate::resume_token::ResumeToken;
 use crate::session::OpenOptions;
-use crate::topics::{Topic, parse_topic_set};
+use crate::topics::{MAX_TOPICS, Topic, parse_topic_set};
+
+/// `topic` parameters read from one request: any more could only make it refused.
+const MAX_TOPIC_PARAMS: usize = MAX_TOPICS * 4;
 use crate::{DeliveryError, metrics};
 
 mod poll;
@@ -54,7 +57,8 @@ impl SubscribeQuery {
         let raw = uri.query().unwrap_or("");
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
             match &*key {
-                "topic" if query.topics.len() < 256 => query.topics.push(value.into_owned()),
+                // One past the most a stream may name is kept, so that `parse_topic_set` refuses the request.
+                "topic" if query.topics.len() <= MAX_TOPIC_PARAMS => query.topics.push(value.into_owned()),
                 "topic" => {}
                 "ticket" => query.ticket = Some(value.into_owned()),
                 "lastEventId" => query.last_event_id = Some(value.into_owned()),
