@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use social_delivery::{DeliveryConfig, IpNetwork};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,7 +95,41 @@ pub struct ServerArgs {
     #[arg(long, env = "IDLE_FLUSH_MS", default_value_t = 2_000)]
     pub idle_flush_ms: u64,
     #[command(flatten)]
+    pub streams: StreamArgs,
+    #[command(flatten)]
     pub auth: AuthArgs,
+}
+
+/// Who may open how many SSE streams, for the processes that serve them.
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// Comma-separated proxies (CIDR networks or addresses, e.g. `10.0.0.0/8,192.168.0.0/16`) whose
+    /// `X-Forwarded-For` names the client address; from any other peer the header is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Concurrent streams without a token from one client address (an IPv6 /64); 0: no limit.
+    #[arg(long, env = "MAX_ANONYMOUS_STREAMS_PER_ADDRESS", default_value_t = 1_000)]
+    pub max_anonymous_streams_per_address: u32,
+    /// New streams without a token one client address may open per minute; 0: no limit.
+    #[arg(
+        long,
+        env = "MAX_NEW_ANONYMOUS_STREAMS_PER_ADDRESS_PER_MINUTE",
+        default_value_t = 1_000
+    )]
+    pub max_new_anonymous_streams_per_address_per_minute: u32,
+}
+
+impl StreamArgs {
+    /// `config` with these limits.
+    pub fn apply(&self, config: DeliveryConfig) -> DeliveryConfig {
+        DeliveryConfig {
+            trusted_proxies: self.trusted_proxies.clone(),
+            max_anonymous_streams_per_address: self.max_anonymous_streams_per_address,
+            max_new_anonymous_streams_per_address_per_minute: self
+                .max_new_anonymous_streams_per_address_per_minute,
+            ..config
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,6 +199,8 @@ pub struct DeliveryArgs {
     /// ClickHouse database (the pipeline's `--clickhouse-database`; created when missing).
     #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "social_realtime")]
     pub clickhouse_database: String,
+    #[command(flatten)]
+    pub streams: StreamArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
 }

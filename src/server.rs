@@ -127,10 +127,10 @@ impl System {
             live_state = Some(sink);
             live_state_writer = Some((stop, writer));
         }
-        let delivery_config = DeliveryConfig {
+        let delivery_config = args.streams.apply(DeliveryConfig {
             public_topics: Some(public_topics),
             ..DeliveryConfig::default()
-        };
+        });
         let mut delivery = Delivery::builder(delivery_config.clone(), verifier.clone())
             .snapshots(Arc::new(OperatorSnapshots(topology.snapshots())))
             .shutdown(shutdown.clone());

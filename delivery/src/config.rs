@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::address::IpNetwork;
+
 /// Configuration of the delivery tier. Every field has a default (`DeliveryConfig::default()` or `{}` in JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -14,10 +16,19 @@ pub struct DeliveryConfig {
     pub retry_jitter_ms: u64,
     /// Topics in one stream or poll request.
     pub max_topics_per_stream: usize,
-    /// Concurrent streams (and long polls) held by one user (`sub`).
+    /// Concurrent streams (and long polls) held by one user (`sub`); 0: no limit.
     pub max_streams_per_user: u32,
-    /// New streams (and polls) one user may open per minute.
+    /// New streams (and polls) one user may open per minute, and tickets one user may take per minute; 0: no limit.
     pub max_new_streams_per_user_per_minute: u32,
+    /// Concurrent streams (and long polls) without a token from one client address (an IPv6 /64); 0: no limit.
+    /// Generous by default, as many browsers may share one address behind a NAT; it keeps a single host from
+    /// taking every slot of `max_connections`.
+    pub max_anonymous_streams_per_address: u32,
+    /// New streams (and polls) without a token one client address may open per minute; 0: no limit.
+    pub max_new_anonymous_streams_per_address_per_minute: u32,
+    /// Proxies (CIDR networks or addresses) whose `X-Forwarded-For` names the client address; from any other peer
+    /// the header is ignored. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<IpNetwork>,
     /// Streams held by this process; beyond it new streams get `503` with `Retry-After`.
     pub max_connections: usize,
     /// Messages queued for one connection before it is cut off as too slow (with a resumable position).
@@ -43,6 +54,10 @@ pub struct DeliveryConfig {
     /// How long a stream's client may take to receive the first chunk (the response head, then a replay or the
     /// start position), in milliseconds; then the stream is dropped, its position unchanged.
     pub first_chunk_timeout_ms: u64,
+    /// How long a write on a connection served by the router (long polls, and streams outside the lean path) may
+    /// stay blocked by a client that reads nothing, in milliseconds; then the connection is closed, so that its
+    /// slot, cut-off and token expiry do not wait on the client.
+    pub write_stall_timeout_ms: u64,
     /// The `leaderboard.*` and `trending.*` topics that exist (the pipeline's boards and windows); others are
     /// refused with `404 unknown_topic`, so that anonymous callers cannot make the history keep state for names
     /// nobody publishes on. `None`: any well-formed name.
@@ -58,6 +73,9 @@ impl Default for DeliveryConfig {
             max_topics_per_stream: 16,
             max_streams_per_user: 8,
             max_new_streams_per_user_per_minute: 60,
+            max_anonymous_streams_per_address: 1_000,
+            max_new_anonymous_streams_per_address_per_minute: 1_000,
+            trusted_proxies: Vec::new(),
             max_connections: 100_000,
             connection_queue: 256,
             history_retention_secs: 24 * 3600,
@@ -70,6 +88,7 @@ impl Default for DeliveryConfig {
             max_history_per_topic: 100,
             request_head_timeout_ms: 30_000,
             first_chunk_timeout_ms: 30_000,
+            write_stall_timeout_ms: 30_000,
             public_topics: None,
         }
     }
@@ -104,6 +123,10 @@ mod tests {
         assert_eq!(config, DeliveryConfig::default());
         assert_eq!(config.heartbeat_secs, 30);
         assert!(serde_json::from_str::<DeliveryConfig>(r#"{"heartbeat":1}"#).is_err());
+        let proxies: DeliveryConfig =
+            serde_json::from_str(r#"{"trusted_proxies":["10.0.0.0/8","::1"]}"#).unwrap();
+        assert_eq!(proxies.trusted_proxies.len(), 2);
+        assert!(serde_json::from_str::<DeliveryConfig>(r#"{"trusted_proxies":["10.0.0.0/40"]}"#).is_err());
     }
 
     #[test]

@@ -111,6 +111,8 @@ impl DeliveryBuilder {
             max_connections: config.max_connections,
             max_streams_per_user: config.max_streams_per_user,
             max_new_per_minute: config.max_new_streams_per_user_per_minute,
+            max_anonymous_per_address: config.max_anonymous_streams_per_address,
+            max_new_anonymous_per_address_per_minute: config.max_new_anonymous_streams_per_address_per_minute,
         }));
         let snapshots = self.snapshots.unwrap_or_else(|| Arc::new(MemorySnapshots::new()));
         let shared = Shared {

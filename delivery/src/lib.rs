@@ -14,11 +14,12 @@
 //! - `message.rs`: the wire JSON of `EVENT`, `SNAPSHOT` and `RESET` messages.
 //! - `snapshot.rs`: [`SnapshotSource`] (current state of a topic) and [`MemorySnapshots`].
 //! - `auth.rs`: Bearer header, single-use tickets ([`TicketStore`], [`MemoryTickets`]), HttpOnly cookie.
-//!   `limits.rs`: connection limits.
+//! - `limits.rs`: connection limits; `address.rs`: the client address anonymous streams count under
+//!   ([`IpNetwork`] for trusted proxies).
 //! - `redis/`: the Redis backend ([`redis::RedisBackend`]): history, cross-node fan-out and tickets shared by every
 //!   delivery node (key layout in [`redis::keys`] and `docs/REDIS.md`).
 //! - `server.rs`: [`Delivery::serve`]: HTTP/1 serving, `GET /v1/stream` on a lean path without hyper's per-connection
-//!   buffers, everything else through the router.
+//!   buffers, everything else through the router, on connections whose writes may not stall for ever (`stall.rs`).
 //! - `routes/`: `stream` (`GET /v1/stream`), `poll` (`GET /v1/poll`), `snapshot`
 //!   (`GET /v1/topics/{topic}/snapshot`), `tickets` (`POST /v1/tickets`).
 //! - `page/`: the demo page (`/demo`, no build step, no external assets) and server-rendered leaderboard and
@@ -27,6 +28,7 @@
 //!   publish-to-write latency observer ([`observe_write_latency`]).
 //! - `error.rs`: [`DeliveryError`]: every error answer is `{"error":{"code":"...","message":"..."}}`.
 
+pub mod address;
 mod auth;
 mod config;
 mod delivery;
@@ -44,8 +46,10 @@ mod routes;
 mod server;
 mod session;
 pub mod snapshot;
+mod stall;
 pub mod topics;
 
+pub use address::IpNetwork;
 pub use auth::{MemoryTickets, TicketStore};
 pub use config::DeliveryConfig;
 pub use delivery::{BatchOutcome, Delivery, DeliveryBuilder, Publisher};

@@ -13,7 +13,7 @@
 //! the lean path.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use axum::Router;
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -29,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::DeliveryError;
 use crate::delivery::Shared;
 use crate::routes::open_stream;
+use crate::stall::StallGuard;
 
 /// The largest request head the lean path takes (longer ones go to hyper).
 const MAX_HEAD: usize = 8 * 1024;
@@ -70,7 +72,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, app: Route
         }
         drop(handoff);
     };
-    let hyper = axum::serve(Handoff { connections, local }, app.into_make_service())
+    // `tap_io` (with nothing to tap) is what gives a custom listener's `SocketAddr` the `ConnectInfo` extractor
+    // that routes read the peer from, as they do under `axum::serve` of a `TcpListener`.
+    let listener = Handoff {
+        connections,
+        local,
+        write_stall: Duration::from_millis(shared.config.write_stall_timeout_ms.max(1)),
+    }
+    .tap_io(|_| {});
+    let hyper = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();
     let ((), served) = tokio::join!(accept, hyper);
@@ -79,19 +89,21 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, app: Route
     served
 }
 
-/// The connections that hyper serves, as an `axum::serve` listener.
+/// The connections that hyper serves, as an `axum::serve` listener; each write may stay blocked for at most
+/// `write_stall`.
 struct Handoff {
     connections: mpsc::Receiver<(TcpStream, SocketAddr)>,
     local: SocketAddr,
+    write_stall: Duration,
 }
 
 impl axum::serve::Listener for Handoff {
-    type Io = TcpStream;
+    type Io = StallGuard;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+    async fn accept(&mut self) -> (StallGuard, SocketAddr) {
         match self.connections.recv().await {
-            Some(connection) => connection,
+            Some((stream, peer)) => (StallGuard::new(stream, self.write_stall), peer),
             None => std::future::pending().await,
         }
     }
@@ -109,7 +121,7 @@ async fn connection(
 ) {
     let head_timeout = Duration::from_millis(shared.config.request_head_timeout_ms);
     match sniff(&stream, head_timeout).await {
-        Sniffed::Stream(head) => serve_stream(shared, stream, head).await,
+        Sniffed::Stream(head) => serve_stream(shared, stream, head, peer.ip()).await,
         Sniffed::Other => {
             // Fails only when hyper stopped accepting (shutdown): the connection is dropped.
             let _ = handoff.send((stream, peer)).await;
@@ -196,7 +208,7 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     })
 }
 
-async fn serve_stream(shared: Arc<Shared>, mut stream: TcpStream, head: Head) {
+async fn serve_stream(shared: Arc<Shared>, mut stream: TcpStream, head: Head, peer: IpAddr) {
     // The head was only peeked: consume it (it is already in the socket's buffer).
     let mut consumed = vec![0; head.len];
     if stream.read_exact(&mut consumed).await.is_err() {
@@ -206,7 +218,7 @@ async fn serve_stream(shared: Arc<Shared>, mut stream: TcpStream, head: Head) {
     // Frames are written as they come; Nagle's algorithm would hold one back behind an unacknowledged one.
     let _ = stream.set_nodelay(true);
     let first_chunk_timeout = Duration::from_millis(shared.config.first_chunk_timeout_ms);
-    let opened = open_stream(shared, &head.uri, &head.headers).await;
+    let opened = open_stream(shared, &head.uri, &head.headers, Some(peer)).await;
     drop(head);
     let (first, mut live) = match opened {
         Ok(opened) => opened,

@@ -48,6 +48,79 @@ async fn topics_per_stream_limit() {
     server.stop().await;
 }
 
+/// Anonymous streams count per client address: the TCP peer, or what a trusted proxy says in `X-Forwarded-For`.
+async fn anonymous_streams_per_address(server: &TestServer) {
+    let url = server.url("/v1/stream?topic=leaderboard.daily");
+    let from = |address: &'static str| [("x-forwarded-for", address)];
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut sse = Sse::connect(&url, &from("198.51.100.1")).await;
+        assert_eq!(sse.status, 200);
+        sse.next_frame().await.unwrap();
+        held.push(sse);
+    }
+    assert_limited(
+        Sse::connect(&url, &from("198.51.100.1")).await,
+        "too_many_streams",
+    )
+    .await;
+    // The same limit on the router's polling route.
+    let poll = client()
+        .get(server.url("/v1/poll?topic=leaderboard.daily&wait=0"))
+        .header("x-forwarded-for", "198.51.100.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll.status(), 429);
+    // Another client behind the same proxy has its own budget.
+    let other = Sse::connect(&url, &from("198.51.100.2")).await;
+    assert_eq!(other.status, 200);
+    // A client with a token counts as its user, not its address.
+    let auth = format!("Bearer {}", token("u1", &[], &[]));
+    let user = Sse::connect(
+        &url,
+        &[("authorization", &auth), ("x-forwarded-for", "198.51.100.1")],
+    )
+    .await;
+    assert_eq!(user.status, 200);
+}
+
+#[tokio::test]
+async fn anonymous_streams_per_address_limit_behind_a_trusted_proxy() {
+    let config = DeliveryConfig {
+        max_anonymous_streams_per_address: 2,
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..DeliveryConfig::default()
+    };
+    let server = TestServer::start(config.clone()).await;
+    anonymous_streams_per_address(&server).await;
+    server.stop().await;
+    let server = TestServer::start_router_only(config).await;
+    anonymous_streams_per_address(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let config = DeliveryConfig {
+        max_anonymous_streams_per_address: 2,
+        ..DeliveryConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    let url = server.url("/v1/stream?topic=leaderboard.daily");
+    let mut held = Vec::new();
+    for address in ["198.51.100.1", "198.51.100.2"] {
+        let mut sse = Sse::connect(&url, &[("x-forwarded-for", address)]).await;
+        assert_eq!(sse.status, 200);
+        sse.next_frame().await.unwrap();
+        held.push(sse);
+    }
+    // Both came from 127.0.0.1, whatever they claimed.
+    let refused = Sse::connect(&url, &[("x-forwarded-for", "198.51.100.3")]).await;
+    assert_limited(refused, "too_many_streams").await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn concurrent_streams_per_user_limit() {
     let config = DeliveryConfig {

@@ -131,3 +131,52 @@ async fn a_client_that_does_not_take_its_first_chunk_is_dropped() {
     assert!(next.next_frame().await.is_some());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_router_served_stream_whose_client_reads_nothing_is_closed_after_the_write_stall_timeout() {
+    let config = DeliveryConfig {
+        write_stall_timeout_ms: 500,
+        // Room for every message: the connection is not cut off as too slow, its write stalls.
+        connection_queue: 4_096,
+        ..DeliveryConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr).await.unwrap();
+    // A stream that is not the connection's first request is served by the router (hyper), not the lean path.
+    stream
+        .write_all(
+            b"GET /v1/no-such-route HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /v1/stream?topic=leaderboard.daily HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    while server.delivery.hub().subscriber_count("leaderboard.daily") < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // About 8 MB of messages: far more than the two sockets' buffers hold. The client reads nothing.
+    let filler = "x".repeat(16 * 1024);
+    for n in 0..500 {
+        server
+            .publish_data("leaderboard.daily", &format!("m{n}"), json!({ "filler": filler }))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let received = read_to_close(&mut stream, Duration::from_secs(20))
+        .await
+        .expect("the server closed the stalled connection");
+    assert!(
+        received.starts_with(b"HTTP/1.1 404"),
+        "{:?}",
+        &received[..received.len().min(40)]
+    );
+    assert!(received.len() < 500 * filler.len(), "the stream was cut short");
+    // Its slot is free again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.delivery.active_connections() > 0 {
+        assert!(Instant::now() < deadline, "the slot is released");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.stop().await;
+}

@@ -49,10 +49,10 @@ pub(super) async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     server::cancel_on_signal(shutdown.clone());
     // The operators' boards and windows: both processes run with the default operator configuration.
-    let config = DeliveryConfig {
+    let config = args.streams.apply(DeliveryConfig {
         public_topics: Some(social_pipeline::operator::OperatorConfig::default().public_topics()),
         ..DeliveryConfig::default()
-    };
+    });
     let backend = RedisBackend::connect(
         RedisConfig::for_delivery(&url, &args.redis_prefix, &config),
         shutdown.clone(),

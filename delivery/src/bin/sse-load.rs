@@ -94,6 +94,9 @@ async fn serve(args: &HashMap<String, String>) {
     let config = DeliveryConfig {
         max_connections: 1_000_000,
         max_new_streams_per_user_per_minute: 1_000_000,
+        // The load comes from a few loopback addresses.
+        max_anonymous_streams_per_address: 0,
+        max_new_anonymous_streams_per_address_per_minute: 0,
         connection_queue: get(args, "queue", 256),
         ..DeliveryConfig::default()
     };

@@ -1,20 +1,24 @@
 //! HTTP routes of CONTRACT section 4: one file per route, common request parsing here.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::{get, post};
 use social_auth::Claims;
 
+use crate::address::client_address;
 use crate::delivery::Shared;
+use crate::limits::{Caller, Permit};
 use crate::resume_token::ResumeToken;
 use crate::session::OpenOptions;
 use crate::topics::{MAX_TOPICS, Topic, parse_topic_set};
+use crate::{DeliveryError, metrics};
 
 /// `topic` parameters read from one request: any more could only make it refused.
 const MAX_TOPIC_PARAMS: usize = MAX_TOPICS * 4;
-use crate::{DeliveryError, metrics};
 
 mod poll;
 mod snapshot;
@@ -88,6 +92,30 @@ struct Admitted {
     claims: Option<Claims>,
     options: OpenOptions,
     query: SubscribeQuery,
+}
+
+impl Admitted {
+    /// Takes a connection slot for this request: the user's when it has a token, else its client address's.
+    fn permit(
+        &self,
+        shared: &Shared,
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+    ) -> Result<Permit, DeliveryError> {
+        let caller = match &self.claims {
+            Some(claims) => Caller::User(&claims.sub),
+            None => Caller::Anonymous(client_address(peer, headers, &shared.config.trusted_proxies)),
+        };
+        shared.limiter.admit(caller)
+    }
+}
+
+/// The TCP peer of a request the router serves (`None` when the router is served without connection info).
+fn peer_of<B>(request: &axum::http::Request<B>) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
 }
 
 /// Parses and checks a subscription request: `400` for bad topics, parameters or last event id, `401` for a

@@ -11,8 +11,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, BytesMut};
 
-use super::admit;
 use super::stream::CloseGuard;
+use super::{admit, peer_of};
 use crate::DeliveryError;
 use crate::delivery::Shared;
 use crate::metrics::{CloseReason, Transport};
@@ -30,9 +30,7 @@ pub(super) async fn poll(State(shared): State<Arc<Shared>>, request: Request) ->
 
 async fn answer(shared: Arc<Shared>, request: Request) -> Result<Response, DeliveryError> {
     let admitted = admit(&shared, request.uri(), request.headers()).await?;
-    let _permit = shared
-        .limiter
-        .admit(admitted.claims.as_ref().map(|c| c.sub.as_str()))?;
+    let _permit = admitted.permit(&shared, peer_of(&request), request.headers())?;
     let mut close = CloseGuard::new(Transport::Poll);
     let wait = Duration::from_secs(
         admitted

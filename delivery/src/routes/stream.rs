@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use super::admit;
+use super::{admit, peer_of};
 use crate::DeliveryError;
 use crate::auth::now_unix;
 use crate::delivery::Shared;
@@ -86,15 +87,15 @@ fn record_written(out: &[Out]) {
 /// Opens a stream for an admitted request: the first chunk to write (the `retry:` hint, then the replay or the
 /// start position) and the [`Live`] part that follows. Shared by the router ([`stream`]) and the lean HTTP/1 path
 /// of [`Delivery::serve`](crate::Delivery::serve).
+/// `peer` is the TCP peer, for the per-address limit of anonymous streams.
 pub(crate) async fn open_stream(
     shared: Arc<Shared>,
     uri: &Uri,
     headers: &HeaderMap,
+    peer: Option<IpAddr>,
 ) -> Result<(Bytes, Live), DeliveryError> {
     let admitted = admit(&shared, uri, headers).await?;
-    let permit = shared
-        .limiter
-        .admit(admitted.claims.as_ref().map(|c| c.sub.as_str()))?;
+    let permit = admitted.permit(&shared, peer, headers)?;
     let expires_in = admitted
         .claims
         .as_ref()
@@ -128,7 +129,7 @@ pub(crate) async fn open_stream(
 }
 
 async fn open(shared: Arc<Shared>, request: Request) -> Result<Response, DeliveryError> {
-    let (first, mut live) = open_stream(shared, request.uri(), request.headers()).await?;
+    let (first, mut live) = open_stream(shared, request.uri(), request.headers(), peer_of(&request)).await?;
     drop(request);
     let body = async_stream::stream! {
         yield Ok::<Bytes, Infallible>(first);

@@ -1,0 +1,205 @@
+//! The address a caller's anonymous streams are counted under: the TCP peer, or, when the peer is a trusted proxy
+//! ([`DeliveryConfig::trusted_proxies`](crate::DeliveryConfig::trusted_proxies)), the last address of
+//! `X-Forwarded-For` that is not one (the standard right-to-left walk: entries left of a trusted proxy's own could
+//! be written by anyone). IPv6 callers count by their /64, the block one host usually holds.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::str::FromStr;
+
+use axum::http::HeaderMap;
+use serde::Deserialize;
+
+/// A network in CIDR notation (`10.0.0.0/8`, `fd00::/8`), or one address (`192.168.1.10`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IpNetwork {
+    base: IpAddr,
+    prefix: u8,
+}
+
+/// Why a string is not an [`IpNetwork`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an IP address or network (expected `10.0.0.0/8`, `fd00::/8` or one address)")]
+pub struct InvalidNetwork(String);
+
+impl FromStr for IpNetwork {
+    type Err = InvalidNetwork;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidNetwork(text.to_owned());
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let base = address.parse::<IpAddr>().map_err(|_| invalid())?.to_canonical();
+        let bits = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(invalid)?,
+            None => bits,
+        };
+        Ok(IpNetwork { base, prefix })
+    }
+}
+
+impl TryFrom<String> for IpNetwork {
+    type Error = InvalidNetwork;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl fmt::Display for IpNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+impl IpNetwork {
+    pub fn contains(&self, address: IpAddr) -> bool {
+        // IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, what a dual-stack socket reports) count as IPv4.
+        match (self.base, address.to_canonical()) {
+            (IpAddr::V4(base), IpAddr::V4(address)) => same_prefix(
+                u128::from(base.to_bits()),
+                u128::from(address.to_bits()),
+                32,
+                self.prefix,
+            ),
+            (IpAddr::V6(base), IpAddr::V6(address)) => {
+                same_prefix(base.to_bits(), address.to_bits(), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the first `prefix` of `bits` bits of `a` and `b` are equal.
+fn same_prefix(a: u128, b: u128, bits: u8, prefix: u8) -> bool {
+    let ignored = u32::from(bits.saturating_sub(prefix));
+    a.checked_shr(ignored).unwrap_or(0) == b.checked_shr(ignored).unwrap_or(0)
+}
+
+/// The caller's address: `peer`, or the last untrusted `X-Forwarded-For` entry when `peer` is a trusted proxy.
+/// `None` without a peer (a router served without connection info).
+pub(crate) fn client_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpNetwork],
+) -> Option<IpAddr> {
+    let mut address = peer?.to_canonical();
+    if !trusted.iter().any(|network| network.contains(address)) {
+        return Some(address);
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    for hop in hops.iter().rev() {
+        // A malformed entry ends the walk: nothing left of it can be told apart from what a client wrote.
+        let Ok(hop) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        address = hop.to_canonical();
+        if !trusted.iter().any(|network| network.contains(address)) {
+            break;
+        }
+    }
+    Some(address)
+}
+
+/// The key an address's streams count under: IPv4 as is, IPv6 by its /64.
+pub(crate) fn limit_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNetwork> {
+        list.iter().map(|text| text.parse().unwrap()).collect()
+    }
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn networks_parse_and_contain() {
+        let private: IpNetwork = "10.0.0.0/8".parse().unwrap();
+        assert!(private.contains(ip("10.20.30.40")));
+        assert!(private.contains(ip("::ffff:10.1.2.3")));
+        assert!(!private.contains(ip("11.0.0.1")));
+        assert!(!private.contains(ip("fd00::1")));
+        let one: IpNetwork = "192.168.1.10".parse().unwrap();
+        assert!(one.contains(ip("192.168.1.10")) && !one.contains(ip("192.168.1.11")));
+        let all: IpNetwork = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("8.8.8.8")));
+        let v6: IpNetwork = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        for bad in ["", "10.0.0.0/33", "fd00::/129", "10.0.0/8", "host", "10.0.0.0/x"] {
+            assert!(bad.parse::<IpNetwork>().is_err(), "{bad}");
+        }
+        assert_eq!(private.to_string(), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let headers = forwarded(&["203.0.113.9, 198.51.100.7"]);
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            client_address(Some(ip("198.51.100.1")), &headers, &trusted),
+            Some(ip("198.51.100.1"))
+        );
+        // Behind the proxy: the last entry it did not write itself.
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), &headers, &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // Chains of trusted proxies are skipped; several header lines are one list.
+        let headers = forwarded(&["203.0.113.9", "198.51.100.7, 10.0.0.5"]);
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), &headers, &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // A malformed entry stops the walk at the last good one.
+        let headers = forwarded(&["203.0.113.9, garbage, 10.0.0.7"]);
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), &headers, &trusted),
+            Some(ip("10.0.0.7"))
+        );
+        // No header: the proxy itself.
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), &HeaderMap::new(), &trusted),
+            Some(ip("10.0.0.2"))
+        );
+        assert_eq!(client_address(None, &HeaderMap::new(), &trusted), None);
+    }
+
+    #[test]
+    fn ipv6_callers_count_by_their_64() {
+        assert_eq!(limit_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("2001:db8:1:2:bbbb::9")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("192.0.2.1")), ip("192.0.2.1"));
+    }
+}
