@@ -91,7 +91,7 @@ fn board_period(board: &str, time: DateTime<Utc>) -> String {
 type TrendingRows = BTreeMap<(String, i64, u32), (String, String)>;
 /// Ranked items of a trending message: rank, content id, score.
 type Items = Vec<(u32, String, String)>;
-type LeaderboardRows = BTreeMap<(String, i64, u32), String>;
+type LeaderboardRows = BTreeMap<(String, i64, u32), (String, String)>;
 
 /// What `trending_snapshots` must hold for `messages`: per window and second, the last message's ranks, and the
 /// ranks of earlier messages of that second beyond them empty.
@@ -136,7 +136,7 @@ fn expected_trending(messages: &[Derived]) -> TrendingRows {
 }
 
 /// What `leaderboard_snapshots` must hold for `messages`: per board period, second and position, the user of the
-/// last change.
+/// last change and their completed referrals.
 fn expected_leaderboards(messages: &[Derived]) -> LeaderboardRows {
     let mut rows = LeaderboardRows::new();
     for m in messages
@@ -151,7 +151,10 @@ fn expected_leaderboards(messages: &[Derived]) -> LeaderboardRows {
                     m.time.timestamp(),
                     change["position"].as_u64().unwrap() as u32,
                 ),
-                change["userId"].as_str().unwrap().to_string(),
+                (
+                    change["userId"].as_str().unwrap().to_string(),
+                    format_score(change["completed"].as_f64().unwrap()),
+                ),
             );
         }
     }
@@ -201,12 +204,11 @@ async fn leaderboard_table(database: &Database) -> LeaderboardRows {
         "SELECT board_id, toUInt32(snapshot_time), position, user_id, score FROM leaderboard_snapshots FINAL",
     )
     .await;
-    assert!(rows.iter().all(|row| row[4] == "0"), "scores are 0");
     rows.into_iter()
         .map(|row| {
             (
                 (row[0].clone(), row[1].parse().unwrap(), row[2].parse().unwrap()),
-                row[3].clone(),
+                (row[3].clone(), format_score(row[4].parse().unwrap())),
             )
         })
         .collect()

@@ -58,6 +58,10 @@ pub struct DeliveryConfig {
     /// stay blocked by a client that reads nothing, in milliseconds; then the connection is closed, so that its
     /// slot, cut-off and token expiry do not wait on the client.
     pub write_stall_timeout_ms: u64,
+    /// How long a connection served by the router may stay silent both ways (a kept-alive connection between
+    /// requests), in milliseconds; then it is closed. Never less than twice the longer of the heartbeat interval
+    /// and `max_poll_wait_secs`, so that streams and long polls are not taken for idle.
+    pub idle_connection_timeout_ms: u64,
     /// The `leaderboard.*` and `trending.*` topics that exist (the pipeline's boards and windows); others are
     /// refused with `404 unknown_topic`, so that anonymous callers cannot make the history keep state for names
     /// nobody publishes on. `None`: any well-formed name.
@@ -89,6 +93,7 @@ impl Default for DeliveryConfig {
             request_head_timeout_ms: 30_000,
             first_chunk_timeout_ms: 30_000,
             write_stall_timeout_ms: 30_000,
+            idle_connection_timeout_ms: 90_000,
             public_topics: None,
         }
     }
@@ -104,6 +109,20 @@ impl DeliveryConfig {
                 Err(crate::DeliveryError::UnknownTopic)
             }
             _ => Ok(()),
+        }
+    }
+
+    /// The limits of connections served by the router (see `stall.rs`).
+    pub(crate) fn io_limits(&self) -> crate::stall::IoLimits {
+        let busiest_silence_ms = self
+            .heartbeat_secs
+            .max(self.max_poll_wait_secs)
+            .saturating_mul(2_000);
+        crate::stall::IoLimits {
+            write_stall: std::time::Duration::from_millis(self.write_stall_timeout_ms.max(1)),
+            idle: std::time::Duration::from_millis(
+                self.idle_connection_timeout_ms.max(busiest_silence_ms).max(1),
+            ),
         }
     }
 

@@ -19,7 +19,8 @@
 //! - `redis/`: the Redis backend ([`redis::RedisBackend`]): history, cross-node fan-out and tickets shared by every
 //!   delivery node (key layout in [`redis::keys`] and `docs/REDIS.md`).
 //! - `server.rs`: [`Delivery::serve`]: HTTP/1 serving, `GET /v1/stream` on a lean path without hyper's per-connection
-//!   buffers, everything else through the router, on connections whose writes may not stall for ever (`stall.rs`).
+//!   buffers, everything else through the router, on connections whose writes may not stall and which may not idle for
+//!   ever (`stall.rs`).
 //! - `routes/`: `stream` (`GET /v1/stream`), `poll` (`GET /v1/poll`), `snapshot`
 //!   (`GET /v1/topics/{topic}/snapshot`), `tickets` (`POST /v1/tickets`).
 //! - `page/`: the demo page (`/demo`, no build step, no external assets) and server-rendered leaderboard and

@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::DeliveryError;
 use crate::delivery::Shared;
 use crate::routes::open_stream;
-use crate::stall::StallGuard;
+use crate::stall::{GuardedIo, IoLimits};
 
 /// The largest request head the lean path takes (longer ones go to hyper).
 const MAX_HEAD: usize = 8 * 1024;
@@ -77,7 +77,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, app: Route
     let listener = Handoff {
         connections,
         local,
-        write_stall: Duration::from_millis(shared.config.write_stall_timeout_ms.max(1)),
+        limits: shared.config.io_limits(),
     }
     .tap_io(|_| {});
     let hyper = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -89,21 +89,20 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, app: Route
     served
 }
 
-/// The connections that hyper serves, as an `axum::serve` listener; each write may stay blocked for at most
-/// `write_stall`.
+/// The connections that hyper serves, as an `axum::serve` listener, each with bounded write stalls and silence.
 struct Handoff {
     connections: mpsc::Receiver<(TcpStream, SocketAddr)>,
     local: SocketAddr,
-    write_stall: Duration,
+    limits: IoLimits,
 }
 
 impl axum::serve::Listener for Handoff {
-    type Io = StallGuard;
+    type Io = GuardedIo;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (StallGuard, SocketAddr) {
+    async fn accept(&mut self) -> (GuardedIo, SocketAddr) {
         match self.connections.recv().await {
-            Some((stream, peer)) => (StallGuard::new(stream, self.write_stall), peer),
+            Some((stream, peer)) => (GuardedIo::new(stream, self.limits), peer),
             None => std::future::pending().await,
         }
     }

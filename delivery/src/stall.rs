@@ -1,10 +1,16 @@
-//! [`StallGuard`]: a connection whose writes may not stay blocked for longer than a limit.
+//! [`GuardedIo`]: a connection served by the router whose writes may not stay blocked, and which may not stay
+//! silent, for longer than a limit.
 //!
-//! Why: hyper polls a response body only when the socket takes more bytes. A client that stops reading leaves a
-//! stream (or a long poll's answer) blocked in the write, so the body never sees its slow-client cut-off, its
-//! token expiry or shutdown, and the connection holds its slot until the peer goes away on its own. A write
-//! blocked past `DeliveryConfig::write_stall_timeout_ms` fails instead (`TimedOut`), and hyper closes the
-//! connection. (The lean stream path bounds its writes itself.)
+//! Why: `axum::serve` runs hyper without a timer, and hyper polls a response body only when the socket takes more
+//! bytes:
+//! - a client that stops reading leaves a stream (or a long poll's answer) blocked in the write, so the body never
+//!   sees its slow-client cut-off, its token expiry or shutdown, and the connection holds its slot until the peer
+//!   goes away on its own. A write blocked past `DeliveryConfig::write_stall_timeout_ms` fails (`TimedOut`);
+//! - a kept-alive connection between requests waits for the next one for ever, an open file per idle client. A
+//!   read pending while nothing has moved either way for `DeliveryConfig::idle_connection_timeout_ms` fails too.
+//!   Streams and long polls are never that quiet: heartbeats, and answers by `max_poll_wait_secs`.
+//!
+//! Either failure makes hyper close the connection. (The lean stream path bounds its own writes.)
 
 use std::future::Future;
 use std::io;
@@ -14,57 +20,122 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
-pub(crate) struct StallGuard {
-    inner: TcpStream,
-    limit: Duration,
-    /// Armed when a write first finds the socket full; disarmed by any progress.
-    stalled: Option<Pin<Box<Sleep>>>,
+/// The two limits of a [`GuardedIo`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IoLimits {
+    pub write_stall: Duration,
+    pub idle: Duration,
 }
 
-impl StallGuard {
-    pub(crate) fn new(inner: TcpStream, limit: Duration) -> StallGuard {
-        StallGuard {
+pub(crate) struct GuardedIo {
+    inner: TcpStream,
+    limits: IoLimits,
+    /// Armed when a write first finds the socket full; disarmed by any progress.
+    stalled: Option<Pin<Box<Sleep>>>,
+    /// When bytes last moved either way.
+    last_activity: Instant,
+    /// Armed while a read is pending, for `last_activity + idle`.
+    idle: Option<Pin<Box<Sleep>>>,
+}
+
+/// What a write attempt reports: whether bytes went out.
+trait Written {
+    fn moved_bytes(&self) -> bool;
+}
+
+impl Written for usize {
+    fn moved_bytes(&self) -> bool {
+        *self > 0
+    }
+}
+
+impl Written for () {
+    fn moved_bytes(&self) -> bool {
+        false
+    }
+}
+
+fn timed_out(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what)
+}
+
+impl GuardedIo {
+    pub(crate) fn new(inner: TcpStream, limits: IoLimits) -> GuardedIo {
+        GuardedIo {
             inner,
-            limit,
+            limits,
             stalled: None,
+            last_activity: Instant::now(),
+            idle: None,
         }
     }
 
-    /// Handles the outcome of one write attempt: progress disarms the timer; `Pending` arms it (once) and fails
+    /// Handles the outcome of one write (or flush) attempt: progress disarms the timer (and bytes written count as
+    /// activity; a flush, which hyper calls whenever it is polled, does not); `Pending` arms it (once) and fails
     /// the write when it has run out.
-    fn watch<T>(&mut self, cx: &mut Context<'_>, outcome: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if outcome.is_ready() {
+    fn watch_write<T: Written>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if let Poll::Ready(result) = &outcome {
             self.stalled = None;
+            if result.as_ref().is_ok_and(|written| written.moved_bytes()) {
+                self.last_activity = Instant::now();
+            }
             return outcome;
         }
-        let limit = self.limit;
+        let limit = self.limits.write_stall;
         let timer = self
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         ready!(timer.as_mut().poll(cx));
-        Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::TimedOut,
+        Poll::Ready(Err(timed_out(
             "the peer took nothing for the write stall timeout",
         )))
     }
+
+    /// Handles the outcome of one read attempt: a pending read fails once nothing has moved for the idle limit
+    /// (writes count as activity: a stream that only writes is not idle).
+    fn watch_read(&mut self, cx: &mut Context<'_>, outcome: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
+        if outcome.is_ready() {
+            self.idle = None;
+            self.last_activity = Instant::now();
+            return outcome;
+        }
+        loop {
+            let deadline = self.last_activity + self.limits.idle;
+            let timer = self
+                .idle
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            ready!(timer.as_mut().poll(cx));
+            if self.last_activity + self.limits.idle <= Instant::now() {
+                return Poll::Ready(Err(timed_out("the connection was idle for the idle timeout")));
+            }
+        }
+    }
 }
 
-impl AsyncRead for StallGuard {
+impl AsyncRead for GuardedIo {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let outcome = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.watch_read(cx, outcome)
     }
 }
 
-impl AsyncWrite for StallGuard {
+impl AsyncWrite for GuardedIo {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let outcome = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.watch(cx, outcome)
+        self.watch_write(cx, outcome)
     }
 
     fn poll_write_vectored(
@@ -73,7 +144,7 @@ impl AsyncWrite for StallGuard {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let outcome = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.watch(cx, outcome)
+        self.watch_write(cx, outcome)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -82,7 +153,7 @@ impl AsyncWrite for StallGuard {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let outcome = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch(cx, outcome)
+        self.watch_write(cx, outcome)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -96,16 +167,23 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
-    async fn pair(limit: Duration) -> (StallGuard, TcpStream) {
+    async fn pair(limits: IoLimits) -> (GuardedIo, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        (StallGuard::new(server, limit), client)
+        (GuardedIo::new(server, limits), client)
+    }
+
+    fn limits(write_stall_ms: u64, idle_ms: u64) -> IoLimits {
+        IoLimits {
+            write_stall: Duration::from_millis(write_stall_ms),
+            idle: Duration::from_millis(idle_ms),
+        }
     }
 
     #[tokio::test]
     async fn a_write_the_peer_never_takes_fails_after_the_limit() {
-        let (mut guarded, _client) = pair(Duration::from_millis(200)).await;
+        let (mut guarded, _client) = pair(limits(200, 60_000)).await;
         let chunk = vec![b'x'; 64 * 1024];
         let started = std::time::Instant::now();
         let error = loop {
@@ -122,7 +200,7 @@ mod tests {
     /// about the peer taking nothing, not about it being slower.
     #[tokio::test]
     async fn a_slower_reader_that_keeps_taking_is_not_cut() {
-        let (mut guarded, mut client) = pair(Duration::from_secs(2)).await;
+        let (mut guarded, mut client) = pair(limits(2_000, 60_000)).await;
         let reader = tokio::spawn(async move {
             let mut buffer = vec![0; 64 * 1024];
             let mut total = 0;
@@ -136,5 +214,42 @@ mod tests {
             guarded.write_all(&chunk).await.unwrap();
         }
         reader.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_fails_its_read_after_the_idle_limit() {
+        let (mut guarded, _client) = pair(limits(60_000, 300)).await;
+        let started = std::time::Instant::now();
+        let mut byte = [0u8; 1];
+        let error = guarded.read(&mut byte).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn writes_keep_a_connection_that_reads_nothing_open() {
+        let (guarded, mut client) = pair(limits(60_000, 300)).await;
+        let (mut reader, mut writer) = tokio::io::split(guarded);
+        let started = std::time::Instant::now();
+        let read = tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            reader.read(&mut byte).await
+        });
+        // A write every 100 ms for 900 ms (a stream's heartbeats): the pending read is not idle.
+        for _ in 0..9 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            writer.write_all(b"ping").await.unwrap();
+            assert!(
+                !read.is_finished(),
+                "idle while writing, after {:?}",
+                started.elapsed()
+            );
+        }
+        let mut received = [0u8; 36];
+        client.read_exact(&mut received).await.unwrap();
+        // Then silence: the read fails one idle limit after the last write.
+        let error = read.await.unwrap().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(1_100));
     }
 }

@@ -180,3 +180,34 @@ async fn a_router_served_stream_whose_client_reads_nothing_is_closed_after_the_w
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_kept_alive_connection_left_idle_is_closed_after_the_idle_timeout() {
+    let config = DeliveryConfig {
+        idle_connection_timeout_ms: 300,
+        // The floor of the idle timeout is twice the longer of these: 2 s.
+        heartbeat_secs: 1,
+        max_poll_wait_secs: 1,
+        ..DeliveryConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    // A long poll of 1 s on a kept-alive connection: answered, not cut as idle.
+    stream
+        .write_all(b"GET /v1/poll?topic=leaderboard.daily&wait=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // Then nothing: the server closes the connection after the idle timeout (2 s here), not before.
+    let idle_from = Instant::now();
+    read_to_close(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("the idle connection was closed");
+    let idle = idle_from.elapsed();
+    assert!(idle >= Duration::from_millis(1_500), "closed after {idle:?}");
+    server.stop().await;
+}

@@ -22,7 +22,8 @@
 //!   row (and per user, their latest position: a user hidden by their privacy settings leaves a position that no
 //!   message clears). `board_id` is the board and its period, `{board}.{first day}` (`daily.2026-01-05`,
 //!   `weekly.2026-01-05`, `monthly.2026-01-01`; `all-time` as is), the id the operators give corrections of a
-//!   closed period, so that a board's rows never mix two periods. `score` is 0: the message has no counts.
+//!   closed period, so that a board's rows never mix two periods. `score` is the change's `completed` (the user's
+//!   completed referrals in the period), 0 for a message without it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -326,7 +327,7 @@ impl SnapshotRows {
                     snapshot_time: second_to_time(second),
                     position,
                     user_id: user_id.to_owned(),
-                    score: 0.0,
+                    score: change["completed"].as_f64().unwrap_or(0.0),
                 },
             );
         }
@@ -605,7 +606,7 @@ mod tests {
     fn leaderboard_changes_become_rows_of_the_board_period() {
         let mut rows = SnapshotRows::default();
         let data = serde_json::json!({"boardId": "daily", "changes": [
-            {"delta": 100, "position": 1, "userId": "u1"},
+            {"completed": 7, "delta": 100, "position": 1, "userId": "u1"},
             {"delta": 99, "position": 2, "userId": "u2"},
         ]});
         let message = derived(
@@ -615,7 +616,7 @@ mod tests {
             data,
         );
         rows.add(b"leaderboard.daily", &message);
-        let got: Vec<(String, i64, u32, String)> = rows
+        let got: Vec<(String, i64, u32, String, f64)> = rows
             .leaderboard
             .values()
             .map(|row| {
@@ -624,6 +625,7 @@ mod tests {
                     row.snapshot_time.timestamp(),
                     row.position,
                     row.user_id.clone(),
+                    row.score,
                 )
             })
             .collect();
@@ -633,8 +635,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("daily.2026-01-02".to_owned(), second, 1, "u1".to_owned()),
-                ("daily.2026-01-02".to_owned(), second, 2, "u2".to_owned()),
+                ("daily.2026-01-02".to_owned(), second, 1, "u1".to_owned(), 7.0),
+                ("daily.2026-01-02".to_owned(), second, 2, "u2".to_owned(), 0.0),
             ]
         );
     }

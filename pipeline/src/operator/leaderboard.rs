@@ -1,7 +1,8 @@
 //! Leaderboards of completed referrals: `daily`, `weekly` (ISO weeks), `monthly` (UTC calendar months) and
 //! `all-time`, each period starting empty on its UTC boundary. At each tick, a board whose ranking changed
 //! publishes the rank changes of its top N as `referral.leaderboard.updated` in the spec's payload shape
-//! (`boardId`, `changes: [{userId, position, delta}]`) to `leaderboard.{board}` and the output bus.
+//! (`boardId`, `changes: [{userId, position, delta}]`, each change also with `completed`, the user's completed
+//! referrals in the period) to `leaderboard.{board}` and the output bus.
 //!
 //! Ranking: more completed referrals first; ties broken by user id (ascending), so the order never depends on
 //! arrival. `delta` is the previous position minus the new one (positive: moved up); an entrant counts as coming
@@ -168,8 +169,14 @@ impl Leaderboards {
                     continue;
                 }
                 period.dirty = false;
-                let top: Vec<String> = period.ranked.iter().take(top_n).map(|(_, u)| u.clone()).collect();
-                let changes = rank_changes(&period.published, &top, top_n);
+                let ranked: Vec<(u32, &str)> = period
+                    .ranked
+                    .iter()
+                    .take(top_n)
+                    .map(|(Reverse(n), u)| (*n, u.as_str()))
+                    .collect();
+                let changes = rank_changes(&period.published, &ranked, top_n);
+                let top: Vec<String> = ranked.iter().map(|(_, u)| (*u).to_owned()).collect();
                 let board_id = if closed {
                     format!("{}.{}", board.name, utc_date(start))
                 } else {
@@ -248,7 +255,8 @@ impl Leaderboards {
     }
 }
 
-fn rank_changes<'a>(before: &[String], after: &'a [String], top_n: usize) -> Vec<ChangeJson<'a>> {
+/// The rows of `after` (completed count and user, by rank) whose position differs from `before`.
+fn rank_changes<'a>(before: &[String], after: &[(u32, &'a str)], top_n: usize) -> Vec<ChangeJson<'a>> {
     let old: FxHashMap<&str, usize> = before
         .iter()
         .enumerate()
@@ -257,10 +265,11 @@ fn rank_changes<'a>(before: &[String], after: &'a [String], top_n: usize) -> Vec
     after
         .iter()
         .enumerate()
-        .filter_map(|(i, user)| {
+        .filter_map(|(i, &(completed, user))| {
             let position = i + 1;
-            let previous = old.get(user.as_str()).copied().unwrap_or(top_n + 1);
+            let previous = old.get(user).copied().unwrap_or(top_n + 1);
             (previous != position).then_some(ChangeJson {
+                completed,
                 delta: previous as i64 - position as i64,
                 position,
                 user_id: user,
@@ -294,6 +303,7 @@ fn snapshot(board: &str, start: EventTimeMs, period: &Period, top_n: usize) -> M
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ChangeJson<'a> {
+    completed: u32,
     delta: i64,
     position: usize,
     user_id: &'a str,
@@ -320,4 +330,26 @@ struct SnapshotJson<'a> {
     board_id: &'a str,
     period_start: Option<String>,
     top: Vec<TopJson<'a>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_changes_give_moved_users_with_their_counts() {
+        let before = vec!["a".to_owned(), "b".to_owned()];
+        // `c` enters at 1, `a` drops to 2, `b` drops out of the top 2.
+        let after = [(5, "c"), (4, "a")];
+        let changes = serde_json::to_value(rank_changes(&before, &after, 2)).unwrap_or_default();
+        assert_eq!(
+            changes,
+            serde_json::json!([
+                {"completed": 5, "delta": 2, "position": 1, "userId": "c"},
+                {"completed": 4, "delta": -1, "position": 2, "userId": "a"},
+            ])
+        );
+        // Counts that change without a move are not a rank change.
+        assert!(rank_changes(&before, &[(9, "a"), (8, "b")], 2).is_empty());
+    }
 }
