@@ -4,7 +4,7 @@
 //! be written by anyone). IPv6 callers count by their /64, the block one host usually holds.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use axum::http::HeaderMap;
@@ -103,7 +103,7 @@ pub(crate) fn client_address(
         .collect();
     for hop in hops.iter().rev() {
         // A malformed entry ends the walk: nothing left of it can be told apart from what a client wrote.
-        let Ok(hop) = hop.trim().parse::<IpAddr>() else {
+        let Some(hop) = parse_hop(hop) else {
             break;
         };
         address = hop.to_canonical();
@@ -112,6 +112,15 @@ pub(crate) fn client_address(
         }
     }
     Some(address)
+}
+
+/// One `X-Forwarded-For` entry: an address, or an address with a port (`192.0.2.1:443`, `[2001:db8::1]:443`), as
+/// some proxies write them.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|socket| socket.ip()))
 }
 
 /// The key an address's streams count under: IPv4 as is, IPv6 by its /64.
@@ -187,6 +196,17 @@ mod tests {
         assert_eq!(
             client_address(Some(ip("10.0.0.2")), &headers, &trusted),
             Some(ip("10.0.0.7"))
+        );
+        // Entries with ports, as some proxies write them.
+        let headers = forwarded(&["[2001:db8::7]:443, 198.51.100.9:1234"]);
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), &headers, &trusted),
+            Some(ip("198.51.100.9"))
+        );
+        let trusted_v4 = nets(&["10.0.0.0/8", "198.51.100.9"]);
+        assert_eq!(
+            client_address(Some(ip("10.0.0.2")), &headers, &trusted_v4),
+            Some(ip("2001:db8::7"))
         );
         // No header: the proxy itself.
         assert_eq!(
