@@ -10,7 +10,9 @@ use std::str::FromStr;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 
-/// A network in CIDR notation (`10.0.0.0/8`, `fd00::/8`), or one address (`192.168.1.10`).
+/// A network in CIDR notation (`10.0.0.0/8`, `fd00::/8`), or one address (`192.168.1.10`). IPv4 peers, IPv4-mapped
+/// ones included, match IPv4 networks (and mapped ones such as `::ffff:10.0.0.0/104`) only: `::/0` is every IPv6
+/// peer, `0.0.0.0/0` every IPv4 one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct IpNetwork {
@@ -32,8 +34,8 @@ impl FromStr for IpNetwork {
             Some((address, prefix)) => (address, Some(prefix)),
             None => (text.trim(), None),
         };
-        let base = address.parse::<IpAddr>().map_err(|_| invalid())?.to_canonical();
-        let bits = if base.is_ipv4() { 32 } else { 128 };
+        let written = address.parse::<IpAddr>().map_err(|_| invalid())?;
+        let bits = if written.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(prefix) => prefix
                 .parse::<u8>()
@@ -42,7 +44,17 @@ impl FromStr for IpNetwork {
                 .ok_or_else(invalid)?,
             None => bits,
         };
-        Ok(IpNetwork { base, prefix })
+        // Peers are compared as IPv4 when they are IPv4-mapped, so is a mapped network (`::ffff:10.0.0.0/104`).
+        match written.to_canonical() {
+            IpAddr::V4(v4) if written.is_ipv6() && prefix >= 96 => Ok(IpNetwork {
+                base: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            }),
+            _ => Ok(IpNetwork {
+                base: written,
+                prefix,
+            }),
+        }
     }
 }
 
@@ -169,6 +181,16 @@ mod tests {
             assert!(bad.parse::<IpNetwork>().is_err(), "{bad}");
         }
         assert_eq!(private.to_string(), "10.0.0.0/8");
+        let mapped: IpNetwork = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(mapped, private);
+        let all_mapped: IpNetwork = "::ffff:0:0/96".parse().unwrap();
+        assert!(all_mapped.contains(ip("192.0.2.1")) && !all_mapped.contains(ip("2001:db8::1")));
+        let host: IpNetwork = "2001:db8::5/128".parse().unwrap();
+        assert!(host.contains(ip("2001:db8::5")) && !host.contains(ip("2001:db8::6")));
+        let v6_all: IpNetwork = "::/0".parse().unwrap();
+        assert!(v6_all.contains(ip("2001:db8::1")) && !v6_all.contains(ip("192.0.2.1")));
+        let v4_host: IpNetwork = "192.0.2.1/32".parse().unwrap();
+        assert!(v4_host.contains(ip("::ffff:192.0.2.1")) && !v4_host.contains(ip("192.0.2.2")));
     }
 
     #[test]

@@ -114,15 +114,16 @@ impl DeliveryConfig {
 
     /// The limits of connections served by the router (see `stall.rs`).
     pub(crate) fn io_limits(&self) -> crate::stall::IoLimits {
+        // Deadlines are `Instant`s: a limit of years is as good as none and cannot overflow one.
+        const LONGEST_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
         let busiest_silence_ms = self
             .heartbeat_secs
             .max(self.max_poll_wait_secs)
             .saturating_mul(2_000);
+        let millis = |ms: u64| std::time::Duration::from_millis(ms.clamp(1, LONGEST_MS));
         crate::stall::IoLimits {
-            write_stall: std::time::Duration::from_millis(self.write_stall_timeout_ms.max(1)),
-            idle: std::time::Duration::from_millis(
-                self.idle_connection_timeout_ms.max(busiest_silence_ms).max(1),
-            ),
+            write_stall: millis(self.write_stall_timeout_ms),
+            idle: millis(self.idle_connection_timeout_ms.max(busiest_silence_ms)),
         }
     }
 
@@ -146,6 +147,32 @@ mod tests {
             serde_json::from_str(r#"{"trusted_proxies":["10.0.0.0/8","::1"]}"#).unwrap();
         assert_eq!(proxies.trusted_proxies.len(), 2);
         assert!(serde_json::from_str::<DeliveryConfig>(r#"{"trusted_proxies":["10.0.0.0/40"]}"#).is_err());
+    }
+
+    #[test]
+    fn io_limits_have_a_floor_and_a_ceiling() {
+        let config = DeliveryConfig {
+            idle_connection_timeout_ms: 1_000,
+            write_stall_timeout_ms: 0,
+            ..DeliveryConfig::default()
+        };
+        let limits = config.io_limits();
+        // Twice the 30 s heartbeat and poll wait.
+        assert_eq!(limits.idle, std::time::Duration::from_secs(60));
+        assert_eq!(limits.write_stall, std::time::Duration::from_millis(1));
+        let never = DeliveryConfig {
+            idle_connection_timeout_ms: u64::MAX,
+            write_stall_timeout_ms: u64::MAX,
+            heartbeat_secs: u64::MAX,
+            ..DeliveryConfig::default()
+        };
+        let limits = never.io_limits();
+        assert!(tokio::time::Instant::now().checked_add(limits.idle).is_some());
+        assert!(
+            tokio::time::Instant::now()
+                .checked_add(limits.write_stall)
+                .is_some()
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //!   message clears). `board_id` is the board and its period, `{board}.{first day}` (`daily.2026-01-05`,
 //!   `weekly.2026-01-05`, `monthly.2026-01-01`; `all-time` as is), the id the operators give corrections of a
 //!   closed period, so that a board's rows never mix two periods. `score` is the change's `completed` (the user's
-//!   completed referrals in the period), 0 for a message without it.
+//!   completed referrals in the period when they moved: only moves are published), 0 for a message without it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
