@@ -49,7 +49,8 @@ pub struct DeliveryConfig {
     pub max_poll_wait_secs: u64,
     /// Upper bound of `?history=N`.
     pub max_history_per_topic: usize,
-    /// How long a new connection may take to send its whole request head, in milliseconds; then it is closed.
+    /// How long a connection may take to send a whole request head (the first, and each later one on a kept-alive
+    /// connection), in milliseconds; then it is closed.
     pub request_head_timeout_ms: u64,
     /// How long a stream's client may take to receive the first chunk (the response head, then a replay or the
     /// start position), in milliseconds; then the stream is dropped, its position unchanged.

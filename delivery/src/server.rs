@@ -4,8 +4,9 @@
 //! `GET /v1/stream` over HTTP/1.1 whose head arrived whole is served on the connection itself: the response head,
 //! then the stream's chunks in chunked encoding, one write per chunk, with nothing per connection but the stream's
 //! own state. Everything else (other routes and methods, a head split across packets or larger than
-//! [`MAX_HEAD`], a request body, an upgrade) goes to hyper through `axum::serve` with the full router, which serves
-//! `/v1/stream` identically, only with hyper's per-connection buffers.
+//! [`MAX_HEAD`], a request body, an upgrade) goes to hyper with the full router, which serves `/v1/stream`
+//! identically, only with hyper's per-connection buffers. hyper runs with a timer (unlike under `axum::serve`), so
+//! its request-head timeout bounds every later request on a kept-alive connection too.
 //!
 //! Why: hyper keeps two 8 KiB buffers (read, and header write) per HTTP/1 connection for its whole life and writes
 //! each body chunk in two syscalls; for 10,000 idle streams that is most of the memory and, for a broadcast, half
@@ -18,19 +19,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::IntoResponse;
-use axum::serve::ListenerExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 use crate::DeliveryError;
 use crate::delivery::Shared;
 use crate::routes::open_stream;
-use crate::stall::{GuardedIo, IoLimits};
+use crate::stall::GuardedIo;
 
 /// The largest request head the lean path takes (longer ones go to hyper).
 const MAX_HEAD: usize = 8 * 1024;
@@ -49,83 +54,70 @@ x-accel-buffering: no\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n
 /// Serves `app` on `listener` until the shutdown token of `shared` is cancelled, then lets requests in flight
 /// finish (streams end at shutdown).
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, app: Router) -> io::Result<()> {
-    let local = listener.local_addr()?;
-    let (handoff, connections) = mpsc::channel(1024);
     let tracker = TaskTracker::new();
     let shutdown = shared.shutdown.clone();
-    let accept = async {
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    tracker.spawn(connection(shared.clone(), stream, peer, handoff.clone()));
-                }
-                Err(error) => {
-                    // Out of file descriptors or a connection reset before accept: wait a little, go on.
-                    tracing::debug!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tracker.spawn(connection(shared.clone(), stream, peer, app.clone()));
+            }
+            Err(error) => {
+                // Out of file descriptors or a connection reset before accept: wait a little, go on.
+                tracing::debug!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        drop(handoff);
-    };
-    // `tap_io` (with nothing to tap) is what gives a custom listener's `SocketAddr` the `ConnectInfo` extractor
-    // that routes read the peer from, as they do under `axum::serve` of a `TcpListener`.
-    let listener = Handoff {
-        connections,
-        local,
-        limits: shared.config.io_limits(),
     }
-    .tap_io(|_| {});
-    let hyper = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    let ((), served) = tokio::join!(accept, hyper);
     tracker.close();
     tracker.wait().await;
-    served
+    Ok(())
 }
 
-/// The connections that hyper serves, as an `axum::serve` listener, each with bounded write stalls and silence.
-struct Handoff {
-    connections: mpsc::Receiver<(TcpStream, SocketAddr)>,
-    local: SocketAddr,
-    limits: IoLimits,
-}
-
-impl axum::serve::Listener for Handoff {
-    type Io = GuardedIo;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (GuardedIo, SocketAddr) {
-        match self.connections.recv().await {
-            Some((stream, peer)) => (GuardedIo::new(stream, self.limits), peer),
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-async fn connection(
-    shared: Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    handoff: mpsc::Sender<(TcpStream, SocketAddr)>,
-) {
+async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, app: Router) {
     let head_timeout = Duration::from_millis(shared.config.request_head_timeout_ms);
-    match sniff(&stream, head_timeout).await {
+    let sniffed = tokio::select! {
+        sniffed = sniff(&stream, head_timeout) => sniffed,
+        // A connection that has not sent its first head by shutdown is not served (nor waited for).
+        _ = shared.shutdown.cancelled() => Sniffed::Closed,
+    };
+    match sniffed {
         Sniffed::Stream(head) => serve_stream(shared, stream, head, peer.ip()).await,
-        Sniffed::Other => {
-            // Fails only when hyper stopped accepting (shutdown): the connection is dropped.
-            let _ = handoff.send((stream, peer)).await;
-        }
+        Sniffed::Other => serve_router(shared, stream, peer, app).await,
         Sniffed::Closed => {}
+    }
+}
+
+/// Serves a connection with hyper and the whole router: every request carries the peer as `ConnectInfo`, every
+/// request head (not only the first, which the sniff bounds) must arrive within `request_head_timeout_ms`, and the
+/// connection's writes and silences are bounded ([`GuardedIo`]). At shutdown, a request in flight finishes (streams
+/// and long polls end at shutdown) and the connection closes.
+async fn serve_router(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, app: Router) {
+    let io = TokioIo::new(GuardedIo::new(stream, shared.config.io_limits()));
+    let service = service_fn(move |mut request: axum::http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(request)
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(
+            shared.config.request_head_timeout_ms.max(1),
+        ));
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        _ = shared.shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = served {
+        tracing::debug!(%error, "connection ended with an error");
     }
 }
 

@@ -1,14 +1,14 @@
 //! [`GuardedIo`]: a connection served by the router whose writes may not stay blocked, and which may not stay
 //! silent, for longer than a limit.
 //!
-//! Why: `axum::serve` runs hyper without a timer, and hyper polls a response body only when the socket takes more
-//! bytes:
+//! Why: hyper has no write timeout, and polls a response body only when the socket takes more bytes:
 //! - a client that stops reading leaves a stream (or a long poll's answer) blocked in the write, so the body never
 //!   sees its slow-client cut-off, its token expiry or shutdown, and the connection holds its slot until the peer
 //!   goes away on its own. A write blocked past `DeliveryConfig::write_stall_timeout_ms` fails (`TimedOut`);
-//! - a kept-alive connection between requests waits for the next one for ever, an open file per idle client. A
-//!   read pending while nothing has moved either way for `DeliveryConfig::idle_connection_timeout_ms` fails too.
-//!   Streams and long polls are never that quiet: heartbeats, and answers by `max_poll_wait_secs`.
+//! - a connection on which nothing moves holds an open file for as long as the client likes (hyper's own
+//!   request-head timeout, which `server.rs` sets, covers a head being read, not every silence). A read pending
+//!   while nothing has moved either way for `DeliveryConfig::idle_connection_timeout_ms` fails too. Streams and
+//!   long polls are never that quiet: heartbeats, and answers by `max_poll_wait_secs`.
 //!
 //! Either failure makes hyper close the connection. (The lean stream path bounds its own writes.)
 

@@ -211,3 +211,58 @@ async fn a_kept_alive_connection_left_idle_is_closed_after_the_idle_timeout() {
     assert!(idle >= Duration::from_millis(1_500), "closed after {idle:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_later_request_head_trickled_line_by_line_is_closed_after_the_head_timeout() {
+    let config = DeliveryConfig {
+        request_head_timeout_ms: 500,
+        ..DeliveryConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /v1/no-such-route HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = stream.read(&mut answer).await.unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 404"));
+    // The next head never ends: a header line every 100 ms keeps bytes moving, but not the head's clock.
+    stream
+        .write_all(b"GET /v1/no-such-route HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    for n in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let line = format!("x-{n}: y\r\n");
+        let read = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut answer)).await;
+        if stream.write_all(line.as_bytes()).await.is_err() || matches!(read, Ok(Ok(0)) | Ok(Err(_))) {
+            closed = true;
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(closed, "the trickled head was still open after {elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(400), "closed after {elapsed:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_sent_nothing_does_not_hold_up_shutdown() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let _silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut partial = TcpStream::connect(server.addr).await.unwrap();
+    partial
+        .write_all(b"GET /v1/stream?topic=leaderboard.daily HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.shutdown.cancel();
+    // The request head timeout is 30 s; the serving ends well before it.
+    tokio::time::timeout(Duration::from_secs(5), server.served)
+        .await
+        .expect("serving ended")
+        .unwrap();
+}
