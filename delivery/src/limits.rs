@@ -123,30 +123,27 @@ impl Limiter {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(DeliveryError::AtCapacity { retry_after_secs: 5 });
         }
-        let counted = match caller {
-            Caller::User(user) => Some((
+        let (key, bounds) = match caller {
+            Caller::User(user) => (
                 UsageKey::User(user.to_owned()),
                 Bounds {
                     concurrent: self.config.max_streams_per_user,
                     per_minute: self.config.max_new_per_minute,
                 },
-            )),
-            Caller::Anonymous(Some(address)) => Some((
+            ),
+            Caller::Anonymous(Some(address)) => (
                 UsageKey::Address(limit_key(address)),
                 Bounds {
                     concurrent: self.config.max_anonymous_per_address,
                     per_minute: self.config.max_new_anonymous_per_address_per_minute,
                 },
-            ))
-            .filter(|(_, bounds)| bounds.concurrent > 0 || bounds.per_minute > 0),
-            Caller::Anonymous(None) => None,
+            ),
+            Caller::Anonymous(None) => return Ok(self.untracked_permit()),
         };
-        let Some((key, bounds)) = counted else {
-            return Ok(Permit {
-                limiter: self.clone(),
-                key: None,
-            });
-        };
+        // Nothing to count against: no usage entry either.
+        if bounds.concurrent == 0 && bounds.per_minute == 0 {
+            return Ok(self.untracked_permit());
+        }
         let refused = self.with_usage(key.clone(), |usage, now| Self::admit_stream(bounds, usage, now));
         if let Err(error) = refused {
             self.total.fetch_sub(1, Ordering::AcqRel);
@@ -156,6 +153,14 @@ impl Limiter {
             limiter: self.clone(),
             key: Some(key),
         })
+    }
+
+    /// A slot of the process limit only.
+    fn untracked_permit(self: &Arc<Self>) -> Permit {
+        Permit {
+            limiter: self.clone(),
+            key: None,
+        }
     }
 
     /// Runs `f` on the usage under `key` in its current window, under the lock.

@@ -136,9 +136,9 @@ enum Sniffed {
     Closed,
 }
 
-/// Waits up to `timeout` (`request_head_timeout_ms`) for a whole request head (or [`MAX_HEAD`] bytes of one), then decides who serves
-/// the connection. A connection whose head does not arrive in time is closed: hyper, as `axum::serve` runs it,
-/// has no timer, so a head it waited for could hold the connection for ever.
+/// Waits up to `timeout` (`request_head_timeout_ms`) for a whole request head (or [`MAX_HEAD`] bytes of one), then
+/// decides who serves the connection: the lean path needs the whole head to tell. A connection whose head does not
+/// arrive in time is closed.
 async fn sniff(stream: &TcpStream, timeout: Duration) -> Sniffed {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buffer = vec![0; MAX_HEAD];

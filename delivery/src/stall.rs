@@ -40,23 +40,6 @@ pub(crate) struct GuardedIo {
     idle: Option<Pin<Box<Sleep>>>,
 }
 
-/// What a write attempt reports: whether bytes went out.
-trait Written {
-    fn moved_bytes(&self) -> bool;
-}
-
-impl Written for usize {
-    fn moved_bytes(&self) -> bool {
-        *self > 0
-    }
-}
-
-impl Written for () {
-    fn moved_bytes(&self) -> bool {
-        false
-    }
-}
-
 fn timed_out(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, what)
 }
@@ -72,17 +55,18 @@ impl GuardedIo {
         }
     }
 
-    /// Handles the outcome of one write (or flush) attempt: progress disarms the timer (and bytes written count as
-    /// activity; a flush, which hyper calls whenever it is polled, does not); `Pending` arms it (once) and fails
-    /// the write when it has run out.
-    fn watch_write<T: Written>(
+    /// Handles the outcome of one write (or flush) attempt: progress disarms the timer (and `moved_bytes`, bytes
+    /// written, counts as activity; a flush, which hyper calls whenever it is polled, does not); `Pending` arms it
+    /// (once) and fails the write when it has run out.
+    fn watch_write<T>(
         &mut self,
         cx: &mut Context<'_>,
         outcome: Poll<io::Result<T>>,
+        moved_bytes: bool,
     ) -> Poll<io::Result<T>> {
-        if let Poll::Ready(result) = &outcome {
+        if outcome.is_ready() {
             self.stalled = None;
-            if result.as_ref().is_ok_and(|written| written.moved_bytes()) {
+            if moved_bytes {
                 self.last_activity = Instant::now();
             }
             return outcome;
@@ -135,7 +119,8 @@ impl AsyncRead for GuardedIo {
 impl AsyncWrite for GuardedIo {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let outcome = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.watch_write(cx, outcome)
+        let moved = matches!(outcome, Poll::Ready(Ok(n)) if n > 0);
+        self.watch_write(cx, outcome, moved)
     }
 
     fn poll_write_vectored(
@@ -144,7 +129,8 @@ impl AsyncWrite for GuardedIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let outcome = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.watch_write(cx, outcome)
+        let moved = matches!(outcome, Poll::Ready(Ok(n)) if n > 0);
+        self.watch_write(cx, outcome, moved)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -153,7 +139,7 @@ impl AsyncWrite for GuardedIo {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let outcome = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch_write(cx, outcome)
+        self.watch_write(cx, outcome, false)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

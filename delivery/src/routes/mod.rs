@@ -86,28 +86,14 @@ impl SubscribeQuery {
     }
 }
 
-/// A subscription request that passed parsing, authentication and access control.
+/// A subscription request that passed parsing, authentication, access control and the connection limits.
 struct Admitted {
     topics: Vec<Topic>,
     claims: Option<Claims>,
     options: OpenOptions,
     query: SubscribeQuery,
-}
-
-impl Admitted {
-    /// Takes a connection slot for this request: the user's when it has a token, else its client address's.
-    fn permit(
-        &self,
-        shared: &Shared,
-        peer: Option<IpAddr>,
-        headers: &HeaderMap,
-    ) -> Result<Permit, DeliveryError> {
-        let caller = match &self.claims {
-            Some(claims) => Caller::User(&claims.sub),
-            None => Caller::Anonymous(client_address(peer, headers, &shared.config.trusted_proxies)),
-        };
-        shared.limiter.admit(caller)
-    }
+    /// Its connection slot: the user's when it has a token, else its client address's.
+    permit: Permit,
 }
 
 /// The TCP peer of a request the router serves (`None` when the router is served without connection info).
@@ -120,8 +106,13 @@ fn peer_of<B>(request: &axum::http::Request<B>) -> Option<IpAddr> {
 
 /// Parses and checks a subscription request: `400` for bad topics, parameters or last event id, `401` for a
 /// bad credential or a private topic without one, `403` for a topic the caller may not read, `429` for too many
-/// topics.
-async fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitted, DeliveryError> {
+/// topics or streams (`peer`, the TCP peer, for the per-address limit of anonymous streams).
+async fn admit(
+    shared: &Shared,
+    uri: &Uri,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> Result<Admitted, DeliveryError> {
     if shared.shutdown.is_cancelled() {
         return Err(DeliveryError::ShuttingDown);
     }
@@ -165,10 +156,16 @@ async fn admit(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Admitt
         history: query.history,
         snapshot: query.snapshot,
     };
+    let caller = match &claims {
+        Some(claims) => Caller::User(&claims.sub),
+        None => Caller::Anonymous(client_address(peer, headers, &shared.config.trusted_proxies)),
+    };
+    let permit = shared.limiter.admit(caller)?;
     Ok(Admitted {
         topics,
         claims,
         options,
         query,
+        permit,
     })
 }

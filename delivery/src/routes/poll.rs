@@ -29,8 +29,8 @@ pub(super) async fn poll(State(shared): State<Arc<Shared>>, request: Request) ->
 }
 
 async fn answer(shared: Arc<Shared>, request: Request) -> Result<Response, DeliveryError> {
-    let admitted = admit(&shared, request.uri(), request.headers()).await?;
-    let _permit = admitted.permit(&shared, peer_of(&request), request.headers())?;
+    let admitted = admit(&shared, request.uri(), request.headers(), peer_of(&request)).await?;
+    let _permit = admitted.permit;
     let mut close = CloseGuard::new(Transport::Poll);
     let wait = Duration::from_secs(
         admitted

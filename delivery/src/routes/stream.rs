@@ -86,16 +86,15 @@ fn record_written(out: &[Out]) {
 
 /// Opens a stream for an admitted request: the first chunk to write (the `retry:` hint, then the replay or the
 /// start position) and the [`Live`] part that follows. Shared by the router ([`stream`]) and the lean HTTP/1 path
-/// of [`Delivery::serve`](crate::Delivery::serve).
-/// `peer` is the TCP peer, for the per-address limit of anonymous streams.
+/// of [`Delivery::serve`](crate::Delivery::serve). `peer` is the TCP peer, for the per-address limit of anonymous
+/// streams.
 pub(crate) async fn open_stream(
     shared: Arc<Shared>,
     uri: &Uri,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
 ) -> Result<(Bytes, Live), DeliveryError> {
-    let admitted = admit(&shared, uri, headers).await?;
-    let permit = admitted.permit(&shared, peer, headers)?;
+    let admitted = admit(&shared, uri, headers, peer).await?;
     let expires_in = admitted
         .claims
         .as_ref()
@@ -123,7 +122,7 @@ pub(crate) async fn open_stream(
         expires_at: expires_in.and_then(|after| now.checked_add(after)),
         close: CloseGuard::new(Transport::Sse),
         failed: false,
-        _permit: permit,
+        _permit: admitted.permit,
     };
     Ok((first.freeze(), live))
 }
