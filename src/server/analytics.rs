@@ -17,13 +17,14 @@
 //!   message's `time` (event time, in seconds). Ranks of an earlier message of the same second beyond the later
 //!   one's items, and the first rank of a message without items, get a row with an empty `content_id`: the ranks of
 //!   a window's latest `snapshot_time` with a non-empty `content_id` are its current ranking.
-//! - leaderboards: `referral.leaderboard.updated` carries only the positions that changed (`changes`, the spec's
-//!   payload, without counts), so each change is one row and a board's current top N is, per position, its latest
+//! - leaderboards: `referral.leaderboard.updated` carries only the rows that changed (`changes`, the spec's
+//!   payload), so each change is one row and a board's current top N is, per position, its latest
 //!   row (and per user, their latest position: a user hidden by their privacy settings leaves a position that no
 //!   message clears). `board_id` is the board and its period, `{board}.{first day}` (`daily.2026-01-05`,
 //!   `weekly.2026-01-05`, `monthly.2026-01-01`; `all-time` as is), the id the operators give corrections of a
 //!   closed period, so that a board's rows never mix two periods. `score` is the change's `completed` (the user's
-//!   completed referrals in the period when they moved: only moves are published), 0 for a message without it.
+//!   completed referrals in the period: a row changes when its user moves or their count changes), 0 for a
+//!   message without it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -1,8 +1,10 @@
 //! Leaderboards of completed referrals: `daily`, `weekly` (ISO weeks), `monthly` (UTC calendar months) and
-//! `all-time`, each period starting empty on its UTC boundary. At each tick, a board whose ranking changed
-//! publishes the rank changes of its top N as `referral.leaderboard.updated` in the spec's payload shape
-//! (`boardId`, `changes: [{userId, position, delta}]`, each change also with `completed`, the user's completed
-//! referrals in the period) to `leaderboard.{board}` and the output bus.
+//! `all-time`, each period starting empty on its UTC boundary. At each tick, a board whose top N changed
+//! publishes the changes as `referral.leaderboard.updated` in the spec's payload shape (`boardId`,
+//! `changes: [{userId, position, delta}]`, each change also with `completed`, the user's completed referrals in the
+//! period) to `leaderboard.{board}` and the output bus. A row changes when its user moved or when their count
+//! changed without a move (`delta` 0), so a client applying the changes to the last snapshot always holds the
+//! published top N, counts included.
 //!
 //! Ranking: more completed referrals first; ties broken by user id (ascending), so the order never depends on
 //! arrival. `delta` is the previous position minus the new one (positive: moved up); an entrant counts as coming
@@ -34,6 +36,10 @@ struct Period {
     ranked: BTreeSet<(Reverse<u32>, String)>,
     /// Top N as last published.
     published: Vec<String>,
+    /// The completed counts of `published`, in its order (empty in a checkpoint written before they were kept:
+    /// then only moves are compared until the next publication).
+    #[serde(default)]
+    published_completed: Vec<u32>,
     dirty: bool,
     revision: u32,
 }
@@ -175,8 +181,9 @@ impl Leaderboards {
                     .take(top_n)
                     .map(|(Reverse(n), u)| (*n, u.as_str()))
                     .collect();
-                let changes = rank_changes(&period.published, &ranked, top_n);
+                let changes = rank_changes(&period.published, &period.published_completed, &ranked, top_n);
                 let top: Vec<String> = ranked.iter().map(|(_, u)| (*u).to_owned()).collect();
+                let top_completed: Vec<u32> = ranked.iter().map(|(n, _)| *n).collect();
                 let board_id = if closed {
                     format!("{}.{}", board.name, utc_date(start))
                 } else {
@@ -203,6 +210,7 @@ impl Leaderboards {
                     );
                 }
                 period.published = top;
+                period.published_completed = top_completed;
                 if start == current {
                     out.snapshot(
                         topics::leaderboard(&board.name),
@@ -255,20 +263,27 @@ impl Leaderboards {
     }
 }
 
-/// The rows of `after` (completed count and user, by rank) whose position differs from `before`.
-fn rank_changes<'a>(before: &[String], after: &[(u32, &'a str)], top_n: usize) -> Vec<ChangeJson<'a>> {
-    let old: FxHashMap<&str, usize> = before
+/// The rows of `after` (completed count and user, by rank) whose position or count differs from `before` (users
+/// by rank, with their counts in `before_completed` when known).
+fn rank_changes<'a>(
+    before: &[String],
+    before_completed: &[u32],
+    after: &[(u32, &'a str)],
+    top_n: usize,
+) -> Vec<ChangeJson<'a>> {
+    let old: FxHashMap<&str, (usize, Option<u32>)> = before
         .iter()
         .enumerate()
-        .map(|(i, u)| (u.as_str(), i + 1))
+        .map(|(i, u)| (u.as_str(), (i + 1, before_completed.get(i).copied())))
         .collect();
     after
         .iter()
         .enumerate()
         .filter_map(|(i, &(completed, user))| {
             let position = i + 1;
-            let previous = old.get(user).copied().unwrap_or(top_n + 1);
-            (previous != position).then_some(ChangeJson {
+            let (previous, previous_completed) = old.get(user).copied().unwrap_or((top_n + 1, None));
+            let count_changed = previous_completed.is_some_and(|n| n != completed);
+            (previous != position || count_changed).then_some(ChangeJson {
                 completed,
                 delta: previous as i64 - position as i64,
                 position,
@@ -341,7 +356,7 @@ mod tests {
         let before = vec!["a".to_owned(), "b".to_owned()];
         // `c` enters at 1, `a` drops to 2, `b` drops out of the top 2.
         let after = [(5, "c"), (4, "a")];
-        let changes = serde_json::to_value(rank_changes(&before, &after, 2)).unwrap_or_default();
+        let changes = serde_json::to_value(rank_changes(&before, &[4, 3], &after, 2)).unwrap_or_default();
         assert_eq!(
             changes,
             serde_json::json!([
@@ -349,7 +364,19 @@ mod tests {
                 {"completed": 4, "delta": -1, "position": 2, "userId": "a"},
             ])
         );
-        // Counts that change without a move are not a rank change.
-        assert!(rank_changes(&before, &[(9, "a"), (8, "b")], 2).is_empty());
+    }
+
+    #[test]
+    fn a_count_that_changes_without_a_move_is_a_change_with_delta_zero() {
+        let before = vec!["a".to_owned(), "b".to_owned()];
+        let changes = serde_json::to_value(rank_changes(&before, &[4, 3], &[(9, "a"), (3, "b")], 2))
+            .unwrap_or_default();
+        assert_eq!(
+            changes,
+            serde_json::json!([{"completed": 9, "delta": 0, "position": 1, "userId": "a"}])
+        );
+        assert!(rank_changes(&before, &[4, 3], &[(4, "a"), (3, "b")], 2).is_empty());
+        // Counts not kept (a checkpoint from before they were): only moves are changes.
+        assert!(rank_changes(&before, &[], &[(9, "a"), (8, "b")], 2).is_empty());
     }
 }
