@@ -78,6 +78,10 @@ pub struct ServerArgs {
     /// Largest request body accepted by `POST /v1/events`, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Longest time a request body of `POST /v1/events` may take to arrive, in milliseconds (`408` beyond; 0: no
+    /// limit).
+    #[arg(long, env = "BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
     /// Largest single event, in bytes.
     #[arg(long, env = "MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
     pub max_event_bytes: usize,

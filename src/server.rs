@@ -78,6 +78,7 @@ impl System {
         };
         let config = IngestConfig {
             max_body_bytes: args.max_body_bytes,
+            body_timeout_ms: args.body_timeout_ms,
             max_event_bytes: args.max_event_bytes,
             input_partitions: args.partitions,
             dedup: DedupConfig {

@@ -141,6 +141,70 @@ async fn oversized_body_is_413() {
     assert_error(status, &reply, 413, "body_too_large");
 }
 
+/// A body trickled in so slowly that it would hold the connection for ever is cut off: `408 body_timeout`, the
+/// connection closed, nothing accepted.
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_408_and_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start(server_args(&["--body-timeout-ms", "400"])).await;
+    let event = click_event("slow").to_string();
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: {JSON}\r\n\
+         Content-Length: {}\r\n\r\n",
+        service_token(),
+        event.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    // One byte every 100 ms: the connection is never idle, but the body takes far longer than 400 ms.
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    for byte in event.as_bytes() {
+        if stream.write_all(std::slice::from_ref(byte)).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => reply.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still reading the body after 10 s"
+        );
+    }
+    // Whatever of the answer has not come yet, then the close.
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(rest.is_ok(), "the connection was not closed");
+    let elapsed = started.elapsed();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("\"body_timeout\""), "{reply}");
+    assert!(
+        elapsed >= Duration::from_millis(350) && elapsed < Duration::from_secs(5),
+        "answered after {elapsed:?}"
+    );
+    assert_eq!(
+        input_total(&server).await,
+        0,
+        "nothing of the request was accepted"
+    );
+
+    // A body that arrives in time is unaffected.
+    let (status, body) = post(&server.url("/v1/events"), Some(&service_token()), JSON, event).await;
+    assert_eq!(status, 202, "{body}");
+}
+
 #[tokio::test]
 async fn bad_tokens_are_refused() {
     let server = server().await;

@@ -49,6 +49,7 @@ pub enum IngestHttpError {
     EmptyBody,
     MalformedBody(String),
     BodyRead,
+    BodyTimeout { ms: u64 },
     BusUnavailable,
     BadQuery(String),
 }
@@ -84,6 +85,11 @@ impl IngestHttpError {
                 "body_read_failed",
                 "the request body could not be read".into(),
             ),
+            Self::BodyTimeout { ms } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the request body did not arrive within {ms} ms"),
+            ),
             Self::BusUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "bus_unavailable",
@@ -111,6 +117,12 @@ impl IntoResponse for IngestHttpError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -121,6 +133,7 @@ fn status_label(status: StatusCode) -> &'static str {
         400 => "400",
         401 => "401",
         403 => "403",
+        408 => "408",
         413 => "413",
         415 => "415",
         503 => "503",
@@ -162,7 +175,7 @@ async fn post_events(
         .and_then(|value| value.parse::<usize>().ok());
     let bytes = match declared_length {
         Some(length) if length > limit => None,
-        _ => read_limited(body, limit).await?,
+        _ => read_limited(body, limit, ingestor.config().body_timeout_ms).await?,
     };
     let Some(bytes) = bytes else {
         let reason = DeadLetterReason {
@@ -197,9 +210,21 @@ async fn post_events(
     Ok(report_response(report, single))
 }
 
-/// Reads the body up to `limit` bytes; `None` when it is longer.
-async fn read_limited(body: Body, limit: usize) -> Result<Option<bytes::Bytes>, IngestHttpError> {
-    match Limited::new(body, limit).collect().await {
+/// Reads the body up to `limit` bytes, within `timeout_ms` (0: no limit); `None` when it is longer.
+async fn read_limited(
+    body: Body,
+    limit: usize,
+    timeout_ms: u64,
+) -> Result<Option<bytes::Bytes>, IngestHttpError> {
+    let collect = Limited::new(body, limit).collect();
+    let collected = if timeout_ms == 0 {
+        collect.await
+    } else {
+        tokio::time::timeout(Duration::from_millis(timeout_ms), collect)
+            .await
+            .map_err(|_| IngestHttpError::BodyTimeout { ms: timeout_ms })?
+    };
+    match collected {
         Ok(collected) => Ok(Some(collected.to_bytes())),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Ok(None),
         Err(_) => Err(IngestHttpError::BodyRead),

@@ -29,6 +29,9 @@ pub use stats::{IngestStats, IngestStatsSnapshot};
 pub struct IngestConfig {
     /// Largest request body accepted, in bytes (`413` beyond).
     pub max_body_bytes: usize,
+    /// Longest time a request body may take to arrive, whole, in milliseconds (`408` beyond); 0 is no limit.
+    /// Without it a client sending one byte now and then would hold its connection and buffer for ever.
+    pub body_timeout_ms: u64,
     /// Largest single event, in bytes, and other per-event limits.
     pub max_event_bytes: usize,
     /// Partitions of the input topic when the ingest creates it.
@@ -40,6 +43,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 8 * 1024 * 1024,
+            body_timeout_ms: 30_000,
             max_event_bytes: Limits::default().max_event_bytes,
             input_partitions: 4,
             dedup: DedupConfig::default(),
