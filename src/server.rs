@@ -144,7 +144,8 @@ impl System {
             delivery = delivery
                 .history(backend.history())
                 .fanout(backend.fanout())
-                .tickets(backend.tickets());
+                .tickets(backend.tickets())
+                .stream_limits(backend.stream_limits());
             redis = Some(backend);
         }
         if demo {

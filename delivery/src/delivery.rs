@@ -14,6 +14,7 @@ use crate::history::{History, MemoryHistory, Position, Retention, SequencedAppen
 use crate::hub::Hub;
 use crate::limits::{LimitConfig, Limiter};
 use crate::snapshot::{MemorySnapshots, SnapshotSource};
+use crate::stream_limits::StreamLimitStore;
 use crate::topics::Topic;
 use crate::{DeliveryConfig, DeliveryError, message, metrics};
 
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub snapshots: Arc<dyn SnapshotSource>,
     pub shutdown: CancellationToken,
     pub demo_minter: Option<Minter>,
+    /// Per-user stream counts shared with the other nodes, when there are any.
+    pub stream_limits: Option<Arc<dyn StreamLimitStore>>,
 }
 
 type FanOutFactory = Box<dyn FnOnce(Arc<Hub>) -> Arc<dyn FanOut> + Send>;
@@ -41,6 +44,7 @@ pub struct DeliveryBuilder {
     history: Option<Arc<dyn History>>,
     fanout: Option<FanOutFactory>,
     tickets: Option<Arc<dyn TicketStore>>,
+    stream_limits: Option<Arc<dyn StreamLimitStore>>,
     shutdown: CancellationToken,
     demo_minter: Option<Minter>,
 }
@@ -67,6 +71,13 @@ impl DeliveryBuilder {
     /// Another single-use ticket store (Redis, shared by every node).
     pub fn tickets(mut self, tickets: Arc<dyn TicketStore>) -> Self {
         self.tickets = Some(tickets);
+        self
+    }
+
+    /// Where the per-user stream counts are kept when several nodes serve the same users (Redis); without one,
+    /// each node counts its own streams.
+    pub fn stream_limits(mut self, store: Arc<dyn StreamLimitStore>) -> Self {
+        self.stream_limits = Some(store);
         self
     }
 
@@ -113,6 +124,7 @@ impl DeliveryBuilder {
             max_new_per_minute: config.max_new_streams_per_user_per_minute,
             max_anonymous_per_address: config.max_anonymous_streams_per_address,
             max_new_anonymous_per_address_per_minute: config.max_new_anonymous_streams_per_address_per_minute,
+            users_counted_elsewhere: self.stream_limits.is_some(),
         }));
         let snapshots = self.snapshots.unwrap_or_else(|| Arc::new(MemorySnapshots::new()));
         let shared = Shared {
@@ -125,6 +137,7 @@ impl DeliveryBuilder {
             snapshots,
             shutdown: self.shutdown,
             demo_minter: self.demo_minter,
+            stream_limits: self.stream_limits,
         };
         Delivery {
             shared: Arc::new(shared),
@@ -147,6 +160,7 @@ impl Delivery {
             history: None,
             fanout: None,
             tickets: None,
+            stream_limits: None,
             shutdown: CancellationToken::new(),
             demo_minter: None,
         }

@@ -14,11 +14,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::address::limit_key;
+use crate::stream_limits::StreamLease;
 use crate::{DeliveryError, metrics};
 
 const WINDOW: Duration = Duration::from_secs(60);
 /// `Retry-After` for the concurrent-streams limit: a guess at when one of the user's streams ends.
-const CONCURRENT_RETRY_AFTER_SECS: u64 = 10;
+pub(crate) const CONCURRENT_RETRY_AFTER_SECS: u64 = 10;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LimitConfig {
@@ -27,6 +28,9 @@ pub(crate) struct LimitConfig {
     pub max_new_per_minute: u32,
     pub max_anonymous_per_address: u32,
     pub max_new_anonymous_per_address_per_minute: u32,
+    /// The per-user stream counts are kept by a [`StreamLimitStore`](crate::StreamLimitStore) shared with the other
+    /// nodes: this limiter counts users' streams against the process limit only (tickets per minute still here).
+    pub users_counted_elsewhere: bool,
 }
 
 /// Who opens a stream, as the limits see it.
@@ -93,6 +97,15 @@ pub(crate) struct Limiter {
 pub(crate) struct Permit {
     limiter: Arc<Limiter>,
     key: Option<UsageKey>,
+    /// The user's slot in the counts shared with other nodes, if they keep them.
+    lease: Option<StreamLease>,
+}
+
+impl Permit {
+    /// Holds `lease` as long as this permit.
+    pub(crate) fn hold(&mut self, lease: StreamLease) {
+        self.lease = Some(lease);
+    }
 }
 
 impl Limiter {
@@ -124,6 +137,7 @@ impl Limiter {
             return Err(DeliveryError::AtCapacity { retry_after_secs: 5 });
         }
         let (key, bounds) = match caller {
+            Caller::User(_) if self.config.users_counted_elsewhere => return Ok(self.untracked_permit()),
             Caller::User(user) => (
                 UsageKey::User(user.to_owned()),
                 Bounds {
@@ -152,6 +166,7 @@ impl Limiter {
         Ok(Permit {
             limiter: self.clone(),
             key: Some(key),
+            lease: None,
         })
     }
 
@@ -160,6 +175,7 @@ impl Limiter {
         Permit {
             limiter: self.clone(),
             key: None,
+            lease: None,
         }
     }
 
@@ -247,6 +263,7 @@ mod tests {
             max_new_per_minute: per_minute,
             max_anonymous_per_address: per_user,
             max_new_anonymous_per_address_per_minute: per_minute,
+            users_counted_elsewhere: false,
         }))
     }
 

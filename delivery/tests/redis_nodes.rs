@@ -323,4 +323,177 @@ mod redis {
         node_1.stop().await;
         node_2.stop().await;
     }
+
+    async fn assert_limited(sse: Sse, code: &str) {
+        assert_eq!(sse.status, 429, "{code}");
+        let retry_after: u64 = sse.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry_after >= 1, "{code}");
+        assert_eq!(sse.error_json().await["error"]["code"], code);
+    }
+
+    /// The user's open streams in Redis, every node's.
+    async fn open_leases(prefix: &str, user: &str) -> u64 {
+        let mut conn = raw(&redis_url()).await;
+        ::redis::cmd("ZCARD")
+            .arg(format!("{prefix}streams:{{user:{user}}}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_for_leases(prefix: &str, user: &str, count: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while open_leases(prefix, user).await != count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{user} still holds {} leases",
+                open_leases(prefix, user).await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_streams_per_user_count_the_streams_of_every_node() {
+        let prefix = unique_prefix();
+        let url = redis_url();
+        let config = DeliveryConfig {
+            max_streams_per_user: 2,
+            ..DeliveryConfig::default()
+        };
+        let node_1 = Node::start(&url, &prefix, config.clone()).await;
+        let node_2 = Node::start(&url, &prefix, config).await;
+        let path = stream_path(&["user.u1.referrals"], "");
+        let auth = format!("Bearer {}", token("u1", &[], &[]));
+        let headers = [("authorization", auth.as_str())];
+        let mut on_1 = Sse::connect(&node_1.url(&path), &headers).await;
+        let mut on_2 = Sse::connect(&node_2.url(&path), &headers).await;
+        assert_eq!((on_1.status, on_2.status), (200, 200));
+        on_1.next_frame().await.unwrap();
+        on_2.next_frame().await.unwrap();
+        // One stream on each node: the user is at the limit on both, though each node holds only one.
+        assert_limited(
+            Sse::connect(&node_1.url(&path), &headers).await,
+            "too_many_streams",
+        )
+        .await;
+        assert_limited(
+            Sse::connect(&node_2.url(&path), &headers).await,
+            "too_many_streams",
+        )
+        .await;
+        let poll = client()
+            .get(node_2.url("/v1/poll?topic=user.u1.referrals&wait=0"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(poll.status(), 429, "a poll counts as a stream too");
+        // Another user has a budget of their own.
+        let other_auth = format!("Bearer {}", token("u2", &[], &[]));
+        let other = Sse::connect(
+            &node_1.url(&stream_path(&["user.u2.referrals"], "")),
+            &[("authorization", other_auth.as_str())],
+        )
+        .await;
+        assert_eq!(other.status, 200);
+        // A stream that ends on node 1 frees its slot for node 2.
+        on_1.close();
+        wait_for_leases(&prefix, "u1", 1).await;
+        let again = Sse::connect(&node_2.url(&path), &headers).await;
+        assert_eq!(again.status, 200);
+        drop((on_2, again, other));
+        wait_for_leases(&prefix, "u1", 0).await;
+        finish(&prefix, [node_1, node_2]).await;
+    }
+
+    #[tokio::test]
+    async fn new_streams_per_user_per_minute_count_the_streams_of_every_node() {
+        // The count is per minute: start early in one, so that the whole test falls within it.
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 60;
+        if second > 45 {
+            tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
+        }
+        let prefix = unique_prefix();
+        let url = redis_url();
+        let config = DeliveryConfig {
+            max_new_streams_per_user_per_minute: 3,
+            ..DeliveryConfig::default()
+        };
+        let node_1 = Node::start(&url, &prefix, config.clone()).await;
+        let node_2 = Node::start(&url, &prefix, config).await;
+        let path = stream_path(&["user.u1.referrals"], "");
+        let auth = format!("Bearer {}", token("u1", &[], &[]));
+        let headers = [("authorization", auth.as_str())];
+        for node in [&node_1, &node_2, &node_1] {
+            let mut sse = Sse::connect(&node.url(&path), &headers).await;
+            assert_eq!(sse.status, 200);
+            sse.next_frame().await.unwrap();
+        }
+        assert_limited(
+            Sse::connect(&node_2.url(&path), &headers).await,
+            "stream_rate_limited",
+        )
+        .await;
+        assert_limited(
+            Sse::connect(&node_1.url(&path), &headers).await,
+            "stream_rate_limited",
+        )
+        .await;
+        finish(&prefix, [node_1, node_2]).await;
+    }
+
+    /// Leases live for 2 s in these tests (`test_config`): a stream held longer is still counted (its node renews
+    /// the lease), and the lease of a node that died without removing it stops counting once it expires.
+    #[tokio::test]
+    async fn held_streams_stay_counted_and_a_dead_nodes_leases_expire() {
+        let prefix = unique_prefix();
+        let url = redis_url();
+        let config = DeliveryConfig {
+            max_streams_per_user: 1,
+            ..DeliveryConfig::default()
+        };
+        let node_1 = Node::start(&url, &prefix, config.clone()).await;
+        let node_2 = Node::start(&url, &prefix, config).await;
+        let path = stream_path(&["user.u1.referrals"], "");
+        let auth = format!("Bearer {}", token("u1", &[], &[]));
+        let headers = [("authorization", auth.as_str())];
+        let mut held = Sse::connect(&node_1.url(&path), &headers).await;
+        assert_eq!(held.status, 200);
+        held.next_frame().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+        assert_limited(
+            Sse::connect(&node_2.url(&path), &headers).await,
+            "too_many_streams",
+        )
+        .await;
+        held.close();
+        wait_for_leases(&prefix, "u1", 0).await;
+
+        // A lease left by a node that is gone, expiring in 700 ms.
+        let mut conn = raw(&url).await;
+        let (seconds, micros): (u64, u64) = ::redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+        let expiry = seconds * 1000 + micros / 1000 + 700;
+        let _: i64 = ::redis::cmd("ZADD")
+            .arg(format!("{prefix}streams:{{user:u1}}"))
+            .arg(expiry)
+            .arg("gone:0")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_limited(
+            Sse::connect(&node_2.url(&path), &headers).await,
+            "too_many_streams",
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        let after = Sse::connect(&node_2.url(&path), &headers).await;
+        assert_eq!(after.status, 200);
+        drop(after);
+        finish(&prefix, [node_1, node_2]).await;
+    }
 }

@@ -66,6 +66,7 @@ pub(super) async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
         .history(backend.history())
         .fanout(backend.fanout())
         .tickets(backend.tickets())
+        .stream_limits(backend.stream_limits())
         .snapshots(Arc::new(snapshots))
         .shutdown(shutdown.clone())
         .build();

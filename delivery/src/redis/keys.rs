@@ -59,6 +59,17 @@ impl Keys {
         format!("{}ticket:{ticket}", self.prefix)
     }
 
+    /// The sorted set of a user's open streams on every node (member: lease id, score: lease expiry in ms).
+    pub fn streams(&self, user: &str) -> String {
+        format!("{}streams:{{user:{user}}}", self.prefix)
+    }
+
+    /// The number of streams `user` opened in the minute `minute` (Unix minutes), on every node; same hash tag as
+    /// [`Keys::streams`].
+    pub fn opened(&self, user: &str, minute: u64) -> String {
+        format!("{}opened:{{user:{user}}}:{minute}", self.prefix)
+    }
+
     /// The pub/sub channel carrying every topic's live messages, one message per append call.
     pub fn channel(&self) -> String {
         format!("{}fanout", self.prefix)

@@ -10,6 +10,8 @@
 //!   fan-out channel, reconnects with backoff and, after a reconnect, re-reads from history what its subscribers may
 //!   have missed.
 //! - `tickets.rs`: [`RedisTickets`] (`SET EX NX`, consumed by `GETDEL`).
+//! - `stream_limits.rs`: [`RedisStreamLimits`], each user's concurrent and new streams counted across every node
+//!   (leases in a sorted set per user, renewed by the node that holds them).
 //! - `keys.rs`: [`Keys`], the key and channel names.
 //!
 //! Wiring one node:
@@ -24,6 +26,7 @@
 //!     .history(backend.history())
 //!     .fanout(backend.fanout())
 //!     .tickets(backend.tickets())
+//!     .stream_limits(backend.stream_limits())
 //!     .shutdown(shutdown.clone())
 //!     .build();
 //! # let _ = delivery; Ok(()) }
@@ -46,16 +49,19 @@ use crate::auth::TicketStore;
 use crate::fanout::FanOut;
 use crate::history::History;
 use crate::hub::Hub;
+use crate::stream_limits::StreamLimitStore;
 use crate::{DeliveryConfig, DeliveryError};
 
 mod fanout;
 mod history;
 pub mod keys;
+mod stream_limits;
 mod tickets;
 
 pub use fanout::RedisFanOut;
 pub use history::RedisHistory;
 pub use keys::Keys;
+pub use stream_limits::RedisStreamLimits;
 pub use tickets::RedisTickets;
 
 /// Why a Redis operation failed.
@@ -142,6 +148,9 @@ pub struct RedisConfig {
     pub reconnect_max_delay_ms: u64,
     /// Interval of the listener's liveness `PING`, in milliseconds.
     pub ping_interval_ms: u64,
+    /// Lifetime of a stream's lease in the per-user counts, in seconds, renewed every third of it while the
+    /// stream is open: the longest a node that died keeps its users' slots taken.
+    pub stream_lease_secs: u64,
 }
 
 impl Default for RedisConfig {
@@ -156,6 +165,7 @@ impl Default for RedisConfig {
             connect_timeout_ms: 1_000,
             reconnect_max_delay_ms: 2_000,
             ping_interval_ms: 5_000,
+            stream_lease_secs: 60,
         }
     }
 }
@@ -262,6 +272,19 @@ impl RedisBackend {
     /// The shared single-use ticket store, for [`DeliveryBuilder::tickets`](crate::DeliveryBuilder::tickets).
     pub fn tickets(&self) -> Arc<dyn TicketStore> {
         Arc::new(RedisTickets::new(self.conn.clone(), self.keys.clone()))
+    }
+
+    /// The per-user stream limits shared by every node, for
+    /// [`DeliveryBuilder::stream_limits`](crate::DeliveryBuilder::stream_limits): starts the renewal of this node's
+    /// leases (on this backend's task tracker). Use one per backend.
+    pub fn stream_limits(&self) -> Arc<dyn StreamLimitStore> {
+        Arc::new(RedisStreamLimits::start(
+            self.conn.clone(),
+            self.keys.clone(),
+            Duration::from_secs(self.config.stream_lease_secs.max(1)),
+            self.shutdown.clone(),
+            &self.tasks,
+        ))
     }
 
     /// Whether this node's listener is subscribed now (for readiness).

@@ -14,6 +14,7 @@ use crate::delivery::Shared;
 use crate::limits::{Caller, Permit};
 use crate::resume_token::ResumeToken;
 use crate::session::OpenOptions;
+use crate::stream_limits::UserBounds;
 use crate::topics::{MAX_TOPICS, Topic, parse_topic_set};
 use crate::{DeliveryError, metrics};
 
@@ -160,7 +161,24 @@ async fn admit(
         Some(claims) => Caller::User(&claims.sub),
         None => Caller::Anonymous(client_address(peer, headers, &shared.config.trusted_proxies)),
     };
-    let permit = shared.limiter.admit(caller)?;
+    let mut permit = shared.limiter.admit(caller)?;
+    if let (Some(store), Caller::User(user)) = (&shared.stream_limits, caller) {
+        let bounds = UserBounds {
+            concurrent: shared.config.max_streams_per_user,
+            per_minute: shared.config.max_new_streams_per_user_per_minute,
+        };
+        match store.acquire(user, bounds).await {
+            Ok(lease) => permit.hold(lease),
+            Err(error) => {
+                match error {
+                    DeliveryError::TooManyStreams { .. } => metrics::limit_rejected("concurrent"),
+                    DeliveryError::RateLimited { .. } => metrics::limit_rejected("rate"),
+                    _ => {}
+                }
+                return Err(error);
+            }
+        }
+    }
     Ok(Admitted {
         topics,
         claims,

@@ -33,6 +33,7 @@ pub fn test_config(url: &str, prefix: &str) -> RedisConfig {
         meta_ttl_secs: 900,
         ping_interval_ms: 500,
         reconnect_max_delay_ms: 300,
+        stream_lease_secs: 2,
         ..RedisConfig::default()
     }
 }
@@ -109,6 +110,7 @@ impl Node {
             .history(backend.history())
             .fanout(backend.fanout())
             .tickets(backend.tickets())
+            .stream_limits(backend.stream_limits())
             .shutdown(shutdown.clone())
             .build();
         assert!(
