@@ -249,11 +249,17 @@ impl System {
         offsets
     }
 
-    /// Stops taking work and flushes the bus.
+    /// Stops taking work, flushes the bus and waits for the delivery backend's tasks. Call it once the shutdown
+    /// token given to [`System::open`] is cancelled.
     pub async fn close(&self) {
         self.ready.store(false, Ordering::SeqCst);
         if let Err(error) = self.bus.close().await {
             tracing::error!(%error, "closing the bus failed");
+        }
+        // The delivery backend's tasks (fan-out listener, stream leases) end with the shutdown token; wait for
+        // them, so that this node's stream leases are given back before the process exits.
+        if let Some(redis) = &self.redis {
+            redis.stopped().await;
         }
     }
 }

@@ -494,6 +494,27 @@ mod redis {
         let after = Sse::connect(&node_2.url(&path), &headers).await;
         assert_eq!(after.status, 200);
         drop(after);
-        finish(&prefix, [node_1, node_2]).await;
+        wait_for_leases(&prefix, "u1", 0).await;
+
+        // A node that stops gives its streams' slots back as it goes, not a lease time later.
+        let mut on_1 = Sse::connect(&node_1.url(&path), &headers).await;
+        assert_eq!(on_1.status, 200);
+        on_1.next_frame().await.unwrap();
+        assert_eq!(open_leases(&prefix, "u1").await, 1);
+        let started = std::time::Instant::now();
+        node_1.stop().await;
+        assert_eq!(
+            open_leases(&prefix, "u1").await,
+            0,
+            "the stopped node's lease is gone"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "stopping took {:?}",
+            started.elapsed()
+        );
+        drop(on_1);
+        node_2.stop().await;
+        cleanup(&redis_url(), &prefix).await;
     }
 }

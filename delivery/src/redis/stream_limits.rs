@@ -4,7 +4,9 @@
 //!   the node that holds it), scored by the lease's expiry (Redis time). Admission drops expired leases, compares
 //!   the count with the limit and adds the new lease, in one script. The node renews its leases every third of the
 //!   lease time and removes a lease when its stream ends, so a node that dies without removing its leases frees its
-//!   users' slots at the latest one lease time later.
+//!   users' slots at the latest one lease time later. Removals go through one task per node (batched, a `ZREM`
+//!   per user), which at shutdown waits a moment for the streams to end and then removes every lease left, so a
+//!   restarting node gives its users' slots back at once.
 //! - New streams per minute: a counter per user and Unix minute (`P opened:{user:U}:M`, same hash tag), expiring
 //!   after two minutes.
 //!
@@ -19,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -72,6 +75,8 @@ static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW));
 
 /// Leases renewed per script call.
 const RENEW_CHUNK: usize = 256;
+/// At shutdown, how long the lease keeper waits for the streams to end before it removes the leases left.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Per-user stream limits in Redis, shared by every node with the same key prefix.
 pub struct RedisStreamLimits {
@@ -87,6 +92,9 @@ struct Inner {
     lease: Duration,
     /// This node's open leases: lease id -> the user's leases set.
     leases: Mutex<HashMap<String, String>>,
+    /// Leases to remove from Redis: `(leases set, lease id)`. Unbounded, but never holds more than the leases
+    /// this node admitted (one per open stream, within the process limit).
+    released: mpsc::UnboundedSender<(String, String)>,
 }
 
 impl RedisStreamLimits {
@@ -99,6 +107,7 @@ impl RedisStreamLimits {
         tasks: &TaskTracker,
     ) -> RedisStreamLimits {
         let node: [u8; 8] = rand::random();
+        let (released, removals) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             conn,
             keys,
@@ -106,8 +115,9 @@ impl RedisStreamLimits {
             next_lease: AtomicU64::new(0),
             lease: lease.max(Duration::from_secs(1)),
             leases: Mutex::new(HashMap::new()),
+            released,
         });
-        tasks.spawn(renew_until(inner.clone(), shutdown));
+        tasks.spawn(keep_leases(inner.clone(), removals, shutdown));
         RedisStreamLimits { inner }
     }
 
@@ -133,6 +143,14 @@ impl StreamLimitStore for RedisStreamLimits {
             inner.node,
             inner.next_lease.fetch_add(1, Ordering::Relaxed)
         );
+        // Armed before the call: if the reply is lost (timeout, dropped connection, cancelled request) after the
+        // script added the lease, the lease is removed rather than left to expire.
+        let mut release = Release {
+            inner: inner.clone(),
+            key: key.clone(),
+            lease_id: lease_id.clone(),
+            armed: bounds.concurrent > 0,
+        };
         let mut conn = inner.conn.clone();
         let verdict: i64 = ACQUIRE_SCRIPT
             .key(&key)
@@ -144,17 +162,17 @@ impl StreamLimitStore for RedisStreamLimits {
             .invoke_async(&mut conn)
             .await
             .map_err(backend_error)?;
+        if verdict != 0 {
+            // Refused: the script added nothing.
+            release.armed = false;
+        }
         match verdict {
             0 if bounds.concurrent == 0 => Ok(StreamLease::none()),
             0 => {
                 if let Ok(mut leases) = inner.leases.lock() {
-                    leases.insert(lease_id.clone(), key.clone());
+                    leases.insert(lease_id, key);
                 }
-                Ok(StreamLease::new(Release {
-                    inner: inner.clone(),
-                    key,
-                    lease_id,
-                }))
+                Ok(StreamLease::new(release))
             }
             1 => Err(DeliveryError::TooManyStreams {
                 retry_after_secs: CONCURRENT_RETRY_AFTER_SECS,
@@ -166,63 +184,110 @@ impl StreamLimitStore for RedisStreamLimits {
     }
 }
 
-/// Removes its lease, here and in Redis, when the stream ends.
+/// Removes its lease, here and in Redis, when the stream ends (when armed).
 struct Release {
     inner: Arc<Inner>,
     key: String,
     lease_id: String,
+    armed: bool,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         if let Ok(mut leases) = self.inner.leases.lock() {
             leases.remove(&self.lease_id);
         }
-        // Without a runtime (process exit) the lease expires by itself.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let mut conn = self.inner.conn.clone();
-        let key = std::mem::take(&mut self.key);
-        let lease_id = std::mem::take(&mut self.lease_id);
-        runtime.spawn(async move {
-            let removed: Result<i64, _> = redis::cmd("ZREM")
-                .arg(&key)
-                .arg(&lease_id)
-                .query_async(&mut conn)
-                .await;
-            if let Err(error) = removed {
-                tracing::warn!(%error, "a stream lease could not be removed; it expires by itself");
-            }
-        });
+        // Fails only once the keeper has stopped (process exit): the lease then expires by itself.
+        let _ = self
+            .inner
+            .released
+            .send((std::mem::take(&mut self.key), std::mem::take(&mut self.lease_id)));
     }
 }
 
-/// Renews every lease this node holds, every third of the lease time.
-async fn renew_until(inner: Arc<Inner>, shutdown: CancellationToken) {
+/// This node's lease keeper: removes released leases as they come, renews the held ones every third of the lease
+/// time, and at shutdown removes what is left.
+async fn keep_leases(
+    inner: Arc<Inner>,
+    mut removals: mpsc::UnboundedReceiver<(String, String)>,
+    shutdown: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(inner.lease / 3);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => break,
+            _ = ticks.tick() => renew(&inner).await,
+            Some(first) = removals.recv() => {
+                let mut batch = vec![first];
+                while let Ok(next) = removals.try_recv() {
+                    batch.push(next);
+                }
+                remove(&inner, batch).await;
+            }
         }
-        let held: Vec<(String, String)> = match inner.leases.lock() {
-            Ok(leases) => leases.iter().map(|(id, key)| (key.clone(), id.clone())).collect(),
-            Err(_) => return,
-        };
-        for chunk in held.chunks(RENEW_CHUNK) {
-            let mut call = RENEW_SCRIPT.prepare_invoke();
-            call.arg(inner.lease.as_millis() as u64);
-            for (key, lease_id) in chunk {
-                call.key(key).arg(lease_id);
-            }
-            let mut conn = inner.conn.clone();
-            let renewed: Result<i64, _> = call.invoke_async(&mut conn).await;
-            if let Err(error) = renewed {
-                tracing::warn!(%error, leases = chunk.len(), "renewing stream leases failed; retried next round");
-                break;
-            }
+    }
+    // Shutdown: the streams are ending; give them a moment, then give back every lease still here.
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    loop {
+        let mut batch = Vec::new();
+        while let Ok(next) = removals.try_recv() {
+            batch.push(next);
+        }
+        if !batch.is_empty() {
+            remove(&inner, batch).await;
+        }
+        let held = inner.leases.lock().map_or(0, |leases| leases.len());
+        if held == 0 || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left: Vec<(String, String)> = match inner.leases.lock() {
+        Ok(mut leases) => leases.drain().map(|(id, key)| (key, id)).collect(),
+        Err(_) => Vec::new(),
+    };
+    if !left.is_empty() {
+        remove(&inner, left).await;
+    }
+}
+
+/// Removes `(leases set, lease id)` pairs: one `ZREM` per user, in one round trip.
+async fn remove(inner: &Inner, batch: Vec<(String, String)>) {
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, lease_id) in batch {
+        by_key.entry(key).or_default().push(lease_id);
+    }
+    let mut pipe = redis::pipe();
+    for (key, lease_ids) in &by_key {
+        pipe.cmd("ZREM").arg(key).arg(lease_ids).ignore();
+    }
+    let mut conn = inner.conn.clone();
+    let removed: Result<(), _> = pipe.query_async(&mut conn).await;
+    if let Err(error) = removed {
+        tracing::warn!(%error, users = by_key.len(), "stream leases could not be removed; they expire by themselves");
+    }
+}
+
+/// Renews every lease this node holds.
+async fn renew(inner: &Inner) {
+    let held: Vec<(String, String)> = match inner.leases.lock() {
+        Ok(leases) => leases.iter().map(|(id, key)| (key.clone(), id.clone())).collect(),
+        Err(_) => return,
+    };
+    for chunk in held.chunks(RENEW_CHUNK) {
+        let mut call = RENEW_SCRIPT.prepare_invoke();
+        call.arg(inner.lease.as_millis() as u64);
+        for (key, lease_id) in chunk {
+            call.key(key).arg(lease_id);
+        }
+        let mut conn = inner.conn.clone();
+        let renewed: Result<i64, _> = call.invoke_async(&mut conn).await;
+        if let Err(error) = renewed {
+            tracing::warn!(%error, leases = chunk.len(), "renewing stream leases failed; retried next round");
         }
     }
 }

@@ -2,9 +2,11 @@
 //! `all-time`, each period starting empty on its UTC boundary. At each tick, a board whose top N changed
 //! publishes the changes as `referral.leaderboard.updated` in the spec's payload shape (`boardId`,
 //! `changes: [{userId, position, delta}]`, each change also with `completed`, the user's completed referrals in the
-//! period) to `leaderboard.{board}` and the output bus. A row changes when its user moved or when their count
-//! changed without a move (`delta` 0), so a client applying the changes to the last snapshot always holds the
-//! published top N, counts included.
+//! period, and `size`, the number of rows the top N now has) to `leaderboard.{board}` and the output bus. A row
+//! changes when its user moved or when their count changed without a move (`delta` 0), so a client that applies the
+//! changes to the last snapshot and keeps the first `size` positions holds the published top N, counts included
+//! (`size` shrinks when a user hidden by their privacy settings leaves a board with fewer than N visible users: a
+//! message is published for that alone).
 //!
 //! Ranking: more completed referrals first; ties broken by user id (ascending), so the order never depends on
 //! arrival. `delta` is the previous position minus the new one (positive: moved up); an entrant counts as coming
@@ -189,7 +191,7 @@ impl Leaderboards {
                 } else {
                     board.name.clone()
                 };
-                if !changes.is_empty() {
+                if !changes.is_empty() || top.len() < period.published.len() {
                     let id = MessageId::new("leaderboard")
                         .str(&board_id)
                         .num(start)
@@ -199,6 +201,7 @@ impl Leaderboards {
                     let data = MessageData::new(&ChangesJson {
                         board_id: &board_id,
                         changes: &changes,
+                        size: top.len(),
                     });
                     out.emit(
                         Destination::SseAndBus,
@@ -329,6 +332,7 @@ struct ChangeJson<'a> {
 struct ChangesJson<'a> {
     board_id: &'a str,
     changes: &'a [ChangeJson<'a>],
+    size: usize,
 }
 
 #[derive(Serialize)]
@@ -378,5 +382,42 @@ mod tests {
         assert!(rank_changes(&before, &[4, 3], &[(4, "a"), (3, "b")], 2).is_empty());
         // Counts not kept (a checkpoint from before they were): only moves are changes.
         assert!(rank_changes(&before, &[], &[(9, "a"), (8, "b")], 2).is_empty());
+    }
+
+    /// The `leaderboard.all-time` messages of `out`, as JSON.
+    fn all_time(out: &Emitter) -> Vec<serde_json::Value> {
+        out.outputs
+            .iter()
+            .filter(|o| o.message.topic == "leaderboard.all-time")
+            .map(|o| o.message.data.to_value())
+            .collect()
+    }
+
+    #[test]
+    fn a_user_hidden_from_a_short_board_shrinks_its_size() {
+        let mut boards = Leaderboards::new(3, 0);
+        let t = 1_767_225_600_000;
+        boards.add("a", t, true);
+        boards.add("a", t, true);
+        boards.add("b", t, true);
+        let mut out = Emitter::default();
+        boards.fire(t + 1_000, FireMode::Tick, &mut out);
+        let first = all_time(&out);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0]["size"], 2);
+
+        // `b` hides: nobody moves, yet the board has one row fewer, and a message says so.
+        assert!(boards.set_visible("b", false));
+        let mut out = Emitter::default();
+        boards.fire(t + 2_000, FireMode::Tick, &mut out);
+        let second = all_time(&out);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0]["changes"], serde_json::json!([]));
+        assert_eq!(second[0]["size"], 1);
+
+        // Nothing changed since: nothing published.
+        let mut out = Emitter::default();
+        boards.fire(t + 3_000, FireMode::Tick, &mut out);
+        assert!(all_time(&out).is_empty());
     }
 }
