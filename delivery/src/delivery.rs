@@ -124,7 +124,7 @@ impl DeliveryBuilder {
             max_new_per_minute: config.max_new_streams_per_user_per_minute,
             max_anonymous_per_address: config.max_anonymous_streams_per_address,
             max_new_anonymous_per_address_per_minute: config.max_new_anonymous_streams_per_address_per_minute,
-            users_counted_elsewhere: self.stream_limits.is_some(),
+            counted_elsewhere: self.stream_limits.is_some(),
         }));
         let snapshots = self.snapshots.unwrap_or_else(|| Arc::new(MemorySnapshots::new()));
         let shared = Shared {

@@ -14,8 +14,8 @@
 //! - `message.rs`: the wire JSON of `EVENT`, `SNAPSHOT` and `RESET` messages.
 //! - `snapshot.rs`: [`SnapshotSource`] (current state of a topic) and [`MemorySnapshots`].
 //! - `auth.rs`: Bearer header, single-use tickets ([`TicketStore`], [`MemoryTickets`]), HttpOnly cookie.
-//! - `limits.rs`: connection limits; `stream_limits.rs`: [`StreamLimitStore`], per-user counts shared by every
-//!   node (Redis); `address.rs`: the client address anonymous streams count under
+//! - `limits.rs`: connection limits; `stream_limits.rs`: [`StreamLimitStore`], per-user and per-address counts
+//!   shared by every node (Redis); `address.rs`: the client address anonymous streams count under
 //!   ([`IpNetwork`] for trusted proxies).
 //! - `redis/`: the Redis backend ([`redis::RedisBackend`]): history, cross-node fan-out and tickets shared by every
 //!   delivery node (key layout in [`redis::keys`] and `docs/REDIS.md`).
@@ -62,4 +62,4 @@ pub use history::{History, MemoryHistory, Position, SequencedAppend};
 pub use hub::Hub;
 pub use metrics::{LatencyObserver, observe_write_latency};
 pub use snapshot::{MemorySnapshots, SnapshotSource};
-pub use stream_limits::{StreamLease, StreamLimitStore, UserBounds};
+pub use stream_limits::{StreamBounds, StreamLease, StreamLimitStore, counted_as};

@@ -28,9 +28,9 @@ pub(crate) struct LimitConfig {
     pub max_new_per_minute: u32,
     pub max_anonymous_per_address: u32,
     pub max_new_anonymous_per_address_per_minute: u32,
-    /// The per-user stream counts are kept by a [`StreamLimitStore`](crate::StreamLimitStore) shared with the other
-    /// nodes: this limiter counts users' streams against the process limit only (tickets per minute still here).
-    pub users_counted_elsewhere: bool,
+    /// The per-user and per-address stream counts are kept by a [`StreamLimitStore`](crate::StreamLimitStore)
+    /// shared with the other nodes: this limiter counts streams against the process limit only (and tickets).
+    pub counted_elsewhere: bool,
 }
 
 /// Who opens a stream, as the limits see it.
@@ -137,7 +137,7 @@ impl Limiter {
             return Err(DeliveryError::AtCapacity { retry_after_secs: 5 });
         }
         let (key, bounds) = match caller {
-            Caller::User(_) if self.config.users_counted_elsewhere => return Ok(self.untracked_permit()),
+            _ if self.config.counted_elsewhere => return Ok(self.untracked_permit()),
             Caller::User(user) => (
                 UsageKey::User(user.to_owned()),
                 Bounds {
@@ -263,7 +263,7 @@ mod tests {
             max_new_per_minute: per_minute,
             max_anonymous_per_address: per_user,
             max_new_anonymous_per_address_per_minute: per_minute,
-            users_counted_elsewhere: false,
+            counted_elsewhere: false,
         }))
     }
 

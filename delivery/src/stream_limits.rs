@@ -1,18 +1,19 @@
-//! Per-user stream limits counted across every node that shares a store.
+//! Stream limits counted across every node that shares a store.
 //!
-//! [`Limiter`](crate::limits) counts what one process holds. With several delivery nodes behind one address, a
-//! user's streams spread over the nodes, so a per-node count would let a user hold `nodes x` the configured number
-//! of concurrent streams and open that many more per minute. A [`StreamLimitStore`] counts them where every node
-//! sees them (Redis: [`RedisStreamLimits`](crate::redis::RedisStreamLimits)); with one, the nodes leave the per-user
-//! counts to it and keep only their process-wide limit and the per-address limits of anonymous streams.
+//! [`Limiter`](crate::limits) counts what one process holds. With several delivery nodes behind one address, the
+//! streams of a user (or of an anonymous client address) spread over the nodes, so per-node counts would let them
+//! hold `nodes x` the configured number of concurrent streams and open that many more per minute. A
+//! [`StreamLimitStore`] counts them where every node sees them (Redis:
+//! [`RedisStreamLimits`](crate::redis::RedisStreamLimits)); with one, the nodes leave the per-user and per-address
+//! counts to it and keep only their process-wide limit (and the tickets per user per minute).
 
 use async_trait::async_trait;
 
 use crate::DeliveryError;
 
-/// One user's limits; 0 is no limit.
+/// The limits of one user or client address; 0 is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserBounds {
+pub struct StreamBounds {
     /// Streams (and long polls) open at once.
     pub concurrent: u32,
     /// Streams (and polls) opened per minute.
@@ -38,10 +39,21 @@ impl StreamLease {
     }
 }
 
-/// Where the per-user counts of every node are kept.
+/// Where the counts of every node are kept.
 #[async_trait]
 pub trait StreamLimitStore: Send + Sync {
-    /// Counts one more stream of `user`, or refuses it with `TooManyStreams` or `RateLimited` (both with
-    /// `Retry-After`), or fails with `Backend` when the store cannot be reached.
-    async fn acquire(&self, user: &str, bounds: UserBounds) -> Result<StreamLease, DeliveryError>;
+    /// Counts one more stream of `counted` (`user:<id>` or `addr:<address>`, see
+    /// [`counted_as`]), or refuses it with `TooManyStreams` or `RateLimited` (both with `Retry-After`), or fails
+    /// with `Backend` when the store cannot be reached.
+    async fn acquire(&self, counted: &str, bounds: StreamBounds) -> Result<StreamLease, DeliveryError>;
+}
+
+/// What a stream is counted under in a [`StreamLimitStore`]: `user:<sub>` for a user, `addr:<address>` for an
+/// anonymous client (its address as the limits see it: an IPv6 address by its /64).
+pub fn counted_as(user: Option<&str>, address: Option<std::net::IpAddr>) -> Option<String> {
+    match (user, address) {
+        (Some(user), _) => Some(format!("user:{user}")),
+        (None, Some(address)) => Some(format!("addr:{}", crate::address::limit_key(address))),
+        (None, None) => None,
+    }
 }

@@ -517,4 +517,40 @@ mod redis {
         node_2.stop().await;
         cleanup(&redis_url(), &prefix).await;
     }
+
+    #[tokio::test]
+    async fn anonymous_streams_per_address_count_the_streams_of_every_node() {
+        let prefix = unique_prefix();
+        let url = redis_url();
+        let config = DeliveryConfig {
+            max_anonymous_streams_per_address: 2,
+            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+            ..DeliveryConfig::default()
+        };
+        let node_1 = Node::start(&url, &prefix, config.clone()).await;
+        let node_2 = Node::start(&url, &prefix, config).await;
+        let path = stream_path(&["leaderboard.daily"], "");
+        let from = |address: &'static str| [("x-forwarded-for", address)];
+        let mut on_1 = Sse::connect(&node_1.url(&path), &from("198.51.100.7")).await;
+        let mut on_2 = Sse::connect(&node_2.url(&path), &from("198.51.100.7")).await;
+        assert_eq!((on_1.status, on_2.status), (200, 200));
+        on_1.next_frame().await.unwrap();
+        on_2.next_frame().await.unwrap();
+        assert_limited(
+            Sse::connect(&node_1.url(&path), &from("198.51.100.7")).await,
+            "too_many_streams",
+        )
+        .await;
+        let mut conn = raw(&url).await;
+        let held: u64 = ::redis::cmd("ZCARD")
+            .arg(format!("{prefix}streams:{{addr:198.51.100.7}}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(held, 2, "both nodes' streams are counted under the address");
+        let other = Sse::connect(&node_2.url(&path), &from("198.51.100.8")).await;
+        assert_eq!(other.status, 200);
+        drop((on_1, on_2, other));
+        finish(&prefix, [node_1, node_2]).await;
+    }
 }

@@ -8,8 +8,8 @@
 //! | `P` `meta:{T}` | hash | `epoch` (decimal `u64`, never 0), `last` (offset of the newest message), `time` (its Redis time, ms), `seq` (the producer's number of the newest message, when published with one), `oldest` (a lower bound of the oldest entry's time), `renewed` (when the TTLs were last set) | `meta_ttl` (7 d) plus the renewal interval, renewed by the first append after each renewal interval |
 //! | `P` `history:{T}` | stream | one entry per message, id `<offset>-0`, fields `t` (Redis time, ms) and `d` (message JSON) | `MAXLEN ~` cap, `MINID` past the retention (24 h), whole key expires a retention (plus at most one renewal interval) after the last append |
 //! | `P` `ticket:<ticket>` | string | the JSON claims a single-use ticket stands for | `EX` the ticket lifetime (at most 60 s), consumed by `GETDEL` |
-//! | `P` `streams:{user:U}` | sorted set | user `U`'s open streams on every node: member a lease id (`<node>:<n>`), score its expiry (Redis time, ms) | renewed by the holding node every third of the lease time (60 s), removed when the stream ends; the key expires a lease time after the last admission or renewal |
-//! | `P` `opened:{user:U}:M` | string | streams user `U` opened in Unix minute `M`, on every node | `EXPIRE` 120 s |
+//! | `P` `streams:{S}` | sorted set | the open streams on every node of `S`, `user:<id>` or `addr:<address>` (an anonymous client): member a lease id (`<node>:<n>`), score its expiry (Redis time, ms) | renewed by the holding node every third of the lease time (60 s), removed when the stream ends; the key expires a lease time after the last admission or renewal |
+//! | `P` `opened:{S}:M` | string | streams `S` opened in Unix minute `M`, on every node | `EXPIRE` 120 s |
 //! | `P` `fanout` | pub/sub channel | every entry one append call added, each as `<epoch> <offset> <time ms> <JSON length> <topic>\n<message JSON>`, concatenated | every node `SUBSCRIBE`s it |
 //!
 //! The epoch and the offset counter live in one hash, so they vanish together (a flush, an eviction, the meta TTL):
@@ -61,15 +61,16 @@ impl Keys {
         format!("{}ticket:{ticket}", self.prefix)
     }
 
-    /// The sorted set of a user's open streams on every node (member: lease id, score: lease expiry in ms).
-    pub fn streams(&self, user: &str) -> String {
-        format!("{}streams:{{user:{user}}}", self.prefix)
+    /// The sorted set of the open streams counted under `counted` (`user:<id>` or `addr:<address>`) on every node
+    /// (member: lease id, score: lease expiry in ms).
+    pub fn streams(&self, counted: &str) -> String {
+        format!("{}streams:{{{counted}}}", self.prefix)
     }
 
-    /// The number of streams `user` opened in the minute `minute` (Unix minutes), on every node; same hash tag as
-    /// [`Keys::streams`].
-    pub fn opened(&self, user: &str, minute: u64) -> String {
-        format!("{}opened:{{user:{user}}}:{minute}", self.prefix)
+    /// The number of streams counted under `counted` opened in the minute `minute` (Unix minutes), on every node;
+    /// same hash tag as [`Keys::streams`].
+    pub fn opened(&self, counted: &str, minute: u64) -> String {
+        format!("{}opened:{{{counted}}}:{minute}", self.prefix)
     }
 
     /// The pub/sub channel carrying every topic's live messages, one message per append call.

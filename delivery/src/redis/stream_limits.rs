@@ -1,16 +1,18 @@
-//! [`RedisStreamLimits`]: each user's concurrent streams and new streams per minute, counted across every node.
+//! [`RedisStreamLimits`]: the concurrent streams and new streams per minute of each user (and of each anonymous
+//! client address), counted across every node. `S` below is what a stream is counted under: `user:<id>` or
+//! `addr:<address>`.
 //!
-//! - Concurrent streams: a sorted set per user (`P streams:{user:U}`), one member per open stream (a lease id of
+//! - Concurrent streams: a sorted set per `S` (`P streams:{S}`), one member per open stream (a lease id of
 //!   the node that holds it), scored by the lease's expiry (Redis time). Admission drops expired leases, compares
 //!   the count with the limit and adds the new lease, in one script. The node renews its leases every third of the
 //!   lease time and removes a lease when its stream ends, so a node that dies without removing its leases frees its
 //!   users' slots at the latest one lease time later. Removals go through one task per node (batched, a `ZREM`
 //!   per user), which at shutdown waits a moment for the streams to end and then removes every lease left, so a
 //!   restarting node gives its users' slots back at once.
-//! - New streams per minute: a counter per user and Unix minute (`P opened:{user:U}:M`, same hash tag), expiring
+//! - New streams per minute: a counter per `S` and Unix minute (`P opened:{S}:M`, same hash tag), expiring
 //!   after two minutes.
 //!
-//! Both keys of a user share one hash slot. The renewal call carries the leases of many users (as the history
+//! Both keys of an `S` share one hash slot. The renewal call carries the leases of many users (as the history
 //! append does): on Redis Cluster it would have to be grouped by slot.
 
 use std::collections::HashMap;
@@ -29,7 +31,7 @@ use super::backend_error;
 use super::keys::Keys;
 use crate::DeliveryError;
 use crate::limits::CONCURRENT_RETRY_AFTER_SECS;
-use crate::stream_limits::{StreamLease, StreamLimitStore, UserBounds};
+use crate::stream_limits::{StreamBounds, StreamLease, StreamLimitStore};
 
 /// KEYS: the user's leases, the user's counter of this minute. ARGV: concurrent limit, per-minute limit, lease ms,
 /// lease id (limits: 0 is none). Returns 0 (admitted), 1 (too many open) or 2 (too many this minute).
@@ -129,7 +131,7 @@ impl RedisStreamLimits {
 
 #[async_trait]
 impl StreamLimitStore for RedisStreamLimits {
-    async fn acquire(&self, user: &str, bounds: UserBounds) -> Result<StreamLease, DeliveryError> {
+    async fn acquire(&self, counted: &str, bounds: StreamBounds) -> Result<StreamLease, DeliveryError> {
         if bounds.concurrent == 0 && bounds.per_minute == 0 {
             return Ok(StreamLease::none());
         }
@@ -137,7 +139,7 @@ impl StreamLimitStore for RedisStreamLimits {
         let now_secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
-        let key = inner.keys.streams(user);
+        let key = inner.keys.streams(counted);
         let lease_id = format!(
             "{}:{}",
             inner.node,
@@ -154,7 +156,7 @@ impl StreamLimitStore for RedisStreamLimits {
         let mut conn = inner.conn.clone();
         let verdict: i64 = ACQUIRE_SCRIPT
             .key(&key)
-            .key(inner.keys.opened(user, now_secs / 60))
+            .key(inner.keys.opened(counted, now_secs / 60))
             .arg(bounds.concurrent)
             .arg(bounds.per_minute)
             .arg(inner.lease.as_millis() as u64)
