@@ -258,8 +258,12 @@ impl System {
         }
         // The delivery backend's tasks (fan-out listener, stream leases) end with the shutdown token; wait for
         // them, so that this node's stream leases are given back before the process exits.
-        if let Some(redis) = &self.redis {
-            redis.stopped().await;
+        if let Some(redis) = &self.redis
+            && tokio::time::timeout(std::time::Duration::from_secs(15), redis.stopped())
+                .await
+                .is_err()
+        {
+            tracing::warn!("the Redis backend's tasks did not stop within 15 s; exiting without them");
         }
     }
 }

@@ -553,4 +553,38 @@ mod redis {
         drop((on_1, on_2, other));
         finish(&prefix, [node_1, node_2]).await;
     }
+
+    /// A node holding stream leases stops promptly while its Redis is gone: the lease keeper gives up on what it
+    /// cannot remove (the leases expire by themselves) instead of holding up the exit.
+    #[tokio::test]
+    async fn a_node_whose_redis_is_gone_still_stops_promptly() {
+        let server = redis_support::PrivateRedis::start().await;
+        let prefix = unique_prefix();
+        let config = DeliveryConfig {
+            max_streams_per_user: 4,
+            ..DeliveryConfig::default()
+        };
+        let node = Node::start(&server.url(), &prefix, config).await;
+        let auth = format!("Bearer {}", token("u1", &[], &[]));
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut sse = Sse::connect(
+                &node.url(&stream_path(&["user.u1.referrals"], "")),
+                &[("authorization", auth.as_str())],
+            )
+            .await;
+            assert_eq!(sse.status, 200);
+            sse.next_frame().await.unwrap();
+            held.push(sse);
+        }
+        server.kill();
+        let started = std::time::Instant::now();
+        node.stop().await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(9),
+            "stopping took {:?}",
+            started.elapsed()
+        );
+        drop(held);
+    }
 }

@@ -88,7 +88,12 @@ pub(super) async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
     shutdown.cancel();
     tracker.close();
     tracker.wait().await;
-    backend.stopped().await;
+    if tokio::time::timeout(std::time::Duration::from_secs(15), backend.stopped())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the Redis backend's tasks did not stop within 15 s; exiting without them");
+    }
     served
 }
 

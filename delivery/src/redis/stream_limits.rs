@@ -80,6 +80,15 @@ const RENEW_CHUNK: usize = 256;
 /// At shutdown, how long the lease keeper waits for the streams to end before it removes the leases left.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// The lease map; a panic elsewhere while holding it cannot leave it half-updated (every use is one insert,
+/// remove, copy or drain), so a poisoned lock is used as is.
+fn held_leases(inner: &Inner) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    inner
+        .leases
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Per-user stream limits in Redis, shared by every node with the same key prefix.
 pub struct RedisStreamLimits {
     inner: Arc<Inner>,
@@ -125,7 +134,7 @@ impl RedisStreamLimits {
 
     /// Leases this node holds now.
     pub fn held(&self) -> usize {
-        self.inner.leases.lock().map_or(0, |leases| leases.len())
+        held_leases(&self.inner).len()
     }
 }
 
@@ -171,9 +180,7 @@ impl StreamLimitStore for RedisStreamLimits {
         match verdict {
             0 if bounds.concurrent == 0 => Ok(StreamLease::none()),
             0 => {
-                if let Ok(mut leases) = inner.leases.lock() {
-                    leases.insert(lease_id, key);
-                }
+                held_leases(inner).insert(lease_id, key);
                 Ok(StreamLease::new(release))
             }
             1 => Err(DeliveryError::TooManyStreams {
@@ -199,14 +206,16 @@ impl Drop for Release {
         if !self.armed {
             return;
         }
-        if let Ok(mut leases) = self.inner.leases.lock() {
-            leases.remove(&self.lease_id);
+        held_leases(&self.inner).remove(&self.lease_id);
+        let lease = (std::mem::take(&mut self.key), std::mem::take(&mut self.lease_id));
+        // The keeper has stopped (an admission that finished after shutdown): remove it directly while a runtime
+        // is there; without one (process exit) the lease expires by itself.
+        if let Err(mpsc::error::SendError((key, lease_id))) = self.inner.released.send(lease)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let inner = self.inner.clone();
+            runtime.spawn(async move { remove(&inner, vec![(key, lease_id)]).await });
         }
-        // Fails only once the keeper has stopped (process exit): the lease then expires by itself.
-        let _ = self
-            .inner
-            .released
-            .send((std::mem::take(&mut self.key), std::mem::take(&mut self.lease_id)));
     }
 }
 
@@ -222,7 +231,7 @@ async fn keep_leases(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = ticks.tick() => renew(&inner).await,
+            _ = ticks.tick() => renew(&inner, &shutdown).await,
             Some(first) = removals.recv() => {
                 let mut batch = vec![first];
                 while let Ok(next) = removals.try_recv() {
@@ -242,16 +251,13 @@ async fn keep_leases(
         if !batch.is_empty() {
             remove(&inner, batch).await;
         }
-        let held = inner.leases.lock().map_or(0, |leases| leases.len());
+        let held = held_leases(&inner).len();
         if held == 0 || tokio::time::Instant::now() >= deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let left: Vec<(String, String)> = match inner.leases.lock() {
-        Ok(mut leases) => leases.drain().map(|(id, key)| (key, id)).collect(),
-        Err(_) => Vec::new(),
-    };
+    let left: Vec<(String, String)> = held_leases(&inner).drain().map(|(id, key)| (key, id)).collect();
     if !left.is_empty() {
         remove(&inner, left).await;
     }
@@ -274,22 +280,29 @@ async fn remove(inner: &Inner, batch: Vec<(String, String)>) {
     }
 }
 
-/// Renews every lease this node holds.
-async fn renew(inner: &Inner) {
-    let held: Vec<(String, String)> = match inner.leases.lock() {
-        Ok(leases) => leases.iter().map(|(id, key)| (key.clone(), id.clone())).collect(),
-        Err(_) => return,
-    };
+/// Renews every lease this node holds. Stops at shutdown, and at the first chunk Redis could not be reached for
+/// (the others would each wait out the response timeout too; the next round tries again).
+async fn renew(inner: &Inner, shutdown: &CancellationToken) {
+    let held: Vec<(String, String)> = held_leases(inner)
+        .iter()
+        .map(|(id, key)| (key.clone(), id.clone()))
+        .collect();
     for chunk in held.chunks(RENEW_CHUNK) {
+        if shutdown.is_cancelled() {
+            return;
+        }
         let mut call = RENEW_SCRIPT.prepare_invoke();
         call.arg(inner.lease.as_millis() as u64);
         for (key, lease_id) in chunk {
             call.key(key).arg(lease_id);
         }
         let mut conn = inner.conn.clone();
-        let renewed: Result<i64, _> = call.invoke_async(&mut conn).await;
+        let renewed: Result<i64, redis::RedisError> = call.invoke_async(&mut conn).await;
         if let Err(error) = renewed {
             tracing::warn!(%error, leases = chunk.len(), "renewing stream leases failed; retried next round");
+            if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
+                return;
+            }
         }
     }
 }
