@@ -6,13 +6,13 @@
 //!   the node that holds it), scored by the lease's expiry (Redis time). Admission drops expired leases, compares
 //!   the count with the limit and adds the new lease, in one script. The node renews its leases every third of the
 //!   lease time and removes a lease when its stream ends, so a node that dies without removing its leases frees its
-//!   users' slots at the latest one lease time later. Removals go through one task per node (batched, a `ZREM`
-//!   per user), which at shutdown waits a moment for the streams to end and then removes every lease left, so a
-//!   restarting node gives its users' slots back at once.
+//!   slots at the latest one lease time later. Removals go through one task per node (batched, a `ZREM` per
+//!   `S`), which at shutdown waits a moment for the streams to end and then removes every lease left, so a
+//!   restarting node gives its slots back at once.
 //! - New streams per minute: a counter per `S` and Unix minute (`P opened:{S}:M`, same hash tag), expiring
 //!   after two minutes.
 //!
-//! Both keys of an `S` share one hash slot. The renewal call carries the leases of many users (as the history
+//! Both keys of an `S` share one hash slot. The renewal call carries the leases of many `S` (as the history
 //! append does): on Redis Cluster it would have to be grouped by slot.
 
 use std::collections::HashMap;
@@ -33,7 +33,7 @@ use crate::DeliveryError;
 use crate::limits::CONCURRENT_RETRY_AFTER_SECS;
 use crate::stream_limits::{StreamBounds, StreamLease, StreamLimitStore};
 
-/// KEYS: the user's leases, the user's counter of this minute. ARGV: concurrent limit, per-minute limit, lease ms,
+/// KEYS: the leases of an `S`, its counter of this minute. ARGV: concurrent limit, per-minute limit, lease ms,
 /// lease id (limits: 0 is none). Returns 0 (admitted), 1 (too many open) or 2 (too many this minute).
 const ACQUIRE: &str = r#"
 local concurrent, per_minute, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -89,7 +89,7 @@ fn held_leases(inner: &Inner) -> std::sync::MutexGuard<'_, HashMap<String, Strin
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Per-user stream limits in Redis, shared by every node with the same key prefix.
+/// Per-user and per-address stream limits in Redis, shared by every node with the same key prefix.
 pub struct RedisStreamLimits {
     inner: Arc<Inner>,
 }
@@ -101,7 +101,7 @@ struct Inner {
     node: String,
     next_lease: AtomicU64,
     lease: Duration,
-    /// This node's open leases: lease id -> the user's leases set.
+    /// This node's open leases: lease id -> the leases set it is in.
     leases: Mutex<HashMap<String, String>>,
     /// Leases to remove from Redis: `(leases set, lease id)`. Unbounded, but never holds more than the leases
     /// this node admitted (one per open stream, within the process limit).
@@ -109,7 +109,7 @@ struct Inner {
 }
 
 impl RedisStreamLimits {
-    /// Starts the renewal of this node's leases on `tasks`, until `shutdown`.
+    /// Starts this node's lease keeper (renewals and removals) on `tasks`; it ends after `shutdown`.
     pub(crate) fn start(
         conn: ConnectionManager,
         keys: Arc<Keys>,
@@ -130,11 +130,6 @@ impl RedisStreamLimits {
         });
         tasks.spawn(keep_leases(inner.clone(), removals, shutdown));
         RedisStreamLimits { inner }
-    }
-
-    /// Leases this node holds now.
-    pub fn held(&self) -> usize {
-        held_leases(&self.inner).len()
     }
 }
 
@@ -263,7 +258,7 @@ async fn keep_leases(
     }
 }
 
-/// Removes `(leases set, lease id)` pairs: one `ZREM` per user, in one round trip.
+/// Removes `(leases set, lease id)` pairs: one `ZREM` per set, in one round trip.
 async fn remove(inner: &Inner, batch: Vec<(String, String)>) {
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
     for (key, lease_id) in batch {
@@ -276,7 +271,7 @@ async fn remove(inner: &Inner, batch: Vec<(String, String)>) {
     let mut conn = inner.conn.clone();
     let removed: Result<(), _> = pipe.query_async(&mut conn).await;
     if let Err(error) = removed {
-        tracing::warn!(%error, users = by_key.len(), "stream leases could not be removed; they expire by themselves");
+        tracing::warn!(%error, sets = by_key.len(), "stream leases could not be removed; they expire by themselves");
     }
 }
 
