@@ -31,10 +31,15 @@ fn per_topic(messages: &[Value]) -> BTreeMap<String, Vec<String>> {
 }
 
 async fn two_nodes() -> (String, Node, Node) {
+    two_nodes_with(DeliveryConfig::default()).await
+}
+
+/// Two nodes with `config` sharing the test Redis under a fresh prefix.
+async fn two_nodes_with(config: DeliveryConfig) -> (String, Node, Node) {
     let prefix = unique_prefix();
     let url = redis_url();
-    let node_1 = Node::start(&url, &prefix, DeliveryConfig::default()).await;
-    let node_2 = Node::start(&url, &prefix, DeliveryConfig::default()).await;
+    let node_1 = Node::start(&url, &prefix, config.clone()).await;
+    let node_2 = Node::start(&url, &prefix, config).await;
     (prefix, node_1, node_2)
 }
 
@@ -324,6 +329,10 @@ mod redis {
         node_2.stop().await;
     }
 
+    fn bearer(user: &str) -> String {
+        format!("Bearer {}", token(user, &[], &[]))
+    }
+
     async fn assert_limited(sse: Sse, code: &str) {
         assert_eq!(sse.status, 429, "{code}");
         let retry_after: u64 = sse.headers["retry-after"].to_str().unwrap().parse().unwrap();
@@ -355,16 +364,13 @@ mod redis {
 
     #[tokio::test]
     async fn concurrent_streams_per_user_count_the_streams_of_every_node() {
-        let prefix = unique_prefix();
-        let url = redis_url();
-        let config = DeliveryConfig {
+        let (prefix, node_1, node_2) = two_nodes_with(DeliveryConfig {
             max_streams_per_user: 2,
             ..DeliveryConfig::default()
-        };
-        let node_1 = Node::start(&url, &prefix, config.clone()).await;
-        let node_2 = Node::start(&url, &prefix, config).await;
+        })
+        .await;
         let path = stream_path(&["user.u1.referrals"], "");
-        let auth = format!("Bearer {}", token("u1", &[], &[]));
+        let auth = bearer("u1");
         let headers = [("authorization", auth.as_str())];
         let mut on_1 = Sse::connect(&node_1.url(&path), &headers).await;
         let mut on_2 = Sse::connect(&node_2.url(&path), &headers).await;
@@ -418,16 +424,13 @@ mod redis {
         if second > 45 {
             tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
         }
-        let prefix = unique_prefix();
-        let url = redis_url();
-        let config = DeliveryConfig {
+        let (prefix, node_1, node_2) = two_nodes_with(DeliveryConfig {
             max_new_streams_per_user_per_minute: 3,
             ..DeliveryConfig::default()
-        };
-        let node_1 = Node::start(&url, &prefix, config.clone()).await;
-        let node_2 = Node::start(&url, &prefix, config).await;
+        })
+        .await;
         let path = stream_path(&["user.u1.referrals"], "");
-        let auth = format!("Bearer {}", token("u1", &[], &[]));
+        let auth = bearer("u1");
         let headers = [("authorization", auth.as_str())];
         for node in [&node_1, &node_2, &node_1] {
             let mut sse = Sse::connect(&node.url(&path), &headers).await;
@@ -451,16 +454,13 @@ mod redis {
     /// the lease), and the lease of a node that died without removing it stops counting once it expires.
     #[tokio::test]
     async fn held_streams_stay_counted_and_a_dead_nodes_leases_expire() {
-        let prefix = unique_prefix();
-        let url = redis_url();
-        let config = DeliveryConfig {
+        let (prefix, node_1, node_2) = two_nodes_with(DeliveryConfig {
             max_streams_per_user: 1,
             ..DeliveryConfig::default()
-        };
-        let node_1 = Node::start(&url, &prefix, config.clone()).await;
-        let node_2 = Node::start(&url, &prefix, config).await;
+        })
+        .await;
         let path = stream_path(&["user.u1.referrals"], "");
-        let auth = format!("Bearer {}", token("u1", &[], &[]));
+        let auth = bearer("u1");
         let headers = [("authorization", auth.as_str())];
         let mut held = Sse::connect(&node_1.url(&path), &headers).await;
         assert_eq!(held.status, 200);
@@ -475,7 +475,7 @@ mod redis {
         wait_for_leases(&prefix, "u1", 0).await;
 
         // A lease left by a node that is gone, expiring in 700 ms.
-        let mut conn = raw(&url).await;
+        let mut conn = raw(&redis_url()).await;
         let (seconds, micros): (u64, u64) = ::redis::cmd("TIME").query_async(&mut conn).await.unwrap();
         let expiry = seconds * 1000 + micros / 1000 + 700;
         let _: i64 = ::redis::cmd("ZADD")
@@ -520,15 +520,12 @@ mod redis {
 
     #[tokio::test]
     async fn anonymous_streams_per_address_count_the_streams_of_every_node() {
-        let prefix = unique_prefix();
-        let url = redis_url();
-        let config = DeliveryConfig {
+        let (prefix, node_1, node_2) = two_nodes_with(DeliveryConfig {
             max_anonymous_streams_per_address: 2,
             trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
             ..DeliveryConfig::default()
-        };
-        let node_1 = Node::start(&url, &prefix, config.clone()).await;
-        let node_2 = Node::start(&url, &prefix, config).await;
+        })
+        .await;
         let path = stream_path(&["leaderboard.daily"], "");
         let from = |address: &'static str| [("x-forwarded-for", address)];
         let mut on_1 = Sse::connect(&node_1.url(&path), &from("198.51.100.7")).await;
@@ -541,7 +538,7 @@ mod redis {
             "too_many_streams",
         )
         .await;
-        let mut conn = raw(&url).await;
+        let mut conn = raw(&redis_url()).await;
         let held: u64 = ::redis::cmd("ZCARD")
             .arg(format!("{prefix}streams:{{addr:198.51.100.7}}"))
             .query_async(&mut conn)
