@@ -62,4 +62,4 @@ pub use history::{History, MemoryHistory, Position, SequencedAppend};
 pub use hub::Hub;
 pub use metrics::{LatencyObserver, observe_write_latency};
 pub use snapshot::{MemorySnapshots, SnapshotSource};
-pub use stream_limits::{StreamBounds, StreamLease, StreamLimitStore, counted_as};
+pub use stream_limits::{StreamBounds, StreamLease, StreamLimitStore};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::address::limit_key;
-use crate::stream_limits::StreamLease;
+use crate::stream_limits::{StreamBounds, StreamLease};
 use crate::{DeliveryError, metrics};
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -44,16 +44,19 @@ pub(crate) enum Caller<'a> {
 
 /// What usage is counted under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum UsageKey {
+pub(crate) enum UsageKey {
     User(String),
     Address(IpAddr),
 }
 
-/// Limits of one kind of caller; 0 is no limit.
-#[derive(Debug, Clone, Copy)]
-struct Bounds {
-    concurrent: u32,
-    per_minute: u32,
+impl UsageKey {
+    /// The name a [`StreamLimitStore`](crate::StreamLimitStore) counts it under: `user:<sub>` or `addr:<address>`.
+    pub(crate) fn store_name(&self) -> String {
+        match self {
+            UsageKey::User(user) => format!("user:{user}"),
+            UsageKey::Address(address) => format!("addr:{address}"),
+        }
+    }
 }
 
 struct Usage {
@@ -121,11 +124,7 @@ impl Limiter {
     pub(crate) fn admit(self: &Arc<Self>, caller: Caller<'_>) -> Result<Permit, DeliveryError> {
         let result = self.admit_inner(caller);
         if let Err(error) = &result {
-            metrics::limit_rejected(match error {
-                DeliveryError::TooManyStreams { .. } => "concurrent",
-                DeliveryError::RateLimited { .. } => "rate",
-                _ => "capacity",
-            });
+            count_refusal(error);
         }
         result
     }
@@ -136,28 +135,10 @@ impl Limiter {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(DeliveryError::AtCapacity { retry_after_secs: 5 });
         }
-        let (key, bounds) = match caller {
-            _ if self.config.counted_elsewhere => return Ok(self.untracked_permit()),
-            Caller::User(user) => (
-                UsageKey::User(user.to_owned()),
-                Bounds {
-                    concurrent: self.config.max_streams_per_user,
-                    per_minute: self.config.max_new_per_minute,
-                },
-            ),
-            Caller::Anonymous(Some(address)) => (
-                UsageKey::Address(limit_key(address)),
-                Bounds {
-                    concurrent: self.config.max_anonymous_per_address,
-                    per_minute: self.config.max_new_anonymous_per_address_per_minute,
-                },
-            ),
-            Caller::Anonymous(None) => return Ok(self.untracked_permit()),
-        };
-        // Nothing to count against: no usage entry either.
-        if bounds.concurrent == 0 && bounds.per_minute == 0 {
+        let counted = self.counted(caller).filter(|_| !self.config.counted_elsewhere);
+        let Some((key, bounds)) = counted else {
             return Ok(self.untracked_permit());
-        }
+        };
         let refused = self.with_usage(key.clone(), |usage, now| Self::admit_stream(bounds, usage, now));
         if let Err(error) = refused {
             self.total.fetch_sub(1, Ordering::AcqRel);
@@ -168,6 +149,29 @@ impl Limiter {
             key: Some(key),
             lease: None,
         })
+    }
+
+    /// What `caller`'s streams count under and the limits they count against; `None` when nothing is to be
+    /// counted (an unknown address, or both limits 0: no usage entry either).
+    pub(crate) fn counted(&self, caller: Caller<'_>) -> Option<(UsageKey, StreamBounds)> {
+        let (key, bounds) = match caller {
+            Caller::User(user) => (
+                UsageKey::User(user.to_owned()),
+                StreamBounds {
+                    concurrent: self.config.max_streams_per_user,
+                    per_minute: self.config.max_new_per_minute,
+                },
+            ),
+            Caller::Anonymous(Some(address)) => (
+                UsageKey::Address(limit_key(address)),
+                StreamBounds {
+                    concurrent: self.config.max_anonymous_per_address,
+                    per_minute: self.config.max_new_anonymous_per_address_per_minute,
+                },
+            ),
+            Caller::Anonymous(None) => return None,
+        };
+        (bounds.concurrent > 0 || bounds.per_minute > 0).then_some((key, bounds))
     }
 
     /// A slot of the process limit only.
@@ -193,7 +197,7 @@ impl Limiter {
         f(Usage::current(&mut users, key, now), now)
     }
 
-    fn admit_stream(bounds: Bounds, usage: &mut Usage, now: Instant) -> Result<(), DeliveryError> {
+    fn admit_stream(bounds: StreamBounds, usage: &mut Usage, now: Instant) -> Result<(), DeliveryError> {
         if bounds.concurrent > 0 && usage.active >= bounds.concurrent {
             return Err(DeliveryError::TooManyStreams {
                 retry_after_secs: CONCURRENT_RETRY_AFTER_SECS,
@@ -237,6 +241,15 @@ impl Limiter {
     pub(crate) fn active(&self) -> usize {
         self.total.load(Ordering::Acquire)
     }
+}
+
+/// Counts a refused stream in the limit metrics (for the shared counts too).
+pub(crate) fn count_refusal(error: &DeliveryError) {
+    metrics::limit_rejected(match error {
+        DeliveryError::TooManyStreams { .. } => "concurrent",
+        DeliveryError::RateLimited { .. } => "rate",
+        _ => "capacity",
+    });
 }
 
 impl Drop for Permit {

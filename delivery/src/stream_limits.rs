@@ -42,18 +42,8 @@ impl StreamLease {
 /// Where the counts of every node are kept.
 #[async_trait]
 pub trait StreamLimitStore: Send + Sync {
-    /// Counts one more stream of `counted` (`user:<id>` or `addr:<address>`, see
-    /// [`counted_as`]), or refuses it with `TooManyStreams` or `RateLimited` (both with `Retry-After`), or fails
+    /// Counts one more stream of `counted` (`user:<id>`, or `addr:<address>` for an anonymous client, IPv6 by
+    /// its /64), or refuses it with `TooManyStreams` or `RateLimited` (both with `Retry-After`), or fails
     /// with `Backend` when the store cannot be reached.
     async fn acquire(&self, counted: &str, bounds: StreamBounds) -> Result<StreamLease, DeliveryError>;
-}
-
-/// What a stream is counted under in a [`StreamLimitStore`]: `user:<sub>` for a user, `addr:<address>` for an
-/// anonymous client (its address as the limits see it: an IPv6 address by its /64).
-pub fn counted_as(user: Option<&str>, address: Option<std::net::IpAddr>) -> Option<String> {
-    match (user, address) {
-        (Some(user), _) => Some(format!("user:{user}")),
-        (None, Some(address)) => Some(format!("addr:{}", crate::address::limit_key(address))),
-        (None, None) => None,
-    }
 }

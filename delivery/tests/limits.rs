@@ -11,13 +11,6 @@ use serde_json::{Value, json};
 use social_delivery::DeliveryConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn assert_limited(sse: Sse, code: &str) {
-    assert_eq!(sse.status, 429, "{code}");
-    let retry_after: u64 = sse.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!(retry_after >= 1, "{code}");
-    assert_eq!(sse.error_json().await["error"]["code"], code);
-}
-
 #[tokio::test]
 async fn topics_per_stream_limit() {
     let config = DeliveryConfig {

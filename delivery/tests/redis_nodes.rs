@@ -9,7 +9,7 @@ mod redis_support;
 
 use std::collections::BTreeMap;
 
-use common::{Sse, client, key, token};
+use common::{Sse, assert_limited, client, key, token};
 use redis_support::{Node, cleanup, keys_under, raw, redis_url, unique_prefix};
 use serde_json::{Value, json};
 use social_delivery::DeliveryConfig;
@@ -331,13 +331,6 @@ mod redis {
 
     fn bearer(user: &str) -> String {
         format!("Bearer {}", token(user, &[], &[]))
-    }
-
-    async fn assert_limited(sse: Sse, code: &str) {
-        assert_eq!(sse.status, 429, "{code}");
-        let retry_after: u64 = sse.headers["retry-after"].to_str().unwrap().parse().unwrap();
-        assert!(retry_after >= 1, "{code}");
-        assert_eq!(sse.error_json().await["error"]["code"], code);
     }
 
     /// The user's open streams in Redis, every node's.

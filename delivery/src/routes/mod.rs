@@ -11,10 +11,9 @@ use social_auth::Claims;
 
 use crate::address::client_address;
 use crate::delivery::Shared;
-use crate::limits::{Caller, Permit};
+use crate::limits::{Caller, Permit, count_refusal};
 use crate::resume_token::ResumeToken;
 use crate::session::OpenOptions;
-use crate::stream_limits::{StreamBounds, StreamLease, counted_as};
 use crate::topics::{MAX_TOPICS, Topic, parse_topic_set};
 use crate::{DeliveryError, metrics};
 
@@ -162,35 +161,17 @@ async fn admit(
         None => Caller::Anonymous(client_address(peer, headers, &shared.config.trusted_proxies)),
     };
     let mut permit = shared.limiter.admit(caller)?;
-    if let Some(store) = &shared.stream_limits {
-        let config = &shared.config;
-        let (counted, bounds) = match caller {
-            Caller::User(user) => (
-                counted_as(Some(user), None),
-                StreamBounds {
-                    concurrent: config.max_streams_per_user,
-                    per_minute: config.max_new_streams_per_user_per_minute,
-                },
-            ),
-            Caller::Anonymous(address) => (
-                counted_as(None, address),
-                StreamBounds {
-                    concurrent: config.max_anonymous_streams_per_address,
-                    per_minute: config.max_new_anonymous_streams_per_address_per_minute,
-                },
-            ),
-        };
-        let acquired = match counted {
-            Some(counted) => store.acquire(&counted, bounds).await,
-            None => Ok(StreamLease::none()),
-        };
-        match acquired {
+    if let Some(store) = &shared.stream_limits
+        && let Some((key, bounds)) = shared.limiter.counted(caller)
+    {
+        match store.acquire(&key.store_name(), bounds).await {
             Ok(lease) => permit.hold(lease),
             Err(error) => {
-                match error {
-                    DeliveryError::TooManyStreams { .. } => metrics::limit_rejected("concurrent"),
-                    DeliveryError::RateLimited { .. } => metrics::limit_rejected("rate"),
-                    _ => {}
+                if matches!(
+                    error,
+                    DeliveryError::TooManyStreams { .. } | DeliveryError::RateLimited { .. }
+                ) {
+                    count_refusal(&error);
                 }
                 return Err(error);
             }

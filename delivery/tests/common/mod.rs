@@ -175,6 +175,14 @@ impl Frame {
     }
 }
 
+/// A stream refused by a limit: `429`, `Retry-After` of at least a second, the error `code`.
+pub async fn assert_limited(sse: Sse, code: &str) {
+    assert_eq!(sse.status, 429, "{code}");
+    let retry_after: u64 = sse.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1, "{code}");
+    assert_eq!(sse.error_json().await["error"]["code"], code);
+}
+
 /// A streaming SSE reader.
 pub struct Sse {
     pub status: u16,
