@@ -22,10 +22,27 @@ use futures::StreamExt;
 use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
 use social_pipeline::bus::{Bus, BusError, Record, StoredRecord, TopicSpec};
 
-/// The SC address, or `None` after printing why the test does not run.
-fn endpoint(test: &str) -> Option<String> {
+/// Deleting a topic while another is being created can leave the new partition offline for good (the
+/// controller drops its status update), so the one test that deletes runs alone: it takes this lock for
+/// writing, every other test for reading.
+static CLUSTER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+enum ClusterUse {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Exclusive(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
+}
+
+/// The SC address and this test's use of the cluster, or `None` after printing why the test does not run.
+async fn cluster(test: &str, exclusive: bool) -> Option<(String, ClusterUse)> {
     match std::env::var("FLUVIO_ENDPOINT") {
-        Ok(endpoint) if !endpoint.trim().is_empty() => Some(endpoint),
+        Ok(endpoint) if !endpoint.trim().is_empty() => {
+            let guard = if exclusive {
+                ClusterUse::Exclusive(CLUSTER.write().await)
+            } else {
+                ClusterUse::Shared(CLUSTER.read().await)
+            };
+            Some((endpoint, guard))
+        }
         _ => {
             // Straight to stderr: the test harness captures `println!`, and a skip must be visible.
             let _ = writeln!(
@@ -135,7 +152,7 @@ async fn read(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_and_errors() {
-    let Some(endpoint) = endpoint("topics_and_errors") else {
+    let Some((endpoint, _cluster)) = cluster("topics_and_errors", false).await else {
         return;
     };
     let bus = connect(&endpoint).await;
@@ -194,7 +211,7 @@ async fn topics_and_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_consume_ordering_and_bounds() {
-    let Some(endpoint) = endpoint("produce_consume_ordering_and_bounds") else {
+    let Some((endpoint, _cluster)) = cluster("produce_consume_ordering_and_bounds", false).await else {
         return;
     };
     let bus = connect(&endpoint).await;
@@ -268,7 +285,7 @@ async fn produce_consume_ordering_and_bounds() {
 /// Many appends in flight at once get disjoint, gapless offsets, and each batch stays contiguous.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_stay_contiguous() {
-    let Some(endpoint) = endpoint("concurrent_appends_stay_contiguous") else {
+    let Some((endpoint, _cluster)) = cluster("concurrent_appends_stay_contiguous", false).await else {
         return;
     };
     let bus = connect(&endpoint).await;
@@ -300,7 +317,7 @@ async fn concurrent_appends_stay_contiguous() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_and_close() {
-    let Some(endpoint) = endpoint("long_poll_and_close") else {
+    let Some((endpoint, _cluster)) = cluster("long_poll_and_close", false).await else {
         return;
     };
     let bus: Arc<dyn Bus> = Arc::new(connect(&endpoint).await);
@@ -363,7 +380,7 @@ async fn long_poll_and_close() {
 /// there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_resumed_after_reopen() {
-    let Some(endpoint) = endpoint("offsets_resumed_after_reopen") else {
+    let Some((endpoint, _cluster)) = cluster("offsets_resumed_after_reopen", false).await else {
         return;
     };
     let config = config(&endpoint);
@@ -396,7 +413,8 @@ async fn offsets_resumed_after_reopen() {
 /// What the bus writes is plain Fluvio data: a consumer that knows nothing of the bus reads keys and values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_topics_readable_by_a_plain_consumer() {
-    let Some(endpoint) = endpoint("output_topics_readable_by_a_plain_consumer") else {
+    let Some((endpoint, _cluster)) = cluster("output_topics_readable_by_a_plain_consumer", false).await
+    else {
         return;
     };
     let bus = connect(&endpoint).await;
@@ -450,7 +468,7 @@ async fn output_topics_readable_by_a_plain_consumer() {
 /// Backlogs of several MB: the client alone loses records here (see DEPENDENCY-FACTS); the bus must not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_backlog_is_read_without_loss() {
-    let Some(endpoint) = endpoint("large_backlog_is_read_without_loss") else {
+    let Some((endpoint, _cluster)) = cluster("large_backlog_is_read_without_loss", false).await else {
         return;
     };
     const RECORDS: u64 = 60_000;
@@ -553,7 +571,7 @@ async fn plain_consumer_count(endpoint: &str, topic: &str, expected: u64) -> (u6
 /// Deleting a topic and creating it again right away: the bus keeps the delay the cluster needs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_after_delete() {
-    let Some(endpoint) = endpoint("recreate_after_delete") else {
+    let Some((endpoint, _cluster)) = cluster("recreate_after_delete", true).await else {
         return;
     };
     let bus = connect(&endpoint).await;
@@ -577,7 +595,7 @@ async fn recreate_after_delete() {
 /// batch, including the last batch of the partition (the stall: the client believes it is at the end).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_fetch_limit_loses_nothing() {
-    let Some(endpoint) = endpoint("small_fetch_limit_loses_nothing") else {
+    let Some((endpoint, _cluster)) = cluster("small_fetch_limit_loses_nothing", false).await else {
         return;
     };
     let bus = FluvioBus::connect(FluvioBusConfig {

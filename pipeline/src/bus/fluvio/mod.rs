@@ -18,8 +18,8 @@
 //!
 //! Record timestamps are the producer's batch timestamps (when the client accepted the record); the
 //! `timestamp_ms` of an appended [`Record`] is not sent. Topics are created with the configured replication
-//! and retention when missing; after a delete the bus waits [`RECREATE_DELAY`] before it creates the same
-//! name again (a faster re-create can leave the new partition offline for good).
+//! and retention when missing; after a delete the bus waits [`RECREATE_DELAY`] before it creates any topic (a
+//! partition created sooner, of the same name or another, can stay offline for good).
 
 mod groups;
 mod leader;
@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Bus, BusError, Offset, Record, StoredRecord, TopicSpec};
 
-/// How long the bus waits after deleting a topic before it creates one with the same name.
+/// How long the bus waits after deleting a topic before it creates one.
 pub const RECREATE_DELAY: Duration = Duration::from_millis(1_100);
 
 /// Settings of [`FluvioBus`]. Durations are in milliseconds.
@@ -215,8 +215,8 @@ impl FluvioBus {
         }
     }
 
-    /// Deletes a topic (tests and tooling; the pipeline never deletes). A later `ensure_topic` of the same
-    /// name waits until [`RECREATE_DELAY`] has passed.
+    /// Deletes a topic (tests and tooling; the pipeline never deletes). A later `ensure_topic` that has to
+    /// create a topic waits until [`RECREATE_DELAY`] has passed.
     pub async fn delete_topic(&self, name: &str) -> Result<(), BusError> {
         self.check_open()?;
         let result = with_timeout(
@@ -302,8 +302,11 @@ impl FluvioBus {
         }
     }
 
-    async fn wait_after_delete(&self, name: &str) {
-        let deleted = lock(&self.deleted_at).get(name).copied();
+    /// Waits until [`RECREATE_DELAY`] has passed since this bus last deleted a topic, whatever its name: a
+    /// partition created that close to a delete (seen with a different name 4 ms after one) can miss its
+    /// status update on the controller and stay offline for good.
+    async fn wait_after_delete(&self) {
+        let deleted = lock(&self.deleted_at).values().max().copied();
         if let Some(deleted) = deleted {
             tokio::time::sleep_until(deleted + RECREATE_DELAY).await;
         }
@@ -476,7 +479,7 @@ impl Bus for FluvioBus {
                 spec.name
             )));
         }
-        self.wait_after_delete(&spec.name).await;
+        self.wait_after_delete().await;
         let deadline = Instant::now() + Duration::from_millis(self.config.topic_ready_timeout_ms);
         loop {
             self.check_open()?;
@@ -501,7 +504,7 @@ impl Bus for FluvioBus {
                     return Ok(());
                 }
                 None => {
-                    self.wait_after_delete(&spec.name).await;
+                    self.wait_after_delete().await;
                     match self.create_topic(spec).await {
                         Ok(()) => continue,
                         // Someone else created it in between: look again.
