@@ -327,6 +327,7 @@ impl Server {
             "CLICKHOUSE_URL",
             "CLICKHOUSE_DATABASE",
             "FLUVIO_ENDPOINT",
+            "FLUVIO_TOPIC_PREFIX",
             "DATA_DIR",
             "DEMO",
             "INPUT_PARTITIONS",

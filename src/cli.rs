@@ -59,6 +59,10 @@ pub struct ServerArgs {
     /// `--data-dir` too, so that the operators' state survives a restart (their checkpoints hold the offsets).
     #[arg(long, env = "FLUVIO_ENDPOINT")]
     pub fluvio_endpoint: Option<String>,
+    /// Prepended to the name of every Fluvio topic the bus uses (`staging-` gives `staging-social-events`),
+    /// so that several deployments can share one cluster.
+    #[arg(long, env = "FLUVIO_TOPIC_PREFIX", default_value = "")]
+    pub fluvio_topic_prefix: String,
     /// ClickHouse HTTP URL (e.g. http://127.0.0.1:8123): accepted events and aggregates are written there.
     #[arg(long, env = "CLICKHOUSE_URL")]
     pub clickhouse_url: Option<String>,
@@ -232,6 +236,9 @@ pub struct GenerateArgs {
     /// Produce to the Fluvio topic `social-events` of this cluster (`host:port` of the SC) instead.
     #[arg(long, env = "FLUVIO_ENDPOINT", conflicts_with = "target")]
     pub fluvio_endpoint: Option<String>,
+    /// Prefix of the Fluvio topic names, as given to the pipeline (`--fluvio-topic-prefix`).
+    #[arg(long, env = "FLUVIO_TOPIC_PREFIX", default_value = "")]
+    pub fluvio_topic_prefix: String,
     /// Bearer token with role `service` for the target.
     #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

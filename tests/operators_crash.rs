@@ -1,5 +1,7 @@
 //! The operators survive SIGKILL: a `run --data-dir` process killed mid-stream and restarted writes exactly the
-//! derived messages an uninterrupted run writes, none lost and none twice (by id).
+//! derived messages an uninterrupted run writes, none lost and none twice (by id). On the embedded durable bus
+//! always; on a Fluvio cluster too when `FLUVIO_ENDPOINT` is set (the input offsets then resume from the
+//! checkpoint against Fluvio's partitions, and the derived messages are read back from Fluvio).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use social_pipeline::bus::durable::{DurableBus, DurableBusConfig};
-use social_pipeline::bus::{Bus, BusError};
+use social_pipeline::bus::{Bus, BusError, TopicSpec};
 use social_pipeline::generate::{Generator, GeneratorConfig};
 
 const EVENTS: usize = 20_000;
@@ -35,16 +37,53 @@ fn batches(batch: usize) -> Vec<String> {
         .collect()
 }
 
-fn start(dir: &Path) -> BinaryServer {
-    BinaryServer::start(&[
-        "run",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--idle-flush-ms",
-        "0",
-        "--checkpoint-interval-ms",
-        "1000",
-    ])
+/// Where the bus of a run lives.
+#[derive(Clone)]
+enum TestBus {
+    /// The embedded durable bus, in the run's data directory.
+    Embedded,
+    /// Topics named with this prefix on the Fluvio cluster at `endpoint`.
+    Fluvio { endpoint: String, prefix: String },
+}
+
+impl TestBus {
+    /// A Fluvio bus with topics of its own (a prefix unique to this run and `name`), when `FLUVIO_ENDPOINT`
+    /// is set.
+    fn fluvio(name: &str) -> Option<Self> {
+        let endpoint = std::env::var("FLUVIO_ENDPOINT")
+            .ok()
+            .filter(|e| !e.trim().is_empty());
+        let Some(endpoint) = endpoint else {
+            eprintln!(
+                "SKIPPED operators_crash::{name}: FLUVIO_ENDPOINT is not set (no Fluvio cluster to test against)"
+            );
+            return None;
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let prefix = format!("oc-{:x}{:x}-{name}-", std::process::id(), nanos % 0xffff_ffff);
+        Some(Self::Fluvio { endpoint, prefix })
+    }
+}
+
+fn start(dir: &Path, bus: &TestBus) -> BinaryServer {
+    let mut args = vec![
+        "run".to_string(),
+        "--data-dir".into(),
+        dir.to_str().unwrap().into(),
+        "--idle-flush-ms".into(),
+        "0".into(),
+        "--checkpoint-interval-ms".into(),
+        "1000".into(),
+    ];
+    if let TestBus::Fluvio { endpoint, prefix } = bus {
+        args.extend(["--fluvio-endpoint".into(), endpoint.clone()]);
+        args.extend(["--fluvio-topic-prefix".into(), prefix.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    BinaryServer::start(&args)
 }
 
 async fn post_all(server: &BinaryServer, batches: &[String], pause: Duration) {
@@ -79,13 +118,27 @@ async fn wait_until_settled(server: &BinaryServer) -> u64 {
 }
 
 /// Every derived message id in the log, in order.
-async fn derived_ids(dir: &Path) -> Vec<String> {
-    let bus = DurableBus::open(DurableBusConfig::new(dir)).await.unwrap();
+async fn derived_ids(dir: &Path, test_bus: &TestBus) -> Vec<String> {
+    let bus: Box<dyn Bus> = match test_bus {
+        TestBus::Embedded => Box::new(DurableBus::open(DurableBusConfig::new(dir)).await.unwrap()),
+        TestBus::Fluvio { endpoint, prefix } => fluvio_bus(endpoint, prefix).await,
+    };
+    if let TestBus::Fluvio { .. } = test_bus {
+        bus.ensure_topic(&TopicSpec {
+            name: "social-derived".into(),
+            partitions: 1,
+        })
+        .await
+        .unwrap();
+    }
     let end = bus.end_offset("social-derived", 0).await.unwrap();
     let mut ids = Vec::new();
     let mut next = 0;
     while next < end {
-        let records = match bus.fetch("social-derived", 0, next, 5000, Duration::ZERO).await {
+        let records = match bus
+            .fetch("social-derived", 0, next, 5000, Duration::from_secs(5))
+            .await
+        {
             Ok(records) => records,
             Err(BusError::OffsetOutOfRange { earliest, .. }) => panic!("derived log trimmed at {earliest}"),
             Err(error) => panic!("{error}"),
@@ -100,28 +153,61 @@ async fn derived_ids(dir: &Path) -> Vec<String> {
     ids
 }
 
+#[cfg(feature = "fluvio")]
+async fn fluvio_bus(endpoint: &str, prefix: &str) -> Box<dyn Bus> {
+    use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
+    let config = FluvioBusConfig {
+        topic_prefix: prefix.to_string(),
+        offsets_topic: format!("{prefix}offsets"),
+        ..FluvioBusConfig::new(endpoint)
+    };
+    Box::new(FluvioBus::connect(config).await.unwrap())
+}
+
+#[cfg(not(feature = "fluvio"))]
+async fn fluvio_bus(_endpoint: &str, _prefix: &str) -> Box<dyn Bus> {
+    panic!("FLUVIO_ENDPOINT is set but this build has no Fluvio client (feature `fluvio`)")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_and_duplicates_no_derived_message() {
-    sigkill_mid_stream(BATCH, Duration::ZERO).await;
+    sigkill_mid_stream(BATCH, Duration::ZERO, &TestBus::Embedded, &TestBus::Embedded).await;
+}
+
+/// The same over Fluvio: the restarted process resumes its input from the checkpointed Fluvio offsets and
+/// skips the derived messages its first life already produced to Fluvio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_over_fluvio_loses_and_duplicates_no_derived_message() {
+    let (Some(reference), Some(crashed)) = (TestBus::fluvio("reference"), TestBus::fluvio("crashed")) else {
+        return;
+    };
+    sigkill_mid_stream(BATCH, Duration::ZERO, &reference, &crashed).await;
 }
 
 /// Under a light load the operators read small rounds as events trickle in, while the replay after the restart
 /// reads the backlog in full rounds: the output must still be the same, in the same order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_a_light_load_loses_and_duplicates_no_derived_message() {
-    sigkill_mid_stream(40, Duration::from_millis(8)).await;
+    sigkill_mid_stream(
+        40,
+        Duration::from_millis(8),
+        &TestBus::Embedded,
+        &TestBus::Embedded,
+    )
+    .await;
 }
 
-async fn sigkill_mid_stream(batch: usize, pause: Duration) {
+/// `reference` and `crashed`: the buses of the uninterrupted and of the killed run.
+async fn sigkill_mid_stream(batch: usize, pause: Duration, reference_bus: &TestBus, crashed_bus: &TestBus) {
     let batches = batches(batch);
 
     // The reference: one uninterrupted run.
     let reference_dir = tempfile::tempdir().unwrap();
-    let mut server = start(reference_dir.path());
+    let mut server = start(reference_dir.path(), reference_bus);
     post_all(&server, &batches, pause).await;
     wait_until_settled(&server).await;
     server.terminate();
-    let reference = derived_ids(reference_dir.path()).await;
+    let reference = derived_ids(reference_dir.path(), reference_bus).await;
     assert!(
         reference.len() > 1000,
         "only {} derived messages",
@@ -130,7 +216,7 @@ async fn sigkill_mid_stream(batch: usize, pause: Duration) {
 
     // Killed mid-stream, restarted, fed the rest (re-sending everything: ingest drops what it already has).
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path());
+    let mut server = start(dir.path(), crashed_bus);
     // SIGKILL while events are still arriving and the operators are busy with them.
     let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let producer = {
@@ -151,11 +237,11 @@ async fn sigkill_mid_stream(batch: usize, pause: Duration) {
     }
     server.kill9();
     let _ = producer.await;
-    let mut server = start(dir.path());
+    let mut server = start(dir.path(), crashed_bus);
     post_all(&server, &batches, Duration::ZERO).await;
     wait_until_settled(&server).await;
     server.terminate();
-    let recovered = derived_ids(dir.path()).await;
+    let recovered = derived_ids(dir.path(), crashed_bus).await;
 
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for id in &recovered {

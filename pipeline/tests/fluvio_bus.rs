@@ -410,30 +410,39 @@ async fn offsets_resumed_after_reopen() {
     assert_tagged(&read(&bus, &input, 1, 12, 38, 1000).await, 12);
 }
 
-/// What the bus writes is plain Fluvio data: a consumer that knows nothing of the bus reads keys and values.
+/// What the bus writes is plain Fluvio data: a consumer that knows nothing of the bus reads keys and values,
+/// from the topic named with the bus's prefix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_topics_readable_by_a_plain_consumer() {
     let Some((endpoint, _cluster)) = cluster("output_topics_readable_by_a_plain_consumer", false).await
     else {
         return;
     };
-    let bus = connect(&endpoint).await;
-    let output = unique("output");
-    topic(&bus, &output, 2).await;
-    bus.append(&output, 0, records(0, 20)).await.unwrap();
-    bus.append(&output, 1, records(20, 10)).await.unwrap();
+    let prefix = unique("staging-");
+    let bus = FluvioBus::connect(FluvioBusConfig {
+        topic_prefix: prefix.clone(),
+        ..config(&endpoint)
+    })
+    .await
+    .unwrap();
+    let output = "social-derived";
+    topic(&bus, output, 2).await;
+    bus.append(output, 0, records(0, 20)).await.unwrap();
+    bus.append(output, 1, records(20, 10)).await.unwrap();
     let unkeyed = Record {
         key: Bytes::new(),
         value: Bytes::from_static(b"{\"no\":\"key\"}"),
         timestamp_ms: 0,
     };
-    bus.append(&output, 1, vec![unkeyed]).await.unwrap();
+    bus.append(output, 1, vec![unkeyed]).await.unwrap();
 
     let client = fluvio::Fluvio::connect_with_config(&fluvio::FluvioClusterConfig::new(endpoint))
         .await
         .unwrap();
+    let cluster_topic = bus.config().cluster_topic(output);
+    assert_eq!(cluster_topic, format!("{prefix}social-derived"));
     let consumer = fluvio::consumer::ConsumerConfigExt::builder()
-        .topic(output.clone())
+        .topic(cluster_topic)
         .offset_start(fluvio::Offset::beginning())
         .build()
         .unwrap();

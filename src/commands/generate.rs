@@ -136,7 +136,11 @@ async fn produce_to_fluvio(
     use social_pipeline::bus::partition::partition_for_key;
     use social_pipeline::bus::{Bus, INPUT_TOPIC, Record, TopicSpec};
 
-    let bus = FluvioBus::connect(FluvioBusConfig::new(endpoint)).await?;
+    let bus = FluvioBus::connect(FluvioBusConfig {
+        topic_prefix: args.fluvio_topic_prefix.clone(),
+        ..FluvioBusConfig::new(endpoint)
+    })
+    .await?;
     bus.ensure_topic(&TopicSpec {
         name: INPUT_TOPIC.to_string(),
         partitions: 4,

@@ -125,6 +125,7 @@ impl BinaryServer {
             .env_remove("REDIS_URL")
             .env_remove("CLICKHOUSE_URL")
             .env_remove("FLUVIO_ENDPOINT")
+            .env_remove("FLUVIO_TOPIC_PREFIX")
             .env_remove("DATA_DIR")
             .env(
                 "RUST_LOG",

@@ -41,7 +41,8 @@ impl LeaderOffsets {
     ) -> Result<PartitionOffsets, BusError> {
         let address = self.leader_address(bus, topic, partition).await?;
         let socket = self.socket(bus, &address).await?;
-        let request = FetchOffsetsRequest::new(topic.to_string(), partition);
+        let cluster_topic = bus.config.cluster_topic(topic);
+        let request = FetchOffsetsRequest::new(cluster_topic.clone(), partition);
         let response = match with_timeout(
             bus.config.request_timeout(),
             "fetch offsets",
@@ -59,7 +60,7 @@ impl LeaderOffsets {
                 return Err(error);
             }
         };
-        let Some(found) = response.find_partition(&ReplicaKey::new(topic.to_string(), partition)) else {
+        let Some(found) = response.find_partition(&ReplicaKey::new(cluster_topic, partition)) else {
             self.forget(topic, partition, None).await;
             return Err(BusError::Backend(format!(
                 "fluvio fetch offsets: no answer for {topic}-{partition}"
@@ -111,7 +112,7 @@ impl LeaderOffsets {
         {
             return Ok(address.clone());
         }
-        let name = format!("{topic}-{partition}");
+        let name = format!("{}-{partition}", bus.config.cluster_topic(topic));
         let leader = with_timeout(
             bus.config.request_timeout(),
             "list partitions",

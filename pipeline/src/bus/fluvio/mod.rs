@@ -51,6 +51,9 @@ pub const RECREATE_DELAY: Duration = Duration::from_millis(1_100);
 pub struct FluvioBusConfig {
     /// Public address of the streaming controller (SC), `host:port` (9003 by convention).
     pub endpoint: String,
+    /// Prepended to every bus topic's name to make its Fluvio name, so that several deployments (or test
+    /// runs) can share one cluster: `staging-` gives `staging-social-events`. Empty by default.
+    pub topic_prefix: String,
     /// Replication factor of the topics the bus creates.
     pub replication: u32,
     /// Time retention of the topics the bus creates, in seconds.
@@ -86,6 +89,7 @@ impl Default for FluvioBusConfig {
     fn default() -> Self {
         Self {
             endpoint: "127.0.0.1:9003".into(),
+            topic_prefix: String::new(),
             replication: 1,
             retention_secs: 7 * 24 * 3600,
             topic_retention_secs: HashMap::new(),
@@ -115,6 +119,11 @@ impl FluvioBusConfig {
 
     fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The Fluvio name of a bus topic.
+    pub fn cluster_topic(&self, topic: &str) -> String {
+        format!("{}{topic}", self.topic_prefix)
     }
 }
 
@@ -222,7 +231,8 @@ impl FluvioBus {
         let result = with_timeout(
             self.config.request_timeout(),
             "delete topic",
-            self.admin.delete::<FluvioTopicSpec>(name.to_string()),
+            self.admin
+                .delete::<FluvioTopicSpec>(self.config.cluster_topic(name)),
         )
         .await?;
         lock(&self.deleted_at).insert(name.to_string(), Instant::now());
@@ -251,10 +261,11 @@ impl FluvioBus {
     /// The topic's partition count and whether it is being deleted; `None` when the cluster has no such
     /// topic.
     async fn describe_topic(&self, name: &str) -> Result<Option<(u32, bool)>, BusError> {
+        let name = self.config.cluster_topic(name);
         let found = with_timeout(
             self.config.request_timeout(),
             "list topics",
-            self.admin.list::<FluvioTopicSpec, String>(vec![name.to_string()]),
+            self.admin.list::<FluvioTopicSpec, String>(vec![name.clone()]),
         )
         .await?
         .map_err(|error| backend("list topics", &error))?;
@@ -333,12 +344,12 @@ impl FluvioBus {
                 max_partition_size: self.config.max_partition_bytes,
             });
         }
-        let (topic_name, partitions) = (&spec.name, spec.partitions);
+        let (topic_name, partitions) = (self.config.cluster_topic(&spec.name), spec.partitions);
         tracing::info!(topic = %topic_name, partitions, retention_secs = retention, "creating fluvio topic");
         with_timeout(
             self.config.request_timeout(),
             "create topic",
-            self.admin.create(spec.name.clone(), false, topic),
+            self.admin.create(topic_name, false, topic),
         )
         .await?
         .map_err(|error| backend("create topic", &error))
@@ -347,7 +358,7 @@ impl FluvioBus {
     /// Waits until every partition of `topic` is online on a leader that answers offset queries.
     async fn wait_online(&self, topic: &str, partitions: u32, deadline: Instant) -> Result<(), BusError> {
         for partition in 0..partitions {
-            let name = format!("{topic}-{partition}");
+            let name = format!("{}-{partition}", self.config.cluster_topic(topic));
             loop {
                 self.check_open()?;
                 let online = with_timeout(
@@ -389,7 +400,8 @@ impl FluvioBus {
         let producer = with_timeout(
             self.config.request_timeout(),
             "create producer",
-            self.client.topic_producer_with_config(topic, config),
+            self.client
+                .topic_producer_with_config(self.config.cluster_topic(topic), config),
         )
         .await?
         .map_err(|error| map_error("create producer", topic, &error))?;

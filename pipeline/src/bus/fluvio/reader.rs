@@ -99,7 +99,8 @@ async fn open(
     let consumer = with_timeout(
         bus.config.request_timeout(),
         "create consumer",
-        bus.client.partition_consumer(topic, partition),
+        bus.client
+            .partition_consumer(bus.config.cluster_topic(topic), partition),
     )
     .await?
     .map_err(|error| map_error("create consumer", topic, &error))?;
