@@ -1,4 +1,5 @@
-//! `generate`: reproducible from its seed, and every line is a valid event.
+//! `generate`: reproducible from its seed, and every line is a valid event; with `--fluvio-endpoint` (tested when
+//! `FLUVIO_ENDPOINT` is set) the same events land on the input topic, partitioned by key like the ingest does.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -9,6 +10,10 @@ fn generate(args: &[&str]) -> Vec<u8> {
     let output = Command::new(env!("CARGO_BIN_EXE_social-realtime"))
         .arg("generate")
         .args(args)
+        // Only the arguments say where the events go.
+        .env_remove("GENERATE_TARGET")
+        .env_remove("FLUVIO_ENDPOINT")
+        .env_remove("FLUVIO_TOPIC_PREFIX")
         .output()
         .unwrap();
     assert!(
@@ -43,4 +48,100 @@ fn same_seed_same_bytes_and_every_line_validates() {
     }
     let other_seed = generate(&["--seed", "8", "--count", "1000"]);
     assert_ne!(other_seed, first[..other_seed.len().min(first.len())].to_vec());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produces_the_same_events_to_fluvio_partitioned_by_key() {
+    let Some(endpoint) = std::env::var("FLUVIO_ENDPOINT")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+    else {
+        eprintln!("SKIPPED generate::produces_the_same_events_to_fluvio: FLUVIO_ENDPOINT is not set");
+        return;
+    };
+    fluvio_case::run(&endpoint).await;
+}
+
+#[cfg(not(feature = "fluvio"))]
+mod fluvio_case {
+    pub(super) async fn run(_endpoint: &str) {
+        panic!("FLUVIO_ENDPOINT is set but this build has no Fluvio client (feature `fluvio`)");
+    }
+}
+
+#[cfg(feature = "fluvio")]
+mod fluvio_case {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
+    use social_pipeline::bus::partition::partition_for_key;
+    use social_pipeline::bus::{Bus, INPUT_TOPIC, TopicSpec};
+
+    pub(super) async fn run(endpoint: &str) {
+        const COUNT: usize = 5_000;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let prefix = format!("gen-{:x}{:x}-", std::process::id(), nanos % 0xffff_ffff);
+        let count = COUNT.to_string();
+        let expected = super::generate(&["--seed", "5", "--count", &count]);
+        let expected: BTreeSet<Vec<u8>> = expected
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        assert_eq!(expected.len(), COUNT);
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_social-realtime"))
+            .args(["generate", "--seed", "5", "--count", &count, "--batch", "700"])
+            .args(["--fluvio-endpoint", endpoint, "--fluvio-topic-prefix", &prefix])
+            .env_remove("GENERATE_TARGET")
+            .status()
+            .unwrap();
+        assert!(status.success());
+
+        let bus = FluvioBus::connect(FluvioBusConfig {
+            topic_prefix: prefix.clone(),
+            offsets_topic: format!("{prefix}offsets"),
+            ..FluvioBusConfig::new(endpoint)
+        })
+        .await
+        .unwrap();
+        bus.ensure_topic(&TopicSpec {
+            name: INPUT_TOPIC.into(),
+            partitions: 4,
+        })
+        .await
+        .unwrap();
+        let mut got = BTreeSet::new();
+        for partition in 0..4 {
+            let end = bus.end_offset(INPUT_TOPIC, partition).await.unwrap();
+            let mut next = 0;
+            while next < end {
+                let records = bus
+                    .fetch(INPUT_TOPIC, partition, next, 1_000, Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                assert!(!records.is_empty(), "nothing at {next} of partition {partition}");
+                next = records.last().unwrap().offset + 1;
+                for record in records {
+                    assert_eq!(
+                        partition_for_key(&record.key, 4),
+                        partition,
+                        "a record keyed {:?} on the wrong partition",
+                        record.key
+                    );
+                    assert!(got.insert(record.value.to_vec()), "an event produced twice");
+                }
+            }
+        }
+        bus.close().await.unwrap();
+        assert!(
+            got == expected,
+            "Fluvio holds {} events, not the {} generated",
+            got.len(),
+            expected.len()
+        );
+    }
 }
