@@ -25,7 +25,8 @@
 //! `cargo bench --workspace --bench system` (options after `--`: `--events N` (1,000,000), `--clients N` (8),
 //! `--batch N` (1,000), `--partitions N` (4), `--probes N` (400), `--probe-interval-ms N` (50),
 //! `--rates half,50000,max`, `--event-rate F` (event-time rate of the throughput workload, default 200/s as in the
-//! other benchmarks), `--only throughput|latency`). Without `--bench` (as `cargo test --all-targets` runs it) it
+//! other benchmarks), `--only throughput|latency`, `--fluvio-endpoint HOST:PORT`: the bus is that Fluvio cluster, with
+//! topics of the run's own, instead of the embedded durable bus; the data directory then holds the checkpoints). Without `--bench` (as `cargo test --all-targets` runs it) it
 //! does a small run that checks every figure is produced; it prints `SKIPPED` when Redis or ClickHouse is
 //! unreachable, unless `REQUIRE_SERVICES` is set. `REDIS_URL` and `CLICKHOUSE_URL` override the defaults
 //! (redis://127.0.0.1:6379, http://127.0.0.1:8123); `SERVER_LOG` sets the processes' `RUST_LOG` (default `warn`).
@@ -78,6 +79,8 @@ struct Options {
     rates: Vec<Rate>,
     event_rate: f64,
     only: Option<String>,
+    /// The bus: this Fluvio cluster (SC address) instead of the embedded durable bus.
+    fluvio_endpoint: Option<String>,
 }
 
 fn options() -> Options {
@@ -94,6 +97,7 @@ fn options() -> Options {
         rates: vec![Rate::Half, Rate::Fixed(50_000.0), Rate::Max],
         event_rate: 200.0,
         only: None,
+        fluvio_endpoint: None,
     };
     let mut i = 1;
     while i < args.len() {
@@ -107,6 +111,7 @@ fn options() -> Options {
             "--probe-interval-ms" => options.probe_interval = Duration::from_millis(value.parse().unwrap()),
             "--event-rate" => options.event_rate = value.parse().unwrap(),
             "--only" => options.only = Some(value),
+            "--fluvio-endpoint" => options.fluvio_endpoint = Some(value),
             "--rates" => {
                 options.rates = value
                     .split(',')
@@ -401,6 +406,17 @@ impl Deployment {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        let mut pipeline_args = pipeline_args;
+        if let Some(endpoint) = &options.fluvio_endpoint {
+            // Topics of this run only (Fluvio names: lowercase letters, digits and dashes).
+            let topic_prefix = format!("bench-{}-{phase}-", tag.replace('_', "-"));
+            pipeline_args.extend([
+                "--fluvio-endpoint".to_string(),
+                endpoint.clone(),
+                "--fluvio-topic-prefix".to_string(),
+                topic_prefix,
+            ]);
+        }
         let delivery_args: Vec<String> = ["delivery", "--redis-url", &redis, "--redis-prefix", &prefix]
             .iter()
             .map(|s| s.to_string())

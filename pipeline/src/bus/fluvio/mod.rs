@@ -77,7 +77,10 @@ pub struct FluvioBusConfig {
     pub catch_up_timeout_ms: u64,
     /// Producer batch size, in bytes.
     pub producer_batch_bytes: usize,
-    /// Producer linger: how long a partial batch waits for more records before it is sent.
+    /// Producer linger: how long a partial batch waits for more records before it is sent. Every append
+    /// flushes at its end, so this never delays an append; it lets the records of one append share batches
+    /// (with 0 the client sends smaller batches: in the system benchmark the ingest over Fluvio took 21,000
+    /// events/s instead of 28,000).
     pub producer_linger_ms: u64,
     /// Time limit of one request to the cluster (admin calls, offset queries, producer acknowledgements).
     pub request_timeout_ms: u64,
@@ -101,7 +104,7 @@ impl Default for FluvioBusConfig {
             stall_timeout_ms: 500,
             catch_up_timeout_ms: 30_000,
             producer_batch_bytes: 256 * 1024,
-            producer_linger_ms: 0,
+            producer_linger_ms: 250,
             request_timeout_ms: 10_000,
             topic_ready_timeout_ms: 30_000,
         }
