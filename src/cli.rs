@@ -59,10 +59,8 @@ pub struct ServerArgs {
     /// `--data-dir` too, so that the operators' state survives a restart (their checkpoints hold the offsets).
     #[arg(long, env = "FLUVIO_ENDPOINT")]
     pub fluvio_endpoint: Option<String>,
-    /// Prepended to the name of every Fluvio topic the bus uses (`staging-` gives `staging-social-events`),
-    /// so that several deployments can share one cluster.
-    #[arg(long, env = "FLUVIO_TOPIC_PREFIX", default_value = "")]
-    pub fluvio_topic_prefix: String,
+    #[command(flatten)]
+    pub fluvio: FluvioArgs,
     /// ClickHouse HTTP URL (e.g. http://127.0.0.1:8123): accepted events and aggregates are written there.
     #[arg(long, env = "CLICKHOUSE_URL")]
     pub clickhouse_url: Option<String>,
@@ -109,6 +107,22 @@ pub struct ServerArgs {
 }
 
 /// Who may open how many SSE streams, for the processes that serve them.
+/// How the bus names and creates its Fluvio topics (with `--fluvio-endpoint`).
+#[derive(Debug, Clone, Args)]
+pub struct FluvioArgs {
+    /// Prepended to the name of every Fluvio topic the bus uses (`staging-` gives `staging-social-events`),
+    /// so that several deployments can share one cluster.
+    #[arg(long = "fluvio-topic-prefix", env = "FLUVIO_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+    /// Time retention of the Fluvio topics the bus creates, in seconds (topics that exist are left as they are).
+    #[arg(long = "fluvio-retention-secs", env = "FLUVIO_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
+    pub retention_secs: u32,
+    /// Replication factor of the Fluvio topics the bus creates (at most the cluster's SPU count).
+    #[arg(long = "fluvio-replication", env = "FLUVIO_REPLICATION", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub replication: u32,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct StreamArgs {
     /// Comma-separated proxies (CIDR networks or addresses, e.g. `10.0.0.0/8,192.168.0.0/16`) whose
@@ -236,9 +250,8 @@ pub struct GenerateArgs {
     /// Produce to the Fluvio topic `social-events` of this cluster (`host:port` of the SC) instead.
     #[arg(long, env = "FLUVIO_ENDPOINT", conflicts_with = "target")]
     pub fluvio_endpoint: Option<String>,
-    /// Prefix of the Fluvio topic names, as given to the pipeline (`--fluvio-topic-prefix`).
-    #[arg(long, env = "FLUVIO_TOPIC_PREFIX", default_value = "")]
-    pub fluvio_topic_prefix: String,
+    #[command(flatten)]
+    pub fluvio: FluvioArgs,
     /// Bearer token with role `service` for the target.
     #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -266,4 +279,17 @@ pub struct TokenArgs {
     pub demo: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
+}
+
+#[cfg(feature = "fluvio")]
+impl FluvioArgs {
+    /// The bus settings for the cluster at `endpoint`: these options over the defaults.
+    pub fn bus_config(&self, endpoint: &str) -> social_pipeline::bus::fluvio::FluvioBusConfig {
+        social_pipeline::bus::fluvio::FluvioBusConfig {
+            topic_prefix: self.topic_prefix.clone(),
+            retention_secs: self.retention_secs,
+            replication: self.replication,
+            ..social_pipeline::bus::fluvio::FluvioBusConfig::new(endpoint)
+        }
+    }
 }

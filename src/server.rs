@@ -66,7 +66,7 @@ impl System {
         let durable = args.data_dir.is_some() || args.fluvio_endpoint.is_some();
         let bus: Arc<dyn Bus> = match &args.data_dir {
             _ if args.fluvio_endpoint.is_some() => {
-                fluvio_bus(args.fluvio_endpoint.as_deref(), &args.fluvio_topic_prefix).await?
+                fluvio_bus(args.fluvio_endpoint.as_deref(), &args.fluvio).await?
             }
             Some(dir) => {
                 let config = DurableBusConfig::new(dir.clone());
@@ -271,21 +271,17 @@ impl System {
 }
 
 #[cfg(feature = "fluvio")]
-async fn fluvio_bus(endpoint: Option<&str>, topic_prefix: &str) -> anyhow::Result<Arc<dyn Bus>> {
-    use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
+async fn fluvio_bus(endpoint: Option<&str>, args: &crate::cli::FluvioArgs) -> anyhow::Result<Arc<dyn Bus>> {
+    use social_pipeline::bus::fluvio::FluvioBus;
     let endpoint = endpoint.unwrap_or_default();
-    let config = FluvioBusConfig {
-        topic_prefix: topic_prefix.to_string(),
-        ..FluvioBusConfig::new(endpoint)
-    };
-    let bus = FluvioBus::connect(config)
+    let bus = FluvioBus::connect(args.bus_config(endpoint))
         .await
         .with_context(|| format!("connecting to Fluvio at {endpoint}"))?;
     Ok(Arc::new(bus))
 }
 
 #[cfg(not(feature = "fluvio"))]
-async fn fluvio_bus(_endpoint: Option<&str>, _topic_prefix: &str) -> anyhow::Result<Arc<dyn Bus>> {
+async fn fluvio_bus(_endpoint: Option<&str>, _args: &crate::cli::FluvioArgs) -> anyhow::Result<Arc<dyn Bus>> {
     anyhow::bail!("this build has no Fluvio client: build with the `fluvio` feature (on by default)")
 }
 

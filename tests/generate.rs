@@ -74,6 +74,7 @@ mod fluvio_case {
     use std::collections::BTreeSet;
     use std::time::Duration;
 
+    use social_pipeline::bus::fluvio::client as fluvio;
     use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
     use social_pipeline::bus::partition::partition_for_key;
     use social_pipeline::bus::{Bus, INPUT_TOPIC, TopicSpec};
@@ -96,6 +97,7 @@ mod fluvio_case {
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_social-realtime"))
             .args(["generate", "--seed", "5", "--count", &count, "--batch", "700"])
             .args(["--fluvio-endpoint", endpoint, "--fluvio-topic-prefix", &prefix])
+            .args(["--fluvio-retention-secs", "5400"])
             .env_remove("GENERATE_TARGET")
             .status()
             .unwrap();
@@ -137,6 +139,28 @@ mod fluvio_case {
             }
         }
         bus.close().await.unwrap();
+
+        // Created as configured, under the prefixed name.
+        let client = fluvio::Fluvio::connect_with_config(&fluvio::FluvioClusterConfig::new(endpoint))
+            .await
+            .unwrap();
+        let name = format!("{prefix}{INPUT_TOPIC}");
+        let topics = client
+            .admin()
+            .await
+            .list::<fluvio::metadata::topic::TopicSpec, String>(vec![name.clone()])
+            .await
+            .unwrap();
+        let topic = topics
+            .iter()
+            .find(|topic| topic.name == name)
+            .expect("the prefixed topic");
+        assert_eq!(topic.spec.partitions(), 4);
+        assert_eq!(topic.spec.replication_factor(), Some(1));
+        let fluvio::metadata::topic::CleanupPolicy::Segment(policy) =
+            topic.spec.get_clean_policy().expect("a retention policy");
+        assert_eq!(policy.time_in_seconds, 5400);
+
         assert!(
             got == expected,
             "Fluvio holds {} events, not the {} generated",

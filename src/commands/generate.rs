@@ -132,15 +132,11 @@ async fn produce_to_fluvio(
     args: &GenerateArgs,
     config: GeneratorConfig,
 ) -> anyhow::Result<()> {
-    use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
+    use social_pipeline::bus::fluvio::FluvioBus;
     use social_pipeline::bus::partition::partition_for_key;
     use social_pipeline::bus::{Bus, INPUT_TOPIC, Record, TopicSpec};
 
-    let bus = FluvioBus::connect(FluvioBusConfig {
-        topic_prefix: args.fluvio_topic_prefix.clone(),
-        ..FluvioBusConfig::new(endpoint)
-    })
-    .await?;
+    let bus = FluvioBus::connect(args.fluvio.bus_config(endpoint)).await?;
     bus.ensure_topic(&TopicSpec {
         name: INPUT_TOPIC.to_string(),
         partitions: 4,

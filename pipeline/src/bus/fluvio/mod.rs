@@ -25,6 +25,9 @@ mod groups;
 mod leader;
 mod reader;
 
+/// The Fluvio client crate this bus is built on, for tools and tests that talk to the cluster directly.
+pub use fluvio as client;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
