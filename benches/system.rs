@@ -333,6 +333,8 @@ impl Server {
             "CLICKHOUSE_DATABASE",
             "FLUVIO_ENDPOINT",
             "FLUVIO_TOPIC_PREFIX",
+            "FLUVIO_RETENTION_SECS",
+            "FLUVIO_REPLICATION",
             "DATA_DIR",
             "DEMO",
             "INPUT_PARTITIONS",

@@ -106,13 +106,14 @@ pub struct ServerArgs {
     pub auth: AuthArgs,
 }
 
-/// Who may open how many SSE streams, for the processes that serve them.
 /// How the bus names and creates its Fluvio topics (with `--fluvio-endpoint`).
 #[derive(Debug, Clone, Args)]
 pub struct FluvioArgs {
     /// Prepended to the name of every Fluvio topic the bus uses (`staging-` gives `staging-social-events`),
-    /// so that several deployments can share one cluster.
-    #[arg(long = "fluvio-topic-prefix", env = "FLUVIO_TOPIC_PREFIX", default_value = "")]
+    /// so that several deployments can share one cluster: lowercase letters, digits and dashes, not starting
+    /// with a dash, at most 38 characters (Fluvio names have at most 63).
+    #[arg(long = "fluvio-topic-prefix", env = "FLUVIO_TOPIC_PREFIX", default_value = "",
+          value_parser = parse_topic_prefix)]
     pub topic_prefix: String,
     /// Time retention of the Fluvio topics the bus creates, in seconds (topics that exist are left as they are).
     #[arg(long = "fluvio-retention-secs", env = "FLUVIO_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
@@ -123,6 +124,21 @@ pub struct FluvioArgs {
     pub replication: u32,
 }
 
+/// The longest topic name the bus uses (`social-events-dead-letter`) plus the prefix must fit Fluvio's 63.
+fn parse_topic_prefix(value: &str) -> Result<String, String> {
+    const MAX: usize = 38;
+    let valid_chars = value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid_chars || value.starts_with('-') || value.len() > MAX {
+        return Err(format!(
+            "lowercase letters, digits and dashes, not starting with a dash, at most {MAX} characters"
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// Who may open how many SSE streams, for the processes that serve them.
 #[derive(Debug, Clone, Args)]
 pub struct StreamArgs {
     /// Comma-separated proxies (CIDR networks or addresses, e.g. `10.0.0.0/8,192.168.0.0/16`) whose
@@ -247,7 +263,8 @@ pub struct GenerateArgs {
     /// Post to this ingest endpoint (e.g. http://127.0.0.1:8080/v1/events) instead of writing to stdout.
     #[arg(long, env = "GENERATE_TARGET")]
     pub target: Option<String>,
-    /// Produce to the Fluvio topic `social-events` of this cluster (`host:port` of the SC) instead.
+    /// Produce to the input topic `social-events` (named with `--fluvio-topic-prefix`) of this Fluvio cluster
+    /// (`host:port` of the SC) instead.
     #[arg(long, env = "FLUVIO_ENDPOINT", conflicts_with = "target")]
     pub fluvio_endpoint: Option<String>,
     #[command(flatten)]
@@ -290,6 +307,22 @@ impl FluvioArgs {
             retention_secs: self.retention_secs,
             replication: self.replication,
             ..social_pipeline::bus::fluvio::FluvioBusConfig::new(endpoint)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_topic_prefix;
+
+    #[test]
+    fn topic_prefixes_are_fluvio_names() {
+        for good in ["", "staging-", "eu1-", "a"] {
+            assert_eq!(parse_topic_prefix(good).as_deref(), Ok(good));
+        }
+        let too_long = "p".repeat(39);
+        for bad in ["Staging-", "stag_ing-", "-staging", "dot.", too_long.as_str()] {
+            assert!(parse_topic_prefix(bad).is_err(), "{bad:?} accepted");
         }
     }
 }

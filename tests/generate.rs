@@ -14,6 +14,8 @@ fn generate(args: &[&str]) -> Vec<u8> {
         .env_remove("GENERATE_TARGET")
         .env_remove("FLUVIO_ENDPOINT")
         .env_remove("FLUVIO_TOPIC_PREFIX")
+        .env_remove("FLUVIO_RETENTION_SECS")
+        .env_remove("FLUVIO_REPLICATION")
         .output()
         .unwrap();
     assert!(
@@ -56,7 +58,9 @@ async fn produces_the_same_events_to_fluvio_partitioned_by_key() {
         .ok()
         .filter(|e| !e.trim().is_empty())
     else {
-        eprintln!("SKIPPED generate::produces_the_same_events_to_fluvio: FLUVIO_ENDPOINT is not set");
+        eprintln!(
+            "SKIPPED generate::produces_the_same_events_to_fluvio_partitioned_by_key: FLUVIO_ENDPOINT is not set"
+        );
         return;
     };
     fluvio_case::run(&endpoint).await;
@@ -99,13 +103,13 @@ mod fluvio_case {
             .args(["--fluvio-endpoint", endpoint, "--fluvio-topic-prefix", &prefix])
             .args(["--fluvio-retention-secs", "5400"])
             .env_remove("GENERATE_TARGET")
+            .env_remove("FLUVIO_REPLICATION")
             .status()
             .unwrap();
         assert!(status.success());
 
         let bus = FluvioBus::connect(FluvioBusConfig {
             topic_prefix: prefix.clone(),
-            offsets_topic: format!("{prefix}offsets"),
             ..FluvioBusConfig::new(endpoint)
         })
         .await

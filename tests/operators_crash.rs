@@ -158,7 +158,6 @@ async fn fluvio_bus(endpoint: &str, prefix: &str) -> Box<dyn Bus> {
     use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
     let config = FluvioBusConfig {
         topic_prefix: prefix.to_string(),
-        offsets_topic: format!("{prefix}offsets"),
         ..FluvioBusConfig::new(endpoint)
     };
     Box::new(FluvioBus::connect(config).await.unwrap())

@@ -177,9 +177,10 @@ async fn produce_to_fluvio(
             }
         }
     }
+    let topic = bus.config().cluster_topic(INPUT_TOPIC);
     bus.close().await?;
     eprintln!(
-        "produced {sent} events to {INPUT_TOPIC} in {:.2} s",
+        "produced {sent} events to {topic} in {:.2} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())

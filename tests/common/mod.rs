@@ -126,6 +126,8 @@ impl BinaryServer {
             .env_remove("CLICKHOUSE_URL")
             .env_remove("FLUVIO_ENDPOINT")
             .env_remove("FLUVIO_TOPIC_PREFIX")
+            .env_remove("FLUVIO_RETENTION_SECS")
+            .env_remove("FLUVIO_REPLICATION")
             .env_remove("DATA_DIR")
             .env(
                 "RUST_LOG",

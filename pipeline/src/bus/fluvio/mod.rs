@@ -19,7 +19,9 @@
 //! Record timestamps are the producer's batch timestamps (when the client accepted the record); the
 //! `timestamp_ms` of an appended [`Record`] is not sent. Topics are created with the configured replication
 //! and retention when missing; after a delete the bus waits [`RECREATE_DELAY`] before it creates any topic (a
-//! partition created sooner, of the same name or another, can stay offline for good).
+//! partition created sooner, of the same name or another, can stay offline for good) and before it looks up
+//! the deleted name again. Every name the bus is configured with (`offsets_topic`, `topic_retention_secs`)
+//! is a bus name: the Fluvio name adds `topic_prefix`.
 
 mod groups;
 mod leader;
@@ -67,7 +69,8 @@ pub struct FluvioBusConfig {
     pub segment_bytes: Option<u32>,
     /// Size limit of each partition of created topics, in bytes (the server's default when `None`).
     pub max_partition_bytes: Option<u64>,
-    /// Topic holding the consumer-group offsets of `commit` (one partition, created on first use).
+    /// Topic holding the consumer-group offsets of `commit` (one partition, created on first use); its Fluvio
+    /// name, like every topic's, starts with `topic_prefix`.
     pub offsets_topic: String,
     /// Retention of the offsets topic, in seconds: a group that commits nothing for longer loses its offsets.
     pub offsets_retention_secs: u32,
@@ -319,11 +322,17 @@ impl FluvioBus {
         }
     }
 
-    /// Waits until [`RECREATE_DELAY`] has passed since this bus last deleted a topic, whatever its name: a
-    /// partition created that close to a delete (seen with a different name 4 ms after one) can miss its
-    /// status update on the controller and stay offline for good.
-    async fn wait_after_delete(&self) {
-        let deleted = lock(&self.deleted_at).values().max().copied();
+    /// Waits until [`RECREATE_DELAY`] has passed since this bus last deleted `name`, or any topic when `None`
+    /// (before a create: a partition created that close to a delete, seen with a different name 4 ms after one,
+    /// can miss its status update on the controller and stay offline for good).
+    async fn wait_after_delete(&self, name: Option<&str>) {
+        let deleted = {
+            let deleted_at = lock(&self.deleted_at);
+            match name {
+                Some(name) => deleted_at.get(name).copied(),
+                None => deleted_at.values().max().copied(),
+            }
+        };
         if let Some(deleted) = deleted {
             tokio::time::sleep_until(deleted + RECREATE_DELAY).await;
         }
@@ -497,8 +506,10 @@ impl Bus for FluvioBus {
                 spec.name
             )));
         }
-        self.wait_after_delete().await;
+        // A topic deleted by this bus a moment ago may still be listed as it was.
+        self.wait_after_delete(Some(&spec.name)).await;
         let deadline = Instant::now() + Duration::from_millis(self.config.topic_ready_timeout_ms);
+        let mut created = false;
         loop {
             self.check_open()?;
             match self.describe_topic(&spec.name).await? {
@@ -521,19 +532,27 @@ impl Bus for FluvioBus {
                         .insert(spec.name.clone(), existing);
                     return Ok(());
                 }
+                // Created but not listed yet: wait below.
+                None if created => {}
                 None => {
-                    self.wait_after_delete().await;
+                    self.wait_after_delete(None).await;
                     match self.create_topic(spec).await {
-                        Ok(()) => continue,
+                        Ok(()) => {
+                            created = true;
+                            continue;
+                        }
                         // Someone else created it in between: look again.
-                        Err(error) if error.to_string().contains("exists") => continue,
+                        Err(error) if error.to_string().contains("exists") => {
+                            created = true;
+                            continue;
+                        }
                         Err(error) => return Err(error),
                     }
                 }
             }
             if Instant::now() >= deadline {
                 return Err(BusError::Backend(format!(
-                    "topic {:?} is still being deleted",
+                    "topic {:?} is still being deleted or not listed yet",
                     spec.name
                 )));
             }
