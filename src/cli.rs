@@ -269,6 +269,9 @@ pub struct GenerateArgs {
     pub fluvio_endpoint: Option<String>,
     #[command(flatten)]
     pub fluvio: FluvioArgs,
+    /// Partitions of the input topic when `--fluvio-endpoint` has to create it (the pipeline's `--partitions`).
+    #[arg(long, env = "INPUT_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub partitions: u32,
     /// Bearer token with role `service` for the target.
     #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -16,6 +16,7 @@ fn generate(args: &[&str]) -> Vec<u8> {
         .env_remove("FLUVIO_TOPIC_PREFIX")
         .env_remove("FLUVIO_RETENTION_SECS")
         .env_remove("FLUVIO_REPLICATION")
+        .env_remove("INPUT_PARTITIONS")
         .output()
         .unwrap();
     assert!(
@@ -85,6 +86,8 @@ mod fluvio_case {
 
     pub(super) async fn run(endpoint: &str) {
         const COUNT: usize = 5_000;
+        // Not the default 4: `--partitions` is honoured.
+        const PARTITIONS: u32 = 3;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -101,9 +104,15 @@ mod fluvio_case {
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_social-realtime"))
             .args(["generate", "--seed", "5", "--count", &count, "--batch", "700"])
             .args(["--fluvio-endpoint", endpoint, "--fluvio-topic-prefix", &prefix])
-            .args(["--fluvio-retention-secs", "5400"])
+            .args([
+                "--fluvio-retention-secs",
+                "5400",
+                "--partitions",
+                &PARTITIONS.to_string(),
+            ])
             .env_remove("GENERATE_TARGET")
             .env_remove("FLUVIO_REPLICATION")
+            .env_remove("INPUT_PARTITIONS")
             .status()
             .unwrap();
         assert!(status.success());
@@ -116,12 +125,12 @@ mod fluvio_case {
         .unwrap();
         bus.ensure_topic(&TopicSpec {
             name: INPUT_TOPIC.into(),
-            partitions: 4,
+            partitions: PARTITIONS,
         })
         .await
         .unwrap();
         let mut got = BTreeSet::new();
-        for partition in 0..4 {
+        for partition in 0..PARTITIONS {
             let end = bus.end_offset(INPUT_TOPIC, partition).await.unwrap();
             let mut next = 0;
             while next < end {
@@ -133,7 +142,7 @@ mod fluvio_case {
                 next = records.last().unwrap().offset + 1;
                 for record in records {
                     assert_eq!(
-                        partition_for_key(&record.key, 4),
+                        partition_for_key(&record.key, PARTITIONS),
                         partition,
                         "a record keyed {:?} on the wrong partition",
                         record.key
@@ -159,7 +168,7 @@ mod fluvio_case {
             .iter()
             .find(|topic| topic.name == name)
             .expect("the prefixed topic");
-        assert_eq!(topic.spec.partitions(), 4);
+        assert_eq!(topic.spec.partitions(), PARTITIONS);
         assert_eq!(topic.spec.replication_factor(), Some(1));
         let fluvio::metadata::topic::CleanupPolicy::Segment(policy) =
             topic.spec.get_clean_policy().expect("a retention policy");

@@ -139,7 +139,7 @@ async fn produce_to_fluvio(
     let bus = FluvioBus::connect(args.fluvio.bus_config(endpoint)).await?;
     bus.ensure_topic(&TopicSpec {
         name: INPUT_TOPIC.to_string(),
-        partitions: 4,
+        partitions: args.partitions,
     })
     .await?;
     let partitions = bus.partitions(INPUT_TOPIC)?;
