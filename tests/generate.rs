@@ -2,6 +2,8 @@
 //! `FLUVIO_ENDPOINT` is set) the same events land on the input topic, partitioned by key like the ingest does.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::process::Command;
 
 use social_schemas::{Limits, parse_event};
@@ -55,13 +57,9 @@ fn same_seed_same_bytes_and_every_line_validates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produces_the_same_events_to_fluvio_partitioned_by_key() {
-    let Some(endpoint) = std::env::var("FLUVIO_ENDPOINT")
-        .ok()
-        .filter(|e| !e.trim().is_empty())
+    let Some(endpoint) =
+        common::fluvio::endpoint("generate::produces_the_same_events_to_fluvio_partitioned_by_key")
     else {
-        eprintln!(
-            "SKIPPED generate::produces_the_same_events_to_fluvio_partitioned_by_key: FLUVIO_ENDPOINT is not set"
-        );
         return;
     };
     fluvio_case::run(&endpoint).await;
@@ -77,22 +75,16 @@ mod fluvio_case {
 #[cfg(feature = "fluvio")]
 mod fluvio_case {
     use std::collections::BTreeSet;
-    use std::time::Duration;
 
     use social_pipeline::bus::fluvio::client as fluvio;
-    use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
     use social_pipeline::bus::partition::partition_for_key;
-    use social_pipeline::bus::{Bus, INPUT_TOPIC, TopicSpec};
+    use social_pipeline::bus::{INPUT_TOPIC, TopicSpec};
 
     pub(super) async fn run(endpoint: &str) {
         const COUNT: usize = 5_000;
         // Not the default 4: `--partitions` is honoured.
         const PARTITIONS: u32 = 3;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let prefix = format!("gen-{:x}{:x}-", std::process::id(), nanos % 0xffff_ffff);
+        let prefix = super::common::fluvio::unique_prefix("gen");
         let count = COUNT.to_string();
         let expected = super::generate(&["--seed", "5", "--count", &count]);
         let expected: BTreeSet<Vec<u8>> = expected
@@ -117,12 +109,7 @@ mod fluvio_case {
             .unwrap();
         assert!(status.success());
 
-        let bus = FluvioBus::connect(FluvioBusConfig {
-            topic_prefix: prefix.clone(),
-            ..FluvioBusConfig::new(endpoint)
-        })
-        .await
-        .unwrap();
+        let bus = super::common::fluvio::connect(endpoint, &prefix).await;
         bus.ensure_topic(&TopicSpec {
             name: INPUT_TOPIC.into(),
             partitions: PARTITIONS,
@@ -131,24 +118,14 @@ mod fluvio_case {
         .unwrap();
         let mut got = BTreeSet::new();
         for partition in 0..PARTITIONS {
-            let end = bus.end_offset(INPUT_TOPIC, partition).await.unwrap();
-            let mut next = 0;
-            while next < end {
-                let records = bus
-                    .fetch(INPUT_TOPIC, partition, next, 1_000, Duration::from_secs(5))
-                    .await
-                    .unwrap();
-                assert!(!records.is_empty(), "nothing at {next} of partition {partition}");
-                next = records.last().unwrap().offset + 1;
-                for record in records {
-                    assert_eq!(
-                        partition_for_key(&record.key, PARTITIONS),
-                        partition,
-                        "a record keyed {:?} on the wrong partition",
-                        record.key
-                    );
-                    assert!(got.insert(record.value.to_vec()), "an event produced twice");
-                }
+            for record in super::common::fluvio::read_partition(bus.as_ref(), INPUT_TOPIC, partition).await {
+                assert_eq!(
+                    partition_for_key(&record.key, PARTITIONS),
+                    partition,
+                    "a record keyed {:?} on the wrong partition",
+                    record.key
+                );
+                assert!(got.insert(record.value.to_vec()), "an event produced twice");
             }
         }
         bus.close().await.unwrap();

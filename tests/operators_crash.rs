@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use social_pipeline::bus::durable::{DurableBus, DurableBusConfig};
-use social_pipeline::bus::{Bus, BusError, TopicSpec};
+use social_pipeline::bus::{Bus, TopicSpec};
 use social_pipeline::generate::{Generator, GeneratorConfig};
 
 const EVENTS: usize = 20_000;
@@ -50,20 +50,8 @@ impl TestBus {
     /// A Fluvio bus with topics of its own (a prefix unique to this run and `name`), when `FLUVIO_ENDPOINT`
     /// is set.
     fn fluvio(name: &str) -> Option<Self> {
-        let endpoint = std::env::var("FLUVIO_ENDPOINT")
-            .ok()
-            .filter(|e| !e.trim().is_empty());
-        let Some(endpoint) = endpoint else {
-            eprintln!(
-                "SKIPPED operators_crash::{name}: FLUVIO_ENDPOINT is not set (no Fluvio cluster to test against)"
-            );
-            return None;
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let prefix = format!("oc-{:x}{:x}-{name}-", std::process::id(), nanos % 0xffff_ffff);
+        let endpoint = common::fluvio::endpoint(&format!("operators_crash::{name}"))?;
+        let prefix = common::fluvio::unique_prefix(&format!("oc-{name}"));
         Some(Self::Fluvio { endpoint, prefix })
     }
 }
@@ -121,51 +109,27 @@ async fn wait_until_settled(server: &BinaryServer) -> u64 {
 async fn derived_ids(dir: &Path, test_bus: &TestBus) -> Vec<String> {
     let bus: Box<dyn Bus> = match test_bus {
         TestBus::Embedded => Box::new(DurableBus::open(DurableBusConfig::new(dir)).await.unwrap()),
-        TestBus::Fluvio { endpoint, prefix } => fluvio_bus(endpoint, prefix).await,
-    };
-    if let TestBus::Fluvio { .. } = test_bus {
-        bus.ensure_topic(&TopicSpec {
-            name: "social-derived".into(),
-            partitions: 1,
-        })
-        .await
-        .unwrap();
-    }
-    let end = bus.end_offset("social-derived", 0).await.unwrap();
-    let mut ids = Vec::new();
-    let mut next = 0;
-    while next < end {
-        let records = match bus
-            .fetch("social-derived", 0, next, 5000, Duration::from_secs(5))
+        TestBus::Fluvio { endpoint, prefix } => {
+            let bus = common::fluvio::connect(endpoint, prefix).await;
+            bus.ensure_topic(&TopicSpec {
+                name: "social-derived".into(),
+                partitions: 1,
+            })
             .await
-        {
-            Ok(records) => records,
-            Err(BusError::OffsetOutOfRange { earliest, .. }) => panic!("derived log trimmed at {earliest}"),
-            Err(error) => panic!("{error}"),
-        };
-        next = records.last().unwrap().offset + 1;
-        for record in records {
-            let event: serde_json::Value = serde_json::from_slice(&record.value).unwrap();
-            ids.push(event["id"].as_str().unwrap().to_string());
+            .unwrap();
+            bus
         }
-    }
+    };
+    let ids = common::fluvio::read_partition(bus.as_ref(), "social-derived", 0)
+        .await
+        .into_iter()
+        .map(|record| {
+            let event: serde_json::Value = serde_json::from_slice(&record.value).unwrap();
+            event["id"].as_str().unwrap().to_string()
+        })
+        .collect();
     bus.close().await.unwrap();
     ids
-}
-
-#[cfg(feature = "fluvio")]
-async fn fluvio_bus(endpoint: &str, prefix: &str) -> Box<dyn Bus> {
-    use social_pipeline::bus::fluvio::{FluvioBus, FluvioBusConfig};
-    let config = FluvioBusConfig {
-        topic_prefix: prefix.to_string(),
-        ..FluvioBusConfig::new(endpoint)
-    };
-    Box::new(FluvioBus::connect(config).await.unwrap())
-}
-
-#[cfg(not(feature = "fluvio"))]
-async fn fluvio_bus(_endpoint: &str, _prefix: &str) -> Box<dyn Bus> {
-    panic!("FLUVIO_ENDPOINT is set but this build has no Fluvio client (feature `fluvio`)")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod backends;
+pub mod fluvio;
 pub mod services;
 
 use std::io::{BufRead, BufReader};
