@@ -96,6 +96,10 @@ pub struct ServerArgs {
     /// Interval between checkpoints of the operators' state and offsets (wall clock), in milliseconds.
     #[arg(long, env = "CHECKPOINT_INTERVAL_MS", default_value_t = 10_000)]
     pub checkpoint_interval_ms: u64,
+    /// Threads the operators run on, 1 or 2: with 2, engagement, trending and testimonials run beside the
+    /// referral operators on a second thread (the output is the same).
+    #[arg(long, env = "OPERATOR_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub operator_threads: u8,
     /// Release buffered events when every input partition has been quiet this long, in milliseconds; 0 waits
     /// for newer events instead (fully deterministic output).
     #[arg(long, env = "IDLE_FLUSH_MS", default_value_t = 2_000)]

@@ -106,11 +106,12 @@ impl System {
             }
             None => None,
         };
-        let topology_config = TopologyConfig {
+        let mut topology_config = TopologyConfig {
             checkpoint_interval_ms: args.checkpoint_interval_ms,
             idle_flush_ms: (args.idle_flush_ms > 0).then_some(args.idle_flush_ms),
             ..TopologyConfig::default()
         };
+        topology_config.operators.threads = usize::from(args.operator_threads);
         let public_topics = topology_config.operators.public_topics();
         let checkpoints = args.data_dir.as_ref().map(|dir| dir.join("operators"));
         let mut topology =

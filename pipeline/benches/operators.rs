@@ -1,10 +1,12 @@
 //! Throughput of the whole operator graph on the generator's workload.
 //!
 //! `cargo bench -p social-pipeline --bench operators [-- EVENTS]` (default 1,000,000 events):
-//! 1. NDJSON, one thread: `parse_event` on each line, then the engine; also the memory of the operator state
+//! 1. NDJSON, parse inline: `parse_event` on each line, then the engine; also the memory of the operator state
 //!    (resident memory growth over the run and checkpoint size, per million active users);
-//! 2. decoded: events already parsed, pushed through the engine in batches of 1,024 (one core);
-//! 3. NDJSON, two threads: one thread parses, the other runs the engine (bounded channel of batches).
+//! 2. decoded: events already parsed, pushed through the engine in batches of 1,024;
+//! 3. NDJSON, parse thread: one thread parses, another runs the engine (bounded channel of batches).
+//!
+//! The engine runs the operators on `OperatorConfig::threads` threads: `OPERATORS_THREADS=1` or `2` (default 2).
 //!
 //! Every run ends with `Engine::finish` (closes every window); "messages out" counts those final messages too.
 //!
@@ -100,8 +102,10 @@ fn main() {
         return;
     }
     println!(
-        "workload: {count} events, {:.1} MB NDJSON, {span_s} s of event time, {PARTITIONS} partitions",
-        ndjson_bytes as f64 / 1e6
+        "workload: {count} events, {:.1} MB NDJSON, {span_s} s of event time, {PARTITIONS} partitions; \
+         operators on {} thread(s)",
+        ndjson_bytes as f64 / 1e6,
+        operator_threads()
     );
 
     // 2. Decoded.
@@ -109,12 +113,12 @@ fn main() {
     let (started, cpu) = (Instant::now(), cpu_seconds());
     let (engine, outputs) = run_decoded(input);
     let (elapsed, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
-    report("decoded, 1 thread:", count, elapsed, cpu, outputs);
+    report("decoded:", count, elapsed, cpu, outputs);
     drop(engine);
     let Some((elapsed, cpu, outputs, rss_growth_kb, checkpoint)) = ndjson_run else {
         return; // profiling the operators alone
     };
-    report("ndjson, 1 thread:", count, elapsed, cpu, outputs);
+    report("ndjson, parse inline:", count, elapsed, cpu, outputs);
 
     // Memory per million active users.
     let users = active_users(&decoded);
@@ -158,7 +162,7 @@ fn main() {
         outputs + out.outputs.len()
     });
     report(
-        "ndjson, 2 threads:",
+        "ndjson, parse thread:",
         count,
         started.elapsed().as_secs_f64(),
         cpu_seconds() - cpu,
@@ -188,8 +192,20 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// `OPERATORS_THREADS` (1 or 2; default: the configuration's default, 2).
+fn operator_threads() -> usize {
+    std::env::var("OPERATORS_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(OperatorConfig::default().threads)
+}
+
 fn new_engine() -> Engine {
-    match Engine::new(OperatorConfig::default(), PARTITIONS) {
+    let config = OperatorConfig {
+        threads: operator_threads(),
+        ..OperatorConfig::default()
+    };
+    match Engine::new(config, PARTITIONS) {
         Ok(engine) => engine,
         Err(error) => panic!("default configuration is valid: {error}"),
     }

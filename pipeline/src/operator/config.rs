@@ -32,6 +32,9 @@ pub struct OperatorConfig {
     pub programs: ProgramsConfig,
     /// How many testimonials the `testimonials.recent` snapshot keeps.
     pub testimonials_recent: usize,
+    /// Threads the operators run on: 1, or 2 (the social side, engagement, trending and testimonials, on a second
+    /// thread while the referral side runs on the caller's). The output is the same either way.
+    pub threads: usize,
 }
 
 impl Default for OperatorConfig {
@@ -68,6 +71,7 @@ impl Default for OperatorConfig {
             fraud: FraudConfig::default(),
             programs: ProgramsConfig::default(),
             testimonials_recent: 20,
+            threads: 2,
         }
     }
 }
@@ -101,6 +105,9 @@ impl OperatorConfig {
             if !t.window.is_valid() || t.half_life_ms <= 0 || t.name.is_empty() {
                 return Err(format!("trending window {:?} is not valid", t.name));
             }
+        }
+        if !(1..=2).contains(&self.threads) {
+            return Err("threads must be 1 or 2".into());
         }
         if self.fraud.window_ms <= 0 || self.fraud.click_threshold == 0 {
             return Err("fraud.window_ms and fraud.click_threshold must be > 0".into());

@@ -82,4 +82,51 @@ impl Directory {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Users with privacy settings.
+    pub fn privacy_len(&self) -> usize {
+        self.privacy.len()
+    }
+
+    /// The parts the referral side keeps (codes, referrals, privacy) and those the social side keeps (shares,
+    /// testimonial authors, privacy): the privacy settings go to both.
+    pub(crate) fn split(self) -> (Directory, Directory) {
+        let social = Directory {
+            codes: FxHashMap::default(),
+            referred_by: FxHashMap::default(),
+            shares: self.shares,
+            testimonial_authors: self.testimonial_authors,
+            privacy: self.privacy.clone(),
+        };
+        let referral = Directory {
+            codes: self.codes,
+            referred_by: self.referred_by,
+            shares: FxHashMap::default(),
+            testimonial_authors: FxHashMap::default(),
+            privacy: self.privacy,
+        };
+        (referral, social)
+    }
+
+    /// Serializes as one directory: this (referral) side's codes, referrals and privacy with `social`'s shares and
+    /// testimonial authors. The inverse of [`Directory::split`].
+    pub(crate) fn union<'a>(&'a self, social: &'a Directory) -> DirectoryUnion<'a> {
+        DirectoryUnion {
+            codes: &self.codes,
+            referred_by: &self.referred_by,
+            shares: &social.shares,
+            testimonial_authors: &social.testimonial_authors,
+            privacy: &self.privacy,
+        }
+    }
+}
+
+/// A [`Directory`] made of two sides' parts, serialized exactly as one directory (same fields, same order).
+#[derive(Serialize)]
+pub(crate) struct DirectoryUnion<'a> {
+    codes: &'a FxHashMap<Key, CodeInfo>,
+    referred_by: &'a FxHashMap<Key, Key>,
+    shares: &'a FxHashMap<Key, ShareInfo>,
+    testimonial_authors: &'a FxHashMap<Key, Key>,
+    privacy: &'a FxHashMap<Key, PrivacySettings>,
 }

@@ -12,7 +12,7 @@ use social_schemas::derived::MessageData;
 use social_schemas::{Event, Limits, parse_event};
 
 use super::config::OperatorConfig;
-use super::graph::OperatorGraph;
+use super::graph::{OperatorGraph, Step};
 use super::ids::MessageId;
 use super::metrics::{LATE_EVENTS, STATE_ENTRIES, WATERMARK_LAG};
 use super::output::{Destination, Emitter, LATE_DATA_TOPIC};
@@ -36,6 +36,9 @@ pub enum EngineError {
     #[error("checkpointed event could not be read back: {0}")]
     Restore(String),
 }
+
+/// Released steps are handed to the graph in runs of at most this many (bounds what a long release holds).
+const STEPS_PER_RUN: usize = 4_096;
 
 pub struct Engine {
     graph: OperatorGraph,
@@ -120,8 +123,7 @@ impl Engine {
         {
             self.stats.late += 1;
             metrics::counter!(LATE_EVENTS, "kind" => "late").increment(1);
-            self.graph.on_event(&event, out);
-            self.graph.flush_corrections(self.released, out);
+            self.graph.on_late_event(&event, self.released, out);
         } else {
             self.stats.too_late += 1;
             metrics::counter!(LATE_EVENTS, "kind" => "too_late").increment(1);
@@ -191,29 +193,34 @@ impl Engine {
 
     fn release(&mut self, watermark: EventTimeMs, out: &mut Emitter) {
         let interval = self.graph.config().emit_interval_ms;
+        let mut steps = Vec::new();
         loop {
             let next_event = self.buffer.peek_time().filter(|t| *t <= watermark);
             match (next_event, self.next_tick) {
-                (Some(t), Some(tick)) if tick <= t => self.tick(tick, interval, out),
+                (Some(t), Some(tick)) if tick <= t => steps.push(self.tick(tick, interval)),
                 (Some(t), tick) => {
                     if tick.is_none() {
                         self.next_tick = Some(align_down(t, interval) + interval);
                     }
                     if let Some(event) = self.buffer.pop() {
-                        self.graph.on_event(&event, out);
+                        steps.push(Step::Event(event));
                     }
                 }
-                (None, Some(tick)) if tick <= watermark => self.tick(tick, interval, out),
+                (None, Some(tick)) if tick <= watermark => steps.push(self.tick(tick, interval)),
                 _ => break,
             }
+            if steps.len() >= STEPS_PER_RUN {
+                self.graph.run_steps(std::mem::take(&mut steps), out);
+            }
         }
+        self.graph.run_steps(steps, out);
         self.released = self.released.max(watermark);
     }
 
-    fn tick(&mut self, tick: EventTimeMs, interval: i64, out: &mut Emitter) {
-        self.graph.on_tick(tick, out);
+    fn tick(&mut self, tick: EventTimeMs, interval: i64) -> Step {
         self.released = self.released.max(tick);
         self.next_tick = Some(tick + interval);
+        Step::Tick(tick)
     }
 
     /// Publishes the watermark-lag and state-size gauges.

@@ -2,7 +2,8 @@
 //!
 //! - [`engine::Engine`]: watermarks + event-time buffer + [`graph::OperatorGraph`]; the unit the topology runs,
 //!   the property tests check and the benchmark measures;
-//! - [`graph`]: dispatches each event through the operators in a fixed order;
+//! - [`graph`]: dispatches each event through the operators in a fixed order, in two sides that share no state
+//!   (referral and social) and may run on two threads with the same output;
 //! - [`directory`]: referral attribution (codes to referrers, who referred whom) and privacy settings;
 //! - one file per live feature: [`counters`], [`rewards`], [`leaderboard`], [`engagement`], [`trending`],
 //!   [`notifications`], [`testimonials`], [`fraud`];

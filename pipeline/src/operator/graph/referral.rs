@@ -1,0 +1,189 @@
+//! The referral side of the graph: attribution, counters, reward progress, leaderboards, fraud signals and the
+//! notifications that follow referrals. It reads and keeps its own [`Directory`] (codes, who referred whom,
+//! privacy); shares and testimonial authors live on the social side.
+
+use social_schemas::{Event, Payload};
+
+use super::super::config::OperatorConfig;
+use super::super::counters::{CounterEvent, Counters};
+use super::super::directory::{CodeInfo, Directory};
+use super::super::fraud::Fraud;
+use super::super::leaderboard::Leaderboards;
+use super::super::metrics::{OperatorKind, ProcessedCounts};
+use super::super::notifications;
+use super::super::output::Emitter;
+use super::super::rewards::RewardProgress;
+use super::UNKNOWN_PROGRAM;
+use crate::window::EventTimeMs;
+use crate::window::key::Key;
+use crate::window::table::FireMode;
+
+#[derive(Debug, Clone)]
+pub(crate) struct ReferralSide {
+    pub(crate) directory: Directory,
+    pub(crate) counters: Counters,
+    pub(crate) rewards: RewardProgress,
+    pub(crate) leaderboards: Leaderboards,
+    pub(crate) fraud: Fraud,
+    pub(crate) processed: ProcessedCounts,
+}
+
+impl ReferralSide {
+    pub(crate) fn new(config: &OperatorConfig) -> Self {
+        let lateness = config.allowed_lateness_ms;
+        ReferralSide {
+            directory: Directory::default(),
+            counters: Counters::new(lateness),
+            rewards: RewardProgress::default(),
+            leaderboards: Leaderboards::new(config.leaderboard_top_n, lateness),
+            fraud: Fraud::default(),
+            processed: ProcessedCounts::default(),
+        }
+    }
+
+    /// An event in event-time order (or a late one within the allowed lateness).
+    pub(crate) fn on_event(&mut self, config: &OperatorConfig, event: &Event, out: &mut Emitter) {
+        let t = event.time.timestamp_millis();
+        self.update_directory(event, out);
+        let dir = &self.directory;
+        match &event.payload {
+            Payload::UserRegistered(p) => {
+                let Some(code) = p.referral_code.as_deref() else {
+                    return;
+                };
+                let Some(info) = dir.referrer_of_code(code) else {
+                    return;
+                };
+                self.processed.add(OperatorKind::Notifications);
+                if info.owner.as_str() == p.user_id {
+                    self.processed.add(OperatorKind::Fraud);
+                    self.fraud.self_referral(event, code, &p.user_id, out);
+                } else {
+                    notifications::friend_joined(event, p, info.owner.as_str(), dir, out);
+                }
+            }
+            Payload::ProfileUpdated(p) => {
+                self.processed.add(OperatorKind::Notifications);
+                notifications::connections(event, p, dir, out);
+            }
+            Payload::LinkClicked(p) => {
+                self.processed.add(OperatorKind::Fraud);
+                let flagged = self
+                    .fraud
+                    .click(&config.fraud, &p.referral_id, &p.source_ip, t, out);
+                if let Some(info) = dir.referrer_of_code(&p.referral_id) {
+                    self.processed.add(OperatorKind::Counters);
+                    self.counters
+                        .apply(info.owner.as_str(), t, CounterEvent::Click { flagged });
+                }
+            }
+            Payload::ConversionStarted(p) => {
+                if let Some(info) = dir.referrer_of_code(&p.referral_id) {
+                    self.processed.add(OperatorKind::Counters);
+                    self.counters
+                        .apply(info.owner.as_str(), t, CounterEvent::ConversionStarted);
+                    notifications::conversion_started(event, p, info.owner.as_str(), out);
+                }
+            }
+            Payload::ConversionCompleted(p) => {
+                if p.new_user_id == p.referrer_id {
+                    self.processed.add(OperatorKind::Fraud);
+                    self.fraud
+                        .self_referral(event, &p.referral_id, &p.new_user_id, out);
+                }
+                let program = p
+                    .program_id
+                    .as_deref()
+                    .or_else(|| dir.referrer_of_code(&p.referral_id).map(|c| c.program.as_str()))
+                    .unwrap_or(UNKNOWN_PROGRAM);
+                self.processed.add(OperatorKind::Counters);
+                self.counters
+                    .apply(&p.referrer_id, t, CounterEvent::ConversionCompleted);
+                self.processed.add(OperatorKind::Rewards);
+                self.rewards.completed(&p.referrer_id, program);
+                self.processed.add(OperatorKind::Leaderboard);
+                self.leaderboards
+                    .add(&p.referrer_id, t, dir.is_public(&p.referrer_id));
+                self.processed.add(OperatorKind::Notifications);
+                notifications::conversion_completed(event, p, dir, out);
+            }
+            Payload::RewardEarned(p) => {
+                self.processed.add(OperatorKind::Counters);
+                self.counters
+                    .apply(&p.user_id, t, CounterEvent::Reward { amount: p.amount });
+            }
+            Payload::BidAwarded(p) => {
+                self.processed.add(OperatorKind::Notifications);
+                notifications::collaboration(event, p, dir, out);
+            }
+            // The social side's events; suggestions and testimonial requests went out on arrival; messages and
+            // externally computed leaderboards feed no live feature.
+            Payload::ShareCreated(_)
+            | Payload::ShareEngaged(_)
+            | Payload::TestimonialPublished(_)
+            | Payload::TestimonialEngaged(_)
+            | Payload::ProjectCreated(_)
+            | Payload::ProjectCompleted(_)
+            | Payload::MessageSentSocial(_)
+            | Payload::LeaderboardUpdated(_)
+            | Payload::CodeGenerated(_) => {}
+        }
+    }
+
+    /// Attribution and privacy.
+    pub(crate) fn update_directory(&mut self, event: &Event, out: &mut Emitter) {
+        let dir = &mut self.directory;
+        match &event.payload {
+            Payload::CodeGenerated(p) => {
+                self.processed.add(OperatorKind::Attribution);
+                let info = CodeInfo {
+                    owner: Key::new(&p.user_id),
+                    program: Key::new(&p.program_id),
+                };
+                dir.codes.insert(Key::new(&p.code_id), info);
+            }
+            Payload::UserRegistered(p) => {
+                let referrer = p
+                    .referral_code
+                    .as_deref()
+                    .and_then(|c| dir.referrer_of_code(c))
+                    .map(|c| c.owner.clone());
+                if let Some(referrer) = referrer.filter(|r| r.as_str() != p.user_id) {
+                    self.processed.add(OperatorKind::Attribution);
+                    dir.referred_by.insert(Key::new(&p.user_id), referrer);
+                }
+            }
+            Payload::ConversionCompleted(p) if p.new_user_id != p.referrer_id => {
+                self.processed.add(OperatorKind::Attribution);
+                dir.referred_by
+                    .insert(Key::new(&p.new_user_id), Key::new(&p.referrer_id));
+            }
+            Payload::ProfileUpdated(p) => {
+                let Some(privacy) = &p.privacy else { return };
+                self.processed.add(OperatorKind::Privacy);
+                if dir.update_privacy(&p.user_id, privacy) {
+                    let visible = dir.is_public(&p.user_id);
+                    // Snapshots are refreshed at once only when they show the user: a hidden user must vanish
+                    // from them before anything else is served, and the others change at the next tick anyway.
+                    if self.leaderboards.set_visible(&p.user_id, visible) {
+                        self.leaderboards.refresh_snapshots(out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn tick(&mut self, config: &OperatorConfig, tick: EventTimeMs, out: &mut Emitter) {
+        self.counters.fire(tick, FireMode::Tick, out);
+        self.rewards.fire(tick, &config.programs, out);
+        self.leaderboards.fire(tick, FireMode::Tick, out);
+        self.fraud.purge(&config.fraud, config.allowed_lateness_ms, tick);
+        self.processed.publish();
+    }
+
+    pub(crate) fn flush_corrections(&mut self, watermark: EventTimeMs, out: &mut Emitter) {
+        self.counters.fire(watermark, FireMode::CorrectionsOnly, out);
+        self.leaderboards.fire(watermark, FireMode::CorrectionsOnly, out);
+    }
+}

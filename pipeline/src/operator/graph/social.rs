@@ -1,0 +1,137 @@
+//! The social side of the graph: engagement aggregates and alerts, trending content and testimonials. It keeps
+//! its own [`Directory`] (who shared what, who wrote which testimonial, privacy); codes and referrals live on the
+//! referral side.
+
+use social_schemas::{Event, Payload};
+
+use super::super::config::OperatorConfig;
+use super::super::directory::{Directory, ShareInfo};
+use super::super::engagement::Engagement;
+use super::super::metrics::{OperatorKind, ProcessedCounts};
+use super::super::output::Emitter;
+use super::super::testimonials::Testimonials;
+use super::super::trending::Trending;
+use crate::window::EventTimeMs;
+use crate::window::key::Key;
+use crate::window::table::FireMode;
+
+/// Trending weight of a share; engagements weigh 1.
+const SHARE_WEIGHT: f64 = 3.0;
+
+#[derive(Debug, Clone)]
+pub(crate) struct SocialSide {
+    pub(crate) directory: Directory,
+    pub(crate) engagement: Engagement,
+    pub(crate) trending: Trending,
+    pub(crate) testimonials: Testimonials,
+    pub(crate) processed: ProcessedCounts,
+}
+
+impl SocialSide {
+    pub(crate) fn new(config: &OperatorConfig) -> Self {
+        SocialSide {
+            directory: Directory::default(),
+            engagement: Engagement::new(
+                config.engagement_window,
+                config.allowed_lateness_ms,
+                config.engagement_early_updates,
+            ),
+            trending: Trending::default(),
+            testimonials: Testimonials::default(),
+            processed: ProcessedCounts::default(),
+        }
+    }
+
+    /// Whether `event` can change this side's state or output (the others are not handed to it).
+    pub(crate) fn concerns(event: &Event) -> bool {
+        matches!(
+            event.payload,
+            Payload::ShareCreated(_)
+                | Payload::ShareEngaged(_)
+                | Payload::TestimonialPublished(_)
+                | Payload::TestimonialEngaged(_)
+                | Payload::ProfileUpdated(_)
+        )
+    }
+
+    /// An event in event-time order (or a late one within the allowed lateness).
+    pub(crate) fn on_event(&mut self, config: &OperatorConfig, event: &Event, out: &mut Emitter) {
+        let t = event.time.timestamp_millis();
+        self.update_directory(event, out);
+        let dir = &self.directory;
+        match &event.payload {
+            Payload::ShareCreated(p) if dir.is_public(&p.user_id) => {
+                self.processed.add(OperatorKind::Trending);
+                self.trending
+                    .add(&config.trending, &p.content_id, p.content_type, t, SHARE_WEIGHT);
+            }
+            Payload::ShareEngaged(p) => {
+                let share = dir.shares.get(p.share_id.as_bytes());
+                let content = share.map(|s| s.content_id.as_str()).or(p.content_id.as_deref());
+                let sharer = share.map(|s| s.sharer.as_str());
+                self.processed.add(OperatorKind::Engagement);
+                self.engagement
+                    .add(t, &p.share_id, content, sharer, p.engagement_type);
+                if let Some(share) = share.filter(|s| dir.is_public(s.sharer.as_str())) {
+                    self.processed.add(OperatorKind::Trending);
+                    self.trending.add(
+                        &config.trending,
+                        share.content_id.as_str(),
+                        share.content_type,
+                        t,
+                        1.0,
+                    );
+                }
+            }
+            Payload::TestimonialPublished(p) => {
+                self.processed.add(OperatorKind::Testimonials);
+                self.testimonials
+                    .published(event, p, dir, config.testimonials_recent, out);
+            }
+            Payload::TestimonialEngaged(p) => {
+                self.processed.add(OperatorKind::Testimonials);
+                self.testimonials.engaged(&p.testimonial_id, p.engagement_type);
+            }
+            _ => {}
+        }
+    }
+
+    /// Who shared what, who wrote which testimonial, and privacy (the referral side keeps the same privacy
+    /// settings; only it counts them in the metrics).
+    pub(crate) fn update_directory(&mut self, event: &Event, out: &mut Emitter) {
+        let dir = &mut self.directory;
+        match &event.payload {
+            Payload::ShareCreated(p) => {
+                let info = ShareInfo {
+                    sharer: Key::new(&p.user_id),
+                    content_id: Key::new(&p.content_id),
+                    content_type: p.content_type,
+                };
+                dir.shares.insert(Key::new(&p.share_id), info);
+            }
+            Payload::TestimonialPublished(p) => {
+                dir.testimonial_authors
+                    .insert(Key::new(&p.testimonial_id), Key::new(&p.author_id));
+            }
+            Payload::ProfileUpdated(p) => {
+                let Some(privacy) = &p.privacy else { return };
+                if dir.update_privacy(&p.user_id, privacy) && self.testimonials.mentions(&p.user_id) {
+                    self.testimonials.refresh_snapshot(&self.directory, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn tick(&mut self, config: &OperatorConfig, tick: EventTimeMs, idle: bool, out: &mut Emitter) {
+        self.engagement.fire(tick, FireMode::Tick, out);
+        self.trending
+            .fire(&config.trending, config.trending_top_k, tick, idle, out);
+        self.testimonials.fire(tick, &self.directory, out);
+        self.processed.publish();
+    }
+
+    pub(crate) fn flush_corrections(&mut self, watermark: EventTimeMs, out: &mut Emitter) {
+        self.engagement.fire(watermark, FireMode::CorrectionsOnly, out);
+    }
+}
