@@ -136,7 +136,7 @@ fn expected_trending(messages: &[Derived]) -> TrendingRows {
 }
 
 /// What `leaderboard_snapshots` must hold for `messages`: per board period, second and position, the user of the
-/// last change and their completed referrals.
+/// last change and their completed referrals; each message also empties the position after its `size`.
 fn expected_leaderboards(messages: &[Derived]) -> LeaderboardRows {
     let mut rows = LeaderboardRows::new();
     for m in messages
@@ -157,6 +157,13 @@ fn expected_leaderboards(messages: &[Derived]) -> LeaderboardRows {
                 ),
             );
         }
+        let size = m.data["size"]
+            .as_u64()
+            .expect("every leaderboard message has a size") as u32;
+        rows.insert(
+            (board.clone(), m.time.timestamp(), size + 1),
+            (String::new(), format_score(0.0)),
+        );
     }
     rows
 }
@@ -549,5 +556,124 @@ async fn snapshots_and_latency_reach_clickhouse_once() {
     );
 
     redis_cleanup(&redis, &prefix).await;
+    database.drop_it().await;
+}
+
+/// A referral event of the scenario below, at `second` seconds into 2026-01-05.
+fn scenario_event(id: &str, second: u32, event_type: &str, data: serde_json::Value) -> Vec<u8> {
+    let time = format!("2026-01-05T00:{:02}:{:02}Z", second / 60, second % 60);
+    serde_json::to_vec(&serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "/tests/leaderboard-shrink",
+        "type": event_type,
+        "time": time,
+        "datacontenttype": "application/json",
+        "data": data,
+    }))
+    .unwrap()
+}
+
+fn completed(id: &str, second: u32, referrer: &str, new_user: &str) -> Vec<u8> {
+    scenario_event(
+        id,
+        second,
+        "referral.conversion.completed",
+        serde_json::json!({
+            "referralId": format!("code-{referrer}"),
+            "referrerId": referrer,
+            "newUserId": new_user,
+            "programId": "program-standard",
+            "conversionType": "registration",
+        }),
+    )
+}
+
+/// The all-time board as the leaderboards panel shows it: (position, user).
+async fn all_time_panel(database: &Database) -> Vec<(u32, String)> {
+    tsv(
+        database,
+        &panel_sql("referrals.json", "Leaderboards (latest snapshot)"),
+    )
+    .await
+    .into_iter()
+    .filter(|row| row[0] == "all-time")
+    .map(|row| (row[1].parse().unwrap(), row[2].clone()))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_hidden_from_the_end_of_a_short_board_leaves_the_dashboard() {
+    let database = Database::unique(&clickhouse_url());
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut pipeline = BinaryServer::start(&[
+        "run",
+        "--data-dir",
+        data_dir.path().to_str().unwrap(),
+        "--clickhouse-url",
+        &database.url,
+        "--clickhouse-database",
+        &database.name,
+        "--idle-flush-ms",
+        "300",
+    ]);
+    // Three referrers, ranked a, b, c and published (ticks every 5 s of event time); 20 s later c hides their
+    // activity: the board, shorter than its 100 rows, loses its last position.
+    let events = vec![
+        completed("s1", 1, "ref-a", "new-1"),
+        completed("s2", 2, "ref-a", "new-2"),
+        completed("s3", 3, "ref-b", "new-3"),
+        completed("s4", 4, "ref-c", "new-4"),
+        completed("s5", 12, "ref-a", "new-5"),
+        scenario_event(
+            "s6",
+            30,
+            "user.profile.updated",
+            serde_json::json!({"userId": "ref-c", "privacy": {"activityBroadcast": false}}),
+        ),
+        completed("s7", 40, "ref-b", "new-6"),
+    ];
+    post_events(&pipeline, &events).await;
+
+    // The operators' board once everything is released: c is gone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let expected = vec![(1, "ref-a".to_string()), (2, "ref-b".to_string())];
+    loop {
+        let (status, snapshot) =
+            get_json(&pipeline.url("/v1/topics/leaderboard.all-time/snapshot"), None).await;
+        assert!(status == 200 || status == 404, "{status} {snapshot}");
+        let top: Vec<(u32, String)> = snapshot["data"]["top"]["top"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r["position"].as_u64().unwrap() as u32,
+                            r["userId"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if top == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the board is {top:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_for_analytics(&pipeline, Duration::from_secs(60)).await;
+    pipeline.terminate();
+
+    // c held the third position in ClickHouse before hiding, and the panel no longer shows them.
+    let rows = tsv(
+        &database,
+        "SELECT position, user_id FROM leaderboard_snapshots FINAL WHERE board_id = 'all-time' ORDER BY snapshot_time, position",
+    )
+    .await;
+    assert!(
+        rows.iter().any(|r| r[0] == "3" && r[1] == "ref-c"),
+        "ref-c was published at position 3: {rows:?}"
+    );
+    assert_eq!(all_time_panel(&database).await, expected, "rows: {rows:?}");
     database.drop_it().await;
 }

@@ -18,9 +18,10 @@
 //!   one's items, and the first rank of a message without items, get a row with an empty `content_id`: the ranks of
 //!   a window's latest `snapshot_time` with a non-empty `content_id` are its current ranking.
 //! - leaderboards: `referral.leaderboard.updated` carries only the rows that changed (`changes`, the spec's
-//!   payload), so each change is one row and a board's current top N is, per position, its latest
-//!   row (and per user, their latest position: a user hidden by their privacy settings leaves a position that no
-//!   message clears). `board_id` is the board and its period, `{board}.{first day}` (`daily.2026-01-05`,
+//!   payload), so each change is one row and a board's current top N is, per position, its latest row with a
+//!   non-empty `user_id` (and per user, their latest position). Each message also writes an empty `user_id` at
+//!   position `size + 1`, the first position past the board: a user hidden by their privacy settings who held the
+//!   last position of a board shorter than N leaves it that way. `board_id` is the board and its period, `{board}.{first day}` (`daily.2026-01-05`,
 //!   `weekly.2026-01-05`, `monthly.2026-01-01`; `all-time` as is), the id the operators give corrections of a
 //!   closed period, so that a board's rows never mix two periods. `score` is the change's `completed` (the user's
 //!   completed referrals in the period: a row changes when its user moves or their count changes), 0 for a
@@ -332,6 +333,21 @@ impl SnapshotRows {
                 },
             );
         }
+        // The position after the last row is vacant: when a hidden user left a board shorter than N, the row they
+        // held there (from an earlier message) is cleared.
+        if let Some(size) = data["size"].as_u64().and_then(|s| u32::try_from(s).ok()) {
+            let position = size.saturating_add(1);
+            self.leaderboard.insert(
+                (board_id.clone(), second, position),
+                LeaderboardSnapshotRow {
+                    board_id,
+                    snapshot_time: second_to_time(second),
+                    position,
+                    user_id: String::new(),
+                    score: 0.0,
+                },
+            );
+        }
     }
 
     fn len(&self) -> usize {
@@ -606,7 +622,7 @@ mod tests {
     #[test]
     fn leaderboard_changes_become_rows_of_the_board_period() {
         let mut rows = SnapshotRows::default();
-        let data = serde_json::json!({"boardId": "daily", "changes": [
+        let data = serde_json::json!({"boardId": "daily", "size": 2, "changes": [
             {"completed": 7, "delta": 100, "position": 1, "userId": "u1"},
             {"delta": 99, "position": 2, "userId": "u2"},
         ]});
@@ -638,6 +654,7 @@ mod tests {
             vec![
                 ("daily.2026-01-02".to_owned(), second, 1, "u1".to_owned(), 7.0),
                 ("daily.2026-01-02".to_owned(), second, 2, "u2".to_owned(), 0.0),
+                ("daily.2026-01-02".to_owned(), second, 3, String::new(), 0.0),
             ]
         );
     }
