@@ -187,7 +187,11 @@ async fn sigkill_mid_stream(batch: usize, pause: Duration, reference_bus: &TestB
         tokio::spawn(async move {
             for body in batches {
                 tokio::time::sleep(pause).await;
-                let reply = post(&url, Some(&service_token()), "application/x-ndjson", body).await;
+                // The server is killed mid-stream: a request it never answered ends the producer.
+                let Ok(reply) = try_post(&url, Some(&service_token()), "application/x-ndjson", body).await
+                else {
+                    return;
+                };
                 if reply.0 != 202 {
                     return;
                 }

@@ -197,18 +197,30 @@ pub async fn post(
     content_type: &str,
     body: impl Into<reqwest::Body>,
 ) -> (u16, serde_json::Value) {
+    try_post(url, token, content_type, body)
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+}
+
+/// Like [`post`], with the transport error (a server killed mid-request) as an error.
+pub async fn try_post(
+    url: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> Result<(u16, serde_json::Value), reqwest::Error> {
     let client = reqwest::Client::new();
     let mut request = client.post(url).header("content-type", content_type).body(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.unwrap();
+    let response = request.send().await?;
     let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
+    let text = response.text().await?;
+    Ok((
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
+    ))
 }
 
 pub async fn get_json(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
