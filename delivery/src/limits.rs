@@ -29,7 +29,8 @@ pub(crate) struct LimitConfig {
     pub max_anonymous_per_address: u32,
     pub max_new_anonymous_per_address_per_minute: u32,
     /// The per-user and per-address stream counts are kept by a [`StreamLimitStore`](crate::StreamLimitStore)
-    /// shared with the other nodes: this limiter counts streams against the process limit only (and tickets).
+    /// shared with the other nodes: this limiter counts streams against the process limit only, and the store
+    /// counts the tickets too.
     pub counted_elsewhere: bool,
 }
 

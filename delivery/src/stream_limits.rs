@@ -5,7 +5,7 @@
 //! hold `nodes x` the configured number of concurrent streams and open that many more per minute. A
 //! [`StreamLimitStore`] counts them where every node sees them (Redis:
 //! [`RedisStreamLimits`](crate::redis::RedisStreamLimits)); with one, the nodes leave the per-user and per-address
-//! counts to it and keep only their process-wide limit (and the tickets per user per minute).
+//! counts to it and keep only their process-wide limit. The tickets a user gets per minute are counted there too.
 
 use async_trait::async_trait;
 
@@ -46,4 +46,8 @@ pub trait StreamLimitStore: Send + Sync {
     /// its /64), or refuses it with `TooManyStreams` or `RateLimited` (both with `Retry-After`), or fails
     /// with `Backend` when the store cannot be reached.
     async fn acquire(&self, counted: &str, bounds: StreamBounds) -> Result<StreamLease, DeliveryError>;
+
+    /// Counts one more ticket issued to `user` this minute, or refuses it with `TicketRateLimited` (with
+    /// `Retry-After`) past `per_minute` (0: no limit), or fails with `Backend`.
+    async fn admit_ticket(&self, user: &str, per_minute: u32) -> Result<(), DeliveryError>;
 }

@@ -443,6 +443,51 @@ mod redis {
         finish(&prefix, [node_1, node_2]).await;
     }
 
+    #[tokio::test]
+    async fn tickets_per_user_per_minute_count_the_tickets_of_every_node() {
+        // The count is per minute: start early in one, so that the whole test falls within it.
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 60;
+        if second > 45 {
+            tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
+        }
+        let (prefix, node_1, node_2) = two_nodes_with(DeliveryConfig {
+            max_new_streams_per_user_per_minute: 3,
+            ..DeliveryConfig::default()
+        })
+        .await;
+        let ticket = |node: &Node, user: &str| {
+            client()
+                .post(node.url("/v1/tickets"))
+                .bearer_auth(token(user, &[], &[]))
+                .send()
+        };
+        for node in [&node_1, &node_2, &node_1] {
+            assert_eq!(ticket(node, "u1").await.unwrap().status(), 201);
+        }
+        for node in [&node_2, &node_1] {
+            let refused = ticket(node, "u1").await.unwrap();
+            assert_eq!(refused.status(), 429);
+            let retry_after: u64 = refused.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+            let body: Value = refused.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "ticket_rate_limited");
+        }
+        assert_eq!(
+            ticket(&node_2, "u2").await.unwrap().status(),
+            201,
+            "another user is unaffected"
+        );
+        finish(&prefix, [node_1, node_2]).await;
+    }
+
     /// Leases live for 2 s in these tests (`test_config`): a stream held longer is still counted (its node renews
     /// the lease), and the lease of a node that died without removing it stops counting once it expires.
     #[tokio::test]

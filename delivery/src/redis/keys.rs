@@ -10,6 +10,7 @@
 //! | `P` `ticket:<ticket>` | string | the JSON claims a single-use ticket stands for | `EX` the ticket lifetime (at most 60 s), consumed by `GETDEL` |
 //! | `P` `streams:{S}` | sorted set | the open streams on every node of `S`, `user:<id>` or `addr:<address>` (an anonymous client): member a lease id (`<node>:<n>`), score its expiry (Redis time, ms) | renewed by the holding node every third of the lease time (60 s), removed when the stream ends; the key expires a lease time after the last admission or renewal |
 //! | `P` `opened:{S}:M` | string | streams `S` opened in Unix minute `M`, on every node | `EXPIRE` 120 s |
+//! | `P` `tickets:{user:<id>}:M` | string | tickets issued to the user in Unix minute `M`, on every node | `EXPIRE` 120 s |
 //! | `P` `fanout` | pub/sub channel | every entry one append call added, each as `<epoch> <offset> <time ms> <JSON length> <topic>\n<message JSON>`, concatenated | every node `SUBSCRIBE`s it |
 //!
 //! The epoch and the offset counter live in one hash, so they vanish together (a flush, an eviction, the meta TTL):
@@ -71,6 +72,12 @@ impl Keys {
     /// same hash tag as [`Keys::streams`].
     pub fn opened(&self, counted: &str, minute: u64) -> String {
         format!("{}opened:{{{counted}}}:{minute}", self.prefix)
+    }
+
+    /// The number of tickets issued to `user` in the minute `minute` (Unix minutes), on every node; same hash tag
+    /// as the user's [`Keys::streams`].
+    pub fn tickets(&self, user: &str, minute: u64) -> String {
+        format!("{}tickets:{{user:{user}}}:{minute}", self.prefix)
     }
 
     /// The pub/sub channel carrying every topic's live messages, one message per append call.

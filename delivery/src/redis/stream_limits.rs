@@ -56,6 +56,15 @@ end
 return 0
 "#;
 
+/// KEYS: the user's ticket counter of this minute. ARGV: the per-minute limit (> 0). Returns 0 (counted) or 1
+/// (refused, nothing counted).
+const ADMIT_TICKET: &str = r#"
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 1 end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], 120)
+return 0
+"#;
+
 /// KEYS: the leases set of each lease. ARGV: lease ms, then each lease id. Moves the expiry of every lease still
 /// there to one lease time from now. `XX`: a lease removed since (its stream ended while the renewal was on its way)
 /// is not added back; one that expired because renewals failed for a whole lease time stays uncounted until its
@@ -73,6 +82,7 @@ return #KEYS
 "#;
 
 static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
+static ADMIT_TICKET_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ADMIT_TICKET));
 static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW));
 
 /// Leases renewed per script call.
@@ -184,6 +194,29 @@ impl StreamLimitStore for RedisStreamLimits {
             _ => Err(DeliveryError::RateLimited {
                 retry_after_secs: (60 - now_secs % 60).max(1),
             }),
+        }
+    }
+
+    async fn admit_ticket(&self, user: &str, per_minute: u32) -> Result<(), DeliveryError> {
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let now_secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let mut conn = self.inner.conn.clone();
+        let verdict: i64 = ADMIT_TICKET_SCRIPT
+            .key(self.inner.keys.tickets(user, now_secs / 60))
+            .arg(per_minute)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend_error)?;
+        if verdict == 0 {
+            Ok(())
+        } else {
+            Err(DeliveryError::TicketRateLimited {
+                retry_after_secs: (60 - now_secs % 60).max(1),
+            })
         }
     }
 }

@@ -13,10 +13,26 @@ use social_auth::AuthError;
 
 use crate::DeliveryError;
 use crate::delivery::Shared;
+use crate::metrics;
+
+/// Counts the ticket against the user's tickets per minute (`max_new_streams_per_user_per_minute`): on every node
+/// when the nodes share a stream-limit store, else on this one.
+async fn admit(shared: &Shared, user: &str) -> Result<(), DeliveryError> {
+    let Some(store) = &shared.stream_limits else {
+        return shared.limiter.admit_ticket(user);
+    };
+    let admitted = store
+        .admit_ticket(user, shared.config.max_new_streams_per_user_per_minute)
+        .await;
+    if matches!(admitted, Err(DeliveryError::TicketRateLimited { .. })) {
+        metrics::limit_rejected("tickets");
+    }
+    admitted
+}
 
 pub(super) async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let issued = match shared.auth.authenticate(&headers, None).await {
-        Ok(Some(claims)) => match shared.limiter.admit_ticket(&claims.sub) {
+        Ok(Some(claims)) => match admit(&shared, &claims.sub).await {
             Ok(()) => shared.auth.issue_ticket(claims).await,
             Err(refused) => Err(refused),
         },
