@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use social_delivery::{DeliveryConfig, IpNetwork};
+use social_delivery::{DeliveryConfig, ForwardedHeader, IpNetwork};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -145,10 +145,13 @@ fn parse_topic_prefix(value: &str) -> Result<String, String> {
 /// Who may open how many SSE streams, for the processes that serve them.
 #[derive(Debug, Clone, Args)]
 pub struct StreamArgs {
-    /// Comma-separated proxies (CIDR networks or addresses, e.g. `10.0.0.0/8,192.168.0.0/16`) whose
-    /// `X-Forwarded-For` names the client address; from any other peer the header is ignored.
+    /// Comma-separated proxies (CIDR networks or addresses, e.g. `10.0.0.0/8,192.168.0.0/16`) whose forwarding
+    /// header (`--forwarded-header`) names the client address; from any other peer the header is ignored.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpNetwork>,
+    /// The header the trusted proxies write, `x-forwarded-for` or `forwarded` (RFC 7239); only that one is read.
+    #[arg(long, env = "FORWARDED_HEADER", default_value = "x-forwarded-for")]
+    pub forwarded_header: ForwardedHeader,
     /// Concurrent streams without a token from one client address (an IPv6 /64); 0: no limit.
     #[arg(long, env = "MAX_ANONYMOUS_STREAMS_PER_ADDRESS", default_value_t = 1_000)]
     pub max_anonymous_streams_per_address: u32,
@@ -166,6 +169,7 @@ impl StreamArgs {
     pub fn apply(&self, config: DeliveryConfig) -> DeliveryConfig {
         DeliveryConfig {
             trusted_proxies: self.trusted_proxies.clone(),
+            forwarded_header: self.forwarded_header,
             max_anonymous_streams_per_address: self.max_anonymous_streams_per_address,
             max_new_anonymous_streams_per_address_per_minute: self
                 .max_new_anonymous_streams_per_address_per_minute,

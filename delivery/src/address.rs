@@ -1,7 +1,10 @@
 //! The address a caller's anonymous streams are counted under: the TCP peer, or, when the peer is a trusted proxy
-//! ([`DeliveryConfig::trusted_proxies`](crate::DeliveryConfig::trusted_proxies)), the last address of
-//! `X-Forwarded-For` that is not one (the standard right-to-left walk: entries left of a trusted proxy's own could
-//! be written by anyone). IPv6 callers count by their /64, the block one host usually holds.
+//! ([`DeliveryConfig::trusted_proxies`](crate::DeliveryConfig::trusted_proxies)), the last address of the
+//! forwarding header the proxies write ([`DeliveryConfig::forwarded_header`](crate::DeliveryConfig::forwarded_header):
+//! `X-Forwarded-For`, or the `for=` parameters of RFC 7239 `Forwarded`) that is not one (the standard right-to-left
+//! walk: entries left of a trusted proxy's own could be written by anyone). Only the configured header is read: a
+//! proxy that writes one passes the other through from the client unchecked. IPv6 callers count by their /64, the
+//! block one host usually holds.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -96,26 +99,60 @@ fn same_prefix(a: u128, b: u128, bits: u8, prefix: u8) -> bool {
     a.checked_shr(ignored).unwrap_or(0) == b.checked_shr(ignored).unwrap_or(0)
 }
 
-/// The caller's address: `peer`, or the last untrusted `X-Forwarded-For` entry when `peer` is a trusted proxy.
-/// `None` without a peer (a router served without connection info).
+/// The header trusted proxies name the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for="[2001:db8::1]:4711"`.
+    Forwarded,
+}
+
+impl FromStr for ForwardedHeader {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+            "forwarded" => Ok(ForwardedHeader::Forwarded),
+            _ => Err(format!(
+                "`{text}` is not a forwarding header (expected `x-forwarded-for` or `forwarded`)"
+            )),
+        }
+    }
+}
+
+/// The caller's address: `peer`, or the last untrusted entry of the forwarding header when `peer` is a trusted
+/// proxy. `None` without a peer (a router served without connection info).
 pub(crate) fn client_address(
     peer: Option<IpAddr>,
     headers: &HeaderMap,
     trusted: &[IpNetwork],
+    header: ForwardedHeader,
 ) -> Option<IpAddr> {
     let mut address = peer?.to_canonical();
     if !trusted.iter().any(|network| network.contains(address)) {
         return Some(address);
     }
-    let hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
+    let values = headers
+        .get_all(match header {
+            ForwardedHeader::XForwardedFor => "x-forwarded-for",
+            ForwardedHeader::Forwarded => "forwarded",
+        })
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .collect();
+        .filter_map(|value| value.to_str().ok());
+    let hops: Vec<Option<IpAddr>> = match header {
+        ForwardedHeader::XForwardedFor => values.flat_map(|value| value.split(',')).map(parse_hop).collect(),
+        ForwardedHeader::Forwarded => values
+            .flat_map(|value| split_unquoted(value, ','))
+            .map(forwarded_for)
+            .collect(),
+    };
     for hop in hops.iter().rev() {
         // A malformed entry ends the walk: nothing left of it can be told apart from what a client wrote.
-        let Some(hop) = parse_hop(hop) else {
+        let Some(hop) = hop else {
             break;
         };
         address = hop.to_canonical();
@@ -133,6 +170,46 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<IpAddr>()
         .ok()
         .or_else(|| hop.parse::<SocketAddr>().ok().map(|socket| socket.ip()))
+}
+
+/// The address of one `Forwarded` element's `for=` parameter (`for=192.0.2.60`, `for="[2001:db8:cafe::17]:4711"`,
+/// `For="192.0.2.60:80"`). `None` when the element has none or names no address (`for=unknown`, an obfuscated
+/// `for=_hidden`).
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    split_unquoted(element, ';').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("for") {
+            return None;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        // `[v6]` without a port; `[v6]:port` and `v4:port` are socket addresses.
+        let bare = value.strip_prefix('[').and_then(|v| v.strip_suffix(']'));
+        bare.and_then(|v| v.parse::<Ipv6Addr>().ok().map(IpAddr::V6))
+            .or_else(|| parse_hop(value))
+    })
+}
+
+/// `text` split at `separator`, except inside double quotes (a quoted value may hold either separator).
+fn split_unquoted(text: &str, separator: char) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c == separator && !quoted => {
+                parts.push(&text[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts.into_iter()
 }
 
 /// The key an address's streams count under: IPv4 as is, IPv6 by its /64.
@@ -199,43 +276,148 @@ mod tests {
         let headers = forwarded(&["203.0.113.9, 198.51.100.7"]);
         // An untrusted peer's header is ignored.
         assert_eq!(
-            client_address(Some(ip("198.51.100.1")), &headers, &trusted),
+            client_address(
+                Some(ip("198.51.100.1")),
+                &headers,
+                &trusted,
+                ForwardedHeader::XForwardedFor
+            ),
             Some(ip("198.51.100.1"))
         );
         // Behind the proxy: the last entry it did not write itself.
         assert_eq!(
-            client_address(Some(ip("10.0.0.2")), &headers, &trusted),
+            client_address(
+                Some(ip("10.0.0.2")),
+                &headers,
+                &trusted,
+                ForwardedHeader::XForwardedFor
+            ),
             Some(ip("198.51.100.7"))
         );
         // Chains of trusted proxies are skipped; several header lines are one list.
         let headers = forwarded(&["203.0.113.9", "198.51.100.7, 10.0.0.5"]);
         assert_eq!(
-            client_address(Some(ip("10.0.0.2")), &headers, &trusted),
+            client_address(
+                Some(ip("10.0.0.2")),
+                &headers,
+                &trusted,
+                ForwardedHeader::XForwardedFor
+            ),
             Some(ip("198.51.100.7"))
         );
         // A malformed entry stops the walk at the last good one.
         let headers = forwarded(&["203.0.113.9, garbage, 10.0.0.7"]);
         assert_eq!(
-            client_address(Some(ip("10.0.0.2")), &headers, &trusted),
+            client_address(
+                Some(ip("10.0.0.2")),
+                &headers,
+                &trusted,
+                ForwardedHeader::XForwardedFor
+            ),
             Some(ip("10.0.0.7"))
         );
         // Entries with ports, as some proxies write them.
         let headers = forwarded(&["[2001:db8::7]:443, 198.51.100.9:1234"]);
         assert_eq!(
-            client_address(Some(ip("10.0.0.2")), &headers, &trusted),
+            client_address(
+                Some(ip("10.0.0.2")),
+                &headers,
+                &trusted,
+                ForwardedHeader::XForwardedFor
+            ),
             Some(ip("198.51.100.9"))
         );
         let trusted_v4 = nets(&["10.0.0.0/8", "198.51.100.9"]);
         assert_eq!(
-            client_address(Some(ip("10.0.0.2")), &headers, &trusted_v4),
+            client_address(
+                Some(ip("10.0.0.2")),
+                &headers,
+                &trusted_v4,
+                ForwardedHeader::XForwardedFor
+            ),
             Some(ip("2001:db8::7"))
         );
         // No header: the proxy itself.
         assert_eq!(
-            client_address(Some(ip("10.0.0.2")), &HeaderMap::new(), &trusted),
+            client_address(
+                Some(ip("10.0.0.2")),
+                &HeaderMap::new(),
+                &trusted,
+                ForwardedHeader::XForwardedFor
+            ),
             Some(ip("10.0.0.2"))
         );
-        assert_eq!(client_address(None, &HeaderMap::new(), &trusted), None);
+        assert_eq!(
+            client_address(None, &HeaderMap::new(), &trusted, ForwardedHeader::XForwardedFor),
+            None
+        );
+    }
+
+    fn rfc7239(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append("forwarded", HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_parameters_count_when_the_proxies_write_forwarded() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let header = ForwardedHeader::Forwarded;
+        let proxy = Some(ip("10.0.0.2"));
+        let headers = rfc7239(&["for=203.0.113.9;proto=http, For=\"198.51.100.7:4711\";by=10.0.0.1"]);
+        assert_eq!(
+            client_address(proxy, &headers, &trusted, header),
+            Some(ip("198.51.100.7"))
+        );
+        // From an untrusted peer the header is ignored.
+        assert_eq!(
+            client_address(Some(ip("198.51.100.1")), &headers, &trusted, header),
+            Some(ip("198.51.100.1"))
+        );
+        // IPv6 in brackets, with and without a port; trusted hops skipped; several lines are one list.
+        let headers = rfc7239(&["for=\"[2001:db8:cafe::17]:4711\"", "for=10.0.0.5;host=\"a,b;c\""]);
+        assert_eq!(
+            client_address(proxy, &headers, &trusted, header),
+            Some(ip("2001:db8:cafe::17"))
+        );
+        let headers = rfc7239(&["for=\"[2001:db8::5]\""]);
+        assert_eq!(
+            client_address(proxy, &headers, &trusted, header),
+            Some(ip("2001:db8::5"))
+        );
+        // `unknown`, an obfuscated identifier or an element without `for` ends the walk at the last good one.
+        for stop in [
+            "for=unknown",
+            "for=_hidden",
+            "proto=https",
+            "for=\"[2001:db8::1\"",
+        ] {
+            let headers = rfc7239(&[&format!("for=203.0.113.9, {stop}, for=10.0.0.7")]);
+            assert_eq!(
+                client_address(proxy, &headers, &trusted, header),
+                Some(ip("10.0.0.7")),
+                "{stop}"
+            );
+        }
+        // Only the configured header counts: `X-Forwarded-For` is not read when the proxies write `Forwarded`,
+        // nor `Forwarded` when they write `X-Forwarded-For`.
+        let mut both = rfc7239(&["for=203.0.113.50"]);
+        both.append("x-forwarded-for", HeaderValue::from_static("198.51.100.60"));
+        assert_eq!(
+            client_address(proxy, &both, &trusted, header),
+            Some(ip("203.0.113.50"))
+        );
+        assert_eq!(
+            client_address(proxy, &both, &trusted, ForwardedHeader::XForwardedFor),
+            Some(ip("198.51.100.60"))
+        );
+        assert_eq!(
+            "Forwarded".parse::<ForwardedHeader>(),
+            Ok(ForwardedHeader::Forwarded)
+        );
+        assert!("via".parse::<ForwardedHeader>().is_err());
     }
 
     #[test]

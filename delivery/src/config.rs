@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::address::IpNetwork;
+use crate::address::{ForwardedHeader, IpNetwork};
 
 /// Configuration of the delivery tier. Every field has a default (`DeliveryConfig::default()` or `{}` in JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,9 +26,12 @@ pub struct DeliveryConfig {
     pub max_anonymous_streams_per_address: u32,
     /// New streams (and polls) without a token one client address may open per minute; 0: no limit.
     pub max_new_anonymous_streams_per_address_per_minute: u32,
-    /// Proxies (CIDR networks or addresses) whose `X-Forwarded-For` names the client address; from any other peer
-    /// the header is ignored. Empty: the TCP peer is the client.
+    /// Proxies (CIDR networks or addresses) whose forwarding header (`forwarded_header`) names the client address;
+    /// from any other peer the header is ignored. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// The header the trusted proxies write: `x-forwarded-for` (default) or RFC 7239 `forwarded`. Only that one
+    /// is read.
+    pub forwarded_header: ForwardedHeader,
     /// Streams held by this process; beyond it new streams get `503` with `Retry-After`.
     pub max_connections: usize,
     /// Messages queued for one connection before it is cut off as too slow (with a resumable position).
@@ -81,6 +84,7 @@ impl Default for DeliveryConfig {
             max_anonymous_streams_per_address: 1_000,
             max_new_anonymous_streams_per_address_per_minute: 1_000,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
             max_connections: 100_000,
             connection_queue: 256,
             history_retention_secs: 24 * 3600,

@@ -52,7 +52,7 @@ mod stall;
 pub mod stream_limits;
 pub mod topics;
 
-pub use address::IpNetwork;
+pub use address::{ForwardedHeader, IpNetwork};
 pub use auth::{MemoryTickets, TicketStore};
 pub use config::DeliveryConfig;
 pub use delivery::{BatchOutcome, Delivery, DeliveryBuilder, Publisher};

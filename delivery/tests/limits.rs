@@ -94,6 +94,47 @@ async fn anonymous_streams_per_address_limit_behind_a_trusted_proxy() {
 }
 
 #[tokio::test]
+async fn behind_a_proxy_that_writes_forwarded_its_for_parameter_names_the_client() {
+    let config = DeliveryConfig {
+        max_anonymous_streams_per_address: 2,
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        forwarded_header: social_delivery::ForwardedHeader::Forwarded,
+        ..DeliveryConfig::default()
+    };
+    let server = TestServer::start(config).await;
+    let url = server.url("/v1/stream?topic=leaderboard.daily");
+    let from = |element: &'static str| [("forwarded", element)];
+    let mut held = Vec::new();
+    for element in ["for=198.51.100.1;proto=https", "for=\"198.51.100.1:4711\""] {
+        let mut sse = Sse::connect(&url, &from(element)).await;
+        assert_eq!(sse.status, 200);
+        sse.next_frame().await.unwrap();
+        held.push(sse);
+    }
+    assert_limited(
+        Sse::connect(&url, &from("for=198.51.100.1")).await,
+        "too_many_streams",
+    )
+    .await;
+    let mut other = Sse::connect(&url, &from("for=\"[2001:db8::1]:443\"")).await;
+    assert_eq!(other.status, 200, "another client behind the same proxy");
+    other.next_frame().await.unwrap();
+    // `X-Forwarded-For` is not read: these are the proxy's own streams, whatever they claim.
+    for address in ["198.51.100.7", "198.51.100.8"] {
+        let mut sse = Sse::connect(&url, &[("x-forwarded-for", address)]).await;
+        assert_eq!(sse.status, 200);
+        sse.next_frame().await.unwrap();
+        held.push(sse);
+    }
+    assert_limited(
+        Sse::connect(&url, &[("x-forwarded-for", "198.51.100.9")]).await,
+        "too_many_streams",
+    )
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     let config = DeliveryConfig {
         max_anonymous_streams_per_address: 2,

@@ -158,7 +158,12 @@ async fn admit(
     };
     let caller = match &claims {
         Some(claims) => Caller::User(&claims.sub),
-        None => Caller::Anonymous(client_address(peer, headers, &shared.config.trusted_proxies)),
+        None => Caller::Anonymous(client_address(
+            peer,
+            headers,
+            &shared.config.trusted_proxies,
+            shared.config.forwarded_header,
+        )),
     };
     let mut permit = shared.limiter.admit(caller)?;
     if let Some(store) = &shared.stream_limits
