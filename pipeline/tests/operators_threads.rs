@@ -104,3 +104,10 @@ fn a_checkpoint_of_two_sides_restores_to_the_same_state() {
         "restore then checkpoint gives the same checkpoint"
     );
 }
+
+#[test]
+fn the_engine_stays_send_and_sync() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<social_pipeline::operator::Engine>();
+    send_and_sync::<social_pipeline::operator::EngineState>();
+}

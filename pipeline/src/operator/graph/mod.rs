@@ -123,11 +123,12 @@ impl OperatorGraph {
         self.social.on_event(&self.config, event, out);
     }
 
-    /// A late event within the allowed lateness, then the corrections of windows already final.
+    /// A late event within the allowed lateness (both sides), then the corrections of windows already final (both
+    /// sides): the event's own messages come before any correction.
     pub fn on_late_event(&mut self, event: &Event, watermark: EventTimeMs, out: &mut Emitter) {
         self.referral.on_event(&self.config, event, out);
-        self.referral.flush_corrections(watermark, out);
         self.social.on_event(&self.config, event, out);
+        self.referral.flush_corrections(watermark, out);
         self.social.flush_corrections(watermark, out);
     }
 
@@ -135,6 +136,7 @@ impl OperatorGraph {
     pub fn on_tick(&mut self, tick: EventTimeMs, out: &mut Emitter) {
         self.referral.tick(&self.config, tick, out);
         self.social.tick(&self.config, tick, false, out);
+        self.publish_processed();
     }
 
     /// A tick while input is quiet: like [`OperatorGraph::on_tick`], and trending re-ranks every window that
@@ -142,6 +144,14 @@ impl OperatorGraph {
     pub fn on_idle_tick(&mut self, tick: EventTimeMs, out: &mut Emitter) {
         self.referral.tick(&self.config, tick, out);
         self.social.tick(&self.config, tick, true, out);
+        self.publish_processed();
+    }
+
+    /// Adds the events each operator processed to its metric, from the caller's thread (a thread-local recorder
+    /// sees them).
+    fn publish_processed(&mut self) {
+        self.referral.processed.publish();
+        self.social.processed.publish();
     }
 
     /// Runs `steps` in order: the same output as one [`OperatorGraph::on_event`] / [`OperatorGraph::on_tick`] /
@@ -153,8 +163,16 @@ impl OperatorGraph {
                 run_referral(&mut self.referral, &self.config, step, out);
                 run_social(&mut self.social, &self.config, step, out);
             }
-            return;
+        } else {
+            self.run_on_two_threads(steps, out);
         }
+        self.publish_processed();
+    }
+
+    /// The social side of `steps` on the second thread, the referral side here, then the merge. A panic in an
+    /// operator on either thread goes on here with the social side's state lost (the graph is not used after
+    /// one: the topology's task ends with it).
+    fn run_on_two_threads(&mut self, steps: Vec<Step>, out: &mut Emitter) {
         // The social side runs only the steps that concern it: fewer events to fetch into the other core's cache.
         let mine: Vec<u32> = (0..)
             .zip(&steps)
@@ -165,9 +183,10 @@ impl OperatorGraph {
             .map(|(i, _)| i)
             .collect();
         let steps = Arc::new(steps);
-        // An empty side stands in while the state is on the other thread (it is put back below, whatever happens).
+        // An empty side stands in while the state is on the other thread; it is put back below.
         let side = std::mem::replace(&mut self.social, Box::new(SocialSide::new(&self.config)));
-        let worker = self.worker.0.get_or_insert_with(SocialWorker::start);
+        let slot = ForgetWorkerOnUnwind(&mut self.worker);
+        let worker = slot.0.0.get_or_insert_with(SocialWorker::start);
         let job = Job {
             side,
             config: Arc::clone(&self.config),
@@ -183,7 +202,10 @@ impl OperatorGraph {
             our_ends.push((ours.outputs.len(), ours.snapshots.len()));
         }
         let mut done = match submitted {
-            Ok(()) => worker.finish(),
+            Ok(()) => match worker.finish() {
+                Ok(done) => done,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
             // No second thread: the social side runs here.
             Err(job) => job.run(),
         };
@@ -271,6 +293,18 @@ fn merge(
             out.snapshots
                 .extend(their_snapshots.by_ref().take(their_end.1 - theirs_done.1));
             theirs_done = *their_end;
+        }
+    }
+}
+
+/// Drops the graph's worker when a panic unwinds through a parallel run: the worker may still hold that run's
+/// answer, which the next run would otherwise take for its own.
+struct ForgetWorkerOnUnwind<'a>(&'a mut WorkerSlot);
+
+impl Drop for ForgetWorkerOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.0 = None;
         }
     }
 }

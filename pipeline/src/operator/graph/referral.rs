@@ -179,7 +179,6 @@ impl ReferralSide {
         self.rewards.fire(tick, &config.programs, out);
         self.leaderboards.fire(tick, FireMode::Tick, out);
         self.fraud.purge(&config.fraud, config.allowed_lateness_ms, tick);
-        self.processed.publish();
     }
 
     pub(crate) fn flush_corrections(&mut self, watermark: EventTimeMs, out: &mut Emitter) {

@@ -44,14 +44,25 @@ impl SocialSide {
 
     /// Whether `event` can change this side's state or output (the others are not handed to it).
     pub(crate) fn concerns(event: &Event) -> bool {
-        matches!(
-            event.payload,
+        // Exhaustive: a new event type must be placed on a side.
+        match event.payload {
             Payload::ShareCreated(_)
-                | Payload::ShareEngaged(_)
-                | Payload::TestimonialPublished(_)
-                | Payload::TestimonialEngaged(_)
-                | Payload::ProfileUpdated(_)
-        )
+            | Payload::ShareEngaged(_)
+            | Payload::TestimonialPublished(_)
+            | Payload::TestimonialEngaged(_)
+            | Payload::ProfileUpdated(_) => true,
+            Payload::CodeGenerated(_)
+            | Payload::LinkClicked(_)
+            | Payload::ConversionStarted(_)
+            | Payload::ConversionCompleted(_)
+            | Payload::RewardEarned(_)
+            | Payload::LeaderboardUpdated(_)
+            | Payload::UserRegistered(_)
+            | Payload::ProjectCreated(_)
+            | Payload::ProjectCompleted(_)
+            | Payload::BidAwarded(_)
+            | Payload::MessageSentSocial(_) => false,
+        }
     }
 
     /// An event in event-time order (or a late one within the allowed lateness).
@@ -128,7 +139,6 @@ impl SocialSide {
         self.trending
             .fire(&config.trending, config.trending_top_k, tick, idle, out);
         self.testimonials.fire(tick, &self.directory, out);
-        self.processed.publish();
     }
 
     pub(crate) fn flush_corrections(&mut self, watermark: EventTimeMs, out: &mut Emitter) {

@@ -3,8 +3,10 @@
 //! over (a fresh stack and allocator heap, page faults included). The side's state moves to the thread with each
 //! job and back with the result, so between batches the graph owns all its state (checkpoints, accessors).
 
-use std::sync::Arc;
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::super::config::OperatorConfig;
@@ -58,10 +60,14 @@ impl Job {
     }
 }
 
+/// A job's outcome: its result, or the panic of an operator on it.
+type Outcome = Result<Done, Box<dyn Any + Send>>;
+
 #[derive(Debug)]
 pub(super) struct SocialWorker {
     jobs: Option<SyncSender<Job>>,
-    done: Receiver<Done>,
+    /// In a mutex only so that the graph stays `Sync` (one job at a time: never contended).
+    done: Mutex<Receiver<Outcome>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -69,12 +75,14 @@ impl SocialWorker {
     /// Starts the thread. If it cannot be started, every `submit` hands the job back (the caller runs it).
     pub(super) fn start() -> SocialWorker {
         let (jobs, incoming) = sync_channel::<Job>(1);
-        let (outgoing, done) = sync_channel::<Done>(1);
+        let (outgoing, done) = sync_channel::<Outcome>(1);
         let thread = std::thread::Builder::new()
             .name("operators-social".into())
             .spawn(move || {
                 for job in incoming {
-                    if outgoing.send(job.run()).is_err() {
+                    // A panic is handed over: it goes on in the caller, as it would have on one thread.
+                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job.run()));
+                    if outgoing.send(outcome).is_err() {
                         return;
                     }
                 }
@@ -82,14 +90,14 @@ impl SocialWorker {
         match thread {
             Ok(thread) => SocialWorker {
                 jobs: Some(jobs),
-                done,
+                done: Mutex::new(done),
                 thread: Some(thread),
             },
             Err(error) => {
                 tracing::warn!(%error, "could not start the operators' second thread; running on one");
                 SocialWorker {
                     jobs: None,
-                    done,
+                    done: Mutex::new(done),
                     thread: None,
                 }
             }
@@ -104,21 +112,17 @@ impl SocialWorker {
         }
     }
 
-    /// Waits for the submitted job. The thread answers every job unless an operator panicked on it: that panic
-    /// goes on here, as it would have on one thread.
-    pub(super) fn finish(&mut self) -> Done {
-        match self.done.recv() {
-            Ok(done) => done,
-            Err(_) => {
-                self.jobs = None;
-                match self.thread.take().map(JoinHandle::join) {
-                    Some(Err(panic)) => std::panic::resume_unwind(panic),
-                    _ => std::panic::resume_unwind(Box::new(
-                        "the operators' second thread ended without its result",
-                    )),
-                }
-            }
-        }
+    /// Waits for the submitted job: its result, or the panic of an operator on it.
+    pub(super) fn finish(&mut self) -> Outcome {
+        let answer = match self.done.get_mut() {
+            Ok(done) => done.recv().ok(),
+            Err(mut poisoned) => poisoned.get_mut().recv().ok(),
+        };
+        // The thread answers every job it takes (panics included) and ends only when its channel closes.
+        answer.unwrap_or_else(|| {
+            self.jobs = None;
+            Err(Box::new("the operators' second thread ended without answering"))
+        })
     }
 }
 
