@@ -245,3 +245,62 @@ fn idle_flush_publishes_coalesced_updates_without_waiting_for_the_next_tick() {
         "a second idle flush at the same time publishes nothing"
     );
 }
+
+/// A late visibility change at a period boundary: its own snapshot updates (the leaderboards', then the recent
+/// testimonials') come before the corrections it causes, on one thread and on two.
+#[test]
+fn a_late_events_own_updates_come_before_its_corrections() {
+    let day_end = START + DAY_MS;
+    for threads in [1, 2] {
+        let config = OperatorConfig {
+            threads,
+            ..OperatorConfig::default()
+        };
+        let mut engine = Engine::new(config, 1).expect("config");
+        let mut out = Emitter::default();
+        engine.start(&mut out);
+        let testimonial = social_schemas::TestimonialPublished {
+            testimonial_id: "t0".into(),
+            author_id: "u0".into(),
+            subject_user_id: "u9".into(),
+            rating: 5,
+            project_id: None,
+            excerpt: None,
+            timestamp: None,
+        };
+        for e in [
+            completed("a", day_end - 10_000),
+            event("t", day_end - 9_000, testimonial),
+            // Moves the watermark to the end of the day exactly.
+            click("k", day_end + 5_001),
+        ] {
+            engine.push(0, e, &mut out);
+        }
+        engine.advance(&mut out);
+        assert_eq!(engine.watermark(), day_end);
+        out.clear();
+        let hide = social_schemas::ProfileUpdated {
+            user_id: "u0".into(),
+            display_name: None,
+            privacy: Some(social_schemas::PrivacySettings {
+                activity_broadcast: Some(false),
+                ..Default::default()
+            }),
+            connections: None,
+            timestamp: None,
+        };
+        engine.push(0, event("h", day_end - 1_000, hide), &mut out);
+        let order: Vec<&str> = out.snapshots.iter().map(|s| s.topic.as_str()).collect();
+        let testimonials = order.iter().position(|t| *t == "testimonials.recent");
+        let last_board = order.iter().rposition(|t| t.starts_with("leaderboard."));
+        assert!(
+            testimonials.is_some() && last_board.is_some(),
+            "{threads} threads: {order:?}"
+        );
+        let first_board = order.iter().position(|t| t.starts_with("leaderboard."));
+        assert!(
+            first_board < testimonials && testimonials < last_board,
+            "{threads} threads: the refreshes, then the corrections: {order:?}"
+        );
+    }
+}
