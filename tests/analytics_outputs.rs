@@ -21,6 +21,8 @@ use social_pipeline::bus::durable::{DurableBus, DurableBusConfig};
 use social_pipeline::generate::{Generator, GeneratorConfig};
 
 const EVENTS: usize = 20_000;
+/// The leaderboards' N (the operators' default configuration).
+const TOP_N: u32 = 100;
 const DERIVED: &str = "social-derived";
 const TOPICS: &str = "topic=leaderboard.daily&topic=leaderboard.weekly&topic=leaderboard.monthly\
                       &topic=leaderboard.all-time&topic=trending.1h&topic=trending.24h&topic=testimonials.recent";
@@ -136,7 +138,8 @@ fn expected_trending(messages: &[Derived]) -> TrendingRows {
 }
 
 /// What `leaderboard_snapshots` must hold for `messages`: per board period, second and position, the user of the
-/// last change and their completed referrals; each message also empties the position after its `size`.
+/// last change and their completed referrals; a message about a board shorter than N also empties the positions
+/// past its `size`, up to N.
 fn expected_leaderboards(messages: &[Derived]) -> LeaderboardRows {
     let mut rows = LeaderboardRows::new();
     for m in messages
@@ -160,10 +163,12 @@ fn expected_leaderboards(messages: &[Derived]) -> LeaderboardRows {
         let size = m.data["size"]
             .as_u64()
             .expect("every leaderboard message has a size") as u32;
-        rows.insert(
-            (board.clone(), m.time.timestamp(), size + 1),
-            (String::new(), format_score(0.0)),
-        );
+        for position in size + 1..=TOP_N {
+            rows.insert(
+                (board.clone(), m.time.timestamp(), position),
+                (String::new(), format_score(0.0)),
+            );
+        }
     }
     rows
 }
@@ -617,19 +622,26 @@ async fn a_user_hidden_from_the_end_of_a_short_board_leaves_the_dashboard() {
         "--idle-flush-ms",
         "300",
     ]);
-    // Three referrers, ranked a, b, c and published (ticks every 5 s of event time); 20 s later c hides their
-    // activity: the board, shorter than its 100 rows, loses its last position.
+    // Four referrers, ranked a, b, c, d and published (ticks every 5 s of event time); later c and d hide, in the
+    // same second: the board, shorter than its 100 rows, loses its last two positions between two messages.
     let events = vec![
         completed("s1", 1, "ref-a", "new-1"),
         completed("s2", 2, "ref-a", "new-2"),
         completed("s3", 3, "ref-b", "new-3"),
         completed("s4", 4, "ref-c", "new-4"),
+        completed("s4d", 4, "ref-d", "new-7"),
         completed("s5", 12, "ref-a", "new-5"),
         scenario_event(
             "s6",
             30,
             "user.profile.updated",
             serde_json::json!({"userId": "ref-c", "privacy": {"activityBroadcast": false}}),
+        ),
+        scenario_event(
+            "s6d",
+            30,
+            "user.profile.updated",
+            serde_json::json!({"userId": "ref-d", "privacy": {"incognito": true}}),
         ),
         completed("s7", 40, "ref-b", "new-6"),
     ];
@@ -664,16 +676,19 @@ async fn a_user_hidden_from_the_end_of_a_short_board_leaves_the_dashboard() {
     wait_for_analytics(&pipeline, Duration::from_secs(60)).await;
     pipeline.terminate();
 
-    // c held the third position in ClickHouse before hiding, and the panel no longer shows them.
+    // c and d held the third and fourth positions in ClickHouse before hiding; the panel no longer shows them.
     let rows = tsv(
         &database,
-        "SELECT position, user_id FROM leaderboard_snapshots FINAL WHERE board_id = 'all-time' ORDER BY snapshot_time, position",
+        "SELECT position, user_id FROM leaderboard_snapshots FINAL WHERE board_id = 'all-time' AND user_id != '' \
+         ORDER BY snapshot_time, position",
     )
     .await;
-    assert!(
-        rows.iter().any(|r| r[0] == "3" && r[1] == "ref-c"),
-        "ref-c was published at position 3: {rows:?}"
-    );
+    for (position, user) in [("3", "ref-c"), ("4", "ref-d")] {
+        assert!(
+            rows.iter().any(|r| r[0] == position && r[1] == user),
+            "{user} was published at position {position}: {rows:?}"
+        );
+    }
     assert_eq!(all_time_panel(&database).await, expected, "rows: {rows:?}");
     database.drop_it().await;
 }

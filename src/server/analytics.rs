@@ -19,9 +19,9 @@
 //!   a window's latest `snapshot_time` with a non-empty `content_id` are its current ranking.
 //! - leaderboards: `referral.leaderboard.updated` carries only the rows that changed (`changes`, the spec's
 //!   payload), so each change is one row and a board's current top N is, per position, its latest row with a
-//!   non-empty `user_id` (and per user, their latest position). Each message also writes an empty `user_id` at
-//!   position `size + 1`, the first position past the board: a user hidden by their privacy settings who held the
-//!   last position of a board shorter than N leaves it that way. `board_id` is the board and its period, `{board}.{first day}` (`daily.2026-01-05`,
+//!   non-empty `user_id` (and per user, their latest position). A message about a board shorter than N (`size`
+//!   rows) also writes an empty `user_id` at every position past it, up to N: users hidden by their privacy
+//!   settings who held the last positions leave them that way. `board_id` is the board and its period, `{board}.{first day}` (`daily.2026-01-05`,
 //!   `weekly.2026-01-05`, `monthly.2026-01-01`; `all-time` as is), the id the operators give corrections of a
 //!   closed period, so that a board's rows never mix two periods. `score` is the change's `completed` (the user's
 //!   completed referrals in the period: a row changes when its user moves or their count changes), 0 for a
@@ -38,6 +38,7 @@ use social_analytics::deltas::BUCKETS_MS;
 use social_analytics::{ClickHouseSink, LeaderboardSnapshotRow, TrendingSnapshotRow};
 use social_delivery::topics::TopicKind;
 use social_pipeline::bus::{Bus, BusError, DEAD_LETTER_TOPIC, INPUT_TOPIC, Offset, TopicSpec};
+use social_pipeline::operator::OperatorConfig;
 use social_pipeline::window::assigner::{WindowSpec, utc_date};
 use social_schemas::{Limits, parse_event};
 use tokio_util::sync::CancellationToken;
@@ -222,12 +223,24 @@ fn dead_letter_reason(value: &[u8], timestamp_ms: i64) -> (String, DateTime<Utc>
 
 /// Snapshot rows made from derived messages and not yet handed to the sink, one per key (the last message wins:
 /// ClickHouse keeps an arbitrary one of equal keys within one insert, the latest insert's across inserts).
-#[derive(Default)]
 struct SnapshotRows {
     leaderboard: BTreeMap<(String, i64, u32), LeaderboardSnapshotRow>,
     trending: BTreeMap<(String, i64, u32), TrendingSnapshotRow>,
     /// Per trending window: the second of its last message and the highest rank written for that second.
     trending_written: HashMap<String, (i64, u32)>,
+    /// Rows of a full leaderboard (the operators' top N: the pipeline runs the default operator configuration).
+    leaderboard_rows: u32,
+}
+
+impl Default for SnapshotRows {
+    fn default() -> Self {
+        SnapshotRows {
+            leaderboard: BTreeMap::new(),
+            trending: BTreeMap::new(),
+            trending_written: HashMap::new(),
+            leaderboard_rows: u32::try_from(OperatorConfig::default().leaderboard_top_n).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 impl SnapshotRows {
@@ -333,20 +346,21 @@ impl SnapshotRows {
                 },
             );
         }
-        // The position after the last row is vacant: when a hidden user left a board shorter than N, the row they
-        // held there (from an earlier message) is cleared.
+        // The positions past the board are vacant: users hidden by their privacy settings who held the last
+        // positions of a board shorter than N (several may leave between two messages) no longer show there.
         if let Some(size) = data["size"].as_u64().and_then(|s| u32::try_from(s).ok()) {
-            let position = size.saturating_add(1);
-            self.leaderboard.insert(
-                (board_id.clone(), second, position),
-                LeaderboardSnapshotRow {
-                    board_id,
-                    snapshot_time: second_to_time(second),
-                    position,
-                    user_id: String::new(),
-                    score: 0.0,
-                },
-            );
+            for position in size.saturating_add(1)..=self.leaderboard_rows {
+                self.leaderboard.insert(
+                    (board_id.clone(), second, position),
+                    LeaderboardSnapshotRow {
+                        board_id: board_id.clone(),
+                        snapshot_time: second_to_time(second),
+                        position,
+                        user_id: String::new(),
+                        score: 0.0,
+                    },
+                );
+            }
         }
     }
 
@@ -636,6 +650,7 @@ mod tests {
         let got: Vec<(String, i64, u32, String, f64)> = rows
             .leaderboard
             .values()
+            .filter(|row| !row.user_id.is_empty())
             .map(|row| {
                 (
                     row.board_id.clone(),
@@ -654,8 +669,18 @@ mod tests {
             vec![
                 ("daily.2026-01-02".to_owned(), second, 1, "u1".to_owned(), 7.0),
                 ("daily.2026-01-02".to_owned(), second, 2, "u2".to_owned(), 0.0),
-                ("daily.2026-01-02".to_owned(), second, 3, String::new(), 0.0),
             ]
+        );
+        let markers: Vec<u32> = rows
+            .leaderboard
+            .values()
+            .filter(|row| row.user_id.is_empty())
+            .map(|row| row.position)
+            .collect();
+        assert_eq!(
+            markers,
+            (3..=100).collect::<Vec<u32>>(),
+            "positions 3 to N are vacant"
         );
     }
 
