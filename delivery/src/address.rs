@@ -13,6 +13,8 @@ use std::str::FromStr;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 
+use crate::forwarded;
+
 /// A network in CIDR notation (`10.0.0.0/8`, `fd00::/8`), or one address (`192.168.1.10`). IPv4 peers, IPv4-mapped
 /// ones included, match IPv4 networks (and mapped ones such as `::ffff:10.0.0.0/104`) only: `::/0` is every IPv6
 /// peer, `0.0.0.0/0` every IPv4 one.
@@ -136,19 +138,22 @@ pub(crate) fn client_address(
     if !trusted.iter().any(|network| network.contains(address)) {
         return Some(address);
     }
-    let values = headers
+    // Bytes past ASCII are kept (as U+FFFD): dropping the line would drop the element a proxy appended to it.
+    let lines: Vec<String> = headers
         .get_all(match header {
             ForwardedHeader::XForwardedFor => "x-forwarded-for",
             ForwardedHeader::Forwarded => "forwarded",
         })
         .iter()
-        .filter_map(|value| value.to_str().ok());
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect();
     let hops: Vec<Option<IpAddr>> = match header {
-        ForwardedHeader::XForwardedFor => values.flat_map(|value| value.split(',')).map(parse_hop).collect(),
-        ForwardedHeader::Forwarded => values
-            .flat_map(|value| split_unquoted(value, ','))
-            .map(forwarded_for)
+        ForwardedHeader::XForwardedFor => lines
+            .iter()
+            .flat_map(|line| line.split(','))
+            .map(parse_hop)
             .collect(),
+        ForwardedHeader::Forwarded => lines.iter().flat_map(|line| forwarded::hops(line)).collect(),
     };
     for hop in hops.iter().rev() {
         // A malformed entry ends the walk: nothing left of it can be told apart from what a client wrote.
@@ -170,46 +175,6 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<IpAddr>()
         .ok()
         .or_else(|| hop.parse::<SocketAddr>().ok().map(|socket| socket.ip()))
-}
-
-/// The address of one `Forwarded` element's `for=` parameter (`for=192.0.2.60`, `for="[2001:db8:cafe::17]:4711"`,
-/// `For="192.0.2.60:80"`). `None` when the element has none or names no address (`for=unknown`, an obfuscated
-/// `for=_hidden`).
-fn forwarded_for(element: &str) -> Option<IpAddr> {
-    split_unquoted(element, ';').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("for") {
-            return None;
-        }
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value);
-        // `[v6]` without a port; `[v6]:port` and `v4:port` are socket addresses.
-        let bare = value.strip_prefix('[').and_then(|v| v.strip_suffix(']'));
-        bare.and_then(|v| v.parse::<Ipv6Addr>().ok().map(IpAddr::V6))
-            .or_else(|| parse_hop(value))
-    })
-}
-
-/// `text` split at `separator`, except inside double quotes (a quoted value may hold either separator).
-fn split_unquoted(text: &str, separator: char) -> impl Iterator<Item = &str> {
-    let mut quoted = false;
-    let mut start = 0;
-    let mut parts = Vec::new();
-    for (i, c) in text.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c == separator && !quoted => {
-                parts.push(&text[start..i]);
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    parts.into_iter()
 }
 
 /// The key an address's streams count under: IPv4 as is, IPv6 by its /64.
@@ -336,6 +301,21 @@ mod tests {
                 ForwardedHeader::XForwardedFor
             ),
             Some(ip("2001:db8::7"))
+        );
+        // A line with bytes past ASCII still gives the entry the proxy appended to it.
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff6.6.6.6, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(
+            client_address(
+                Some(ip("10.0.0.2")),
+                &headers,
+                &trusted,
+                ForwardedHeader::XForwardedFor
+            ),
+            Some(ip("198.51.100.7"))
         );
         // No header: the proxy itself.
         assert_eq!(

@@ -16,7 +16,7 @@
 //! - `auth.rs`: Bearer header, single-use tickets ([`TicketStore`], [`MemoryTickets`]), HttpOnly cookie.
 //! - `limits.rs`: connection limits; `stream_limits.rs`: [`StreamLimitStore`], per-user and per-address counts
 //!   shared by every node (Redis); `address.rs`: the client address anonymous streams count under
-//!   ([`IpNetwork`] for trusted proxies).
+//!   ([`IpNetwork`] for trusted proxies; `forwarded.rs` reads RFC 7239 `Forwarded` lines).
 //! - `redis/`: the Redis backend ([`redis::RedisBackend`]): history, cross-node fan-out and tickets shared by every
 //!   delivery node (key layout in [`redis::keys`] and `docs/REDIS.md`).
 //! - `server.rs`: [`Delivery::serve`]: HTTP/1 serving, `GET /v1/stream` on a lean path without hyper's per-connection
@@ -36,6 +36,7 @@ mod config;
 mod delivery;
 mod error;
 pub mod fanout;
+mod forwarded;
 pub mod history;
 pub mod hub;
 mod limits;
