@@ -406,9 +406,9 @@ mod redis {
         finish(&prefix, [node_1, node_2]).await;
     }
 
-    #[tokio::test]
-    async fn new_streams_per_user_per_minute_count_the_streams_of_every_node() {
-        // The count is per minute: start early in one, so that the whole test falls within it.
+    /// Per-minute counts: waits for the start of the next minute when this one is nearly over, so that the whole
+    /// test falls within one.
+    async fn start_early_in_a_minute() {
         let second = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -417,6 +417,11 @@ mod redis {
         if second > 45 {
             tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn new_streams_per_user_per_minute_count_the_streams_of_every_node() {
+        start_early_in_a_minute().await;
         let (prefix, node_1, node_2) = two_nodes_with(DeliveryConfig {
             max_new_streams_per_user_per_minute: 3,
             ..DeliveryConfig::default()
@@ -445,15 +450,7 @@ mod redis {
 
     #[tokio::test]
     async fn tickets_per_user_per_minute_count_the_tickets_of_every_node() {
-        // The count is per minute: start early in one, so that the whole test falls within it.
-        let second = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            % 60;
-        if second > 45 {
-            tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
-        }
+        start_early_in_a_minute().await;
         let (prefix, node_1, node_2) = two_nodes_with(DeliveryConfig {
             max_new_streams_per_user_per_minute: 3,
             ..DeliveryConfig::default()

@@ -329,12 +329,7 @@ impl SnapshotRows {
         };
         let board_id = board_period_id(board, time_ms);
         let second = time_ms.div_euclid(1000);
-        let changes = data["changes"].as_array().map(Vec::as_slice).unwrap_or_default();
-        for change in changes {
-            let (Some(position), Some(user_id)) = (rank_of(&change["position"]), change["userId"].as_str())
-            else {
-                continue;
-            };
+        let mut put = |position: u32, user_id: &str, score: f64| {
             self.leaderboard.insert(
                 (board_id.clone(), second, position),
                 LeaderboardSnapshotRow {
@@ -342,24 +337,23 @@ impl SnapshotRows {
                     snapshot_time: second_to_time(second),
                     position,
                     user_id: user_id.to_owned(),
-                    score: change["completed"].as_f64().unwrap_or(0.0),
+                    score,
                 },
             );
+        };
+        let changes = data["changes"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for change in changes {
+            let (Some(position), Some(user_id)) = (rank_of(&change["position"]), change["userId"].as_str())
+            else {
+                continue;
+            };
+            put(position, user_id, change["completed"].as_f64().unwrap_or(0.0));
         }
         // The positions past the board are vacant: users hidden by their privacy settings who held the last
         // positions of a board shorter than N (several may leave between two messages) no longer show there.
         if let Some(size) = data["size"].as_u64().and_then(|s| u32::try_from(s).ok()) {
             for position in size.saturating_add(1)..=self.leaderboard_rows {
-                self.leaderboard.insert(
-                    (board_id.clone(), second, position),
-                    LeaderboardSnapshotRow {
-                        board_id: board_id.clone(),
-                        snapshot_time: second_to_time(second),
-                        position,
-                        user_id: String::new(),
-                        score: 0.0,
-                    },
-                );
+                put(position, "", 0.0);
             }
         }
     }
