@@ -198,12 +198,22 @@ mod tests {
         list.iter().map(|text| text.parse().unwrap()).collect()
     }
 
-    fn forwarded(values: &[&str]) -> HeaderMap {
+    /// `values` as lines of the header `name`.
+    fn lines(name: &'static str, values: &[&str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for value in values {
-            headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+            headers.append(name, HeaderValue::from_str(value).unwrap());
         }
         headers
+    }
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        lines("x-forwarded-for", values)
+    }
+
+    /// The address with the proxies writing `X-Forwarded-For`.
+    fn by_xff(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNetwork]) -> Option<IpAddr> {
+        client_address(peer, headers, trusted, ForwardedHeader::XForwardedFor)
     }
 
     #[test]
@@ -241,65 +251,35 @@ mod tests {
         let headers = forwarded(&["203.0.113.9, 198.51.100.7"]);
         // An untrusted peer's header is ignored.
         assert_eq!(
-            client_address(
-                Some(ip("198.51.100.1")),
-                &headers,
-                &trusted,
-                ForwardedHeader::XForwardedFor
-            ),
+            by_xff(Some(ip("198.51.100.1")), &headers, &trusted),
             Some(ip("198.51.100.1"))
         );
         // Behind the proxy: the last entry it did not write itself.
         assert_eq!(
-            client_address(
-                Some(ip("10.0.0.2")),
-                &headers,
-                &trusted,
-                ForwardedHeader::XForwardedFor
-            ),
+            by_xff(Some(ip("10.0.0.2")), &headers, &trusted),
             Some(ip("198.51.100.7"))
         );
         // Chains of trusted proxies are skipped; several header lines are one list.
         let headers = forwarded(&["203.0.113.9", "198.51.100.7, 10.0.0.5"]);
         assert_eq!(
-            client_address(
-                Some(ip("10.0.0.2")),
-                &headers,
-                &trusted,
-                ForwardedHeader::XForwardedFor
-            ),
+            by_xff(Some(ip("10.0.0.2")), &headers, &trusted),
             Some(ip("198.51.100.7"))
         );
         // A malformed entry stops the walk at the last good one.
         let headers = forwarded(&["203.0.113.9, garbage, 10.0.0.7"]);
         assert_eq!(
-            client_address(
-                Some(ip("10.0.0.2")),
-                &headers,
-                &trusted,
-                ForwardedHeader::XForwardedFor
-            ),
+            by_xff(Some(ip("10.0.0.2")), &headers, &trusted),
             Some(ip("10.0.0.7"))
         );
         // Entries with ports, as some proxies write them.
         let headers = forwarded(&["[2001:db8::7]:443, 198.51.100.9:1234"]);
         assert_eq!(
-            client_address(
-                Some(ip("10.0.0.2")),
-                &headers,
-                &trusted,
-                ForwardedHeader::XForwardedFor
-            ),
+            by_xff(Some(ip("10.0.0.2")), &headers, &trusted),
             Some(ip("198.51.100.9"))
         );
         let trusted_v4 = nets(&["10.0.0.0/8", "198.51.100.9"]);
         assert_eq!(
-            client_address(
-                Some(ip("10.0.0.2")),
-                &headers,
-                &trusted_v4,
-                ForwardedHeader::XForwardedFor
-            ),
+            by_xff(Some(ip("10.0.0.2")), &headers, &trusted_v4),
             Some(ip("2001:db8::7"))
         );
         // A line with bytes past ASCII still gives the entry the proxy appended to it.
@@ -309,36 +289,19 @@ mod tests {
             HeaderValue::from_bytes(b"\xff6.6.6.6, 198.51.100.7").unwrap(),
         );
         assert_eq!(
-            client_address(
-                Some(ip("10.0.0.2")),
-                &headers,
-                &trusted,
-                ForwardedHeader::XForwardedFor
-            ),
+            by_xff(Some(ip("10.0.0.2")), &headers, &trusted),
             Some(ip("198.51.100.7"))
         );
         // No header: the proxy itself.
         assert_eq!(
-            client_address(
-                Some(ip("10.0.0.2")),
-                &HeaderMap::new(),
-                &trusted,
-                ForwardedHeader::XForwardedFor
-            ),
+            by_xff(Some(ip("10.0.0.2")), &HeaderMap::new(), &trusted),
             Some(ip("10.0.0.2"))
         );
-        assert_eq!(
-            client_address(None, &HeaderMap::new(), &trusted, ForwardedHeader::XForwardedFor),
-            None
-        );
+        assert_eq!(by_xff(None, &HeaderMap::new(), &trusted), None);
     }
 
     fn rfc7239(values: &[&str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append("forwarded", HeaderValue::from_str(value).unwrap());
-        }
-        headers
+        lines("forwarded", values)
     }
 
     #[test]

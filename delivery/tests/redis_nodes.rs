@@ -9,7 +9,7 @@ mod redis_support;
 
 use std::collections::BTreeMap;
 
-use common::{Sse, assert_limited, client, key, token};
+use common::{Sse, assert_limited, assert_ticket_rate_limited, client, key, token};
 use redis_support::{Node, cleanup, keys_under, raw, redis_url, unique_prefix};
 use serde_json::{Value, json};
 use social_delivery::DeliveryConfig;
@@ -466,16 +466,7 @@ mod redis {
             assert_eq!(ticket(node, "u1").await.unwrap().status(), 201);
         }
         for node in [&node_2, &node_1] {
-            let refused = ticket(node, "u1").await.unwrap();
-            assert_eq!(refused.status(), 429);
-            let retry_after: u64 = refused.headers()["retry-after"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
-            assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
-            let body: Value = refused.json().await.unwrap();
-            assert_eq!(body["error"]["code"], "ticket_rate_limited");
+            assert_ticket_rate_limited(ticket(node, "u1").await.unwrap()).await;
         }
         assert_eq!(
             ticket(&node_2, "u2").await.unwrap().status(),

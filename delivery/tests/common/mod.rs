@@ -183,6 +183,19 @@ pub async fn assert_limited(sse: Sse, code: &str) {
     assert_eq!(sse.error_json().await["error"]["code"], code);
 }
 
+/// A refused `POST /v1/tickets`: `429` with a `Retry-After` within the minute and `ticket_rate_limited`.
+pub async fn assert_ticket_rate_limited(refused: reqwest::Response) {
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ticket_rate_limited");
+}
+
 /// A streaming SSE reader.
 pub struct Sse {
     pub status: u16,

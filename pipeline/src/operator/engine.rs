@@ -165,7 +165,7 @@ impl Engine {
         self.release(watermark, out);
         if watermark > self.idle_ticked && watermark != EventTimeMs::MIN {
             self.idle_ticked = watermark;
-            self.graph.on_idle_tick(watermark, out);
+            self.graph.run_steps(vec![Step::IdleTick(watermark)], out);
             self.released = self.released.max(watermark);
         }
         watermark
@@ -187,7 +187,7 @@ impl Engine {
         let watermark = self.clock.flush_to_newest();
         self.release(watermark, out);
         let end = EventTimeMs::MAX / 4;
-        self.graph.on_tick(end, out);
+        self.graph.run_steps(vec![Step::Tick(end)], out);
         self.released = end;
     }
 

@@ -47,9 +47,10 @@ const PARALLEL_MIN_STEPS: usize = 256;
 #[derive(Debug)]
 pub enum Step {
     Event(Box<Event>),
-    /// An interval tick.
+    /// A watermark tick: coalesced updates, early and final window results, rank changes, grouped alerts.
     Tick(EventTimeMs),
-    /// A tick while input is quiet (trending re-ranks every window that changed).
+    /// A tick while input is quiet: trending also re-ranks every window that changed since its last ranking
+    /// within the same window step, so that nothing counted stays unpublished.
     IdleTick(EventTimeMs),
 }
 
@@ -117,12 +118,6 @@ impl OperatorGraph {
         self.social.update_directory(event, out);
     }
 
-    /// An event in event-time order.
-    pub fn on_event(&mut self, event: &Event, out: &mut Emitter) {
-        self.referral.on_event(&self.config, event, out);
-        self.social.on_event(&self.config, event, out);
-    }
-
     /// A late event within the allowed lateness (both sides), then the corrections of windows already final (both
     /// sides): the event's own messages come before any correction.
     pub fn on_late_event(&mut self, event: &Event, watermark: EventTimeMs, out: &mut Emitter) {
@@ -132,21 +127,6 @@ impl OperatorGraph {
         self.social.flush_corrections(watermark, out);
     }
 
-    /// A watermark tick: coalesced updates, early and final window results, rank changes, grouped alerts.
-    pub fn on_tick(&mut self, tick: EventTimeMs, out: &mut Emitter) {
-        self.referral.tick(&self.config, tick, out);
-        self.social.tick(&self.config, tick, false, out);
-        self.publish_processed();
-    }
-
-    /// A tick while input is quiet: like [`OperatorGraph::on_tick`], and trending re-ranks every window that
-    /// changed since its last ranking even within the same window step, so that nothing counted stays unpublished.
-    pub fn on_idle_tick(&mut self, tick: EventTimeMs, out: &mut Emitter) {
-        self.referral.tick(&self.config, tick, out);
-        self.social.tick(&self.config, tick, true, out);
-        self.publish_processed();
-    }
-
     /// Adds the events each operator processed to its metric, from the caller's thread (a thread-local recorder
     /// sees them).
     fn publish_processed(&mut self) {
@@ -154,9 +134,9 @@ impl OperatorGraph {
         self.social.processed.publish();
     }
 
-    /// Runs `steps` in order: the same output as one [`OperatorGraph::on_event`] / [`OperatorGraph::on_tick`] /
-    /// [`OperatorGraph::on_idle_tick`] call per step. With `config.threads` 2 and a batch large enough, the social
-    /// side runs on the graph's second thread meanwhile and the messages are merged step by step.
+    /// Runs `steps` in order, each through the referral side then the social side. With `config.threads` 2 and a
+    /// batch large enough, the social side runs on the graph's second thread meanwhile and the messages are merged
+    /// step by step: the same output.
     pub fn run_steps(&mut self, steps: Vec<Step>, out: &mut Emitter) {
         if self.config.threads < 2 || steps.len() < PARALLEL_MIN_STEPS {
             for step in &steps {
