@@ -12,4 +12,5 @@ export REQUIRE_CHDB=1
 export REQUIRE_SERVICES=1
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export CLICKHOUSE_URL="${CLICKHOUSE_URL:-http://127.0.0.1:8123}"
-cargo test --workspace --all-targets --release "$@"
+# Every failing test is reported, not only the first binary with one.
+cargo test --workspace --all-targets --release --no-fail-fast "$@"

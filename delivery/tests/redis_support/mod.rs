@@ -58,7 +58,7 @@ pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     }
 }
 
-/// Keys under `prefix`.
+/// Keys under `prefix`, sorted, each once (`SCAN` may return a key more than once while Redis rehashes).
 pub async fn keys_under(url: &str, prefix: &str) -> Vec<String> {
     let mut conn = raw(url).await;
     let mut cursor: u64 = 0;
@@ -75,6 +75,8 @@ pub async fn keys_under(url: &str, prefix: &str) -> Vec<String> {
             .unwrap();
         keys.extend(batch);
         if next == 0 {
+            keys.sort();
+            keys.dedup();
             return keys;
         }
         cursor = next;
