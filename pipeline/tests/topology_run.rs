@@ -105,3 +105,45 @@ async fn run_checkpoints_on_shutdown_and_resumes_without_resending() {
         "checkpoint files written"
     );
 }
+
+/// A record written to the input topic by another producer, not through ingest, that does not parse goes to the
+/// dead-letter topic with its reason and input position, once across a restart.
+#[tokio::test]
+async fn invalid_input_records_are_dead_lettered_once() {
+    use social_pipeline::bus::DEAD_LETTER_TOPIC;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = Arc::new(MemoryBus::new(MemoryBusConfig::default()));
+    for (name, partitions) in [(INPUT_TOPIC, PARTITIONS), (DEAD_LETTER_TOPIC, 1)] {
+        bus.ensure_topic(&TopicSpec {
+            name: name.into(),
+            partitions,
+        })
+        .await
+        .expect("topic");
+    }
+    let mut generator = Generator::new(GeneratorConfig::with_seed(5));
+    append(&bus, &mut generator, 100).await;
+    let garbage = Record {
+        key: bytes::Bytes::new(),
+        value: bytes::Bytes::from_static(b"{\"specversion\":\"1.0\", not json"),
+        timestamp_ms: 1_700_000_000_000,
+    };
+    let offset = bus.append(INPUT_TOPIC, 1, vec![garbage]).await.expect("append");
+    append(&bus, &mut generator, 100).await;
+    let total = 201;
+    run_until(bus.clone(), dir.path(), total).await;
+    // A second run over the same checkpoints and round log reads nothing new.
+    run_until(bus.clone(), dir.path(), total).await;
+
+    let letters = bus
+        .fetch(DEAD_LETTER_TOPIC, 0, 0, 10, Duration::ZERO)
+        .await
+        .expect("fetch");
+    assert_eq!(letters.len(), 1, "one dead letter");
+    let letter: serde_json::Value = serde_json::from_slice(&letters[0].value).expect("json");
+    assert_eq!(letter["reason"]["code"], "malformed_json", "{letter}");
+    assert_eq!(letter["input"]["partition"], 1);
+    assert_eq!(letter["input"]["offset"], offset);
+    assert_eq!(letter["payload"], "{\"specversion\":\"1.0\", not json");
+    assert_eq!(letter["receivedAt"], "2023-11-14T22:13:20Z");
+}

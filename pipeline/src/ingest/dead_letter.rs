@@ -29,6 +29,17 @@ pub struct DeadLetter {
     pub truncated: bool,
     /// The rejected input as text (invalid UTF-8 replaced by U+FFFD).
     pub payload: String,
+    /// Where the operators read it on the input topic, for a record another producer wrote there directly
+    /// (absent for input refused by ingest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputPosition>,
+}
+
+/// A record's place on the input topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct InputPosition {
+    pub partition: u32,
+    pub offset: u64,
 }
 
 impl DeadLetter {
@@ -49,6 +60,7 @@ impl DeadLetter {
             bytes: raw.len(),
             truncated: kept.len() < raw.len(),
             payload: String::from_utf8_lossy(kept).into_owned(),
+            input: None,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::bus::partition::partition_for_key;
 use crate::bus::{Bus, BusError, DEAD_LETTER_TOPIC, INPUT_TOPIC, Record, TopicSpec};
 
 pub use body::{BodyError, BodyKind, split_body};
-pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use dead_letter::{DeadLetter, DeadLetterReason, InputPosition};
 pub use dedup::{Dedup, DedupConfig};
 pub use stats::{IngestStats, IngestStatsSnapshot};
 

@@ -83,6 +83,8 @@ pub struct Topology {
     last_idle: Option<Vec<bool>>,
     /// The checkpoint being written in the background, if any.
     writing: Option<tokio::task::JoinHandle<Result<(), PipelineError>>>,
+    /// Dead letters for the invalid input records of the round being taken.
+    invalid: Vec<crate::bus::Record>,
 }
 
 /// What one round did.
@@ -174,6 +176,7 @@ impl Topology {
             replay,
             last_idle: None,
             writing: None,
+            invalid: Vec::new(),
         })
     }
 
@@ -353,6 +356,7 @@ impl Topology {
         if flush {
             self.engine.flush_idle(out);
         }
+        self.dead_letter_invalid().await?;
         let changed_idle = self.last_idle.as_ref() != Some(&idle_flags);
         let delivers = out.outputs.len() > before || !out.snapshots.is_empty();
         let acted = records > 0 || flush || changed_idle || delivers;
@@ -409,6 +413,8 @@ impl Topology {
             self.feed(partition, recorded.idle[index], &batch, out);
             self.offsets[index] = self.offsets[index].max(end);
         }
+        // The round's invalid records were dead-lettered when it was first taken, before it was recorded.
+        self.invalid.clear();
         self.engine.advance(out);
         if recorded.flush {
             self.engine.flush_idle(out);
@@ -417,17 +423,31 @@ impl Topology {
         Ok(records)
     }
 
+    /// Appends the dead letters of the round's invalid records, before the round is recorded: a crash in between
+    /// takes the round again and writes them again (each names its input partition and offset, for consumers that
+    /// drop duplicates), and none is lost.
+    async fn dead_letter_invalid(&mut self) -> Result<(), PipelineError> {
+        if self.invalid.is_empty() {
+            return Ok(());
+        }
+        let letters = std::mem::take(&mut self.invalid);
+        self.bus.append(crate::bus::DEAD_LETTER_TOPIC, 0, letters).await?;
+        Ok(())
+    }
+
     /// Sets the partition's idle flag and pushes its records into the engine; moves its offset past them.
     fn feed(&mut self, partition: u32, idle: bool, batch: &[crate::bus::StoredRecord], out: &mut Emitter) {
         self.engine.set_idle(partition, idle);
         for record in batch {
             match parse_event(&record.value, &self.limits) {
                 Ok(event) => self.engine.push(partition, event, out),
-                // Ingest validated everything on the input topic; a record that does not parse was written
-                // by something else. Skipping it is logged and counted, never silent.
+                // Ingest validated everything it wrote; a record that does not parse was written by another
+                // producer. It goes to the dead-letter topic with the reason (see `dead_letter_invalid`).
                 Err(error) => {
                     metrics::counter!("pipeline_invalid_records_total").increment(1);
-                    tracing::warn!(partition, offset = record.offset, %error, "skipping invalid input record");
+                    tracing::warn!(partition, offset = record.offset, %error, "dead-lettering an invalid input record");
+                    self.invalid
+                        .push(invalid_record_letter(partition, record, &error));
                 }
             }
         }
@@ -556,4 +576,29 @@ impl Topology {
         self.last_checkpoint = Instant::now();
         Ok(())
     }
+}
+
+/// The dead letter of an input record that does not parse: the reason, the record and where it was read.
+fn invalid_record_letter(
+    partition: u32,
+    record: &crate::bus::StoredRecord,
+    error: &social_schemas::ValidationError,
+) -> crate::bus::Record {
+    let reason = crate::ingest::DeadLetterReason {
+        code: error.code.as_str(),
+        message: error.message.clone(),
+    };
+    let mut letter = crate::ingest::DeadLetter::new(
+        reason,
+        None,
+        "application/cloudevents+json",
+        &record.value,
+        social_schemas::Limits::default().max_event_bytes,
+        record.timestamp_ms,
+    );
+    letter.input = Some(crate::ingest::InputPosition {
+        partition,
+        offset: record.offset,
+    });
+    letter.to_record(record.timestamp_ms)
 }
