@@ -162,12 +162,71 @@ pub struct StreamArgs {
         default_value_t = 1_000
     )]
     pub max_new_anonymous_streams_per_address_per_minute: u32,
+    /// Seconds between heartbeat comments on a stream (at least 1).
+    #[arg(long, env = "HEARTBEAT_SECS", default_value_t = DeliveryConfig::default().heartbeat_secs,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_secs: u64,
+    /// Base of the `retry:` hint sent to EventSource clients, in milliseconds.
+    #[arg(long, env = "RETRY_BASE_MS", default_value_t = DeliveryConfig::default().retry_base_ms)]
+    pub retry_base_ms: u64,
+    /// Random jitter added to the `retry:` hint per connection (0 up to this), in milliseconds.
+    #[arg(long, env = "RETRY_JITTER_MS", default_value_t = DeliveryConfig::default().retry_jitter_ms)]
+    pub retry_jitter_ms: u64,
+    /// Topics one stream or poll may name (at most 255).
+    #[arg(long, env = "MAX_TOPICS_PER_STREAM", default_value_t = DeliveryConfig::default().max_topics_per_stream,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=255))]
+    pub max_topics_per_stream: usize,
+    /// Concurrent streams and long polls of one user; 0: no limit.
+    #[arg(long, env = "MAX_STREAMS_PER_USER", default_value_t = DeliveryConfig::default().max_streams_per_user)]
+    pub max_streams_per_user: u32,
+    /// New streams and polls one user may open per minute, and tickets one user may take per minute; 0: no limit.
+    #[arg(
+        long,
+        env = "MAX_NEW_STREAMS_PER_USER_PER_MINUTE",
+        default_value_t = DeliveryConfig::default().max_new_streams_per_user_per_minute
+    )]
+    pub max_new_streams_per_user_per_minute: u32,
+    /// Streams this process holds; beyond it new streams get `503` with `Retry-After`.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DeliveryConfig::default().max_connections)]
+    pub max_connections: usize,
+    /// How long each topic's history is kept for resumption, in seconds.
+    #[arg(
+        long,
+        env = "HISTORY_RETENTION_SECS",
+        default_value_t = DeliveryConfig::default().history_retention_secs,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub history_retention_secs: u64,
+    /// Messages kept per topic for resumption, whatever their age (older ones give `RESET`).
+    #[arg(
+        long,
+        env = "HISTORY_MAX_MESSAGES_PER_TOPIC",
+        default_value_t = DeliveryConfig::default().history_max_messages_per_topic
+    )]
+    pub history_max_messages_per_topic: usize,
+    /// Bytes of messages kept per topic in the in-process history (Redis keeps the count and age limits only).
+    #[arg(
+        long,
+        env = "HISTORY_MAX_BYTES_PER_TOPIC",
+        default_value_t = DeliveryConfig::default().history_max_bytes_per_topic
+    )]
+    pub history_max_bytes_per_topic: usize,
 }
 
 impl StreamArgs {
     /// `config` with these limits.
     pub fn apply(&self, config: DeliveryConfig) -> DeliveryConfig {
         DeliveryConfig {
+            heartbeat_secs: self.heartbeat_secs,
+            retry_base_ms: self.retry_base_ms,
+            retry_jitter_ms: self.retry_jitter_ms,
+            max_topics_per_stream: self.max_topics_per_stream,
+            max_streams_per_user: self.max_streams_per_user,
+            max_new_streams_per_user_per_minute: self.max_new_streams_per_user_per_minute,
+            max_connections: self.max_connections,
+            history_retention_secs: self.history_retention_secs,
+            history_max_messages_per_topic: self.history_max_messages_per_topic,
+            history_max_bytes_per_topic: self.history_max_bytes_per_topic,
             trusted_proxies: self.trusted_proxies.clone(),
             forwarded_header: self.forwarded_header,
             max_anonymous_streams_per_address: self.max_anonymous_streams_per_address,
@@ -291,19 +350,19 @@ pub struct GenerateArgs {
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     /// Subject: the user id.
-    #[arg(long)]
+    #[arg(long, env = "TOKEN_SUB")]
     pub sub: String,
     /// Comma-separated program ids the user is a member of.
-    #[arg(long, value_delimiter = ',', default_value = "")]
+    #[arg(long, env = "TOKEN_PROGRAMS", value_delimiter = ',', default_value = "")]
     pub programs: Vec<String>,
     /// Comma-separated roles (`service`, `admin`).
-    #[arg(long, value_delimiter = ',', default_value = "")]
+    #[arg(long, env = "TOKEN_ROLES", value_delimiter = ',', default_value = "")]
     pub roles: Vec<String>,
     /// Lifetime, in seconds.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, env = "TOKEN_TTL", default_value_t = 3600)]
     pub ttl: u64,
     /// Use the demo secret that `run --demo` uses when no JWT secret is configured.
-    #[arg(long)]
+    #[arg(long, env = "TOKEN_DEMO")]
     pub demo: bool,
     #[command(flatten)]
     pub auth: AuthArgs,

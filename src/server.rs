@@ -27,6 +27,7 @@ use operators::{DerivedSink, OperatorSnapshots};
 use crate::cli::ServerArgs;
 
 pub mod analytics;
+pub mod fallback;
 pub mod operators;
 pub mod ops;
 mod publish_queue;
@@ -176,9 +177,11 @@ impl System {
             ingestor: self.ingestor.clone(),
             verifier: self.verifier.clone(),
         });
-        ingest
-            .merge(self.delivery.router())
-            .merge(ops::router(self.clone()))
+        fallback::with_json_fallbacks(
+            ingest
+                .merge(self.delivery.router())
+                .merge(ops::router(self.clone())),
+        )
     }
 
     /// Runs the operators on `tracker` until `shutdown`, their output going to the derived-events topic and the

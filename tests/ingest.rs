@@ -418,3 +418,33 @@ fn start_background_server() -> std::net::SocketAddr {
     });
     receiver.recv().unwrap()
 }
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_json_errors() {
+    let server = server().await;
+    let client = reqwest::Client::new();
+    for path in ["/nope", "/v1/nope", "/v1/topics/trending.1h"] {
+        let response = client.get(server.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_error(status, &body, 404, "not_found");
+    }
+    let response = client.delete(server.url("/v1/events")).send().await.unwrap();
+    let status = response.status().as_u16();
+    let allow = response
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.unwrap();
+    assert_error(status, &body, 405, "method_not_allowed");
+    assert_eq!(allow.as_deref(), Some("POST"));
+    // A topic name that does not decode is an invalid topic, in JSON.
+    let response = client
+        .get(server.url("/v1/topics/trending.%FF/snapshot"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_error(status, &body, 400, "invalid_topic");
+}

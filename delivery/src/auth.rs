@@ -57,13 +57,17 @@ impl Authenticator {
         }
     }
 
-    /// The caller's claims: `Ok(None)` for an anonymous caller, an error for an invalid credential.
+    /// The caller's claims: `Ok(None)` for an anonymous caller, an error for an invalid credential. With
+    /// `public_only` (every topic asked for is public), an invalid cookie counts as no credential: an HttpOnly
+    /// cookie cannot be cleared by the page, and a stale one must not lock a browser out of what anyone may read.
+    /// A header or ticket the client chose to send is still checked.
     pub(crate) async fn authenticate(
         &self,
         headers: &HeaderMap,
         ticket: Option<&str>,
+        public_only: bool,
     ) -> Result<Option<Claims>, DeliveryError> {
-        let result = self.authenticate_inner(headers, ticket).await;
+        let result = self.authenticate_inner(headers, ticket, public_only).await;
         if let Err(error) = &result {
             metrics::auth_rejected(error.code());
         }
@@ -74,6 +78,7 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         ticket: Option<&str>,
+        public_only: bool,
     ) -> Result<Option<Claims>, DeliveryError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let token = value
@@ -91,11 +96,11 @@ impl Authenticator {
             return Ok(Some(claims));
         }
         if let Some(token) = cookie_value(headers, &self.cookie_name) {
-            return self
-                .verifier
-                .verify(&token)
-                .map(Some)
-                .map_err(DeliveryError::Auth);
+            return match self.verifier.verify(&token) {
+                Ok(claims) => Ok(Some(claims)),
+                Err(_) if public_only => Ok(None),
+                Err(error) => Err(DeliveryError::Auth(error)),
+            };
         }
         Ok(None)
     }

@@ -232,7 +232,16 @@ pub fn snapshot_json(
     state: &Value,
     now: DateTime<Utc>,
 ) -> Result<Bytes, DeliveryError> {
-    let id = format!("snapshot-{:x}-{}-{}", position.epoch, position.offset, topic);
+    // The state is in the id: a snapshot can change with no message published (a period rollover, a privacy
+    // change), and two different snapshots at one position must not share an id (a client dropping duplicates by
+    // id would keep the older one). The same state at the same position keeps its id.
+    let id = format!(
+        "snapshot-{:x}-{}-{:016x}-{}",
+        position.epoch,
+        position.offset,
+        fnv1a(&serde_json::to_vec(state).unwrap_or_default()),
+        topic
+    );
     to_bytes(&Wire {
         kind: "SNAPSHOT",
         topic,
@@ -240,6 +249,13 @@ pub fn snapshot_json(
         timestamp: social_schemas::time::format_rfc3339(&now),
         data: data_object("snapshot", state),
         version: MESSAGE_FORMAT_VERSION,
+    })
+}
+
+/// FNV-1a, 64 bit: stable across processes and versions, so that every node gives a snapshot the same id.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
@@ -404,6 +420,13 @@ mod tests {
                 .unwrap();
         assert_eq!(snapshot["type"], "SNAPSHOT");
         assert_eq!(snapshot["data"]["value"], json!([1, 2]));
+        // Another state at the same position has another id; the same state keeps its id.
+        let id = |state: Value| {
+            let json = snapshot_json("trending.1h", position, &state, now).unwrap();
+            serde_json::from_slice::<Value>(&json).unwrap()["id"].clone()
+        };
+        assert_eq!(id(json!([1, 2])), snapshot["id"]);
+        assert_ne!(id(json!([2, 1])), snapshot["id"]);
         let reset: Value =
             serde_json::from_slice(&reset_json("trending.1h", position, GapReason::Expired, now).unwrap())
                 .unwrap();

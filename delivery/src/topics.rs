@@ -4,13 +4,12 @@
 use std::fmt;
 
 use social_auth::Claims;
+use social_schemas::validate::is_valid_id;
 
 use crate::DeliveryError;
 
 /// Longest accepted topic name.
 pub const MAX_TOPIC_LEN: usize = 200;
-/// Longest accepted id segment (user, program, board or window id).
-const MAX_SEGMENT_LEN: usize = 128;
 
 /// The kinds of topic; `as_str` values are the only values of the `kind` metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,7 +66,8 @@ pub struct Topic {
 
 impl Topic {
     /// Parses `user.{userId}.social|referrals|network`, `program.{programId}.updates`, `leaderboard.{boardId}`,
-    /// `trending.{window}` or `testimonials.recent`. Id segments are 1 to 128 characters of `[A-Za-z0-9_:-]`.
+    /// `trending.{window}` or `testimonials.recent`. Id segments are the ids of events: 1 to 128 characters of
+    /// `[A-Za-z0-9._:-]`.
     pub fn parse(name: &str) -> Result<Topic, DeliveryError> {
         if name.len() > MAX_TOPIC_LEN {
             return Err(DeliveryError::InvalidTopic);
@@ -150,12 +150,9 @@ impl fmt::Display for Topic {
 }
 
 fn segment_range(name: &str, start: usize, id: &str) -> Result<(u16, u16), DeliveryError> {
-    let valid = !id.is_empty()
-        && id.len() <= MAX_SEGMENT_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'));
-    if !valid {
+    // The ids events carry, dots included: the kind is read from the fixed prefix and suffix, so a dot in the id
+    // is not ambiguous (`user.jane.doe.referrals` is jane.doe's).
+    if !is_valid_id(id) {
         return Err(DeliveryError::InvalidTopic);
     }
     debug_assert_eq!(name.get(start..start + id.len()), Some(id));
@@ -230,6 +227,14 @@ mod tests {
             ("leaderboard.all-time", TopicKind::Leaderboard, "all-time"),
             ("trending.1h", TopicKind::Trending, "1h"),
             ("testimonials.recent", TopicKind::TestimonialsRecent, ""),
+            // Ids may hold dots, as the ids of events may.
+            ("user.jane.doe.referrals", TopicKind::UserReferrals, "jane.doe"),
+            ("user.a.social.social", TopicKind::UserSocial, "a.social"),
+            (
+                "program.acme.2024.updates",
+                TopicKind::ProgramUpdates,
+                "acme.2024",
+            ),
         ];
         for (name, kind, segment) in cases {
             let topic = Topic::parse(name).unwrap();
@@ -246,7 +251,8 @@ mod tests {
             "",
             "user..social",
             "user.u1.other",
-            "user.a.b.social",
+            "user.a b.social",
+            "user.a/b.social",
             "program.p1",
             "leaderboard.",
             "trending.1h\n",
@@ -269,6 +275,12 @@ mod tests {
         assert_eq!(own.check_access(Some(&other)), Err(DeliveryError::Forbidden));
         assert!(own.check_access(Some(&admin)).is_ok());
         assert!(matches!(own.check_access(None), Err(DeliveryError::Auth(_))));
+        let dotted = Topic::parse("user.jane.doe.social").unwrap();
+        assert!(dotted.check_access(Some(&claims("jane.doe", &[], &[]))).is_ok());
+        assert_eq!(
+            dotted.check_access(Some(&claims("jane", &[], &[]))),
+            Err(DeliveryError::Forbidden)
+        );
         let program = Topic::parse("program.p1.updates").unwrap();
         assert!(program.check_access(Some(&other)).is_ok());
         assert_eq!(program.check_access(Some(&owner)), Err(DeliveryError::Forbidden));

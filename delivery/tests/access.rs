@@ -169,10 +169,34 @@ async fn cookie_authenticates_a_stream() {
     )
     .await;
     assert_eq!(sse.status, 200);
-    let bad = format!("social_token={}", bad_signature_token("u1"));
+    // A cookie the page cannot clear: invalid, it is refused for a private topic, and ignored where every topic is
+    // public (a stale login must not lock a browser out of what anyone may read).
+    for bad in [bad_signature_token("u1"), expired_token("u1")] {
+        let bad = format!("social_token={bad}");
+        let sse = Sse::connect(
+            &server.url("/v1/stream?topic=leaderboard.daily&topic=user.u1.network"),
+            &[("cookie", &bad)],
+        )
+        .await;
+        assert_eq!(sse.status, 401);
+        let sse = Sse::connect(
+            &server.url("/v1/stream?topic=leaderboard.daily"),
+            &[("cookie", &bad)],
+        )
+        .await;
+        assert_eq!(sse.status, 200);
+        let poll = Sse::connect(
+            &server.url("/v1/poll?topic=trending.1h&wait=0"),
+            &[("cookie", &bad)],
+        )
+        .await;
+        assert_eq!(poll.status, 200);
+    }
+    // A bearer header the client chose to send is checked whatever the topics.
+    let bearer = format!("Bearer {}", bad_signature_token("u1"));
     let sse = Sse::connect(
         &server.url("/v1/stream?topic=leaderboard.daily"),
-        &[("cookie", &bad)],
+        &[("authorization", &bearer)],
     )
     .await;
     assert_eq!(sse.status, 401);

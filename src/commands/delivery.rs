@@ -71,7 +71,8 @@ pub(super) async fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
         .shutdown(shutdown.clone())
         .build();
     let backend = Arc::new(backend);
-    let router = delivery.router().merge(ops_router(backend.clone()));
+    let router =
+        crate::server::fallback::with_json_fallbacks(delivery.router().merge(ops_router(backend.clone())));
     let tracker = TaskTracker::new();
     tracker.spawn(delivery.maintenance());
     if let Some(sink) = analytics

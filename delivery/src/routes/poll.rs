@@ -40,16 +40,20 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Result<Response, Deliv
             .min(shared.config.max_poll_wait_secs),
     );
     let (mut session, mut out) = Session::open(shared.clone(), admitted.topics, admitted.options).await?;
-    if out.is_empty() && !wait.is_zero() {
-        let cut = session.cut().clone();
+    let deadline = tokio::time::Instant::now() + wait;
+    let cut = session.cut().clone();
+    // Wait on: a live message can be one the session already sent (published between subscribing and reading
+    // the head), which `accept` drops; only a message for the client ends the wait early.
+    while out.is_empty() && !wait.is_zero() {
         let first = tokio::select! {
             biased;
-            _ = shared.shutdown.cancelled() => None,
-            _ = cut.cancelled() => None,
-            _ = tokio::time::sleep(wait) => None,
+            _ = shared.shutdown.cancelled() => break,
+            _ = cut.cancelled() => break,
+            _ = tokio::time::sleep_until(deadline) => break,
             delivered = session.recv() => delivered,
         };
-        let mut next = first;
+        let Some(first) = first else { break };
+        let mut next = Some(first);
         while let Some(delivered) = next.take() {
             session.accept(delivered, &mut out).await?;
             if out.len() < MAX_MESSAGES {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -14,9 +15,14 @@ use crate::{DeliveryError, metrics};
 
 pub(super) async fn snapshot(
     State(shared): State<Arc<Shared>>,
-    Path(topic): Path<String>,
+    topic: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
+    // A name that does not decode (percent-encoded bytes that are not UTF-8) is no topic: the JSON error, not
+    // axum's plain-text rejection.
+    let Ok(Path(topic)) = topic else {
+        return DeliveryError::InvalidTopic.into_response();
+    };
     match answer(&shared, &topic, &headers).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
@@ -26,7 +32,10 @@ pub(super) async fn snapshot(
 async fn answer(shared: &Shared, topic: &str, headers: &HeaderMap) -> Result<Response, DeliveryError> {
     let topic = Topic::parse(topic)?;
     shared.config.check_known(&topic)?;
-    let claims = shared.auth.authenticate(headers, None).await?;
+    let claims = shared
+        .auth
+        .authenticate(headers, None, topic.kind().is_public())
+        .await?;
     if let Err(error) = topic.check_access(claims.as_ref()) {
         metrics::auth_rejected(error.code());
         return Err(error);

@@ -31,7 +31,7 @@ async fn admit(shared: &Shared, user: &str) -> Result<(), DeliveryError> {
 }
 
 pub(super) async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let issued = match shared.auth.authenticate(&headers, None).await {
+    let issued = match shared.auth.authenticate(&headers, None, false).await {
         Ok(Some(claims)) => match admit(&shared, &claims.sub).await {
             Ok(()) => shared.auth.issue_ticket(claims).await,
             Err(refused) => Err(refused),
