@@ -162,15 +162,17 @@ pub struct StreamArgs {
         default_value_t = 1_000
     )]
     pub max_new_anonymous_streams_per_address_per_minute: u32,
-    /// Seconds between heartbeat comments on a stream (at least 1).
+    /// Seconds between heartbeat comments on a stream (1 to 3600).
     #[arg(long, env = "HEARTBEAT_SECS", default_value_t = DeliveryConfig::default().heartbeat_secs,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub heartbeat_secs: u64,
-    /// Base of the `retry:` hint sent to EventSource clients, in milliseconds.
-    #[arg(long, env = "RETRY_BASE_MS", default_value_t = DeliveryConfig::default().retry_base_ms)]
+    /// Base of the `retry:` hint sent to EventSource clients, in milliseconds (at most an hour).
+    #[arg(long, env = "RETRY_BASE_MS", default_value_t = DeliveryConfig::default().retry_base_ms,
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub retry_base_ms: u64,
-    /// Random jitter added to the `retry:` hint per connection (0 up to this), in milliseconds.
-    #[arg(long, env = "RETRY_JITTER_MS", default_value_t = DeliveryConfig::default().retry_jitter_ms)]
+    /// Random jitter added to the `retry:` hint per connection (0 up to this), in milliseconds (at most an hour).
+    #[arg(long, env = "RETRY_JITTER_MS", default_value_t = DeliveryConfig::default().retry_jitter_ms,
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub retry_jitter_ms: u64,
     /// Topics one stream or poll may name (at most 255).
     #[arg(long, env = "MAX_TOPICS_PER_STREAM", default_value_t = DeliveryConfig::default().max_topics_per_stream,
@@ -186,10 +188,12 @@ pub struct StreamArgs {
         default_value_t = DeliveryConfig::default().max_new_streams_per_user_per_minute
     )]
     pub max_new_streams_per_user_per_minute: u32,
-    /// Streams this process holds; beyond it new streams get `503` with `Retry-After`.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DeliveryConfig::default().max_connections)]
+    /// Streams this process holds (at least 1); beyond it new streams get `503` with `Retry-After`.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DeliveryConfig::default().max_connections,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
-    /// How long each topic's history is kept for resumption, in seconds.
+    /// How long each topic's history is kept for resumption, in seconds. With Redis, give the `pipeline` (which
+    /// appends and trims) and the `delivery` nodes (which read) the same history settings.
     #[arg(
         long,
         env = "HISTORY_RETENTION_SECS",
@@ -201,14 +205,16 @@ pub struct StreamArgs {
     #[arg(
         long,
         env = "HISTORY_MAX_MESSAGES_PER_TOPIC",
-        default_value_t = DeliveryConfig::default().history_max_messages_per_topic
+        default_value_t = DeliveryConfig::default().history_max_messages_per_topic,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub history_max_messages_per_topic: usize,
     /// Bytes of messages kept per topic in the in-process history (Redis keeps the count and age limits only).
     #[arg(
         long,
         env = "HISTORY_MAX_BYTES_PER_TOPIC",
-        default_value_t = DeliveryConfig::default().history_max_bytes_per_topic
+        default_value_t = DeliveryConfig::default().history_max_bytes_per_topic,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub history_max_bytes_per_topic: usize,
 }

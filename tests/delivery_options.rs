@@ -22,8 +22,10 @@ async fn open(url: &str, token: Option<&str>) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
+/// The status, `Retry-After` and error code of a refused request (a stream that opened fails the test).
 async fn error_code(response: reqwest::Response) -> (u16, Option<String>, String) {
     let status = response.status().as_u16();
+    assert_ne!(status, 200, "the request was not refused");
     let retry_after = response
         .headers()
         .get("retry-after")
@@ -90,14 +92,35 @@ async fn heartbeat_and_stream_limits_are_taken_from_the_command_line() {
 
 #[tokio::test]
 async fn out_of_range_options_are_refused_at_start() {
-    for (flag, value) in [("--heartbeat-secs", "0"), ("--max-topics-per-stream", "256")] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_social-realtime"))
+    for (flag, value) in [
+        ("--heartbeat-secs", "0"),
+        ("--heartbeat-secs", "100000000000"),
+        ("--max-topics-per-stream", "256"),
+        ("--max-connections", "0"),
+        ("--history-max-messages-per-topic", "0"),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_social-realtime"))
             .args(["run", flag, value, "--listen", "127.0.0.1:0"])
             .env("JWT_SECRET", SECRET)
-            .output()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-        assert!(!output.status.success(), "{flag} {value} was accepted");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        // A value taken would start the server: it must exit by itself, at once.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{flag} {value} was accepted: the server started");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!status.success(), "{flag} {value} was accepted");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
         assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
     }
 }

@@ -35,11 +35,13 @@ pub struct DeadLetter {
     pub input: Option<InputPosition>,
 }
 
-/// A record's place on the input topic.
+/// A record's place on the input topic, and the timestamp its producer gave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InputPosition {
     pub partition: u32,
     pub offset: u64,
+    pub timestamp_ms: i64,
 }
 
 impl DeadLetter {

@@ -83,8 +83,8 @@ pub struct Topology {
     last_idle: Option<Vec<bool>>,
     /// The checkpoint being written in the background, if any.
     writing: Option<tokio::task::JoinHandle<Result<(), PipelineError>>>,
-    /// Dead letters for the invalid input records of the round being taken.
-    invalid: Vec<crate::bus::Record>,
+    /// The invalid input records of the round being taken, with why, to be dead-lettered.
+    invalid: Vec<(u32, crate::bus::StoredRecord, social_schemas::ValidationError)>,
 }
 
 /// What one round did.
@@ -430,8 +430,27 @@ impl Topology {
         if self.invalid.is_empty() {
             return Ok(());
         }
-        let letters = std::mem::take(&mut self.invalid);
+        // Received now, as ingest's dead letters are (the dead-letter counts go by it); the record's own timestamp,
+        // set by its producer, is kept beside its position.
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let invalid = std::mem::take(&mut self.invalid);
+        let letters: Vec<_> = invalid
+            .iter()
+            .map(|(partition, record, error)| {
+                tracing::warn!(partition, offset = record.offset, %error, "dead-lettering an invalid input record");
+                invalid_record_letter(*partition, record, error, now_ms)
+            })
+            .collect();
+        let count = letters.len() as u64;
+        // Ingest creates the topic; a topology used without one creates it here.
+        self.bus
+            .ensure_topic(&crate::bus::TopicSpec {
+                name: crate::bus::DEAD_LETTER_TOPIC.to_owned(),
+                partitions: 1,
+            })
+            .await?;
         self.bus.append(crate::bus::DEAD_LETTER_TOPIC, 0, letters).await?;
+        metrics::counter!("pipeline_invalid_records_total").increment(count);
         Ok(())
     }
 
@@ -443,12 +462,7 @@ impl Topology {
                 Ok(event) => self.engine.push(partition, event, out),
                 // Ingest validated everything it wrote; a record that does not parse was written by another
                 // producer. It goes to the dead-letter topic with the reason (see `dead_letter_invalid`).
-                Err(error) => {
-                    metrics::counter!("pipeline_invalid_records_total").increment(1);
-                    tracing::warn!(partition, offset = record.offset, %error, "dead-lettering an invalid input record");
-                    self.invalid
-                        .push(invalid_record_letter(partition, record, &error));
-                }
+                Err(error) => self.invalid.push((partition, record.clone(), error)),
             }
         }
         if let (Some(last), Some(slot)) = (batch.last(), self.offsets.get_mut(partition as usize)) {
@@ -583,6 +597,7 @@ fn invalid_record_letter(
     partition: u32,
     record: &crate::bus::StoredRecord,
     error: &social_schemas::ValidationError,
+    now_ms: i64,
 ) -> crate::bus::Record {
     let reason = crate::ingest::DeadLetterReason {
         code: error.code.as_str(),
@@ -594,11 +609,12 @@ fn invalid_record_letter(
         "application/cloudevents+json",
         &record.value,
         social_schemas::Limits::default().max_event_bytes,
-        record.timestamp_ms,
+        now_ms,
     );
     letter.input = Some(crate::ingest::InputPosition {
         partition,
         offset: record.offset,
+        timestamp_ms: record.timestamp_ms,
     });
-    letter.to_record(record.timestamp_ms)
+    letter.to_record(now_ms)
 }
