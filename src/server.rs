@@ -27,6 +27,7 @@ use operators::{DerivedSink, OperatorSnapshots};
 use crate::cli::ServerArgs;
 
 pub mod analytics;
+pub mod durable_history;
 pub mod fallback;
 pub mod operators;
 pub mod ops;
@@ -43,6 +44,8 @@ pub struct System {
     pub analytics_healthy: Arc<AtomicBool>,
     /// The Redis delivery backend, when configured.
     pub redis: Option<RedisBackend>,
+    /// The delivery history kept under `--data-dir` when there is no Redis.
+    pub durable_history: Option<Arc<durable_history::DurableHistory>>,
     /// The operators' live state in Redis, when configured, with the token that stops its writer (after the
     /// operators, so that their last updates are written) and the writer task.
     pub live_state: Option<RedisStateSink>,
@@ -152,6 +155,17 @@ impl System {
                 .stream_limits(backend.stream_limits());
             redis = Some(backend);
         }
+        let mut durable_history = None;
+        if let (None, Some(dir)) = (&args.redis_url, &args.data_dir) {
+            let dir = dir.join("delivery-history");
+            let history = Arc::new(
+                durable_history::DurableHistory::open(&dir, delivery_config.history_retention())
+                    .await
+                    .with_context(|| format!("opening the delivery history in {}", dir.display()))?,
+            );
+            delivery = delivery.history(history.clone());
+            durable_history = Some(history);
+        }
         if demo {
             delivery = delivery.demo_minter(Minter::new(auth)?);
         }
@@ -163,6 +177,7 @@ impl System {
             topology: tokio::sync::Mutex::new(Some(topology)),
             analytics_healthy: Arc::new(AtomicBool::new(analytics.is_none())),
             redis,
+            durable_history,
             live_state,
             live_state_writer: std::sync::Mutex::new(live_state_writer),
             analytics,
@@ -243,6 +258,10 @@ impl System {
             && self.analytics_healthy.load(Ordering::SeqCst)
             && self.redis.as_ref().is_none_or(RedisBackend::is_subscribed)
             && self.live_state.as_ref().is_none_or(RedisStateSink::healthy)
+            && self
+                .durable_history
+                .as_ref()
+                .is_none_or(|history| history.healthy())
     }
 
     /// End offsets of the input topic's partitions.
@@ -261,6 +280,9 @@ impl System {
         self.ready.store(false, Ordering::SeqCst);
         if let Err(error) = self.bus.close().await {
             tracing::error!(%error, "closing the bus failed");
+        }
+        if let Some(history) = &self.durable_history {
+            history.close().await;
         }
         // The delivery backend's tasks (fan-out listener, stream leases) end with the shutdown token; wait for
         // them, so that this node's stream leases are given back before the process exits.

@@ -132,6 +132,15 @@ impl DeliveryConfig {
         }
     }
 
+    /// The retention of an in-process history.
+    pub fn history_retention(&self) -> crate::history::Retention {
+        crate::history::Retention {
+            max_age: std::time::Duration::from_secs(self.history_retention_secs),
+            max_messages: self.history_max_messages_per_topic.max(1),
+            max_bytes: self.history_max_bytes_per_topic.max(1),
+        }
+    }
+
     /// The ticket lifetime actually used: never more than 60 s, never 0.
     pub(crate) fn ticket_ttl_secs(&self) -> u64 {
         self.ticket_ttl_secs.clamp(1, 60)

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticator, MemoryTickets, TicketStore};
 use crate::fanout::{FanOut, LocalFanOut};
-use crate::history::{History, MemoryHistory, Position, Retention, SequencedAppend};
+use crate::history::{History, MemoryHistory, Position, SequencedAppend};
 use crate::hub::Hub;
 use crate::limits::{LimitConfig, Limiter};
 use crate::snapshot::{MemorySnapshots, SnapshotSource};
@@ -96,11 +96,7 @@ impl DeliveryBuilder {
 
     pub fn build(self) -> Delivery {
         let config = self.config;
-        let retention = Retention {
-            max_age: Duration::from_secs(config.history_retention_secs),
-            max_messages: config.history_max_messages_per_topic.max(1),
-            max_bytes: config.history_max_bytes_per_topic.max(1),
-        };
+        let retention = config.history_retention();
         let hub = Arc::new(Hub::new());
         let history = self
             .history

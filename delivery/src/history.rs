@@ -221,6 +221,46 @@ impl MemoryHistory {
         Ok(Some(entry))
     }
 
+    /// Puts back a message this history held before a restart, at its recorded offset, `age` after it was
+    /// appended (for the age limit), with its producer sequence. Messages must come in the order they were
+    /// appended; one at or below the topic's last offset is ignored. A first offset above 1 (older ones already
+    /// gone) is kept as is: positions before it are then expired, as after trimming.
+    pub fn restore(
+        &self,
+        topic: &str,
+        offset: u64,
+        sequence: Option<u64>,
+        json: Bytes,
+        age: Duration,
+    ) -> Result<(), DeliveryError> {
+        let now = Instant::now();
+        let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
+        let state = match shard.get_mut(topic) {
+            Some(state) => state,
+            None => shard.entry(Arc::from(topic)).or_default(),
+        };
+        if offset <= state.last_offset {
+            return Ok(());
+        }
+        if sequence.is_some() {
+            state.last_sequence = sequence;
+        }
+        state.last_offset = offset;
+        let entry = Arc::new(Entry {
+            topic: Arc::from(topic),
+            position: Position {
+                epoch: self.epoch,
+                offset,
+            },
+            json,
+            published_at: now.checked_sub(age).unwrap_or(now),
+        });
+        state.bytes += entry.json.len();
+        state.entries.push_back(entry);
+        state.trim(&self.retention, now);
+        Ok(())
+    }
+
     fn shard(&self, topic: &str) -> &Shard {
         &self.shards[shard_index(topic, SHARDS)]
     }
@@ -350,6 +390,55 @@ mod tests {
             Replay::Messages(entries) => entries.iter().map(|e| e.position.offset).collect(),
             Replay::Gap(reason) => panic!("gap: {reason:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn restored_messages_keep_their_positions_sequences_and_age() {
+        let h = history(100);
+        let at = |offset| Position { epoch: 7, offset };
+        // The log lost the topic's first messages: it starts at 3.
+        for (offset, sequence) in [(3, 30), (4, 40), (5, 41)] {
+            h.restore(
+                "t",
+                offset,
+                Some(sequence),
+                Bytes::from_static(b"x"),
+                Duration::ZERO,
+            )
+            .unwrap();
+        }
+        // An offset already held is ignored; one older than the retention is restored and trimmed.
+        h.restore("t", 4, Some(40), Bytes::from_static(b"y"), Duration::ZERO)
+            .unwrap();
+        h.restore(
+            "old",
+            1,
+            None,
+            Bytes::from_static(b"x"),
+            Duration::from_secs(7200),
+        )
+        .unwrap();
+        assert_eq!(h.head("t").await.unwrap(), at(5));
+        assert_eq!(offsets(h.read_after("t", at(3), 10).await.unwrap()), [4, 5]);
+        assert!(matches!(
+            h.read_after("t", at(1), 10).await.unwrap(),
+            Replay::Gap(GapReason::Expired)
+        ));
+        assert!(h.last("old", 10).await.unwrap().is_empty());
+        assert_eq!(h.head("old").await.unwrap(), at(1));
+        // A producer replaying after the restart appends only what is new.
+        assert!(
+            h.append_sequenced("t", Bytes::from_static(b"x"), 41)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let next = h
+            .append_sequenced("t", Bytes::from_static(b"z"), 42)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.position, at(6));
     }
 
     #[tokio::test]

@@ -59,7 +59,7 @@ pub use config::DeliveryConfig;
 pub use delivery::{BatchOutcome, Delivery, DeliveryBuilder, Publisher};
 pub use error::DeliveryError;
 pub use fanout::{FanOut, LocalFanOut};
-pub use history::{History, MemoryHistory, Position, SequencedAppend};
+pub use history::{History, MemoryHistory, Position, Retention, SequencedAppend};
 pub use hub::Hub;
 pub use metrics::{LatencyObserver, observe_write_latency};
 pub use snapshot::{MemorySnapshots, SnapshotSource};
