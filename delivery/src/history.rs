@@ -164,6 +164,8 @@ pub struct MemoryHistory {
     epoch: u64,
     retention: Retention,
     shards: Box<[Shard]>,
+    /// The last offset of a topic not held (see [`MemoryHistory::set_offset_floor`]); 0 but after a rebuild.
+    offset_floor: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryHistory {
@@ -178,6 +180,7 @@ impl MemoryHistory {
             epoch,
             retention,
             shards,
+            offset_floor: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -192,10 +195,14 @@ impl MemoryHistory {
         sequence: Option<u64>,
     ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         let now = Instant::now();
+        let floor = self.floor();
         let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
         let state = match shard.get_mut(topic) {
             Some(state) => state,
-            None => shard.entry(Arc::from(topic)).or_default(),
+            None => shard.entry(Arc::from(topic)).or_insert_with(|| TopicHistory {
+                last_offset: floor,
+                ..TopicHistory::default()
+            }),
         };
         if let (Some(sequence), Some(last)) = (sequence, state.last_sequence)
             && sequence <= last
@@ -221,31 +228,79 @@ impl MemoryHistory {
         Ok(Some(entry))
     }
 
-    /// Puts back a message this history held before a restart, at its recorded offset, `age` after it was
-    /// appended (for the age limit), with its producer sequence. Messages must come in the order they were
-    /// appended; one at or below the topic's last offset is ignored. A first offset above 1 (older ones already
-    /// gone) is kept as is: positions before it are then expired, as after trimming.
-    pub fn restore(
+    /// The offsets `items` (topic, producer sequence) would get if appended now, in order: `None` for one that
+    /// [`History::append_sequenced`] would drop as a duplicate. Nothing changes; a store that must write messages
+    /// elsewhere before they are visible plans, writes, then [`MemoryHistory::put`]s them, appending nothing else
+    /// in between.
+    pub fn plan(&self, items: &[(&str, Option<u64>)]) -> Result<Vec<Option<u64>>, DeliveryError> {
+        let mut heads: FxHashMap<&str, (u64, Option<u64>)> = FxHashMap::default();
+        let mut planned = Vec::with_capacity(items.len());
+        for &(topic, sequence) in items {
+            let (last_offset, last_sequence) = match heads.get_mut(topic) {
+                Some(head) => head,
+                None => {
+                    let head = self.with_topic(topic, |state| match state {
+                        Some(state) => (state.last_offset, state.last_sequence),
+                        None => (self.floor(), None),
+                    })?;
+                    heads.entry(topic).or_insert(head)
+                }
+            };
+            if let (Some(sequence), Some(last)) = (sequence, *last_sequence)
+                && sequence <= last
+            {
+                planned.push(None);
+                continue;
+            }
+            if sequence.is_some() {
+                *last_sequence = sequence;
+            }
+            *last_offset += 1;
+            planned.push(Some(*last_offset));
+        }
+        Ok(planned)
+    }
+
+    /// Stores a message at a given offset, `age` after it was appended (for the age limit), with its producer
+    /// sequence: a planned append (see [`MemoryHistory::plan`]), or a message this history held before a
+    /// restart. Messages must come in the order they were appended; one at or below the topic's last offset is
+    /// ignored (`None`). After a gap (messages lost from a log) the older entries are dropped: positions before
+    /// the new one are then expired, as after trimming. A message already past the age limit only moves the
+    /// topic's last offset and sequence.
+    pub fn put(
         &self,
         topic: &str,
         offset: u64,
         sequence: Option<u64>,
         json: Bytes,
         age: Duration,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         let now = Instant::now();
+        let floor = self.floor();
         let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
         let state = match shard.get_mut(topic) {
             Some(state) => state,
-            None => shard.entry(Arc::from(topic)).or_default(),
+            None => shard.entry(Arc::from(topic)).or_insert_with(|| TopicHistory {
+                last_offset: floor,
+                ..TopicHistory::default()
+            }),
         };
         if offset <= state.last_offset {
-            return Ok(());
+            return Ok(None);
+        }
+        if offset != state.last_offset + 1 {
+            state.entries.clear();
+            state.bytes = 0;
         }
         if sequence.is_some() {
             state.last_sequence = sequence;
         }
         state.last_offset = offset;
+        if age > self.retention.max_age {
+            state.entries.clear();
+            state.bytes = 0;
+            return Ok(None);
+        }
         let entry = Arc::new(Entry {
             topic: Arc::from(topic),
             position: Position {
@@ -253,12 +308,26 @@ impl MemoryHistory {
                 offset,
             },
             json,
+            // Within the age limit, and the monotonic clock has run at least that long (if not, the host restarted:
+            // the message counts as new).
             published_at: now.checked_sub(age).unwrap_or(now),
         });
         state.bytes += entry.json.len();
-        state.entries.push_back(entry);
+        state.entries.push_back(entry.clone());
         state.trim(&self.retention, now);
-        Ok(())
+        Ok(Some(entry))
+    }
+
+    /// Makes `floor` the last offset of every topic this history holds nothing of: a history rebuilt from a log
+    /// that lost old records sets it to the number of messages ever logged, so that a topic whose records all
+    /// went never gives an offset a client may already hold to another message.
+    pub fn set_offset_floor(&self, floor: u64) {
+        self.offset_floor
+            .store(floor, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn floor(&self) -> u64 {
+        self.offset_floor.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn shard(&self, topic: &str) -> &Shard {
@@ -312,15 +381,16 @@ impl History for MemoryHistory {
         let now = Instant::now();
         let retention = self.retention;
         let epoch = self.epoch;
+        let floor = self.floor();
         self.with_topic(topic, |state| {
             if after.epoch != epoch {
                 return Replay::Gap(GapReason::EpochChanged);
             }
             let Some(state) = state else {
-                return if after.offset == 0 {
-                    Replay::Messages(Vec::new())
-                } else {
-                    Replay::Gap(GapReason::EpochChanged)
+                return match after.offset.cmp(&floor) {
+                    std::cmp::Ordering::Equal => Replay::Messages(Vec::new()),
+                    std::cmp::Ordering::Less => Replay::Gap(GapReason::Expired),
+                    std::cmp::Ordering::Greater => Replay::Gap(GapReason::EpochChanged),
                 };
             };
             state.trim(&retention, now);
@@ -354,9 +424,10 @@ impl History for MemoryHistory {
 
     async fn head(&self, topic: &str) -> Result<Position, DeliveryError> {
         let epoch = self.epoch;
+        let floor = self.floor();
         self.with_topic(topic, |state| Position {
             epoch,
-            offset: state.map_or(0, |s| s.last_offset),
+            offset: state.map_or(floor, |s| s.last_offset),
         })
     }
 
@@ -396,28 +467,17 @@ mod tests {
     async fn restored_messages_keep_their_positions_sequences_and_age() {
         let h = history(100);
         let at = |offset| Position { epoch: 7, offset };
+        let put = |topic: &str, offset, sequence, age| {
+            h.put(topic, offset, sequence, Bytes::from_static(b"x"), age)
+                .unwrap()
+        };
         // The log lost the topic's first messages: it starts at 3.
         for (offset, sequence) in [(3, 30), (4, 40), (5, 41)] {
-            h.restore(
-                "t",
-                offset,
-                Some(sequence),
-                Bytes::from_static(b"x"),
-                Duration::ZERO,
-            )
-            .unwrap();
+            assert!(put("t", offset, Some(sequence), Duration::ZERO).is_some());
         }
-        // An offset already held is ignored; one older than the retention is restored and trimmed.
-        h.restore("t", 4, Some(40), Bytes::from_static(b"y"), Duration::ZERO)
-            .unwrap();
-        h.restore(
-            "old",
-            1,
-            None,
-            Bytes::from_static(b"x"),
-            Duration::from_secs(7200),
-        )
-        .unwrap();
+        // An offset already held is ignored; one older than the retention only moves the topic on.
+        assert!(put("t", 4, Some(40), Duration::ZERO).is_none());
+        assert!(put("old", 1, None, Duration::from_secs(7200)).is_none());
         assert_eq!(h.head("t").await.unwrap(), at(5));
         assert_eq!(offsets(h.read_after("t", at(3), 10).await.unwrap()), [4, 5]);
         assert!(matches!(
@@ -426,19 +486,55 @@ mod tests {
         ));
         assert!(h.last("old", 10).await.unwrap().is_empty());
         assert_eq!(h.head("old").await.unwrap(), at(1));
-        // A producer replaying after the restart appends only what is new.
+        // A gap (a record lost from the log) expires what came before it.
+        assert!(put("t", 7, Some(43), Duration::ZERO).is_some());
+        assert!(matches!(
+            h.read_after("t", at(5), 10).await.unwrap(),
+            Replay::Gap(GapReason::Expired)
+        ));
+        assert_eq!(offsets(h.read_after("t", at(6), 10).await.unwrap()), [7]);
+        // A producer replaying after the restart appends only what is new: planned, then put.
+        assert_eq!(
+            h.plan(&[("t", Some(43)), ("t", Some(44)), ("t", Some(45)), ("u", None)])
+                .unwrap(),
+            [None, Some(8), Some(9), Some(1)]
+        );
         assert!(
-            h.append_sequenced("t", Bytes::from_static(b"x"), 41)
+            h.append_sequenced("t", Bytes::from_static(b"x"), 43)
                 .await
                 .unwrap()
                 .is_none()
         );
         let next = h
-            .append_sequenced("t", Bytes::from_static(b"z"), 42)
+            .append_sequenced("t", Bytes::from_static(b"z"), 44)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(next.position, at(6));
+        assert_eq!(next.position, at(8));
+    }
+
+    #[tokio::test]
+    async fn topics_not_held_start_at_the_offset_floor() {
+        let h = history(100);
+        let at = |offset| Position { epoch: 7, offset };
+        h.set_offset_floor(50);
+        // A client that saw offsets of the topic before its records were lost gets a gap, never new messages at
+        // the offsets it saw.
+        assert_eq!(h.head("quiet").await.unwrap(), at(50));
+        assert!(matches!(
+            h.read_after("quiet", at(3), 10).await.unwrap(),
+            Replay::Gap(GapReason::Expired)
+        ));
+        assert!(
+            matches!(h.read_after("quiet", at(50), 10).await.unwrap(), Replay::Messages(m) if m.is_empty())
+        );
+        let first = h.append("quiet", Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(first.position, at(51));
+        assert_eq!(offsets(h.read_after("quiet", at(50), 10).await.unwrap()), [51]);
+        assert!(matches!(
+            h.read_after("quiet", at(3), 10).await.unwrap(),
+            Replay::Gap(GapReason::Expired)
+        ));
     }
 
     #[tokio::test]
