@@ -6,7 +6,8 @@
 //!
 //! Order: under one lock, the offsets of a batch are planned, the batch is logged (fsynced), and only then is it
 //! stored in memory, where readers and subscribers see it. So nothing is visible that the log does not hold, and a
-//! failed write changes nothing (the publisher retries; `/readyz` is false until a write succeeds again). The
+//! failed write changes nothing (the publisher retries; `/readyz` is false until a write succeeds again). Each
+//! append runs in a task of its own, so a caller that stops waiting cannot cut it between log and memory. The
 //! first record of a new log holds just the epoch, so that it survives a restart before any message.
 //!
 //! The log keeps `RETENTION_BYTES`; messages older than the history's own retention are dropped as they are
@@ -49,6 +50,10 @@ struct Header {
 }
 
 pub struct DurableHistory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     memory: MemoryHistory,
     log: DurableBus,
     /// Serializes plan-log-store, so that the planned offsets hold and the log has each topic in offset order.
@@ -89,22 +94,46 @@ impl DurableHistory {
             log.append(LOG_TOPIC, 0, vec![epoch]).await?;
         }
         Ok(DurableHistory {
-            memory,
-            log,
-            appending: tokio::sync::Mutex::new(()),
-            failed: AtomicBool::new(false),
+            inner: Arc::new(Inner {
+                memory,
+                log,
+                appending: tokio::sync::Mutex::new(()),
+                failed: AtomicBool::new(false),
+            }),
         })
     }
 
     pub fn epoch(&self) -> u64 {
-        self.memory.epoch()
+        self.inner.memory.epoch()
     }
 
     /// False while the log cannot be written (for `/readyz`).
     pub fn healthy(&self) -> bool {
-        !self.failed.load(Ordering::SeqCst)
+        !self.inner.failed.load(Ordering::SeqCst)
     }
 
+    /// [`Inner::append_logged`] in a task of its own: a caller that stops waiting (a cancelled publish) cannot
+    /// cut it between the log write and the store in memory, which would leave logged offsets that the memory
+    /// does not know and would give out again.
+    async fn append_logged(
+        &self,
+        batch: Vec<(String, Bytes, Option<u64>)>,
+    ) -> Result<Vec<Option<Arc<Entry>>>, DeliveryError> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.append_logged(batch).await })
+            .await
+            .map_err(|error| DeliveryError::Backend(format!("history append task: {error}")))?
+    }
+
+    /// Flushes the log (at shutdown).
+    pub async fn close(&self) {
+        if let Err(error) = self.inner.log.close().await {
+            tracing::warn!(%error, "closing the delivery history log");
+        }
+    }
+}
+
+impl Inner {
     /// Appends `batch` (topic, message, producer sequence): plans the offsets, logs the new messages, then stores
     /// them. One result per message, `None` for a duplicate.
     async fn append_logged(
@@ -141,13 +170,6 @@ impl DurableHistory {
             });
         }
         Ok(out)
-    }
-
-    /// Flushes the log (at shutdown).
-    pub async fn close(&self) {
-        if let Err(error) = self.log.close().await {
-            tracing::warn!(%error, "closing the delivery history log");
-        }
     }
 }
 
@@ -274,19 +296,19 @@ impl History for DurableHistory {
     }
 
     async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError> {
-        self.memory.read_after(topic, after, max).await
+        self.inner.memory.read_after(topic, after, max).await
     }
 
     async fn last(&self, topic: &str, n: usize) -> Result<Vec<Arc<Entry>>, DeliveryError> {
-        self.memory.last(topic, n).await
+        self.inner.memory.last(topic, n).await
     }
 
     async fn head(&self, topic: &str) -> Result<Position, DeliveryError> {
-        self.memory.head(topic).await
+        self.inner.memory.head(topic).await
     }
 
     async fn expire(&self) -> Result<(), DeliveryError> {
-        self.memory.expire().await
+        self.inner.memory.expire().await
     }
 }
 
