@@ -62,7 +62,7 @@ async fn read(
     let response = request.send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let mut bytes = response.bytes_stream();
-    let (mut buffer, mut token, mut data) = (String::new(), String::new(), String::new());
+    let mut frames = SseFrames::new(None);
     let mut messages = Vec::new();
     let deadline = Instant::now() + timeout;
     while messages.len() < count {
@@ -70,24 +70,12 @@ async fn read(
         let Ok(Some(Ok(chunk))) = tokio::time::timeout(left, bytes.next()).await else {
             break;
         };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find('\n') {
-            let line: String = buffer.drain(..=end).collect();
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                if !data.is_empty() {
-                    messages.push(Message {
-                        token: token.clone(),
-                        json: serde_json::from_str(&data).unwrap(),
-                    });
-                }
-                data.clear();
-            } else if let Some(value) = line.strip_prefix("id:") {
-                token = value.trim_start().to_owned();
-            } else if let Some(value) = line.strip_prefix("data:") {
-                data.push_str(value.trim_start());
-            }
-        }
+        messages.extend(
+            frames
+                .feed(&chunk)
+                .into_iter()
+                .map(|(token, json)| Message { token, json }),
+        );
     }
     messages
 }

@@ -134,6 +134,29 @@ struct TopicHistory {
 }
 
 impl TopicHistory {
+    /// Appends the message at `position` (past the last offset), then trims.
+    fn push(
+        &mut self,
+        topic: &str,
+        position: Position,
+        json: Bytes,
+        published_at: Instant,
+        retention: &Retention,
+        now: Instant,
+    ) -> Arc<Entry> {
+        let entry = Arc::new(Entry {
+            topic: Arc::from(topic),
+            position,
+            json,
+            published_at,
+        });
+        self.last_offset = position.offset;
+        self.bytes += entry.json.len();
+        self.entries.push_back(entry.clone());
+        self.trim(retention, now);
+        entry
+    }
+
     fn trim(&mut self, retention: &Retention, now: Instant) {
         while let Some(oldest) = self.entries.front() {
             let too_old = now.saturating_duration_since(oldest.published_at) > retention.max_age;
@@ -195,6 +218,32 @@ impl MemoryHistory {
         sequence: Option<u64>,
     ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         let now = Instant::now();
+        self.with_state(topic, |state| {
+            if let (Some(sequence), Some(last)) = (sequence, state.last_sequence)
+                && sequence <= last
+            {
+                return None;
+            }
+            if sequence.is_some() {
+                state.last_sequence = sequence;
+            }
+            let offset = state.last_offset + 1;
+            Some(state.push(
+                topic,
+                Position {
+                    epoch: self.epoch,
+                    offset,
+                },
+                json,
+                now,
+                &self.retention,
+                now,
+            ))
+        })
+    }
+
+    /// Runs `f` on the state of `topic`, created (at the offset floor) when missing.
+    fn with_state<R>(&self, topic: &str, f: impl FnOnce(&mut TopicHistory) -> R) -> Result<R, DeliveryError> {
         let floor = self.floor();
         let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
         let state = match shard.get_mut(topic) {
@@ -204,28 +253,7 @@ impl MemoryHistory {
                 ..TopicHistory::default()
             }),
         };
-        if let (Some(sequence), Some(last)) = (sequence, state.last_sequence)
-            && sequence <= last
-        {
-            return Ok(None);
-        }
-        if sequence.is_some() {
-            state.last_sequence = sequence;
-        }
-        state.last_offset += 1;
-        let entry = Arc::new(Entry {
-            topic: Arc::from(topic),
-            position: Position {
-                epoch: self.epoch,
-                offset: state.last_offset,
-            },
-            json,
-            published_at: now,
-        });
-        state.bytes += entry.json.len();
-        state.entries.push_back(entry.clone());
-        state.trim(&self.retention, now);
-        Ok(Some(entry))
+        Ok(f(state))
     }
 
     /// The offsets `items` (topic, producer sequence) would get if appended now, in order: `None` for one that
@@ -276,46 +304,31 @@ impl MemoryHistory {
         age: Duration,
     ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         let now = Instant::now();
-        let floor = self.floor();
-        let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
-        let state = match shard.get_mut(topic) {
-            Some(state) => state,
-            None => shard.entry(Arc::from(topic)).or_insert_with(|| TopicHistory {
-                last_offset: floor,
-                ..TopicHistory::default()
-            }),
-        };
-        if offset <= state.last_offset {
-            return Ok(None);
-        }
-        if offset != state.last_offset + 1 {
-            state.entries.clear();
-            state.bytes = 0;
-        }
-        if sequence.is_some() {
-            state.last_sequence = sequence;
-        }
-        state.last_offset = offset;
-        if age > self.retention.max_age {
-            state.entries.clear();
-            state.bytes = 0;
-            return Ok(None);
-        }
-        let entry = Arc::new(Entry {
-            topic: Arc::from(topic),
-            position: Position {
-                epoch: self.epoch,
-                offset,
-            },
-            json,
+        self.with_state(topic, |state| {
+            if offset <= state.last_offset {
+                return None;
+            }
+            if offset != state.last_offset + 1 || age > self.retention.max_age {
+                // A gap, or nothing left to keep: what came before is expired.
+                state.entries.clear();
+                state.bytes = 0;
+            }
+            if sequence.is_some() {
+                state.last_sequence = sequence;
+            }
+            if age > self.retention.max_age {
+                state.last_offset = offset;
+                return None;
+            }
             // Within the age limit, and the monotonic clock has run at least that long (if not, the host restarted:
             // the message counts as new).
-            published_at: now.checked_sub(age).unwrap_or(now),
-        });
-        state.bytes += entry.json.len();
-        state.entries.push_back(entry.clone());
-        state.trim(&self.retention, now);
-        Ok(Some(entry))
+            let published_at = now.checked_sub(age).unwrap_or(now);
+            let position = Position {
+                epoch: self.epoch,
+                offset,
+            };
+            Some(state.push(topic, position, json, published_at, &self.retention, now))
+        })
     }
 
     /// Makes `floor` the last offset of every topic this history holds nothing of: a history rebuilt from a log

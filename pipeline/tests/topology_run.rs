@@ -29,6 +29,18 @@ async fn append(bus: &MemoryBus, generator: &mut Generator, count: usize) {
     }
 }
 
+/// An in-memory bus with the input topic.
+async fn input_bus() -> Arc<MemoryBus> {
+    let bus = Arc::new(MemoryBus::new(MemoryBusConfig::default()));
+    bus.ensure_topic(&TopicSpec {
+        name: INPUT_TOPIC.into(),
+        partitions: PARTITIONS,
+    })
+    .await
+    .expect("topic");
+    bus
+}
+
 /// Runs a topology until offsets up to `total` records are committed, then shuts it down; returns what it sent.
 async fn run_until(bus: Arc<MemoryBus>, dir: &std::path::Path, total: u64) -> Vec<Output> {
     let config = TopologyConfig {
@@ -74,13 +86,7 @@ async fn run_until(bus: Arc<MemoryBus>, dir: &std::path::Path, total: u64) -> Ve
 #[tokio::test]
 async fn run_checkpoints_on_shutdown_and_resumes_without_resending() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bus = Arc::new(MemoryBus::new(MemoryBusConfig::default()));
-    bus.ensure_topic(&TopicSpec {
-        name: INPUT_TOPIC.into(),
-        partitions: PARTITIONS,
-    })
-    .await
-    .expect("topic");
+    let bus = input_bus().await;
     let mut generator = Generator::new(GeneratorConfig::with_seed(3));
 
     append(&bus, &mut generator, 3_000).await;
@@ -114,13 +120,7 @@ async fn invalid_input_records_are_dead_lettered_once() {
     use social_pipeline::bus::DEAD_LETTER_TOPIC;
     use social_pipeline::operator::Emitter;
     let dir = tempfile::tempdir().expect("tempdir");
-    let bus = Arc::new(MemoryBus::new(MemoryBusConfig::default()));
-    bus.ensure_topic(&TopicSpec {
-        name: INPUT_TOPIC.into(),
-        partitions: PARTITIONS,
-    })
-    .await
-    .expect("topic");
+    let bus = input_bus().await;
     let mut generator = Generator::new(GeneratorConfig::with_seed(5));
     append(&bus, &mut generator, 100).await;
     let garbage = Record {

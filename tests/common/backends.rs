@@ -68,31 +68,18 @@ pub fn read_stream(
             };
             assert_eq!(response.status().as_u16(), 200, "{url}");
             let mut bytes = response.bytes_stream();
-            let mut buffer = String::new();
-            let mut data = String::new();
+            let mut frames = super::SseFrames::new(token.take());
             while let Some(Ok(chunk)) = bytes.next().await {
-                buffer.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buffer.find('\n') {
-                    let line: String = buffer.drain(..=end).collect();
-                    let line = line.trim_end_matches(['\r', '\n']);
-                    if line.is_empty() {
-                        if !data.is_empty() {
-                            let message: serde_json::Value = serde_json::from_str(&data).unwrap();
-                            sink.lock().unwrap().push(Received {
-                                token: token.clone().unwrap_or_default(),
-                                id: message["id"].as_str().unwrap_or_default().to_string(),
-                                kind: message["type"].as_str().unwrap_or_default().to_string(),
-                                topic: message["topic"].as_str().unwrap_or_default().to_string(),
-                            });
-                        }
-                        data.clear();
-                    } else if let Some(value) = line.strip_prefix("id:") {
-                        token = Some(value.trim_start().to_string());
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push_str(value.trim_start());
-                    }
+                for (token, message) in frames.feed(&chunk) {
+                    sink.lock().unwrap().push(Received {
+                        token,
+                        id: message["id"].as_str().unwrap_or_default().to_string(),
+                        kind: message["type"].as_str().unwrap_or_default().to_string(),
+                        topic: message["topic"].as_str().unwrap_or_default().to_string(),
+                    });
                 }
             }
+            token = frames.token;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })

@@ -237,3 +237,43 @@ pub async fn get_json(url: &str, token: Option<&str>) -> (u16, serde_json::Value
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
     )
 }
+
+/// Splits an SSE byte stream into its messages: each `data:` JSON with the resume token (`id:`) last seen.
+pub struct SseFrames {
+    buffer: String,
+    data: String,
+    /// The last `id:` read (or the one the stream was resumed from).
+    pub token: Option<String>,
+}
+
+impl SseFrames {
+    pub fn new(token: Option<String>) -> Self {
+        Self {
+            buffer: String::new(),
+            data: String::new(),
+            token,
+        }
+    }
+
+    /// The messages `chunk` completes, with their tokens.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<(String, serde_json::Value)> {
+        self.buffer.push_str(&String::from_utf8_lossy(chunk));
+        let mut messages = Vec::new();
+        while let Some(end) = self.buffer.find('\n') {
+            let line: String = self.buffer.drain(..=end).collect();
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if !self.data.is_empty() {
+                    let token = self.token.clone().unwrap_or_default();
+                    messages.push((token, serde_json::from_str(&self.data).unwrap()));
+                }
+                self.data.clear();
+            } else if let Some(value) = line.strip_prefix("id:") {
+                self.token = Some(value.trim_start().to_string());
+            } else if let Some(value) = line.strip_prefix("data:") {
+                self.data.push_str(value.trim_start());
+            }
+        }
+        messages
+    }
+}
