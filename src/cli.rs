@@ -69,6 +69,7 @@ pub struct ServerArgs {
     pub clickhouse_database: String,
     /// Redis for the delivery history, the fan-out between delivery nodes and tickets, so that separate `delivery`
     /// processes serve this pipeline's messages and clients resume on any node. In memory when absent.
+    /// `redis://host:port` for one server, `redis+cluster://host:port,host:port` for a Redis Cluster.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key this deployment uses.
@@ -298,6 +299,7 @@ pub struct DeliveryArgs {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Redis holding the delivery history, the fan-out between delivery nodes and the live state.
+    /// `redis://host:port` for one server, `redis+cluster://host:port,host:port` for a Redis Cluster.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key this deployment uses (the pipeline's `--redis-prefix`).

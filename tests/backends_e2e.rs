@@ -113,41 +113,7 @@ async fn two_hundred_thousand_events_through_every_backend() {
 
     let reference: Vec<Received> = reference.lock().unwrap().clone();
     let resumed: Vec<Received> = resumed.lock().unwrap().clone();
-    assert!(
-        resumed.iter().all(|r| r.kind == "EVENT"),
-        "no reset expected: {:?}",
-        resumed.iter().find(|r| r.kind != "EVENT")
-    );
-    let position = reference
-        .iter()
-        .position(|r| r.id == last.id)
-        .expect("the reference saw the last message");
-    // Per topic, in order: a replay sends each topic's missed messages in order (topics are independent streams).
-    let by_topic = |messages: &[Received]| {
-        let mut topics: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for m in messages {
-            topics.entry(m.topic.clone()).or_default().push(m.id.clone());
-        }
-        topics
-    };
-    let missed = by_topic(&reference[position + 1..]);
-    let got = by_topic(&resumed);
-    assert!(!missed.is_empty(), "nothing was published while disconnected");
-    for (topic, ids) in &missed {
-        let resumed_ids = got.get(topic).cloned().unwrap_or_default();
-        assert!(
-            resumed_ids == *ids,
-            "{topic}: resumed on node 2 with {} messages, missed {}; first difference at {:?}",
-            resumed_ids.len(),
-            ids.len(),
-            resumed_ids.iter().zip(ids).position(|(a, b)| a != b),
-        );
-    }
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        missed.keys().collect::<Vec<_>>(),
-        "topics resumed"
-    );
+    assert_resumed_exactly(&reference, &last, &resumed);
 
     // Redis: the operators' state, exactly.
     wait_for_redis_state(&redis, &prefix, &expected_state, Duration::from_secs(120)).await;

@@ -2,9 +2,9 @@
 //! other processes than the pipeline.
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use serde_json::{Map, Value};
 use social_delivery::SnapshotSource;
+use social_delivery::redis::RedisConnection;
 
 use crate::connection::Connector;
 use crate::keys::{StateKeys, VERSION_FIELD};
@@ -14,7 +14,7 @@ use crate::{StateError, metrics as m};
 /// `SnapshotStore::get` (`{"counters": {...}, "rewardProgress.p1": {...}}`), `None` when the topic has no parts.
 #[derive(Clone)]
 pub struct RedisSnapshots {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     keys: StateKeys,
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use social_delivery::redis::RedisConnection;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,7 @@ pub(crate) struct Writer {
     config: RedisStateConfig,
     keys: StateKeys,
     connector: Connector,
-    conn: Option<ConnectionManager>,
+    conn: Option<RedisConnection>,
     shared: Arc<Shared>,
     breaker: Breaker,
     connected_once: bool,
@@ -199,7 +199,7 @@ impl Writer {
         metrics::gauge!(m::BREAKER_STATE).set(state.gauge());
     }
 
-    async fn connection(&mut self) -> Result<ConnectionManager, StateError> {
+    async fn connection(&mut self) -> Result<RedisConnection, StateError> {
         if let Some(conn) = &self.conn {
             return Ok(conn.clone());
         }
@@ -233,7 +233,7 @@ impl Writer {
     }
 
     async fn write_chunk(&mut self, chunk: Vec<(String, PendingTopic)>, written: &mut Written) {
-        let mut conn = match self.connection().await {
+        let conn = match self.connection().await {
             Ok(conn) => conn,
             Err(error) => {
                 written.error = Some(error);
@@ -241,39 +241,15 @@ impl Writer {
                 return;
             }
         };
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        // Loaded in every pipeline: a restarted Redis has an empty script cache, and loading is cheap.
-        pipe.load_script(&FENCED_WRITE_SCRIPT);
-        for (topic, pending) in &chunk {
-            let call = plan(&self.keys, topic, pending.version, &pending.parts);
-            let mut invocation = FENCED_WRITE_SCRIPT.prepare_invoke();
-            for key in &call.keys {
-                invocation.key(key);
-            }
-            for arg in &call.args {
-                invocation.arg(arg);
-            }
-            pipe.invoke_script(&invocation);
-        }
-        let replies: Vec<redis::RedisResult<redis::Value>> = match pipe.query_async(&mut conn).await {
+        let replies = match self.call_chunk(&chunk, &conn).await {
             Ok(replies) => replies,
             Err(error) => {
-                written.error = Some(StateError::from(error));
+                written.error = Some(error);
                 written.failed.extend(chunk);
                 return;
             }
         };
-        if replies.len() != chunk.len() + 1 {
-            written.error = Some(StateError::Protocol(format!(
-                "{} replies to a pipeline of {}",
-                replies.len(),
-                chunk.len() + 1
-            )));
-            written.failed.extend(chunk);
-            return;
-        }
-        for ((topic, pending), reply) in chunk.into_iter().zip(replies.into_iter().skip(1)) {
+        for ((topic, pending), reply) in chunk.into_iter().zip(replies) {
             match reply {
                 Ok(redis::Value::Int(1)) => {
                     metrics::counter!(m::TOPIC_WRITES, "result" => "applied").increment(1);
@@ -300,5 +276,60 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Runs the fenced script for every topic of `chunk`: one pipeline on a single server; on a cluster, where a
+    /// pipeline may not cross slots, one per topic, all at once. One reply per topic, in order; `Err` when a whole
+    /// pipeline failed (then every topic is retried: the fence makes a repeated write harmless).
+    async fn call_chunk(
+        &self,
+        chunk: &[(String, PendingTopic)],
+        conn: &RedisConnection,
+    ) -> Result<Vec<redis::RedisResult<redis::Value>>, StateError> {
+        let groups = conn.groups(chunk, |(topic, _)| topic.as_str());
+        let calls = groups.iter().map(|group| {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            // Loaded in every pipeline: a restarted Redis has an empty script cache, and loading is cheap.
+            pipe.load_script(&FENCED_WRITE_SCRIPT);
+            for (topic, pending) in group.iter().filter_map(|&index| chunk.get(index)) {
+                let call = plan(&self.keys, topic, pending.version, &pending.parts);
+                let mut invocation = FENCED_WRITE_SCRIPT.prepare_invoke();
+                for key in &call.keys {
+                    invocation.key(key);
+                }
+                for arg in &call.args {
+                    invocation.arg(arg);
+                }
+                pipe.invoke_script(&invocation);
+            }
+            let mut conn = conn.clone();
+            let expected = group.len() + 1;
+            async move {
+                let replies: Vec<redis::RedisResult<redis::Value>> =
+                    pipe.query_async(&mut conn).await.map_err(StateError::from)?;
+                if replies.len() != expected {
+                    return Err(StateError::Protocol(format!(
+                        "{} replies to a pipeline of {expected}",
+                        replies.len()
+                    )));
+                }
+                // The first reply is the script load's.
+                Ok(replies.into_iter().skip(1))
+            }
+        });
+        let mut replies: Vec<Option<redis::RedisResult<redis::Value>>> =
+            (0..chunk.len()).map(|_| None).collect();
+        for (group, result) in groups.iter().zip(futures::future::join_all(calls).await) {
+            for (&index, reply) in group.iter().zip(result?) {
+                if let Some(slot) = replies.get_mut(index) {
+                    *slot = Some(reply);
+                }
+            }
+        }
+        replies
+            .into_iter()
+            .map(|reply| reply.ok_or_else(|| StateError::Protocol("a topic got no reply".into())))
+            .collect()
     }
 }

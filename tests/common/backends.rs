@@ -419,10 +419,19 @@ pub fn order_independent(state: &State) -> State {
 
 /// Waits until Redis holds, under `prefix`, the order-independent part of `expected` (see [`order_independent`]).
 pub async fn wait_for_redis_state(url: &str, prefix: &str, expected: &State, timeout: Duration) {
+    wait_for_redis_state_on(&[url.to_owned()], prefix, expected, timeout).await;
+}
+
+/// [`wait_for_redis_state`] over the union of what several servers hold (the nodes of a cluster).
+pub async fn wait_for_redis_state_on(urls: &[String], prefix: &str, expected: &State, timeout: Duration) {
     let expected = order_independent(expected);
     let deadline = Instant::now() + timeout;
     loop {
-        let got = order_independent(&redis_state(url, prefix).await);
+        let mut got = State::new();
+        for url in urls {
+            got.extend(redis_state(url, prefix).await);
+        }
+        let got = order_independent(&got);
         let differences = state_differences(&expected, &got);
         if differences.is_empty() {
             return;
@@ -524,5 +533,45 @@ pub async fn assert_delivered_exactly_once(received: &[Received], data_dir: &std
         got.keys().collect::<Vec<_>>(),
         logged.keys().collect::<Vec<_>>(),
         "topics delivered"
+    );
+}
+
+/// A client that resumed with `last`'s token got, per topic and in order, exactly the messages `reference` (a
+/// client connected throughout) received after `last`, and nothing else.
+pub fn assert_resumed_exactly(reference: &[Received], last: &Received, resumed: &[Received]) {
+    assert!(
+        resumed.iter().all(|r| r.kind == "EVENT"),
+        "no reset expected: {:?}",
+        resumed.iter().find(|r| r.kind != "EVENT")
+    );
+    let position = reference
+        .iter()
+        .position(|r| r.id == last.id)
+        .expect("the reference saw the last message");
+    // Per topic, in order: a replay sends each topic's missed messages in order (topics are independent streams).
+    let by_topic = |messages: &[Received]| {
+        let mut topics: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in messages {
+            topics.entry(m.topic.clone()).or_default().push(m.id.clone());
+        }
+        topics
+    };
+    let missed = by_topic(&reference[position + 1..]);
+    let got = by_topic(resumed);
+    assert!(!missed.is_empty(), "nothing was published while disconnected");
+    for (topic, ids) in &missed {
+        let resumed_ids = got.get(topic).cloned().unwrap_or_default();
+        assert!(
+            resumed_ids == *ids,
+            "{topic}: resumed with {} messages, missed {}; first difference at {:?}",
+            resumed_ids.len(),
+            ids.len(),
+            resumed_ids.iter().zip(ids).position(|(a, b)| a != b),
+        );
+    }
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        missed.keys().collect::<Vec<_>>(),
+        "topics resumed"
     );
 }

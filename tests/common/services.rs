@@ -181,6 +181,8 @@ fn wait_port_closed(port: u16, what: &str) {
 pub struct PrivateRedis {
     port: u16,
     process: Option<Running>,
+    /// Passed to `redis-server` after the defaults (cluster mode, for one).
+    extra_args: Vec<String>,
     /// Last field: removed after the process is killed.
     dir: TempDir,
 }
@@ -188,6 +190,11 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts a server on a free port and waits until it answers PING.
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    /// [`PrivateRedis::start`] with more `redis-server` arguments.
+    pub fn start_with(extra_args: Vec<String>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("private-redis-")
             .tempdir()
@@ -195,6 +202,7 @@ impl PrivateRedis {
         let mut redis = Self {
             port: 0,
             process: None,
+            extra_args,
             dir,
         };
         let mut last_error = String::new();
@@ -278,6 +286,7 @@ impl PrivateRedis {
             .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
             .args(["--daemonize", "no", "--protected-mode", "yes"])
             .args(["--logfile", self.log_path().to_str().unwrap()])
+            .args(&self.extra_args)
             .current_dir(dir)
             .stdout(log_file(&output))
             .stderr(log_file(&output));
@@ -313,6 +322,83 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         drop(self.process.take()); // SIGKILL, before the directory goes.
+    }
+}
+
+/// A private Redis Cluster of masters without replicas on 127.0.0.1: each node a [`PrivateRedis`] in cluster
+/// mode with its own bus port, every slot assigned, `cluster_state:ok` on every node once `start` returns.
+pub struct PrivateRedisCluster {
+    nodes: Vec<PrivateRedis>,
+}
+
+impl PrivateRedisCluster {
+    pub fn start(masters: usize) -> Self {
+        let nodes: Vec<PrivateRedis> = (0..masters)
+            .map(|_| {
+                let bus_port = free_port().to_string();
+                PrivateRedis::start_with(
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-port",
+                        &bus_port,
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        let output = Command::new(find_binary("redis-cli").expect("redis-cli is not installed"))
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let deadline = Instant::now() + REDIS_READY_TIMEOUT;
+        while !nodes
+            .iter()
+            .all(|node| node.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the private redis cluster did not become ok"
+            );
+            sleep(POLL);
+        }
+        Self { nodes }
+    }
+
+    /// `redis+cluster://` with every node as a seed.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// Each node's own `redis://` URL (to inspect what a node holds).
+    pub fn node_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(PrivateRedis::url).collect()
+    }
+
+    pub fn nodes(&self) -> &[PrivateRedis] {
+        &self.nodes
     }
 }
 

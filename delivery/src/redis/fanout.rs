@@ -56,7 +56,9 @@ impl FanOut for RedisFanOut {
 
 /// Everything a listener needs, gathered before the hub exists.
 pub(crate) struct ListenerParts {
-    pub client: redis::Client,
+    /// Tried in turn, one per attempt: a single server, or the seeds of a cluster (one node of a cluster
+    /// receives every `PUBLISH` of the cluster).
+    pub clients: Vec<redis::Client>,
     pub keys: Arc<Keys>,
     pub history: Arc<RedisHistory>,
     pub subscribed: Arc<watch::Sender<bool>>,
@@ -79,6 +81,7 @@ pub(crate) fn start_listener(parts: ListenerParts, hub: Arc<Hub>, tasks: &TaskTr
         parts,
         hub,
         seen: FxHashMap::default(),
+        attempts: 0,
     };
     tasks.spawn(listener.run());
 }
@@ -88,6 +91,8 @@ struct Listener {
     hub: Arc<Hub>,
     /// The last position delivered per topic that had local subscribers then (pruned on every ping).
     seen: FxHashMap<Arc<str>, Position>,
+    /// Subscription attempts so far (picks the client of the next one).
+    attempts: usize,
 }
 
 /// Why the pump stopped.
@@ -134,8 +139,13 @@ impl Listener {
         self.parts.subscribed.send_replace(false);
     }
 
-    async fn subscribe(&self) -> Result<(PubSubSink, PubSubStream), RedisBackendError> {
-        let connect = self.parts.client.get_async_pubsub();
+    async fn subscribe(&mut self) -> Result<(PubSubSink, PubSubStream), RedisBackendError> {
+        let clients = &self.parts.clients;
+        let Some(client) = clients.get(self.attempts % clients.len().max(1)) else {
+            return Err(RedisBackendError::Config("no redis node to subscribe to".into()));
+        };
+        self.attempts = self.attempts.wrapping_add(1);
+        let connect = client.get_async_pubsub();
         let pubsub = tokio::time::timeout(self.parts.connect_timeout, connect)
             .await
             .map_err(|_| RedisBackendError::Unavailable("subscribing timed out".into()))??;

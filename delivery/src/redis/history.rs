@@ -6,8 +6,8 @@
 //!   `last + 1`, `XADD`s it as id `<offset>-0` with the Redis time (never behind the previous message's), trims by
 //!   count (`MAXLEN ~`) and age (`MINID`) and renews the TTLs. One call appends a whole chunk of messages, of any
 //!   topics, in order (one round trip and one script call per chunk), and `PUBLISH`es every entry it appended as
-//!   one message on the fan-out channel (see [`decode_batch`](super::fanout::decode_batch)); on Redis Cluster the
-//!   chunks would have to be grouped by hash slot;
+//!   one message on the fan-out channel (see [`decode_batch`](super::fanout::decode_batch)); on Redis Cluster a
+//!   chunk takes one call per topic (a script may not cross slots);
 //! - read after a position: the same gap rules as [`MemoryHistory`](crate::MemoryHistory) (another epoch or a
 //!   position past the head is `EpochChanged`; a trimmed part or more than `max` messages is `Expired`), then
 //!   `XRANGE` from `<offset + 1>-0`;
@@ -19,9 +19,9 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use super::connection::RedisConnection;
 use async_trait::async_trait;
 use bytes::Bytes;
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use tokio::time::Instant;
 
@@ -230,13 +230,13 @@ impl Settings {
 /// Per-topic history in Redis, shared by every delivery node. Appends also publish the entry to the other nodes'
 /// listeners (see [`RedisFanOut`](super::RedisFanOut)).
 pub struct RedisHistory {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     keys: Arc<Keys>,
     settings: Settings,
 }
 
 impl RedisHistory {
-    pub(crate) fn new(conn: ConnectionManager, keys: Arc<Keys>, settings: Settings) -> RedisHistory {
+    pub(crate) fn new(conn: RedisConnection, keys: Arc<Keys>, settings: Settings) -> RedisHistory {
         RedisHistory { conn, keys, settings }
     }
 }
@@ -322,6 +322,7 @@ fn parse_entries(
 }
 
 /// One message of an append call; `sequence` is the producer's number of it, when it has one.
+#[derive(Clone, Copy)]
 struct AppendItem<'a> {
     topic: &'a str,
     json: &'a [u8],
@@ -363,6 +364,34 @@ impl RedisHistory {
             .collect::<Result<Vec<_>, _>>()?;
         if positions.len() != items.len() {
             return Err(protocol("append reply count"));
+        }
+        Ok(positions)
+    }
+
+    /// [`RedisHistory::append_chunk`] for messages of any topics: one call on a single server; on a cluster, where
+    /// a script may not cross slots, one call per topic, all at once. Each topic's messages keep their order. When
+    /// one of those calls fails the others may have appended: the caller's retry (sequenced appends only) skips
+    /// what Redis already holds.
+    async fn append_grouped(&self, items: &[AppendItem<'_>]) -> Result<Vec<Option<Position>>, DeliveryError> {
+        let groups = self.conn.groups(items, |item| item.topic);
+        if groups.len() <= 1 {
+            return self.append_chunk(items).await;
+        }
+        let calls = groups.iter().map(|group| {
+            let group_items: Vec<AppendItem<'_>> = group
+                .iter()
+                .filter_map(|&index| items.get(index).copied())
+                .collect();
+            async move { self.append_chunk(&group_items).await }
+        });
+        let results = futures::future::join_all(calls).await;
+        let mut positions = vec![None; items.len()];
+        for (group, result) in groups.iter().zip(results) {
+            for (&index, position) in group.iter().zip(result?) {
+                if let Some(slot) = positions.get_mut(index) {
+                    *slot = position;
+                }
+            }
         }
         Ok(positions)
     }
@@ -447,7 +476,7 @@ impl History for RedisHistory {
                 })
                 .collect();
             let published_at = Instant::now();
-            let positions = self.append_chunk(&items).await?;
+            let positions = self.append_grouped(&items).await?;
             out.extend(chunk.iter().zip(positions).map(|(item, position)| {
                 position.map(|position| entry(&item.topic, position, item.json.clone(), published_at))
             }));

@@ -39,7 +39,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -52,12 +51,14 @@ use crate::hub::Hub;
 use crate::stream_limits::StreamLimitStore;
 use crate::{DeliveryConfig, DeliveryError};
 
+pub mod connection;
 mod fanout;
 mod history;
 pub mod keys;
 mod stream_limits;
 mod tickets;
 
+pub use connection::{RedisConnection, RedisTarget, Timeouts};
 pub use fanout::RedisFanOut;
 pub use history::RedisHistory;
 pub use keys::Keys;
@@ -129,7 +130,8 @@ pub(crate) fn backend_error(error: redis::RedisError) -> DeliveryError {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` (no TLS).
+    /// `redis://[user:password@]host:port[/db]` (no TLS), or `redis+cluster://[user:password@]host:port[,host:port...]`
+    /// for a Redis Cluster.
     pub url: String,
     /// Prepended to every key and channel; no braces.
     pub key_prefix: String,
@@ -171,6 +173,14 @@ impl Default for RedisConfig {
 }
 
 impl RedisConfig {
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_millis(self.connect_timeout_ms.max(1)),
+            response: Duration::from_millis(self.response_timeout_ms.max(1)),
+            max_delay: Duration::from_millis(self.reconnect_max_delay_ms.max(1)),
+        }
+    }
+
     /// A configuration for `url` and `prefix` with the retention of a delivery configuration.
     pub fn for_delivery(url: &str, prefix: &str, delivery: &DeliveryConfig) -> RedisConfig {
         RedisConfig {
@@ -186,8 +196,8 @@ impl RedisConfig {
 /// One node's connection to Redis, and the history, fan-out and ticket store built on it.
 pub struct RedisBackend {
     config: RedisConfig,
-    client: redis::Client,
-    conn: ConnectionManager,
+    target: RedisTarget,
+    conn: RedisConnection,
     keys: Arc<Keys>,
     history: Arc<RedisHistory>,
     subscribed: Arc<watch::Sender<bool>>,
@@ -203,23 +213,8 @@ impl RedisBackend {
         shutdown: CancellationToken,
     ) -> Result<RedisBackend, RedisBackendError> {
         let keys = Arc::new(Keys::new(&config.key_prefix)?);
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|error| RedisBackendError::Config(format!("redis url: {error}")))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms.max(1))))
-            .set_response_timeout(Some(Duration::from_millis(config.response_timeout_ms.max(1))))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(config.reconnect_max_delay_ms.max(1)));
-        let connect = ConnectionManager::new_with_config(client.clone(), manager_config);
-        let connect_budget = Duration::from_millis(
-            config
-                .connect_timeout_ms
-                .saturating_mul(3)
-                .saturating_add(config.response_timeout_ms),
-        );
-        let mut conn = tokio::time::timeout(connect_budget, connect)
-            .await
-            .map_err(|_| RedisBackendError::Unavailable("connecting timed out".into()))??;
+        let target = RedisTarget::parse(&config.url).map_err(RedisBackendError::Config)?;
+        let mut conn = target.connect(config.timeouts()).await?;
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         let history = Arc::new(RedisHistory::new(
             conn.clone(),
@@ -228,7 +223,7 @@ impl RedisBackend {
         ));
         Ok(RedisBackend {
             config,
-            client,
+            target,
             conn,
             keys,
             history,
@@ -252,7 +247,7 @@ impl RedisBackend {
     /// listener (on this backend's task tracker), which feeds the given hub. Use one factory per backend.
     pub fn fanout(&self) -> impl FnOnce(Arc<Hub>) -> Arc<dyn FanOut> + Send + 'static {
         let listener = fanout::ListenerParts {
-            client: self.client.clone(),
+            clients: self.target.pubsub_clients(),
             keys: self.keys.clone(),
             history: self.history.clone(),
             subscribed: self.subscribed.clone(),

@@ -13,16 +13,16 @@
 //!   after two minutes.
 //!
 //! Both keys of an `S` share one hash slot. The renewal call carries the leases of many `S` (as the history
-//! append does): on Redis Cluster it would have to be grouped by slot.
+//! append does); on Redis Cluster it is split into one call per leases set.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::connection::RedisConnection;
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -105,7 +105,7 @@ pub struct RedisStreamLimits {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     keys: Arc<Keys>,
     /// Distinguishes this node's lease ids from other nodes'.
     node: String,
@@ -121,7 +121,7 @@ struct Inner {
 impl RedisStreamLimits {
     /// Starts this node's lease keeper (renewals and removals) on `tasks`; it ends after `shutdown`.
     pub(crate) fn start(
-        conn: ConnectionManager,
+        conn: RedisConnection,
         keys: Arc<Keys>,
         lease: Duration,
         shutdown: CancellationToken,
@@ -291,20 +291,29 @@ async fn keep_leases(
     }
 }
 
-/// Removes `(leases set, lease id)` pairs: one `ZREM` per set, in one round trip.
+/// Removes `(leases set, lease id)` pairs: one `ZREM` per set, in one round trip (on a cluster one per set, as a
+/// pipeline may not cross slots, all at once).
 async fn remove(inner: &Inner, batch: Vec<(String, String)>) {
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
     for (key, lease_id) in batch {
         by_key.entry(key).or_default().push(lease_id);
     }
-    let mut pipe = redis::pipe();
-    for (key, lease_ids) in &by_key {
-        pipe.cmd("ZREM").arg(key).arg(lease_ids).ignore();
-    }
-    let mut conn = inner.conn.clone();
-    let removed: Result<(), _> = pipe.query_async(&mut conn).await;
-    if let Err(error) = removed {
-        tracing::warn!(%error, sets = by_key.len(), "stream leases could not be removed; they expire by themselves");
+    let sets: Vec<(String, Vec<String>)> = by_key.into_iter().collect();
+    let groups = inner.conn.groups(&sets, |(key, _)| key.as_str());
+    let calls = groups.iter().map(|group| {
+        let mut pipe = redis::pipe();
+        for (key, lease_ids) in group.iter().filter_map(|&index| sets.get(index)) {
+            pipe.cmd("ZREM").arg(key).arg(lease_ids).ignore();
+        }
+        let mut conn = inner.conn.clone();
+        async move { pipe.query_async::<()>(&mut conn).await }
+    });
+    let failed = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .find_map(Result::err);
+    if let Some(error) = failed {
+        tracing::warn!(%error, sets = sets.len(), "stream leases could not be removed; they expire by themselves");
     }
 }
 
@@ -319,14 +328,19 @@ async fn renew(inner: &Inner, shutdown: &CancellationToken) {
         if shutdown.is_cancelled() {
             return;
         }
-        let mut call = RENEW_SCRIPT.prepare_invoke();
-        call.arg(inner.lease.as_millis() as u64);
-        for (key, lease_id) in chunk {
-            call.key(key).arg(lease_id);
-        }
-        let mut conn = inner.conn.clone();
-        let renewed: Result<i64, redis::RedisError> = call.invoke_async(&mut conn).await;
-        if let Err(error) = renewed {
+        // One call per chunk on a server; on a cluster one per leases set (a script may not cross slots).
+        let groups = inner.conn.groups(chunk, |(key, _)| key.as_str());
+        let calls = groups.iter().map(|group| {
+            let mut call = RENEW_SCRIPT.prepare_invoke();
+            call.arg(inner.lease.as_millis() as u64);
+            for (key, lease_id) in group.iter().filter_map(|&index| chunk.get(index)) {
+                call.key(key).arg(lease_id);
+            }
+            let mut conn = inner.conn.clone();
+            async move { call.invoke_async::<i64>(&mut conn).await }
+        });
+        let results = futures::future::join_all(calls).await;
+        if let Some(error) = results.into_iter().find_map(Result::err) {
             tracing::warn!(%error, leases = chunk.len(), "renewing stream leases failed; retried next round");
             if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
                 return;

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::connection::RedisConnection;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use redis::aio::ConnectionManager;
 use social_auth::Claims;
 
 use super::keys::Keys;
@@ -21,12 +21,12 @@ const TICKET_CHARS: usize = 32;
 
 /// Single-use tickets in Redis.
 pub struct RedisTickets {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     keys: Arc<Keys>,
 }
 
 impl RedisTickets {
-    pub(crate) fn new(conn: ConnectionManager, keys: Arc<Keys>) -> RedisTickets {
+    pub(crate) fn new(conn: RedisConnection, keys: Arc<Keys>) -> RedisTickets {
         RedisTickets { conn, keys }
     }
 }
