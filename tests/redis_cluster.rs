@@ -4,7 +4,8 @@
 //! - the live state in the cluster equals the operators' reference for the same events, and every node of the
 //!   cluster holds part of it;
 //! - a client that read on node 1, disconnected, and resumed on node 2 gets exactly the messages it missed;
-//! - a ticket issued by node 1 opens a user's private stream on node 2, once.
+//! - a ticket issued by node 1 opens a user's private stream on node 2, once;
+//! - scripts flushed from every node mid-run (as by restarts) are loaded again where they are called.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -79,6 +80,10 @@ async fn a_deployment_on_a_redis_cluster() {
         None,
         first.clone(),
     );
+    // Every node forgets its scripts (as after a restart): each call loads its script on its own node again.
+    for node in cluster.nodes() {
+        assert_eq!(node.cli(&["script", "flush"]), "OK");
+    }
     post_events(&pipeline, &events[CLIENTS_AT..RESUME_AT]).await;
     wait_until_quiet(&reference, Duration::from_secs(4)).await;
     let deadline = Instant::now() + Duration::from_secs(60);

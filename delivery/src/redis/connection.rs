@@ -12,7 +12,10 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{
+    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisFuture, RedisResult, Script, ScriptInvocation,
+    ServerErrorKind, Value,
+};
 
 /// The scheme of a Redis Cluster address.
 pub const CLUSTER_SCHEME: &str = "redis+cluster://";
@@ -73,6 +76,9 @@ impl RedisTarget {
         if hosts.contains('/') {
             return Err("redis url: a cluster has no database number (only db 0)".to_owned());
         }
+        if hosts.contains('?') {
+            return Err("redis url: a cluster address takes no query options".to_owned());
+        }
         let clients = seeds
             .iter()
             .map(|seed| redis::Client::open(seed.as_str()))
@@ -110,11 +116,15 @@ impl RedisTarget {
             }
             RedisTarget::Cluster { seeds, .. } => {
                 let infos = seeds.iter().map(|seed| seed.get_connection_info().clone());
+                // No retries: the client would send a command again after a dropped connection even when Redis
+                // had run it (a ticket spent twice, a message appended twice), where the single-server manager
+                // sends each command once. A redirect (`MOVED`, `ASK`: a slot migrating or failing over) then
+                // fails the operation once while the client refreshes its slot map; every caller retries (the
+                // pipeline's publisher and live-state writer with backoff, HTTP clients after a `503`).
                 let client = ClusterClient::builder(infos)
                     .connection_timeout(timeouts.connect)
                     .response_timeout(timeouts.response)
-                    .retries(2)
-                    .max_retry_wait(u64::try_from(timeouts.max_delay.as_millis()).unwrap_or(u64::MAX))
+                    .retries(0)
                     .build()?;
                 let conn = tokio::time::timeout(budget, client.get_async_connection())
                     .await
@@ -124,11 +134,17 @@ impl RedisTarget {
         }
     }
 
-    /// Clients for pub/sub, tried in turn: every node of a cluster receives every `PUBLISH` of the cluster.
+    /// Clients for pub/sub, tried in turn (from a random one, so that the delivery nodes spread over a cluster's
+    /// seeds): every node of a cluster receives every `PUBLISH` of the cluster.
     pub fn pubsub_clients(&self) -> Vec<redis::Client> {
         match self {
             RedisTarget::Server(client) => vec![client.clone()],
-            RedisTarget::Cluster { seeds, .. } => seeds.clone(),
+            RedisTarget::Cluster { seeds } => {
+                let mut seeds = seeds.clone();
+                let first = rand::random_range(0..seeds.len().max(1));
+                seeds.rotate_left(first);
+                seeds
+            }
         }
     }
 }
@@ -150,25 +166,56 @@ impl RedisConnection {
     /// per hash tag on a cluster (first-seen order of tags; items keep their order within a group). Each group
     /// holds the indexes of its items.
     pub fn groups<T>(&self, items: &[T], hash_tag: impl Fn(&T) -> &str) -> Vec<Vec<usize>> {
-        if items.is_empty() {
-            return Vec::new();
-        }
-        if !self.is_cluster() {
-            return vec![(0..items.len()).collect()];
-        }
-        let mut slot_of: HashMap<&str, usize> = HashMap::new();
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            let group = *slot_of.entry(hash_tag(item)).or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-            if let Some(group) = groups.get_mut(group) {
-                group.push(index);
-            }
-        }
-        groups
+        group_by_tag(self.is_cluster(), items, hash_tag)
     }
+}
+
+/// Runs `invocation` of `script` (`EVALSHA`), loading the script first when Redis does not know it (a restarted
+/// Redis has an empty script cache). On a cluster the load goes to the node of the call's keys only, in one
+/// pipeline with the call: the `redis` crate's own fallback loads the script on every node and fails while any
+/// node is down, which would stop the calls of healthy slots too.
+pub async fn run_script<T: FromRedisValue>(
+    conn: &mut RedisConnection,
+    script: &Script,
+    invocation: &ScriptInvocation<'_>,
+) -> RedisResult<T> {
+    if !conn.is_cluster() {
+        return invocation.invoke_async(conn).await;
+    }
+    let mut call = redis::pipe();
+    call.invoke_script(invocation);
+    match call.query_async::<(T,)>(conn).await {
+        Ok((value,)) => Ok(value),
+        Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            let mut call = redis::pipe();
+            call.load_script(script).ignore().invoke_script(invocation);
+            let (value,): (T,) = call.query_async(conn).await?;
+            Ok(value)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// [`RedisConnection::groups`] for a single server (`by_tag` false) or a cluster.
+fn group_by_tag<T>(by_tag: bool, items: &[T], hash_tag: impl Fn(&T) -> &str) -> Vec<Vec<usize>> {
+    if items.is_empty() {
+        return Vec::new();
+    }
+    if !by_tag {
+        return vec![(0..items.len()).collect()];
+    }
+    let mut group_of: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let group = *group_of.entry(hash_tag(item)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        if let Some(group) = groups.get_mut(group) {
+            group.push(index);
+        }
+    }
+    groups
 }
 
 impl ConnectionLike for RedisConnection {
@@ -202,6 +249,18 @@ impl ConnectionLike for RedisConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_are_one_call_on_a_server_and_one_per_tag_on_a_cluster() {
+        let topics = ["a", "b", "a", "c", "b", "a"];
+        assert_eq!(group_by_tag(false, &topics, |t| t), vec![vec![0, 1, 2, 3, 4, 5]]);
+        assert_eq!(
+            group_by_tag(true, &topics, |t| t),
+            vec![vec![0, 2, 5], vec![1, 4], vec![3]]
+        );
+        assert!(group_by_tag(true, &[] as &[&str], |t| t).is_empty());
+        assert!(group_by_tag(false, &[] as &[&str], |t| t).is_empty());
+    }
 
     #[test]
     fn urls_parse_into_a_server_or_cluster_seeds() {

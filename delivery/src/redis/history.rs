@@ -19,7 +19,7 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use super::connection::RedisConnection;
+use super::connection::{RedisConnection, run_script};
 use async_trait::async_trait;
 use bytes::Bytes;
 use redis::{Script, Value};
@@ -355,8 +355,9 @@ impl RedisHistory {
                 .arg(item.sequence.map(|s| s.to_string()).unwrap_or_default());
         }
         let mut conn = self.conn.clone();
-        // EVALSHA, loading the script first when Redis does not know it (a restarted Redis has an empty cache).
-        let reply: Value = invocation.invoke_async(&mut conn).await.map_err(backend_error)?;
+        let reply: Value = run_script(&mut conn, &APPEND_SCRIPT, &invocation)
+            .await
+            .map_err(backend_error)?;
         let replies = as_bytes(&reply).ok_or_else(|| protocol("append reply"))?;
         let positions = replies
             .split(|&byte| byte == b'\n')
@@ -486,16 +487,19 @@ impl History for RedisHistory {
 
     async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError> {
         let mut conn = self.conn.clone();
-        let reply: Value = READ_AFTER_SCRIPT
-            .key(self.keys.meta(topic))
-            .key(self.keys.history(topic))
-            .arg(after.epoch)
-            .arg(after.offset)
-            .arg(max)
-            .arg(self.settings.retention_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend_error)?;
+        let reply: Value = run_script(
+            &mut conn,
+            &READ_AFTER_SCRIPT,
+            READ_AFTER_SCRIPT
+                .key(self.keys.meta(topic))
+                .key(self.keys.history(topic))
+                .arg(after.epoch)
+                .arg(after.offset)
+                .arg(max)
+                .arg(self.settings.retention_ms),
+        )
+        .await
+        .map_err(backend_error)?;
         let items = as_array(&reply).ok_or_else(|| protocol("read reply"))?;
         match items {
             [status] if as_bytes(status) == Some(b"epoch_changed") => {
@@ -524,14 +528,17 @@ impl History for RedisHistory {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let reply: Value = LAST_SCRIPT
-            .key(self.keys.meta(topic))
-            .key(self.keys.history(topic))
-            .arg(n)
-            .arg(self.settings.retention_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend_error)?;
+        let reply: Value = run_script(
+            &mut conn,
+            &LAST_SCRIPT,
+            LAST_SCRIPT
+                .key(self.keys.meta(topic))
+                .key(self.keys.history(topic))
+                .arg(n)
+                .arg(self.settings.retention_ms),
+        )
+        .await
+        .map_err(backend_error)?;
         let Some([epoch, now, entries]) = as_array(&reply) else {
             return Err(protocol("last reply"));
         };
@@ -546,14 +553,17 @@ impl History for RedisHistory {
 
     async fn head(&self, topic: &str) -> Result<Position, DeliveryError> {
         let mut conn = self.conn.clone();
-        let reply: Value = HEAD_SCRIPT
-            .key(self.keys.meta(topic))
-            .key(self.keys.history(topic))
-            .arg(new_epoch())
-            .arg(self.settings.meta_ttl_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend_error)?;
+        let reply: Value = run_script(
+            &mut conn,
+            &HEAD_SCRIPT,
+            HEAD_SCRIPT
+                .key(self.keys.meta(topic))
+                .key(self.keys.history(topic))
+                .arg(new_epoch())
+                .arg(self.settings.meta_ttl_ms),
+        )
+        .await
+        .map_err(backend_error)?;
         let Some([epoch, offset]) = as_array(&reply) else {
             return Err(protocol("head reply"));
         };

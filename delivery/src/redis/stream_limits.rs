@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::connection::RedisConnection;
+use super::connection::{RedisConnection, run_script};
 use async_trait::async_trait;
 use redis::Script;
 use tokio::sync::mpsc;
@@ -168,16 +168,19 @@ impl StreamLimitStore for RedisStreamLimits {
             armed: bounds.concurrent > 0,
         };
         let mut conn = inner.conn.clone();
-        let verdict: i64 = ACQUIRE_SCRIPT
-            .key(&key)
-            .key(inner.keys.opened(counted, now_secs / 60))
-            .arg(bounds.concurrent)
-            .arg(bounds.per_minute)
-            .arg(inner.lease.as_millis() as u64)
-            .arg(&lease_id)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend_error)?;
+        let verdict: i64 = run_script(
+            &mut conn,
+            &ACQUIRE_SCRIPT,
+            ACQUIRE_SCRIPT
+                .key(&key)
+                .key(inner.keys.opened(counted, now_secs / 60))
+                .arg(bounds.concurrent)
+                .arg(bounds.per_minute)
+                .arg(inner.lease.as_millis() as u64)
+                .arg(&lease_id),
+        )
+        .await
+        .map_err(backend_error)?;
         if verdict != 0 {
             // Refused: the script added nothing.
             release.armed = false;
@@ -205,12 +208,15 @@ impl StreamLimitStore for RedisStreamLimits {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
         let mut conn = self.inner.conn.clone();
-        let verdict: i64 = ADMIT_TICKET_SCRIPT
-            .key(self.inner.keys.tickets(user, now_secs / 60))
-            .arg(per_minute)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend_error)?;
+        let verdict: i64 = run_script(
+            &mut conn,
+            &ADMIT_TICKET_SCRIPT,
+            ADMIT_TICKET_SCRIPT
+                .key(self.inner.keys.tickets(user, now_secs / 60))
+                .arg(per_minute),
+        )
+        .await
+        .map_err(backend_error)?;
         if verdict == 0 {
             Ok(())
         } else {
@@ -337,7 +343,7 @@ async fn renew(inner: &Inner, shutdown: &CancellationToken) {
                 call.key(key).arg(lease_id);
             }
             let mut conn = inner.conn.clone();
-            async move { call.invoke_async::<i64>(&mut conn).await }
+            async move { run_script::<i64>(&mut conn, &RENEW_SCRIPT, &call).await }
         });
         let results = futures::future::join_all(calls).await;
         if let Some(error) = results.into_iter().find_map(Result::err) {
