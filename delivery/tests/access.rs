@@ -248,3 +248,67 @@ async fn public_topics_outside_the_configured_list_are_unknown() {
     assert_eq!(own.status, 200);
     server.stop().await;
 }
+
+/// Access is checked on replay as on subscribe: a resume token of the owner's stream opens nothing for another
+/// caller, and a token's positions of topics the request does not name replay nothing.
+#[tokio::test]
+async fn resuming_with_another_users_token_is_refused() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let owner = format!("Bearer {}", token("u1", &[], &[]));
+    let other = format!("Bearer {}", token("u2", &[], &[]));
+    let private = "user.u1.referrals";
+    let mut sse = Sse::connect(
+        &server.url(&format!("/v1/stream?topic={private}&topic=leaderboard.weekly")),
+        &[("authorization", &owner)],
+    )
+    .await;
+    assert_eq!(sse.status, 200);
+    server.publish(private, "m1").await;
+    assert_eq!(sse.next_message().await.unwrap()["id"], "m1");
+    let resume = sse.last_id.clone().expect("a resume token");
+    sse.close();
+    // Missed by the owner: a resume would replay it to whoever passed the check.
+    server.publish(private, "secret").await;
+
+    let stream_url = server.url(&format!("/v1/stream?topic={private}"));
+    let refused = Sse::connect(
+        &stream_url,
+        &[("authorization", &other), ("last-event-id", &resume)],
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.error_json().await["error"]["code"], "forbidden_topic");
+    let anonymous = Sse::connect(&stream_url, &[("last-event-id", &resume)]).await;
+    assert_eq!(anonymous.status, 401);
+    let poll = client()
+        .get(server.url(&format!("/v1/poll?topic={private}&wait=0&lastEventId={resume}")))
+        .header("authorization", &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll.status().as_u16(), 403);
+    let body = poll.text().await.unwrap();
+    assert!(!body.contains("secret"), "{body}");
+
+    // The same token on a public topic only: nothing of the private topic comes back.
+    server.publish("leaderboard.weekly", "public").await;
+    let mut public = Sse::connect(
+        &server.url("/v1/stream?topic=leaderboard.weekly"),
+        &[("authorization", &other), ("last-event-id", &resume)],
+    )
+    .await;
+    assert_eq!(public.status, 200);
+    let message = public.next_message().await.unwrap();
+    assert_eq!(message["id"], "public", "{message}");
+    public.close();
+
+    // The owner resumes and gets what was missed.
+    let mut resumed = Sse::connect(
+        &stream_url,
+        &[("authorization", &owner), ("last-event-id", &resume)],
+    )
+    .await;
+    assert_eq!(resumed.status, 200);
+    assert_eq!(resumed.next_message().await.unwrap()["id"], "secret");
+    server.stop().await;
+}

@@ -143,6 +143,7 @@ fn correction_within_lateness_and_side_output_beyond() {
         assert!(!corrections.is_empty(), "{out:#?}");
         let last = corrections.last().expect("one");
         assert_eq!(last["clicks"], 2);
+        assert_eq!(last["conversionsCompleted"], 2, "{last}");
         assert!(last["revision"].as_u64() > finals[0]["revision"].as_u64());
         assert_eq!(engine.stats().late, 2);
         assert_eq!(late.load(Ordering::Relaxed), 2);
@@ -151,7 +152,12 @@ fn correction_within_lateness_and_side_output_beyond() {
             o.message.event_type == "referral.leaderboard.updated"
                 && o.message.data.to_value()["boardId"] == "daily.2026-01-01"
         });
-        assert!(board.is_none() || board.is_some_and(|b| b.message.topic == "leaderboard.daily"));
+        let board = board.expect("the closed daily board is corrected");
+        assert_eq!(board.message.topic, "leaderboard.daily");
+        let changes = board.message.data.to_value()["changes"].clone();
+        assert_eq!(changes[0]["userId"], "u0", "{changes}");
+        assert_eq!(changes[0]["completed"], 2, "{changes}");
+        assert_eq!(changes[0]["position"], 1, "{changes}");
 
         // Two hours later, day 1 is beyond its lateness: the next day-1 event goes to the side output.
         feed(&mut engine, vec![click("k4", START + DAY_MS + 3 * HOUR_MS)]);

@@ -13,7 +13,8 @@ use social_pipeline::window::assigner::{DAY_MS, HOUR_MS, MINUTE_MS};
 use social_schemas::*;
 
 const USERS: usize = 6;
-const CODES: usize = 4;
+/// One code per user, the hidden one included (its conversions must stay off every public topic).
+const CODES: usize = 6;
 const START: i64 = 1_767_225_600_000; // 2026-01-01
 const SPAN: i64 = 2 * DAY_MS;
 const BOUND: i64 = 5_000;
