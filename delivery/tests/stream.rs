@@ -5,11 +5,13 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use social_delivery::DeliveryConfig;
+use social_delivery::history::{Entry, Replay};
+use social_delivery::{DeliveryConfig, DeliveryError, History, MemoryHistory, Position};
 
 const TOPICS: [&str; 3] = ["user.u1.referrals", "leaderboard.daily", "trending.1h"];
 
@@ -168,6 +170,115 @@ async fn resumption_with_messages_published_during_the_reconnect() {
         "none lost, none twice, in order"
     );
     assert_eq!(grouped["trending.1h"], expect(1));
+    server.stop().await;
+}
+
+/// A history that publishes the messages it is given while a resuming session reads it: they reach the session
+/// live (it subscribed first) and are in the history it reads, the race a session must resolve without a
+/// duplicate or a gap.
+struct RacingHistory {
+    inner: MemoryHistory,
+    publisher: std::sync::OnceLock<social_delivery::Publisher>,
+    during_read: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl History for RacingHistory {
+    async fn append(&self, topic: &str, json: bytes::Bytes) -> Result<Arc<Entry>, DeliveryError> {
+        self.inner.append(topic, json).await
+    }
+    async fn append_sequenced(
+        &self,
+        topic: &str,
+        json: bytes::Bytes,
+        sequence: u64,
+    ) -> Result<Option<Arc<Entry>>, DeliveryError> {
+        self.inner.append_sequenced(topic, json, sequence).await
+    }
+    async fn read_after(&self, topic: &str, after: Position, max: usize) -> Result<Replay, DeliveryError> {
+        let racing: Vec<(String, String)> = std::mem::take(&mut *self.during_read.lock().unwrap());
+        if let Some(publisher) = self.publisher.get() {
+            for (topic, id) in racing {
+                publisher.publish(message(&topic, &id)).await.unwrap();
+            }
+        }
+        self.inner.read_after(topic, after, max).await
+    }
+    async fn last(&self, topic: &str, n: usize) -> Result<Vec<Arc<Entry>>, DeliveryError> {
+        self.inner.last(topic, n).await
+    }
+    async fn head(&self, topic: &str) -> Result<Position, DeliveryError> {
+        self.inner.head(topic).await
+    }
+}
+
+fn message(topic: &str, id: &str) -> social_schemas::TopicMessage {
+    social_schemas::TopicMessage {
+        topic: topic.into(),
+        id: id.into(),
+        event_type: "test.event".into(),
+        timestamp: chrono::Utc::now(),
+        data: json!({}).into(),
+    }
+}
+
+#[tokio::test]
+async fn messages_published_while_a_resume_reads_history_arrive_once_in_order() {
+    let config = DeliveryConfig::default();
+    let history = Arc::new(RacingHistory {
+        inner: MemoryHistory::new(config.history_retention()),
+        publisher: std::sync::OnceLock::new(),
+        during_read: std::sync::Mutex::new(Vec::new()),
+    });
+    let server = TestServer::start_with_history(config, history.clone()).await;
+    assert!(history.publisher.set(server.publisher.clone()).is_ok());
+    let url = server.url(&stream_path(&TOPICS[1..], ""));
+    let mut first = Sse::connect(&url, &[]).await;
+    first.next_frame().await.unwrap();
+    server.publish("leaderboard.daily", "m-0").await;
+    assert_eq!(key(&first.next_message().await.unwrap()).1, "m-0");
+    let last_id = first.last_id.clone().unwrap();
+    first.close();
+
+    // Missed while away (replayed from history) ...
+    for i in 1..=6 {
+        let topic = if i % 2 == 0 {
+            "leaderboard.daily"
+        } else {
+            "trending.1h"
+        };
+        server.publish(topic, &format!("m-{i}")).await;
+    }
+    // ... published during the resume's history read (live and in history) ...
+    *history.during_read.lock().unwrap() = (7..=12)
+        .map(|i| {
+            let topic = if i % 2 == 0 {
+                "leaderboard.daily"
+            } else {
+                "trending.1h"
+            };
+            (topic.to_owned(), format!("m-{i}"))
+        })
+        .collect();
+    let mut second = Sse::connect(&url, &[("last-event-id", last_id.as_str())]).await;
+    assert_eq!(second.status, 200);
+    let mut received = second.messages(12).await;
+    assert!(history.during_read.lock().unwrap().is_empty(), "the race was run");
+    // ... and after it (live only).
+    server.publish("leaderboard.daily", "m-13").await;
+    received.push(second.next_message().await.unwrap());
+    let ids: Vec<String> = received.iter().map(|m| key(m).1).collect();
+    let grouped = per_topic(&received);
+    assert_eq!(
+        grouped["leaderboard.daily"],
+        ["m-2", "m-4", "m-6", "m-8", "m-10", "m-12", "m-13"],
+        "none lost, none twice, in order: {ids:?}"
+    );
+    assert_eq!(
+        grouped["trending.1h"],
+        ["m-1", "m-3", "m-5", "m-7", "m-9", "m-11"],
+        "{ids:?}"
+    );
     server.stop().await;
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use social_auth::{AuthConfig, Minter, Verifier};
-use social_delivery::{Delivery, DeliveryConfig, MemorySnapshots, Publisher};
+use social_delivery::{Delivery, DeliveryConfig, History, MemorySnapshots, Publisher};
 use social_schemas::TopicMessage;
 use tokio_util::sync::CancellationToken;
 
@@ -46,15 +46,38 @@ impl TestServer {
         TestServer::start_with("127.0.0.1:0".parse().unwrap(), config, Serving::RouterOnly).await
     }
 
+    /// Starts with `history` instead of the in-memory one.
+    pub async fn start_with_history(config: DeliveryConfig, history: Arc<dyn History>) -> TestServer {
+        TestServer::start_with_parts(
+            "127.0.0.1:0".parse().unwrap(),
+            config,
+            Serving::Lean,
+            Some(history),
+        )
+        .await
+    }
+
     async fn start_with(addr: SocketAddr, config: DeliveryConfig, serving: Serving) -> TestServer {
+        TestServer::start_with_parts(addr, config, serving, None).await
+    }
+
+    async fn start_with_parts(
+        addr: SocketAddr,
+        config: DeliveryConfig,
+        serving: Serving,
+        history: Option<Arc<dyn History>>,
+    ) -> TestServer {
         let verifier = Arc::new(Verifier::new(&AuthConfig::hs256(SECRET)).unwrap());
         let snapshots = Arc::new(MemorySnapshots::new());
         let shutdown = CancellationToken::new();
-        let delivery = Delivery::builder(config, verifier)
+        let mut builder = Delivery::builder(config, verifier)
             .snapshots(snapshots.clone())
             .shutdown(shutdown.clone())
-            .demo_minter(minter())
-            .build();
+            .demo_minter(minter());
+        if let Some(history) = history {
+            builder = builder.history(history);
+        }
+        let delivery = builder.build();
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_reuseaddr(true).unwrap();
         socket.bind(addr).unwrap();
