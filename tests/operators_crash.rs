@@ -105,6 +105,28 @@ async fn wait_until_settled(server: &BinaryServer) -> u64 {
     }
 }
 
+/// Whether the operators have written a checkpoint into `dir`.
+fn has_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.starts_with("checkpoint-") && name.ends_with(".json")
+        })
+    })
+}
+
+async fn wait_for_checkpoint(dir: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !has_checkpoint(dir) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Every derived message id in the log, in order.
 async fn derived_ids(dir: &Path, test_bus: &TestBus) -> Vec<String> {
     let bus: Box<dyn Bus> = match test_bus {
@@ -184,8 +206,15 @@ async fn sigkill_mid_stream(batch: usize, pause: Duration, reference_bus: &TestB
     let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let producer = {
         let (url, batches, acknowledged) = (server.url("/v1/events"), batches.clone(), acknowledged.clone());
+        let checkpoints = dir.path().join("operators");
         tokio::spawn(async move {
-            for body in batches {
+            let half = batches.len() / 2;
+            for (n, body) in batches.into_iter().enumerate() {
+                if n == half {
+                    // The kill must come after a checkpoint, so that the restart restores one and replays the
+                    // rounds recorded after it (not only the rounds since the start).
+                    wait_for_checkpoint(&checkpoints).await;
+                }
                 tokio::time::sleep(pause).await;
                 // The server is killed mid-stream: a request it never answered ends the producer.
                 let Ok(reply) = try_post(&url, Some(&service_token()), "application/x-ndjson", body).await
@@ -200,8 +229,13 @@ async fn sigkill_mid_stream(batch: usize, pause: Duration, reference_bus: &TestB
         })
     };
     while acknowledged.load(std::sync::atomic::Ordering::SeqCst) < batches.len() * 6 / 10 {
+        assert!(!producer.is_finished(), "the producer stopped before the kill");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert!(
+        has_checkpoint(&dir.path().join("operators")),
+        "no checkpoint before the kill"
+    );
     server.kill9();
     let _ = producer.await;
     let mut server = start(dir.path(), crashed_bus);
