@@ -11,6 +11,7 @@ use social_pipeline::bus::{Bus, INPUT_TOPIC, Record, TopicSpec};
 use social_pipeline::generate::{Generator, GeneratorConfig};
 use social_pipeline::operator::config::ProgramConfig;
 use social_pipeline::operator::config::Tier;
+use social_pipeline::operator::engine::LateStats;
 use social_pipeline::operator::{Emitter, Output};
 use social_pipeline::topology::{Topology, TopologyConfig};
 
@@ -47,6 +48,16 @@ async fn loaded_bus() -> Arc<dyn Bus> {
 }
 
 fn config() -> TopologyConfig {
+    config_with_bound(None)
+}
+
+/// The operators' out-of-orderness bound set below the generator's (5 s): events up to 5 s out of order come
+/// after the watermark has passed them, as late data within the allowed lateness (corrections).
+fn late_config() -> TopologyConfig {
+    config_with_bound(Some(300))
+}
+
+fn config_with_bound(max_out_of_order_ms: Option<i64>) -> TopologyConfig {
     let mut config = TopologyConfig {
         fetch_max_records: 256,
         idle_flush_ms: None,
@@ -68,6 +79,9 @@ fn config() -> TopologyConfig {
         .programs
         .programs
         .insert("program-standard".into(), ProgramConfig { tiers });
+    if let Some(bound) = max_out_of_order_ms {
+        config.operators.max_out_of_order_ms = bound;
+    }
     config
 }
 
@@ -90,14 +104,22 @@ fn lines(outputs: &[Output]) -> Vec<String> {
         .collect()
 }
 
-async fn uninterrupted(bus: Arc<dyn Bus>, dir: &Path) -> (Vec<String>, serde_json::Value) {
-    let mut topology = Topology::new(config(), bus, Some(dir.to_owned())).expect("topology");
+async fn uninterrupted(
+    config: TopologyConfig,
+    bus: Arc<dyn Bus>,
+    dir: &Path,
+) -> (Vec<String>, serde_json::Value, LateStats) {
+    let mut topology = Topology::new(config, bus, Some(dir.to_owned())).expect("topology");
     let mut out = Emitter::default();
     topology.start(&mut out);
     assert_eq!(rounds(&mut topology, &mut out, usize::MAX).await, EVENTS);
     let snapshots = topology.snapshots();
     snapshots.apply(out.snapshots.drain(..));
-    (lines(&out.outputs), snapshot_of(&snapshots))
+    (
+        lines(&out.outputs),
+        snapshot_of(&snapshots),
+        topology.engine().stats(),
+    )
 }
 
 fn snapshot_of(store: &social_pipeline::topology::SnapshotStore) -> serde_json::Value {
@@ -114,11 +136,25 @@ fn snapshot_of(store: &social_pipeline::topology::SnapshotStore) -> serde_json::
 
 #[tokio::test(flavor = "current_thread")]
 async fn checkpoint_halfway_restore_gives_identical_output() {
+    let late = checkpoint_halfway_restore(config).await;
+    assert_eq!(late, LateStats::default(), "within the bound, no event is late");
+}
+
+/// The same with late data: corrections of windows already emitted, with the state they need (closed windows kept
+/// for their lateness) crossing the checkpoint.
+#[tokio::test(flavor = "current_thread")]
+async fn checkpoint_halfway_restore_gives_identical_output_with_late_data() {
+    let late = checkpoint_halfway_restore(late_config).await;
+    assert!(late.late > 1_000, "{late:?}");
+    assert_eq!(late.too_late, 0, "all within the allowed lateness");
+}
+
+async fn checkpoint_halfway_restore(config: fn() -> TopologyConfig) -> LateStats {
     let dir_a = tempfile::tempdir().expect("tempdir");
     let dir_b = tempfile::tempdir().expect("tempdir");
     // Both runs read the same bus (reading does not change it).
     let bus = loaded_bus().await;
-    let (expected, expected_snapshots) = uninterrupted(bus.clone(), dir_a.path()).await;
+    let (expected, expected_snapshots, late) = uninterrupted(config(), bus.clone(), dir_a.path()).await;
     assert!(
         expected.len() > 10_000,
         "a meaningful amount of output: {}",
@@ -179,6 +215,7 @@ async fn checkpoint_halfway_restore_gives_identical_output() {
             }
         }
     }
+    late
 }
 
 /// The checkpoint files in `dir`, oldest first.
@@ -204,7 +241,7 @@ async fn restarts_after_a_checkpoint_that_never_reached_the_disk_give_identical_
     let dir_a = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
     let bus = loaded_bus().await;
-    let (expected, expected_snapshots) = uninterrupted(bus.clone(), dir_a.path()).await;
+    let (expected, expected_snapshots, _) = uninterrupted(config(), bus.clone(), dir_a.path()).await;
 
     // First process: checkpoint 1 on disk; checkpoint 2 lost; rounds after it recorded; crash.
     let mut first = Emitter::default();
