@@ -396,13 +396,42 @@ fn check_against_oracle(
             .iter()
             .find(|w| o.message.data.to_value()["window"] == w.name.as_str())
             .expect("known window");
-        let lower = window.window.lower_bound(tick);
+        // Counted at `tick`: events before it whose bucket (of `step_ms`) starts at or after `tick - size_ms`.
+        let (size, step) = (window.window.size_ms, window.window.step_ms);
+        let in_window = |t: i64| t < tick && t.div_euclid(step) * step >= tick - size;
         let data = o.message.data.to_value();
+        // Fewer contents than K: the list holds every content counted in the window, by count descending.
+        let mut expected_items: Vec<&str> = trending_events
+            .iter()
+            .filter(|(t, _)| in_window(*t))
+            .map(|(_, c)| *c)
+            .collect();
+        expected_items.sort_unstable();
+        expected_items.dedup();
+        let mut listed: Vec<&str> = data["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| item["contentId"].as_str().unwrap_or_default())
+            .collect();
+        let counts: Vec<u64> = data["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| item["count"].as_u64().unwrap_or_default())
+            .collect();
+        prop_assert!(
+            counts.windows(2).all(|w| w[0] >= w[1]),
+            "trending not by count: {}",
+            data
+        );
+        listed.sort_unstable();
+        prop_assert_eq!(listed, expected_items, "trending items at {}", tick);
         for item in data["items"].as_array().into_iter().flatten() {
             let content = item["contentId"].as_str().unwrap_or_default();
             let expected = trending_events
                 .iter()
-                .filter(|(t, c)| *c == content && (lower..tick).contains(t))
+                .filter(|(t, c)| *c == content && in_window(*t))
                 .count() as u64;
             prop_assert_eq!(
                 item["count"].as_u64(),
