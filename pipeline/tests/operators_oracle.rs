@@ -333,6 +333,82 @@ fn check_against_oracle(
         }
     }
 
+    // Leaderboards of periods (daily, ISO-weekly, monthly): per period, the published changes applied in order from
+    // an empty board (keeping the first `size` rows) end at the oracle's top N of that period's completed
+    // referrals. A message at tick T under the board's name belongs to the period holding T - 1 (a tick on a
+    // boundary closes a period).
+    for board in ["daily", "weekly", "monthly"] {
+        let mut oracle: BTreeMap<i64, BTreeMap<String, u32>> = BTreeMap::new();
+        for e in events {
+            if let Payload::ConversionCompleted(p) = &e.payload {
+                let period = period_start(board, e.time.timestamp_millis());
+                *oracle
+                    .entry(period)
+                    .or_default()
+                    .entry(p.referrer_id.clone())
+                    .or_default() += 1;
+            }
+        }
+        let mut published: BTreeMap<i64, BTreeMap<u64, (String, u32)>> = BTreeMap::new();
+        let topic = format!("leaderboard.{board}");
+        for o in outputs
+            .iter()
+            .filter(|o| o.message.event_type == "referral.leaderboard.updated" && o.message.topic == topic)
+        {
+            let data = o.message.data.to_value();
+            // A closed period published after its end (the end of input here) is named by its first day.
+            let board_id = data["boardId"].as_str().unwrap_or_default();
+            let period = match board_id
+                .strip_prefix(board)
+                .and_then(|rest| rest.strip_prefix('.'))
+            {
+                Some(day) => chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                    .expect("dated board id")
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight")
+                    .and_utc()
+                    .timestamp_millis(),
+                None => {
+                    prop_assert_eq!(board_id, board);
+                    period_start(board, o.message.timestamp.timestamp_millis() - 1)
+                }
+            };
+            let rows = published.entry(period).or_default();
+            for change in data["changes"].as_array().into_iter().flatten() {
+                let position = change["position"].as_u64().unwrap_or_default();
+                let user = change["userId"].as_str().unwrap_or_default().to_owned();
+                rows.insert(
+                    position,
+                    (user, change["completed"].as_u64().unwrap_or_default() as u32),
+                );
+            }
+            let size = data["size"].as_u64().unwrap_or_default();
+            rows.retain(|position, _| *position <= size);
+        }
+        for (period, counts) in &oracle {
+            let mut expected: Vec<(String, u32)> = counts
+                .iter()
+                .filter(|(u, _)| *u != HIDDEN)
+                .map(|(u, n)| (u.clone(), *n))
+                .collect();
+            expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            expected.truncate(3);
+            let got: Vec<(String, u32)> = published
+                .get(period)
+                .map(|rows| rows.values().cloned().collect())
+                .unwrap_or_default();
+            prop_assert_eq!(got, expected, "{} board of the period at {}", board, period);
+        }
+        for period in published.keys() {
+            prop_assert!(
+                oracle.contains_key(period),
+                "{} board published for an empty period {}",
+                board,
+                period
+            );
+        }
+    }
+
     // Leaderboard, all time: completed referrals of visible users, ties by user id.
     let mut completed: BTreeMap<String, u32> = BTreeMap::new();
     for e in events {
@@ -547,4 +623,26 @@ fn check_against_oracle(
         }
     }
     Ok(())
+}
+
+/// Start of the `board`'s period holding `t`: the UTC day, the ISO week (from Monday) or the UTC calendar month.
+fn period_start(board: &str, t: i64) -> i64 {
+    let day = t.div_euclid(DAY_MS);
+    match board {
+        "daily" => day * DAY_MS,
+        // 1970-01-01 was a Thursday: Monday is 3 days before a multiple of 7 days from it.
+        "weekly" => ((day + 3).div_euclid(7) * 7 - 3) * DAY_MS,
+        _ => {
+            use chrono::Datelike;
+            let date = chrono::DateTime::from_timestamp_millis(t)
+                .expect("valid time")
+                .date_naive();
+            date.with_day(1)
+                .expect("day 1")
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc()
+                .timestamp_millis()
+        }
+    }
 }
