@@ -20,6 +20,8 @@ const SPAN: i64 = 2 * DAY_MS;
 const BOUND: i64 = 5_000;
 const HIDDEN: &str = "u5";
 const ANONYMOUS_NEW_USER: &str = "n0";
+/// New users n0..n3, each referred through the code of the same number.
+const REFERRED: usize = 4;
 
 fn config() -> OperatorConfig {
     OperatorConfig {
@@ -45,7 +47,7 @@ struct Activity {
 
 fn activities() -> impl Strategy<Value = Vec<Activity>> {
     prop::collection::vec(
-        (0..SPAN, 0u8..7, 0usize..8, 0usize..4).prop_map(|(t, kind, a, b)| Activity { t, kind, a, b }),
+        (0..SPAN, 0u8..11, 0usize..8, 0usize..4).prop_map(|(t, kind, a, b)| Activity { t, kind, a, b }),
         1..120,
     )
 }
@@ -79,6 +81,18 @@ fn events(acts: &[Activity]) -> Vec<Event> {
     };
     events.push(event("priv0", START + 10, privacy(HIDDEN, hide)));
     events.push(event("priv1", START + 11, privacy(ANONYMOUS_NEW_USER, anon)));
+    // New users n0..n3 join through codes c0..c3 (n0 in anonymous referral mode): friends joined, and referred
+    // partners of the referrers for collaboration opportunities.
+    for b in 0..REFERRED {
+        let joined = UserRegistered {
+            user_id: format!("n{b}"),
+            role: UserRole::Contractor,
+            referral_code: Some(format!("c{b}")),
+            display_name: Some(format!("Name n{b}")),
+            timestamp: None,
+        };
+        events.push(event(&format!("reg{b}"), START + 20 + b as i64, joined));
+    }
     for (n, act) in acts.iter().enumerate() {
         let t = START + 1_000 + act.t;
         let id = format!("e{n}");
@@ -152,6 +166,44 @@ fn events(acts: &[Activity]) -> Vec<Event> {
                 ));
                 continue;
             }
+            // Joins through a code; with b = 3 the code's own owner (a self-referral).
+            7 => UserRegistered {
+                user_id: if act.b == 3 { owner } else { format!("m{n}") },
+                role: UserRole::Homeowner,
+                referral_code: Some(code),
+                display_name: None,
+                timestamp: None,
+            }
+            .into(),
+            8 => ProjectCreated {
+                project_id: format!("pj{n}"),
+                owner_id: user,
+                title: "Deck".into(),
+                category: None,
+                visibility: Some(if act.b % 2 == 0 {
+                    ProjectVisibility::Public
+                } else {
+                    ProjectVisibility::Private
+                }),
+                timestamp: None,
+            }
+            .into(),
+            9 => ProjectCompleted {
+                project_id: format!("pj{n}"),
+                owner_id: user,
+                contractor_id: format!("n{}", act.b),
+                timestamp: None,
+            }
+            .into(),
+            10 => BidAwarded {
+                bid_id: format!("bid{n}"),
+                project_id: format!("pj{n}"),
+                contractor_id: format!("n{}", act.b),
+                homeowner_id: user,
+                amount: None,
+                timestamp: None,
+            }
+            .into(),
             _ => TestimonialPublished {
                 testimonial_id: format!("t{n}"),
                 author_id: user,
@@ -592,6 +644,102 @@ fn check_against_oracle(
         conversions
     );
 
+    // Registrations through a code: a friend-joined notice to the code's owner, or a self-referral signal when
+    // the new user is that owner. Projects: a share suggestion unless private, a testimonial request when
+    // completed.
+    let mut joined_for: BTreeMap<String, usize> = BTreeMap::new();
+    let mut self_referrals = 0;
+    let (mut suggestions, mut requests) = (0, 0);
+    for e in events {
+        match &e.payload {
+            Payload::UserRegistered(p) => {
+                let referrer = owner_of_code(p.referral_code.as_deref().unwrap_or_default());
+                if referrer == p.user_id {
+                    self_referrals += 1;
+                } else {
+                    *joined_for.entry(format!("user.{referrer}.network")).or_default() += 1;
+                }
+            }
+            Payload::ProjectCreated(p) if p.visibility != Some(ProjectVisibility::Private) => {
+                suggestions += 1
+            }
+            Payload::ProjectCompleted(_) => requests += 1,
+            _ => {}
+        }
+    }
+    let per_topic = |event_type: &str| -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for o in outputs.iter().filter(|o| o.message.event_type == event_type) {
+            *counts.entry(o.message.topic.clone()).or_default() += 1;
+        }
+        counts
+    };
+    prop_assert_eq!(per_topic("notification.friend.joined"), joined_for);
+    // A partner's referrer is the one of their latest attribution in event time (a registration through a code,
+    // or a completed conversion naming them); a bid at the very time of an attribution is left out (ties are
+    // ordered by a hash of the ids).
+    let attributions = |partner: &str| -> Vec<(i64, String)> {
+        events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::UserRegistered(p) if p.user_id == partner => {
+                    let referrer = owner_of_code(p.referral_code.as_deref().unwrap_or_default());
+                    (referrer != partner).then_some((e.time.timestamp_millis(), referrer))
+                }
+                Payload::ConversionCompleted(p) if p.new_user_id == partner && p.referrer_id != partner => {
+                    Some((e.time.timestamp_millis(), p.referrer_id.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let mut expected_collaborations: BTreeMap<String, String> = BTreeMap::new();
+    let mut ambiguous: BTreeSet<String> = BTreeSet::new();
+    for e in events {
+        let Payload::BidAwarded(p) = &e.payload else {
+            continue;
+        };
+        let at = e.time.timestamp_millis();
+        let found = attributions(&p.contractor_id);
+        if found.iter().any(|(t, _)| *t == at) {
+            ambiguous.insert(p.bid_id.clone());
+            continue;
+        }
+        if let Some((_, referrer)) = found.into_iter().filter(|(t, _)| *t < at).max_by_key(|(t, _)| *t) {
+            expected_collaborations.insert(p.bid_id.clone(), format!("user.{referrer}.network"));
+        }
+    }
+    let got_collaborations: BTreeMap<String, String> = outputs
+        .iter()
+        .filter(|o| o.message.event_type == "notification.collaboration.opportunity")
+        .map(|o| {
+            let bid = o.message.data.to_value()["bidId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (bid, o.message.topic.clone())
+        })
+        .filter(|(bid, _)| !ambiguous.contains(bid))
+        .collect();
+    prop_assert_eq!(got_collaborations, expected_collaborations);
+    prop_assert_eq!(
+        outputs
+            .iter()
+            .filter(|o| o.message.data.to_value()["kind"] == "self_referral")
+            .count(),
+        self_referrals
+    );
+    prop_assert_eq!(
+        per_topic("notification.share.suggested").values().sum::<usize>(),
+        suggestions
+    );
+    prop_assert_eq!(
+        per_topic("notification.testimonial.requested")
+            .values()
+            .sum::<usize>(),
+        requests
+    );
+
     // Fraud: one flood signal per (referral, ip, window) beyond the threshold.
     let floods = clicks_per_window.values().filter(|n| **n > 2).count();
     prop_assert_eq!(
@@ -615,9 +763,15 @@ fn check_against_oracle(
                 o.message.topic
             );
         }
-        if o.message.event_type == "notification.referral.status" {
+        if matches!(
+            o.message.event_type.as_str(),
+            "notification.referral.status"
+                | "notification.friend.joined"
+                | "notification.collaboration.opportunity"
+        ) {
             prop_assert!(
-                !text.contains(&format!("\"{ANONYMOUS_NEW_USER}\"")),
+                !text.contains(&format!("\"{ANONYMOUS_NEW_USER}\""))
+                    && !text.contains(&format!("Name {ANONYMOUS_NEW_USER}")),
                 "anonymous referral leaked"
             );
         }
