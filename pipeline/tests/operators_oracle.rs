@@ -47,7 +47,7 @@ struct Activity {
 
 fn activities() -> impl Strategy<Value = Vec<Activity>> {
     prop::collection::vec(
-        (0..SPAN, 0u8..11, 0usize..8, 0usize..4).prop_map(|(t, kind, a, b)| Activity { t, kind, a, b }),
+        (0..SPAN, 0u8..12, 0usize..8, 0usize..4).prop_map(|(t, kind, a, b)| Activity { t, kind, a, b }),
         1..120,
     )
 }
@@ -204,6 +204,21 @@ fn events(acts: &[Activity]) -> Vec<Event> {
                 timestamp: None,
             }
             .into(),
+            // Connections: added when b is even, removed when odd.
+            11 => {
+                let other = vec![format!("u{}", act.b)];
+                ProfileUpdated {
+                    user_id: user,
+                    display_name: None,
+                    privacy: None,
+                    connections: Some(ConnectionChanges {
+                        added: (act.b % 2 == 0).then(|| other.clone()),
+                        removed: (act.b % 2 == 1).then_some(other),
+                    }),
+                    timestamp: None,
+                }
+                .into()
+            }
             _ => TestimonialPublished {
                 testimonial_id: format!("t{n}"),
                 author_id: user,
@@ -571,6 +586,56 @@ fn check_against_oracle(
         }
     }
 
+    // Engagement alerts, grouped: at most one per share and tick, to the sharer's own topic; over all of them
+    // each share's alerts count every engagement on it, and the summary says so ("2 new likes, 1 new comment").
+    let mut alerted: BTreeMap<String, u64> = BTreeMap::new();
+    let mut alert_ticks: BTreeSet<(String, i64)> = BTreeSet::new();
+    for o in outputs
+        .iter()
+        .filter(|o| o.message.event_type == "notification.engagement.alert")
+    {
+        let d = o.message.data.to_value();
+        let share = d["shareId"].as_str().unwrap_or_default().to_owned();
+        let (sharer, _) = sharer.get(share.as_str()).copied().unwrap_or_default();
+        prop_assert_eq!(o.message.topic.clone(), format!("user.{sharer}.social"));
+        prop_assert!(
+            alert_ticks.insert((share.clone(), o.message.timestamp.timestamp_millis())),
+            "two alerts for {} at one tick",
+            share
+        );
+        let (likes, comments) = (d["counts"]["likes"].as_u64(), d["counts"]["comments"].as_u64());
+        let mut summary = Vec::new();
+        for (n, word) in [(likes, "like"), (comments, "comment")] {
+            match n.unwrap_or_default() {
+                0 => {}
+                1 => summary.push(format!("1 new {word}")),
+                n => summary.push(format!("{n} new {word}s")),
+            }
+        }
+        prop_assert_eq!(d["summary"].as_str().unwrap_or_default(), summary.join(", "));
+        *alerted.entry(share).or_default() += d["counts"]["total"].as_u64().unwrap_or_default();
+    }
+    let mut engaged: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events {
+        if let Payload::ShareEngaged(p) = &e.payload {
+            *engaged.entry(p.share_id.clone()).or_default() += 1;
+        }
+    }
+    prop_assert_eq!(alerted, engaged);
+
+    // Counters are coalesced: at most one message per user and tick.
+    let mut counter_ticks: BTreeSet<(String, i64)> = BTreeSet::new();
+    for o in outputs
+        .iter()
+        .filter(|o| o.message.event_type == "referral.counters.updated")
+    {
+        prop_assert!(
+            counter_ticks.insert((o.message.topic.clone(), o.message.timestamp.timestamp_millis())),
+            "two counter messages on {} at one tick",
+            o.message.topic
+        );
+    }
+
     // Engagement: final per-share results equal the oracle's count in the window.
     for o in outputs
         .iter()
@@ -602,7 +667,24 @@ fn check_against_oracle(
             d["userId"].as_str().unwrap_or_default().to_owned(),
             d["programId"].as_str().unwrap_or_default().to_owned(),
         );
-        progress.insert(key, d["completed"].as_u64().unwrap_or_default());
+        let completed = d["completed"].as_u64().unwrap_or_default();
+        // Against the default tiers (thresholds 1, 3, 5, 10, 25): the tier reached and what the next one needs.
+        let thresholds = [1u64, 3, 5, 10, 25];
+        let level = thresholds.iter().filter(|t| **t <= completed).count() as u64;
+        prop_assert_eq!(d["tier"]["level"].as_u64(), (level > 0).then_some(level), "{}", d);
+        match thresholds.iter().find(|t| **t > completed) {
+            Some(next) => {
+                prop_assert_eq!(d["nextTier"]["threshold"].as_u64(), Some(*next), "{}", d);
+                prop_assert_eq!(
+                    d["nextTier"]["remaining"].as_u64(),
+                    Some(next - completed),
+                    "{}",
+                    d
+                );
+            }
+            None => prop_assert!(d["nextTier"].is_null(), "{}", d),
+        }
+        progress.insert(key, completed);
     }
     let mut expected_progress: BTreeMap<(String, String), u64> = BTreeMap::new();
     for e in events {
@@ -675,6 +757,33 @@ fn check_against_oracle(
         counts
     };
     prop_assert_eq!(per_topic("notification.friend.joined"), joined_for);
+    // Connection changes: told to the user, and once to each other user named (not themself) unless the user is
+    // hidden.
+    let mut connections_for: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events {
+        let Payload::ProfileUpdated(p) = &e.payload else {
+            continue;
+        };
+        let Some(changes) = &p.connections else { continue };
+        *connections_for
+            .entry(format!("user.{}.network", p.user_id))
+            .or_default() += 1;
+        if p.user_id != HIDDEN {
+            let others: BTreeSet<&String> = changes
+                .added
+                .iter()
+                .chain(&changes.removed)
+                .flatten()
+                .filter(|other| **other != p.user_id)
+                .collect();
+            for other in others {
+                *connections_for
+                    .entry(format!("user.{other}.network"))
+                    .or_default() += 1;
+            }
+        }
+    }
+    prop_assert_eq!(per_topic("notification.connection.changed"), connections_for);
     // A partner's referrer is the one of their latest attribution in event time (a registration through a code,
     // or a completed conversion naming them); a bid at the very time of an attribution is left out (ties are
     // ordered by a hash of the ids).

@@ -210,8 +210,15 @@ pub fn connections(event: &Event, p: &ProfileUpdated, dir: &Directory, out: &mut
     if !dir.is_public(&p.user_id) {
         return;
     }
+    // One notice per other user and event (ids are per event and recipient): the user themself and repeats are
+    // skipped; a user both added and removed in one event is told the first.
+    let mut told: Vec<&str> = Vec::new();
     for (list, change) in [(added, "added"), (removed, "removed")] {
         for other in list {
+            if other == &p.user_id || told.contains(&other.as_str()) {
+                continue;
+            }
+            told.push(other);
             let data = MessageData::new(&ConnectionJson {
                 change,
                 user_id: &p.user_id,
