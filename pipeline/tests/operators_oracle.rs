@@ -636,25 +636,53 @@ fn check_against_oracle(
         );
     }
 
-    // Engagement: final per-share results equal the oracle's count in the window.
+    // Engagement: every hourly window with engagements has a final result per share, content and sharer, and
+    // its total is the oracle's count of engagements in that window; no other window has one.
+    let engagement_keys = |e: &Event| -> Vec<(&'static str, String)> {
+        let Payload::ShareEngaged(p) = &e.payload else {
+            return Vec::new();
+        };
+        let (user, content) = sharer.get(p.share_id.as_str()).copied().unwrap_or_default();
+        vec![
+            ("share", p.share_id.clone()),
+            ("content", content.to_owned()),
+            ("sharer", user.to_owned()),
+        ]
+    };
+    let mut expected_finals: BTreeMap<(String, String, i64), u64> = BTreeMap::new();
+    for e in events {
+        let hour = e.time.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS;
+        for (dimension, id) in engagement_keys(e) {
+            *expected_finals
+                .entry((dimension.to_owned(), id, hour))
+                .or_default() += 1;
+        }
+    }
+    let mut finals: BTreeMap<(String, String, i64), u64> = BTreeMap::new();
     for o in outputs
         .iter()
         .filter(|o| o.message.event_type == "social.engagement.updated")
     {
         let d = &o.message.data.to_value();
-        if d["status"] != "final" || d["dimension"] != "share" {
+        if d["status"] != "final" {
             continue;
         }
         let start = chrono::DateTime::parse_from_rfc3339(d["start"].as_str().unwrap_or_default())
             .map(|t| t.timestamp_millis())
             .unwrap_or_default();
-        let expected = events
-            .iter()
-            .filter(|e| matches!(&e.payload, Payload::ShareEngaged(p) if p.share_id == d["id"].as_str().unwrap_or_default()))
-            .filter(|e| (start..start + HOUR_MS).contains(&e.time.timestamp_millis()))
-            .count() as u64;
-        prop_assert_eq!(d["counts"]["total"].as_u64(), Some(expected));
+        let key = (
+            d["dimension"].as_str().unwrap_or_default().to_owned(),
+            d["id"].as_str().unwrap_or_default().to_owned(),
+            start,
+        );
+        let total = d["counts"]["total"].as_u64().unwrap_or_default();
+        prop_assert!(
+            finals.insert(key.clone(), total).is_none(),
+            "two finals for {:?}",
+            key
+        );
     }
+    prop_assert_eq!(finals, expected_finals);
 
     // Reward progress: the last message per (user, program) counts the user's completed referrals there.
     let mut progress: BTreeMap<(String, String), u64> = BTreeMap::new();
