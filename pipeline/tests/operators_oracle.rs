@@ -1,5 +1,12 @@
 //! Property tests of the operator graph against a naive oracle that recomputes each feature from the full event
 //! list: for any shuffle of the input within the watermark bound and any batching, the results are the same.
+//!
+//! Checked against the oracle: referral counters (all-time, daily completions; one message per user and tick),
+//! reward progress and tiers, the four leaderboards (each period's top N from its published changes), trending
+//! (window counts and membership), engagement finals (per share, content and sharer), grouped engagement alerts,
+//! click-flood and self-referral signals, and the notifications (share confirmations, referral status, friends
+//! joined, collaboration opportunities, connection changes, share suggestions, testimonial requests); privacy (a
+//! hidden user on no public topic) and anonymous referrals (the new user named to no referrer).
 
 mod common;
 
