@@ -6,12 +6,15 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::event;
+use common::{data_of, event};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use social_pipeline::operator::output::LATE_DATA_TOPIC;
 use social_pipeline::operator::{Destination, Emitter, Engine, OperatorConfig, Output};
 use social_pipeline::window::assigner::{DAY_MS, HOUR_MS, MINUTE_MS};
-use social_schemas::{CodeGenerated, ConversionCompleted, LinkClicked, Payload};
+use social_schemas::{
+    CodeGenerated, ContentType, ConversionCompleted, EngagementType, EngagerInfo, LinkClicked, Payload,
+    Platform, ShareCreated, ShareEngaged,
+};
 
 const START: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
@@ -309,4 +312,96 @@ fn a_late_events_own_updates_come_before_its_corrections() {
             "{threads} threads: the refreshes, then the corrections: {order:?}"
         );
     }
+}
+
+/// A like within the allowed lateness on a share whose hourly engagement window was already final: the window's
+/// correction (per share, content and sharer) counts it, and the trending windows that cover it count it too.
+#[test]
+fn a_late_engagement_corrects_its_final_window_and_trending() {
+    let config = OperatorConfig {
+        max_out_of_order_ms: 1_000,
+        allowed_lateness_ms: HOUR_MS,
+        emit_interval_ms: MINUTE_MS,
+        ..OperatorConfig::default()
+    };
+    let mut engine = Engine::new(config, 1).expect("config");
+    let share = ShareCreated {
+        share_id: "s1".into(),
+        user_id: "u1".into(),
+        content_type: ContentType::Project,
+        content_id: "deck".into(),
+        platform: Platform::Facebook,
+        share_format: None,
+        metadata: None,
+        timestamp: None,
+    };
+    let like = |id: &str, t: i64| {
+        let engaged = ShareEngaged {
+            share_id: "s1".into(),
+            engagement_type: EngagementType::Like,
+            engager_info: EngagerInfo::default(),
+            content_id: None,
+            timestamp: None,
+        };
+        event(id, t, engaged)
+    };
+    feed(
+        &mut engine,
+        vec![
+            event("share", START + MINUTE_MS, share),
+            like("l1", START + 10 * MINUTE_MS),
+        ],
+    );
+    // The next hour: the first hour's windows are final with one like.
+    let out = feed(&mut engine, vec![click("k1", START + HOUR_MS + 2 * MINUTE_MS)]);
+    let finals: Vec<serde_json::Value> = data_of(&out, "social.engagement.updated")
+        .map(|o| o.message.data.to_value())
+        .filter(|d| d["status"] == "final")
+        .collect();
+    assert_eq!(finals.len(), 3, "share, content and sharer: {finals:#?}");
+    assert!(finals.iter().all(|d| d["counts"]["likes"] == 1));
+
+    // A like in the first hour, 20 minutes late.
+    let out = feed(&mut engine, vec![like("l2", START + 45 * MINUTE_MS)]);
+    let corrections: Vec<serde_json::Value> = data_of(&out, "social.engagement.updated")
+        .map(|o| o.message.data.to_value())
+        .filter(|d| d["status"] == "correction")
+        .collect();
+    let dimensions: std::collections::BTreeSet<&str> = corrections
+        .iter()
+        .filter_map(|d| d["dimension"].as_str())
+        .collect();
+    assert_eq!(
+        dimensions,
+        ["content", "sharer", "share"].into(),
+        "{corrections:#?}"
+    );
+    assert!(
+        corrections.iter().all(|d| d["counts"]["likes"] == 2),
+        "{corrections:#?}"
+    );
+    assert_eq!(engine.stats().late, 1);
+
+    // Trending counts the late like in the windows that cover it, when they next rank (each step of a window:
+    // 30 minutes for 24 h).
+    let out = feed(
+        &mut engine,
+        vec![click("k2", START + 2 * HOUR_MS + 5 * MINUTE_MS)],
+    );
+    let trending: Vec<serde_json::Value> = data_of(&out, "social.trending.updated")
+        .map(|o| o.message.data.to_value())
+        .collect();
+    let count_24h = trending
+        .iter()
+        .filter(|d| d["window"] == "24h")
+        .filter_map(|d| {
+            d["items"]
+                .as_array()?
+                .iter()
+                .find(|i| i["contentId"] == "deck")
+                .cloned()
+        })
+        .next_back()
+        .expect("trending.24h lists the content");
+    assert_eq!(count_24h["count"], 3, "the share and both likes: {trending:#?}");
 }
