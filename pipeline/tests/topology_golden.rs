@@ -1,6 +1,8 @@
 //! Golden test of recovery: a generated workload of 100,000 events on a 4-partition bus, processed once without
 //! interruption and once with a checkpoint half-way, the process state dropped, and a restore from the
-//! checkpoint directory. The outputs (message ids included) and the topic snapshots must be identical.
+//! checkpoint directory. The outputs (message ids included) and the topic snapshots must be identical, and the
+//! uninterrupted run's must match the digests recorded in `tests/golden/` (re-recorded on purpose with
+//! `UPDATE_GOLDEN=1 cargo test -p social-pipeline --test topology_golden` when the operators' output changes).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +18,10 @@ use social_pipeline::operator::{Emitter, Output};
 use social_pipeline::topology::{Topology, TopologyConfig};
 
 const EVENTS: usize = 100_000;
+/// The recorded digests of the uninterrupted runs' output: any change of what the operators emit for this workload
+/// (a message, an id, the order) shows here, and is recorded on purpose with `UPDATE_GOLDEN=1`.
+const GOLDEN: &str = "tests/golden/topology-100k.txt";
+const GOLDEN_LATE: &str = "tests/golden/topology-100k-late.txt";
 const PARTITIONS: u32 = 4;
 
 async fn loaded_bus() -> Arc<dyn Bus> {
@@ -136,7 +142,7 @@ fn snapshot_of(store: &social_pipeline::topology::SnapshotStore) -> serde_json::
 
 #[tokio::test(flavor = "current_thread")]
 async fn checkpoint_halfway_restore_gives_identical_output() {
-    let late = checkpoint_halfway_restore(config).await;
+    let late = checkpoint_halfway_restore(config, Some(GOLDEN)).await;
     assert_eq!(late, LateStats::default(), "within the bound, no event is late");
 }
 
@@ -144,12 +150,12 @@ async fn checkpoint_halfway_restore_gives_identical_output() {
 /// for their lateness) crossing the checkpoint.
 #[tokio::test(flavor = "current_thread")]
 async fn checkpoint_halfway_restore_gives_identical_output_with_late_data() {
-    let late = checkpoint_halfway_restore(late_config).await;
+    let late = checkpoint_halfway_restore(late_config, Some(GOLDEN_LATE)).await;
     assert!(late.late > 1_000, "{late:?}");
     assert_eq!(late.too_late, 0, "all within the allowed lateness");
 }
 
-async fn checkpoint_halfway_restore(config: fn() -> TopologyConfig) -> LateStats {
+async fn checkpoint_halfway_restore(config: fn() -> TopologyConfig, golden: Option<&str>) -> LateStats {
     let dir_a = tempfile::tempdir().expect("tempdir");
     let dir_b = tempfile::tempdir().expect("tempdir");
     // Both runs read the same bus (reading does not change it).
@@ -160,6 +166,9 @@ async fn checkpoint_halfway_restore(config: fn() -> TopologyConfig) -> LateStats
         "a meaningful amount of output: {}",
         expected.len()
     );
+    if let Some(golden) = golden {
+        check_golden(golden, &expected, &expected_snapshots);
+    }
 
     // Same input; stop half-way, checkpoint, drop everything in memory.
     let mut first = Emitter::default();
@@ -290,4 +299,50 @@ async fn restarts_after_a_checkpoint_that_never_reached_the_disk_give_identical_
     }
     assert_eq!(actual.len(), expected.len(), "same number of messages");
     assert_eq!(snapshot_of(&snapshots), expected_snapshots);
+}
+
+/// FNV-1a, 64 bits: a digest that depends on nothing but the bytes (no dependency, stable across platforms).
+fn fnv1a(bytes: impl IntoIterator<Item = u8>, mut hash: u64) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// Compares the output with the digest recorded at `path` (relative to the crate), or records it when
+/// `UPDATE_GOLDEN` is set.
+fn check_golden(path: &str, lines: &[String], snapshots: &serde_json::Value) {
+    let mut hash = 0xcbf2_9ce4_8422_2325;
+    for line in lines {
+        hash = fnv1a(line.bytes().chain([b'\n']), hash);
+    }
+    let snapshot_hash = fnv1a(snapshots.to_string().into_bytes(), 0xcbf2_9ce4_8422_2325);
+    let first = lines.first().map(String::as_str).unwrap_or_default();
+    let id = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["message"]["id"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let recorded = format!(
+        "messages {}\noutput fnv1a64 {hash:016x}\nsnapshots fnv1a64 {snapshot_hash:016x}\nfirst id {}\nlast id {}\n",
+        lines.len(),
+        id(first),
+        id(lines.last().map(String::as_str).unwrap_or_default()),
+    );
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(file.parent().expect("a directory")).expect("golden directory");
+        std::fs::write(&file, &recorded).expect("golden file written");
+        return;
+    }
+    let golden = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (record it with UPDATE_GOLDEN=1)", file.display()));
+    assert_eq!(
+        recorded,
+        golden,
+        "the operators' output for the golden workload changed ({}); if on purpose, record it with UPDATE_GOLDEN=1",
+        file.display()
+    );
 }
