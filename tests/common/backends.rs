@@ -49,7 +49,8 @@ pub struct Received {
 }
 
 /// Reads `url` as an SSE stream into `sink` until the task is aborted. Like EventSource, it reconnects with the
-/// last id when the server ends the stream or cannot be reached (a node restarting, a client cut off as slow).
+/// last id when the server ends the stream or cannot be reached (a node restarting, a client cut off as slow), and
+/// also after a `503` (a backend outage).
 pub fn read_stream(
     url: String,
     last_event_id: Option<String>,
@@ -66,6 +67,11 @@ pub fn read_stream(
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
+            // Unavailable (a backend outage): retry, as a resuming client does; anything else is a failure.
+            if response.status().as_u16() == 503 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             assert_eq!(response.status().as_u16(), 200, "{url}");
             let mut bytes = response.bytes_stream();
             let mut frames = super::SseFrames::new(token.take());

@@ -400,6 +400,26 @@ impl PrivateRedisCluster {
     pub fn nodes(&self) -> &[PrivateRedis] {
         &self.nodes
     }
+
+    pub fn nodes_mut(&mut self) -> &mut [PrivateRedis] {
+        &mut self.nodes
+    }
+
+    /// Waits until every node reports `cluster_state:ok` (after a node came back).
+    pub fn wait_ok(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self
+            .nodes
+            .iter()
+            .all(|node| node.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the private redis cluster did not become ok"
+            );
+            sleep(POLL);
+        }
+    }
 }
 
 /// The process id of the Redis server on 127.0.0.1:`port` once it answers PING with PONG (not `-LOADING`, while

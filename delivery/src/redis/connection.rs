@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
+
+use super::cluster::HealingCluster;
 use redis::{
     Cmd, ErrorKind, FromRedisValue, Pipeline, RedisFuture, RedisResult, Script, ScriptInvocation,
     ServerErrorKind, Value,
@@ -129,7 +130,9 @@ impl RedisTarget {
                 let conn = tokio::time::timeout(budget, client.get_async_connection())
                     .await
                     .map_err(|_| timed_out())??;
-                Ok(RedisConnection::Cluster(conn))
+                Ok(RedisConnection::Cluster(HealingCluster::new(
+                    client, conn, budget,
+                )))
             }
         }
     }
@@ -150,11 +153,11 @@ impl RedisTarget {
 }
 
 /// A multiplexed connection to a server (reconnecting on the next operation) or to a cluster (following slot
-/// moves and reconnecting to nodes by itself).
+/// moves, and rebuilt from the seeds when it stops answering: see [`HealingCluster`]).
 #[derive(Clone)]
 pub enum RedisConnection {
     Server(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(HealingCluster),
 }
 
 impl RedisConnection {

@@ -51,6 +51,7 @@ use crate::hub::Hub;
 use crate::stream_limits::StreamLimitStore;
 use crate::{DeliveryConfig, DeliveryError};
 
+mod cluster;
 pub mod connection;
 mod fanout;
 mod history;
