@@ -97,6 +97,7 @@ async fn a_deployment_on_a_redis_cluster() {
     wait_for_readiness(&pipeline, 503, Duration::from_secs(30)).await;
     wait_for_readiness(&node1, 503, Duration::from_secs(30)).await;
     cluster.nodes_mut()[1].restart();
+    let before_restart = first.lock().unwrap().len();
     cluster.wait_ok(Duration::from_secs(30));
     wait_for_readiness(&pipeline, 200, Duration::from_secs(60)).await;
     wait_for_readiness(&node1, 200, Duration::from_secs(60)).await;
@@ -116,8 +117,11 @@ async fn a_deployment_on_a_redis_cluster() {
     post_events(&pipeline, &events[back_at..RESUME_AT]).await;
     wait_until_quiet(&reference, Duration::from_secs(4)).await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while first.lock().unwrap().len() < 5 {
-        assert!(Instant::now() < deadline, "node 1 delivered nothing");
+    while first.lock().unwrap().len() < before_restart + 5 {
+        assert!(
+            Instant::now() < deadline,
+            "node 1 delivered nothing after the restart"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     first_task.abort();

@@ -361,7 +361,7 @@ fn a_late_engagement_corrects_its_final_window_and_trending() {
     assert_eq!(finals.len(), 3, "share, content and sharer: {finals:#?}");
     assert!(finals.iter().all(|d| d["counts"]["likes"] == 1));
 
-    // A like in the first hour, 20 minutes late.
+    // A like in the first hour, about 17 minutes behind the watermark.
     let out = feed(&mut engine, vec![like("l2", START + 45 * MINUTE_MS)]);
     let corrections: Vec<serde_json::Value> = data_of(&out, "social.engagement.updated")
         .map(|o| o.message.data.to_value())

@@ -3,6 +3,7 @@
 //! checkpoint directory. The outputs (message ids included) and the topic snapshots must be identical, and the
 //! uninterrupted run's must match the digests recorded in `tests/golden/` (re-recorded on purpose with
 //! `UPDATE_GOLDEN=1 cargo test -p social-pipeline --test topology_golden` when the operators' output changes).
+//! Recorded on Linux with glibc: the trending score uses `exp2`, whose last bit may differ elsewhere.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -60,11 +60,7 @@ const RETRYABLE_CODES: &[&str] = &[
 
 impl From<redis::RedisError> for StateError {
     fn from(error: redis::RedisError) -> Self {
-        if error.is_io_error()
-            || error.is_timeout()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal()
-        {
+        if social_delivery::redis::connection::is_unavailable(&error) {
             return StateError::Unavailable(error.to_string());
         }
         match error.kind() {

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use social_delivery::redis::RedisConnection;
+use social_delivery::redis::connection::run_script;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -279,13 +280,30 @@ impl Writer {
     }
 
     /// Runs the fenced script for every topic of `chunk`: one pipeline on a single server; on a cluster, where a
-    /// pipeline may not cross slots, one per topic, all at once. One reply per topic, in order; `Err` when a whole
-    /// pipeline failed (then every topic is retried: the fence makes a repeated write harmless).
+    /// pipeline may not cross slots, one call per topic, all at once. One reply per topic, in order; `Err` when a
+    /// whole pipeline failed (then every topic is retried: the fence makes a repeated write harmless).
     async fn call_chunk(
         &self,
         chunk: &[(String, PendingTopic)],
         conn: &RedisConnection,
     ) -> Result<Vec<redis::RedisResult<redis::Value>>, StateError> {
+        if conn.is_cluster() {
+            // One call per topic (a pipeline may not cross slots): `EVALSHA`, loading the script on that node only
+            // when it does not know it, rather than sending the whole script with every topic.
+            let calls = chunk.iter().map(|(topic, pending)| {
+                let call = plan(&self.keys, topic, pending.version, &pending.parts);
+                let mut invocation = FENCED_WRITE_SCRIPT.prepare_invoke();
+                for key in &call.keys {
+                    invocation.key(key);
+                }
+                for arg in &call.args {
+                    invocation.arg(arg);
+                }
+                let mut conn = conn.clone();
+                async move { run_script::<redis::Value>(&mut conn, &FENCED_WRITE_SCRIPT, &invocation).await }
+            });
+            return Ok(futures::future::join_all(calls).await);
+        }
         let groups = conn.groups(chunk, |(topic, _)| topic.as_str());
         let calls = groups.iter().map(|group| {
             let mut pipe = redis::pipe();

@@ -183,6 +183,9 @@ pub struct PrivateRedis {
     process: Option<Running>,
     /// Passed to `redis-server` after the defaults (cluster mode, for one).
     extra_args: Vec<String>,
+    /// In cluster mode, the cluster bus port (picked again with the port at each start attempt, kept by restarts:
+    /// the other nodes know it).
+    bus_port: Option<u16>,
     /// Last field: removed after the process is killed.
     dir: TempDir,
 }
@@ -195,6 +198,17 @@ impl PrivateRedis {
 
     /// [`PrivateRedis::start`] with more `redis-server` arguments.
     pub fn start_with(extra_args: Vec<String>) -> Self {
+        Self::start_inner(extra_args, false)
+    }
+
+    /// A node of a Redis Cluster: cluster mode with its own bus port.
+    pub fn start_cluster_node() -> Self {
+        let args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"];
+        let args = args.iter().chain(&["--cluster-node-timeout", "5000"]);
+        Self::start_inner(args.map(|arg| (*arg).to_owned()).collect(), true)
+    }
+
+    fn start_inner(extra_args: Vec<String>, cluster: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("private-redis-")
             .tempdir()
@@ -203,11 +217,13 @@ impl PrivateRedis {
             port: 0,
             process: None,
             extra_args,
+            bus_port: None,
             dir,
         };
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             redis.port = free_port();
+            redis.bus_port = cluster.then(free_port);
             match redis.launch() {
                 Ok(()) => return redis,
                 Err(error) => last_error = error,
@@ -287,6 +303,11 @@ impl PrivateRedis {
             .args(["--daemonize", "no", "--protected-mode", "yes"])
             .args(["--logfile", self.log_path().to_str().unwrap()])
             .args(&self.extra_args)
+            .args(
+                self.bus_port
+                    .iter()
+                    .flat_map(|port| ["--cluster-port".to_owned(), port.to_string()]),
+            )
             .current_dir(dir)
             .stdout(log_file(&output))
             .stderr(log_file(&output));
@@ -333,25 +354,7 @@ pub struct PrivateRedisCluster {
 
 impl PrivateRedisCluster {
     pub fn start(masters: usize) -> Self {
-        let nodes: Vec<PrivateRedis> = (0..masters)
-            .map(|_| {
-                let bus_port = free_port().to_string();
-                PrivateRedis::start_with(
-                    [
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-port",
-                        &bus_port,
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "5000",
-                    ]
-                    .map(str::to_owned)
-                    .to_vec(),
-                )
-            })
-            .collect();
+        let nodes: Vec<PrivateRedis> = (0..masters).map(|_| PrivateRedis::start_cluster_node()).collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()))
@@ -368,18 +371,9 @@ impl PrivateRedisCluster {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        let deadline = Instant::now() + REDIS_READY_TIMEOUT;
-        while !nodes
-            .iter()
-            .all(|node| node.cli(&["cluster", "info"]).contains("cluster_state:ok"))
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the private redis cluster did not become ok"
-            );
-            sleep(POLL);
-        }
-        Self { nodes }
+        let cluster = Self { nodes };
+        cluster.wait_ok(REDIS_READY_TIMEOUT);
+        cluster
     }
 
     /// `redis+cluster://` with every node as a seed.

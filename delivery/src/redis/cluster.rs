@@ -16,6 +16,8 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
+use super::connection::is_unavailable;
+
 /// Least time between two rebuilds.
 const REBUILD_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -51,11 +53,7 @@ impl HealingCluster {
 
     /// After a failure: starts a rebuild unless one runs or the last began less than [`REBUILD_INTERVAL`] ago.
     fn after(&self, error: &RedisError) {
-        let unavailable = error.is_io_error()
-            || error.is_timeout()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal();
-        if !unavailable || tokio::runtime::Handle::try_current().is_err() {
+        if !is_unavailable(error) || tokio::runtime::Handle::try_current().is_err() {
             return;
         }
         {
@@ -72,6 +70,8 @@ impl HealingCluster {
         }
         let shared = self.shared.clone();
         tokio::spawn(async move {
+            // Cleared however the task ends (a panic included), so a later failure can rebuild again.
+            let _clear = ClearOnDrop(&shared.rebuilding);
             let connect = shared.client.get_async_connection();
             match tokio::time::timeout(shared.connect_budget, connect).await {
                 Ok(Ok(conn)) => {
@@ -83,8 +83,15 @@ impl HealingCluster {
                 Ok(Err(error)) => tracing::warn!(%error, "rebuilding the redis cluster connection failed"),
                 Err(_) => tracing::warn!("rebuilding the redis cluster connection timed out"),
             }
-            shared.rebuilding.store(false, Ordering::Release);
         });
+    }
+}
+
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

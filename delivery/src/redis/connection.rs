@@ -36,7 +36,7 @@ impl std::fmt::Debug for RedisTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RedisTarget::Server(_) => f.write_str("RedisTarget::Server"),
-            RedisTarget::Cluster { seeds, .. } => write!(f, "RedisTarget::Cluster({} seeds)", seeds.len()),
+            RedisTarget::Cluster { seeds } => write!(f, "RedisTarget::Cluster({} seeds)", seeds.len()),
         }
     }
 }
@@ -171,6 +171,18 @@ impl RedisConnection {
     pub fn groups<T>(&self, items: &[T], hash_tag: impl Fn(&T) -> &str) -> Vec<Vec<usize>> {
         group_by_tag(self.is_cluster(), items, hash_tag)
     }
+}
+
+/// Whether `error` means Redis could not be reached or did not answer (retryable; on a cluster it also starts a
+/// rebuild of the connection): an I/O error, a timeout, a dropped or refused connection, or a cluster client that
+/// has no connection for a slot or whose background task failed.
+pub fn is_unavailable(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.kind() == ErrorKind::ClusterConnectionNotFound
+        || error.is_unrecoverable_error()
 }
 
 /// Runs `invocation` of `script` (`EVALSHA`), loading the script first when Redis does not know it (a restarted

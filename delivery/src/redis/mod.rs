@@ -96,11 +96,7 @@ impl RedisBackendError {
 
 impl From<redis::RedisError> for RedisBackendError {
     fn from(error: redis::RedisError) -> Self {
-        if error.is_io_error()
-            || error.is_timeout()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal()
-        {
+        if connection::is_unavailable(&error) {
             return RedisBackendError::Unavailable(error.to_string());
         }
         match error.kind() {

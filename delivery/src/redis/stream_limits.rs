@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::connection::{RedisConnection, run_script};
+use super::connection::{RedisConnection, is_unavailable, run_script};
 use async_trait::async_trait;
 use redis::Script;
 use tokio::sync::mpsc;
@@ -348,7 +348,7 @@ async fn renew(inner: &Inner, shutdown: &CancellationToken) {
         let results = futures::future::join_all(calls).await;
         if let Some(error) = results.into_iter().find_map(Result::err) {
             tracing::warn!(%error, leases = chunk.len(), "renewing stream leases failed; retried next round");
-            if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
+            if is_unavailable(&error) {
                 return;
             }
         }

@@ -212,13 +212,12 @@ pub fn connections(event: &Event, p: &ProfileUpdated, dir: &Directory, out: &mut
     }
     // One notice per other user and event (ids are per event and recipient): the user themself and repeats are
     // skipped; a user both added and removed in one event is told the first.
-    let mut told: Vec<&str> = Vec::new();
+    let mut told: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
     for (list, change) in [(added, "added"), (removed, "removed")] {
         for other in list {
-            if other == &p.user_id || told.contains(&other.as_str()) {
+            if other == &p.user_id || !told.insert(other.as_str()) {
                 continue;
             }
-            told.push(other);
             let data = MessageData::new(&ConnectionJson {
                 change,
                 user_id: &p.user_id,
@@ -359,4 +358,51 @@ struct Collaboration<'a> {
     partner_id: Option<&'a str>,
     partner_role: &'static str,
     project_id: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use social_schemas::{ConnectionChanges, Event};
+
+    use super::*;
+
+    fn update(added: &[&str], removed: &[&str]) -> (Event, ProfileUpdated) {
+        let list = |ids: &[&str]| Some(ids.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>());
+        let p = ProfileUpdated {
+            user_id: "a".into(),
+            display_name: None,
+            privacy: None,
+            connections: Some(ConnectionChanges {
+                added: list(added),
+                removed: list(removed),
+            }),
+            timestamp: None,
+        };
+        let time = chrono::DateTime::from_timestamp_millis(1_767_225_600_000).unwrap_or_default();
+        (Event::new("e1", "/tests", time, p.clone()), p)
+    }
+
+    /// Each recipient gets one notice per event, whatever the lists repeat; ids stay unique.
+    #[test]
+    fn connection_changes_notify_each_other_user_once() {
+        let (event, p) = update(&["b", "b", "a", "c"], &["b", "c", "d"]);
+        let mut out = Emitter::default();
+        connections(&event, &p, &Directory::default(), &mut out);
+        let topics: Vec<&str> = out.outputs.iter().map(|o| o.message.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "user.a.network",
+                "user.b.network",
+                "user.c.network",
+                "user.d.network"
+            ]
+        );
+        let ids: std::collections::BTreeSet<&str> =
+            out.outputs.iter().map(|o| o.message.id.as_str()).collect();
+        assert_eq!(ids.len(), out.outputs.len());
+        let told_b = out.outputs[1].message.data.to_value();
+        assert_eq!(told_b["change"], "added");
+        assert_eq!(out.outputs[3].message.data.to_value()["change"], "removed");
+    }
 }
