@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use common::backends::*;
 use common::*;
-use social_pipeline::generate::{Generator, GeneratorConfig};
 
 const EVENTS: usize = 100_000;
 const PARTITIONS: u32 = 4;
@@ -49,13 +48,7 @@ async fn sigkill_of_the_pipeline_leaves_backends_as_an_uninterrupted_run() {
     let node = BinaryServer::start(&["delivery", "--redis-url", &redis, "--redis-prefix", &prefix]);
     let mut pipeline = start_pipeline(data_dir.path(), &redis, &prefix, &database);
 
-    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
-        seed: 11,
-        ..GeneratorConfig::default()
-    })
-    .take(EVENTS)
-    .map(|e| e.json)
-    .collect();
+    let events = generated_events(11, EVENTS);
     let expected_state = reference_state(&events, PARTITIONS).await;
 
     let received = Arc::new(Mutex::new(Vec::new()));

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::backends::*;
 use common::*;
-use social_pipeline::generate::{Generator, GeneratorConfig};
 use social_schemas::{Limits, Payload, parse_event};
 
 const EVENTS: usize = 200_000;
@@ -60,13 +59,7 @@ async fn two_hundred_thousand_events_through_every_backend() {
     let node1 = BinaryServer::start(&delivery);
     let node2 = BinaryServer::start(&delivery);
 
-    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
-        seed: 3,
-        ..GeneratorConfig::default()
-    })
-    .take(EVENTS)
-    .map(|e| e.json)
-    .collect();
+    let events = generated_events(3, EVENTS);
     let expected_state = reference_state(&events, PARTITIONS).await;
 
     // Most of the workload first; then a reference client stays on node 2 until the end while another reads

@@ -10,22 +10,16 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
+use common::backends::generated_events;
 use common::*;
 use social_pipeline::bus::durable::{DurableBus, DurableBusConfig};
 use social_pipeline::bus::{Bus, TopicSpec};
-use social_pipeline::generate::{Generator, GeneratorConfig};
 
 const EVENTS: usize = 20_000;
 const BATCH: usize = 500;
 
 fn batches(batch: usize) -> Vec<String> {
-    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
-        seed: 11,
-        ..GeneratorConfig::default()
-    })
-    .take(EVENTS)
-    .map(|e| e.json)
-    .collect();
+    let events = generated_events(11, EVENTS);
     events
         .chunks(batch)
         .map(|chunk| {

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use common::backends::*;
 use common::services::{PrivateRedisCluster, available};
 use common::*;
-use social_pipeline::generate::{Generator, GeneratorConfig};
 
 const EVENTS: usize = 20_000;
 const PARTITIONS: u32 = 4;
@@ -61,13 +60,7 @@ async fn a_deployment_on_a_redis_cluster() {
     let node1 = BinaryServer::start(&delivery);
     let node2 = BinaryServer::start(&delivery);
 
-    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
-        seed: 11,
-        ..GeneratorConfig::default()
-    })
-    .take(EVENTS)
-    .map(|e| e.json)
-    .collect();
+    let events = generated_events(11, EVENTS);
     let expected_state = reference_state(&events, PARTITIONS).await;
 
     post_events(&pipeline, &events[..CLIENTS_AT]).await;

@@ -11,6 +11,16 @@ use social_pipeline::window::assigner::MINUTE_MS;
 use social_schemas::*;
 
 const START: i64 = 1_767_225_600_000;
+/// Every public topic the operators publish on with the default configuration.
+const PUBLIC_TOPICS: [&str; 7] = [
+    "leaderboard.daily",
+    "leaderboard.weekly",
+    "leaderboard.monthly",
+    "leaderboard.all-time",
+    "trending.1h",
+    "trending.24h",
+    "testimonials.recent",
+];
 
 fn privacy(user: &str, s: PrivacySettings) -> ProfileUpdated {
     ProfileUpdated {
@@ -149,15 +159,7 @@ fn hidden_users_never_reach_public_topics() {
     }
     assert!(public_messages > 0);
     // The sweep saw every kind of public topic with content in it.
-    for topic in [
-        "leaderboard.daily",
-        "leaderboard.weekly",
-        "leaderboard.monthly",
-        "leaderboard.all-time",
-        "trending.1h",
-        "trending.24h",
-        "testimonials.recent",
-    ] {
+    for topic in PUBLIC_TOPICS {
         assert!(
             showing_visible.contains(topic),
             "no message on {topic} showed the visible user"
@@ -165,15 +167,7 @@ fn hidden_users_never_reach_public_topics() {
     }
     let store = SnapshotStore::default();
     store.apply(out.snapshots.clone());
-    for topic in [
-        "leaderboard.daily",
-        "leaderboard.weekly",
-        "leaderboard.monthly",
-        "leaderboard.all-time",
-        "trending.1h",
-        "trending.24h",
-        "testimonials.recent",
-    ] {
+    for topic in PUBLIC_TOPICS {
         let snapshot = store
             .get(topic)
             .unwrap_or_else(|| panic!("no snapshot of {topic}"));

@@ -279,6 +279,19 @@ impl Writer {
         }
     }
 
+    /// The fenced script's call that writes `pending` to `topic`.
+    fn invocation(&self, topic: &str, pending: &PendingTopic) -> redis::ScriptInvocation<'static> {
+        let call = plan(&self.keys, topic, pending.version, &pending.parts);
+        let mut invocation = FENCED_WRITE_SCRIPT.prepare_invoke();
+        for key in &call.keys {
+            invocation.key(key);
+        }
+        for arg in &call.args {
+            invocation.arg(arg);
+        }
+        invocation
+    }
+
     /// Runs the fenced script for every topic of `chunk`: one pipeline on a single server; on a cluster, where a
     /// pipeline may not cross slots, one call per topic, all at once. One reply per topic, in order; `Err` when a
     /// whole pipeline failed (then every topic is retried: the fence makes a repeated write harmless).
@@ -291,14 +304,7 @@ impl Writer {
             // One call per topic (a pipeline may not cross slots): `EVALSHA`, loading the script on that node only
             // when it does not know it, rather than sending the whole script with every topic.
             let calls = chunk.iter().map(|(topic, pending)| {
-                let call = plan(&self.keys, topic, pending.version, &pending.parts);
-                let mut invocation = FENCED_WRITE_SCRIPT.prepare_invoke();
-                for key in &call.keys {
-                    invocation.key(key);
-                }
-                for arg in &call.args {
-                    invocation.arg(arg);
-                }
+                let invocation = self.invocation(topic, pending);
                 let mut conn = conn.clone();
                 async move { run_script::<redis::Value>(&mut conn, &FENCED_WRITE_SCRIPT, &invocation).await }
             });
@@ -311,15 +317,7 @@ impl Writer {
             // Loaded in every pipeline: a restarted Redis has an empty script cache, and loading is cheap.
             pipe.load_script(&FENCED_WRITE_SCRIPT);
             for (topic, pending) in group.iter().filter_map(|&index| chunk.get(index)) {
-                let call = plan(&self.keys, topic, pending.version, &pending.parts);
-                let mut invocation = FENCED_WRITE_SCRIPT.prepare_invoke();
-                for key in &call.keys {
-                    invocation.key(key);
-                }
-                for arg in &call.args {
-                    invocation.arg(arg);
-                }
-                pipe.invoke_script(&invocation);
+                pipe.invoke_script(&self.invocation(topic, pending));
             }
             let mut conn = conn.clone();
             let expected = group.len() + 1;

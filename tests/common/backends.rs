@@ -91,6 +91,17 @@ pub fn read_stream(
     })
 }
 
+/// The first `count` events of the generator's workload with `seed`, as JSON.
+pub fn generated_events(seed: u64, count: usize) -> Vec<Vec<u8>> {
+    social_pipeline::generate::Generator::new(social_pipeline::generate::GeneratorConfig {
+        seed,
+        ..social_pipeline::generate::GeneratorConfig::default()
+    })
+    .take(count)
+    .map(|e| e.json)
+    .collect()
+}
+
 /// NDJSON bodies of up to 1,000 events.
 pub fn ndjson_chunks(events: &[Vec<u8>]) -> Vec<String> {
     events
