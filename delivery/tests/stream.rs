@@ -123,30 +123,15 @@ async fn resumption_replays_exactly_the_missed_messages_then_goes_live_on(server
 async fn resumption_with_messages_published_during_the_reconnect() {
     let server = TestServer::start(DeliveryConfig::default()).await;
     let url = server.url(&stream_path(&TOPICS[1..], ""));
-    let mut first = Sse::connect(&url, &[]).await;
-    first.next_frame().await.unwrap();
-    server.publish("leaderboard.daily", "m-0").await;
-    assert_eq!(key(&first.next_message().await.unwrap()).1, "m-0");
-    let last_id = first.last_id.clone().unwrap();
-    first.close();
+    let last_id = position_after_first_message(&server, &url).await;
 
     let publisher = server.publisher.clone();
     let total = 400;
     let publishing = tokio::spawn(async move {
         for i in 1..=total {
-            let topic = if i % 2 == 0 {
-                "leaderboard.daily"
-            } else {
-                "trending.1h"
-            };
+            let topic = alternating(i);
             publisher
-                .publish(social_schemas::TopicMessage {
-                    topic: topic.into(),
-                    id: format!("m-{i}"),
-                    event_type: "test.event".into(),
-                    timestamp: chrono::Utc::now(),
-                    data: json!({}).into(),
-                })
+                .publish(message(topic, &format!("m-{i}")))
                 .await
                 .unwrap();
             if i % 7 == 0 {
@@ -212,6 +197,24 @@ impl History for RacingHistory {
     }
 }
 
+/// `leaderboard.daily` for even numbers, `trending.1h` for odd ones.
+fn alternating(i: usize) -> &'static str {
+    if i.is_multiple_of(2) {
+        "leaderboard.daily"
+    } else {
+        "trending.1h"
+    }
+}
+
+/// Connects to `url`, receives `m-0` on `leaderboard.daily` and disconnects: the resume token after it.
+async fn position_after_first_message(server: &TestServer, url: &str) -> String {
+    let mut first = Sse::connect(url, &[]).await;
+    first.next_frame().await.unwrap();
+    server.publish("leaderboard.daily", "m-0").await;
+    assert_eq!(key(&first.next_message().await.unwrap()).1, "m-0");
+    first.last_id.clone().unwrap()
+}
+
 fn message(topic: &str, id: &str) -> social_schemas::TopicMessage {
     social_schemas::TopicMessage {
         topic: topic.into(),
@@ -233,30 +236,17 @@ async fn messages_published_while_a_resume_reads_history_arrive_once_in_order() 
     let server = TestServer::start_with_history(config, history.clone()).await;
     assert!(history.publisher.set(server.publisher.clone()).is_ok());
     let url = server.url(&stream_path(&TOPICS[1..], ""));
-    let mut first = Sse::connect(&url, &[]).await;
-    first.next_frame().await.unwrap();
-    server.publish("leaderboard.daily", "m-0").await;
-    assert_eq!(key(&first.next_message().await.unwrap()).1, "m-0");
-    let last_id = first.last_id.clone().unwrap();
-    first.close();
+    let last_id = position_after_first_message(&server, &url).await;
 
     // Missed while away (replayed from history) ...
     for i in 1..=6 {
-        let topic = if i % 2 == 0 {
-            "leaderboard.daily"
-        } else {
-            "trending.1h"
-        };
+        let topic = alternating(i);
         server.publish(topic, &format!("m-{i}")).await;
     }
     // ... published during the resume's history read (live and in history) ...
     *history.during_read.lock().unwrap() = (7..=12)
         .map(|i| {
-            let topic = if i % 2 == 0 {
-                "leaderboard.daily"
-            } else {
-                "trending.1h"
-            };
+            let topic = alternating(i);
             (topic.to_owned(), format!("m-{i}"))
         })
         .collect();

@@ -100,18 +100,23 @@ fn daily_window(outputs: &[Output], status: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// An engine with a 1 s out-of-orderness bound, an hour of allowed lateness and a tick every minute.
+fn late_engine() -> Engine {
+    let config = OperatorConfig {
+        max_out_of_order_ms: 1_000,
+        allowed_lateness_ms: HOUR_MS,
+        emit_interval_ms: MINUTE_MS,
+        ..OperatorConfig::default()
+    };
+    Engine::new(config, 1).expect("config")
+}
+
 #[test]
 fn correction_within_lateness_and_side_output_beyond() {
     let recorder = LateRecorder::default();
     let (late, too_late) = (recorder.late.clone(), recorder.too_late.clone());
     metrics::with_local_recorder(&recorder, || {
-        let config = OperatorConfig {
-            max_out_of_order_ms: 1_000,
-            allowed_lateness_ms: HOUR_MS,
-            emit_interval_ms: MINUTE_MS,
-            ..OperatorConfig::default()
-        };
-        let mut engine = Engine::new(config, 1).expect("config");
+        let mut engine = late_engine();
         let code = CodeGenerated {
             code_id: "c0".into(),
             user_id: "u0".into(),
@@ -318,13 +323,7 @@ fn a_late_events_own_updates_come_before_its_corrections() {
 /// correction (per share, content and sharer) counts it, and the trending windows that cover it count it too.
 #[test]
 fn a_late_engagement_corrects_its_final_window_and_trending() {
-    let config = OperatorConfig {
-        max_out_of_order_ms: 1_000,
-        allowed_lateness_ms: HOUR_MS,
-        emit_interval_ms: MINUTE_MS,
-        ..OperatorConfig::default()
-    };
-    let mut engine = Engine::new(config, 1).expect("config");
+    let mut engine = late_engine();
     let share = ShareCreated {
         share_id: "s1".into(),
         user_id: "u1".into(),

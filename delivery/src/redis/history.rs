@@ -374,10 +374,10 @@ impl RedisHistory {
     /// one of those calls fails the others may have appended: the caller's retry (sequenced appends only) skips
     /// what Redis already holds.
     async fn append_grouped(&self, items: &[AppendItem<'_>]) -> Result<Vec<Option<Position>>, DeliveryError> {
-        let groups = self.conn.groups(items, |item| item.topic);
-        if groups.len() <= 1 {
+        if !self.conn.is_cluster() {
             return self.append_chunk(items).await;
         }
+        let groups = self.conn.groups(items, |item| item.topic);
         let calls = groups.iter().map(|group| {
             let group_items: Vec<AppendItem<'_>> = group
                 .iter()
