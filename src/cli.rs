@@ -101,6 +101,10 @@ pub struct ServerArgs {
     /// referral operators on a second thread (the output is the same).
     #[arg(long, env = "OPERATOR_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub operator_threads: u8,
+    /// At most this many input event keys are kept by the operators to drop copies of an event that reached
+    /// the input topic twice (normally every event within the allowed lateness; about 50 bytes each).
+    #[arg(long, env = "OPERATOR_DEDUP_MAX_KEYS", default_value_t = 1_000_000)]
+    pub operator_dedup_max_keys: usize,
     /// Release buffered events when every input partition has been quiet this long, in milliseconds; 0 waits
     /// for newer events instead (fully deterministic output).
     #[arg(long, env = "IDLE_FLUSH_MS", default_value_t = 2_000)]

@@ -116,6 +116,7 @@ impl System {
             ..TopologyConfig::default()
         };
         topology_config.operators.threads = usize::from(args.operator_threads);
+        topology_config.operators.dedup_max_keys = args.operator_dedup_max_keys;
         let public_topics = topology_config.operators.public_topics();
         let checkpoints = args.data_dir.as_ref().map(|dir| dir.join("operators"));
         let mut topology =

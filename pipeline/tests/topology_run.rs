@@ -163,3 +163,67 @@ async fn invalid_input_records_are_dead_lettered_once() {
     assert_eq!(letter["input"]["timestampMs"], 1_700_000_000_000_i64);
     assert_eq!(letter["payload"], "{\"specversion\":\"1.0\", not json");
 }
+
+/// Appends `events` straight to the input topic (as a producer other than ingest would), each to its key's
+/// partition, then a copy of each event of `copies` to the other partition (a producer's retry).
+async fn append_with_copies(bus: &MemoryBus, events: &[(String, String)], copies: std::ops::Range<usize>) {
+    let record = |key: &str, json: &str| Record {
+        key: bytes::Bytes::copy_from_slice(key.as_bytes()),
+        value: bytes::Bytes::copy_from_slice(json.as_bytes()),
+        timestamp_ms: 0,
+    };
+    for (key, json) in events {
+        let partition = partition_for_key(key.as_bytes(), PARTITIONS);
+        bus.append(INPUT_TOPIC, partition, vec![record(key, json)])
+            .await
+            .expect("append");
+    }
+    for (key, json) in &events[copies] {
+        let partition = (partition_for_key(key.as_bytes(), PARTITIONS) + 1) % PARTITIONS;
+        bus.append(INPUT_TOPIC, partition, vec![record(key, json)])
+            .await
+            .expect("append");
+    }
+}
+
+/// Records written twice to the input topic (a retrying producer bypasses ingest's deduplication) count once:
+/// the output, across a restart from a checkpoint, is the output without the copies, also for copies of events
+/// read before the restart.
+#[tokio::test]
+async fn copies_written_straight_to_the_input_topic_count_once() {
+    let events: Vec<(String, String)> = Generator::new(GeneratorConfig::with_seed(11))
+        .take(6_000)
+        .map(|g| (g.key, String::from_utf8_lossy(&g.json).into_owned()))
+        .collect();
+    let (first, second) = events.split_at(3_000);
+
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    let plain = input_bus().await;
+    append_with_copies(&plain, first, 0..0).await;
+    let mut want = run_until(plain.clone(), plain_dir.path(), 3_000).await;
+    append_with_copies(&plain, second, 0..0).await;
+    want.extend(run_until(plain.clone(), plain_dir.path(), 6_000).await);
+
+    let copied_dir = tempfile::tempdir().expect("tempdir");
+    let copied = input_bus().await;
+    append_with_copies(&copied, first, 0..300).await;
+    let mut got = run_until(copied.clone(), copied_dir.path(), 3_300).await;
+    // Copies of events read before the restart (first's 2,700..3,000) and of new ones.
+    let mut again: Vec<(String, String)> = first[2_700..].to_vec();
+    again.extend_from_slice(second);
+    append_with_copies(&copied, &again, 0..600).await;
+    got.extend(run_until(copied.clone(), copied_dir.path(), 3_300 + 3_300 + 600).await);
+
+    let lines = |outputs: &[Output]| {
+        let mut lines: Vec<String> = outputs
+            .iter()
+            .map(|o| serde_json::to_string(o).expect("serializable"))
+            .collect();
+        lines.sort_unstable();
+        lines
+    };
+    assert!(want.len() > 2_000, "the workload produces messages: {}", want.len());
+    let (got, want) = (lines(&got), lines(&want));
+    assert_eq!(got.len(), want.len(), "as many messages with copies as without");
+    assert!(got == want, "the same messages with copies as without");
+}

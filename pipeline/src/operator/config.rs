@@ -35,6 +35,10 @@ pub struct OperatorConfig {
     /// Threads the operators run on: 1, or 2 (the social side, engagement, trending and testimonials, on a second
     /// thread while the referral side runs on the caller's). The output is the same either way.
     pub threads: usize,
+    /// At most this many input event keys are remembered to drop copies of an event (about 50 bytes each;
+    /// normally every event within the allowed lateness). Beyond it the oldest are forgotten first, counted by
+    /// `pipeline_dedup_evicted_keys_total`.
+    pub dedup_max_keys: usize,
 }
 
 impl Default for OperatorConfig {
@@ -72,6 +76,7 @@ impl Default for OperatorConfig {
             programs: ProgramsConfig::default(),
             testimonials_recent: 20,
             threads: 2,
+            dedup_max_keys: 1_000_000,
         }
     }
 }

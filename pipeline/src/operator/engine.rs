@@ -5,28 +5,33 @@
 //! before `B` and before every event at or after `B`. The released sequence therefore depends only on the set of
 //! events, not on arrival order or batching, as long as no event is late. A late event (at or before the
 //! watermark) within `allowed_lateness_ms` is processed at once and its corrections emitted; a later one goes to
-//! the late-data side output and only updates reference state (attribution, privacy).
+//! the late-data side output and only updates reference state (attribution, privacy). A copy of an event taken
+//! before (same `source` and `id`) is dropped before anything else sees it ([`EventDedup`]).
 
 use serde::{Deserialize, Serialize};
 use social_schemas::derived::MessageData;
 use social_schemas::{Event, Limits, parse_event};
 
 use super::config::OperatorConfig;
+use super::dedup::{Admission, EventDedup};
 use super::graph::{OperatorGraph, Step};
 use super::ids::MessageId;
-use super::metrics::{LATE_EVENTS, STATE_ENTRIES, WATERMARK_LAG};
+use super::metrics::{DEDUP_EVICTED_KEYS, DUPLICATE_EVENTS, LATE_EVENTS, STATE_ENTRIES, WATERMARK_LAG};
 use super::output::{Destination, Emitter, LATE_DATA_TOPIC};
 use crate::window::reorder::{EventTimeBuffer, OrderKey, tie_hash};
 use crate::window::watermark::Watermarks;
 use crate::window::{EventTimeMs, align_down};
 
-/// Counts of late input since the engine was created or restored.
+/// Counts of late and repeated input since the engine was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LateStats {
     /// Behind the watermark but within the allowed lateness: applied, with corrections.
     pub late: u64,
     /// Beyond the allowed lateness: side output.
     pub too_late: u64,
+    /// Copies of an event taken before (same `source` and `id`): dropped.
+    #[serde(default)]
+    pub duplicates: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,8 @@ pub struct Engine {
     clock: Watermarks,
     /// Events are boxed: the heap's sift moves pointers, not whole events.
     buffer: EventTimeBuffer<Box<Event>>,
+    /// Keys of the events taken while they can still count.
+    dedup: EventDedup,
     /// Every event at or before this time has been released (or was late).
     released: EventTimeMs,
     next_tick: Option<EventTimeMs>,
@@ -60,6 +67,9 @@ pub struct EngineState {
     pub clock: Watermarks,
     /// Buffered events as canonical CloudEvent JSON, in release order.
     pub buffered: Vec<String>,
+    /// Absent from checkpoints written before deduplication: an empty set.
+    #[serde(default)]
+    pub dedup: EventDedup,
     pub released: EventTimeMs,
     pub next_tick: Option<EventTimeMs>,
     pub stats: LateStats,
@@ -73,6 +83,7 @@ impl Engine {
             graph: OperatorGraph::new(config),
             clock,
             buffer: EventTimeBuffer::default(),
+            dedup: EventDedup::default(),
             released: EventTimeMs::MIN,
             next_tick: None,
             stats: LateStats::default(),
@@ -109,6 +120,11 @@ impl Engine {
     /// Feeds one event read from `partition`. Call [`Engine::advance`] after a batch.
     pub fn push(&mut self, partition: u32, event: Event, out: &mut Emitter) {
         let t = event.time.timestamp_millis();
+        if self.dedup.admit(&event.source, &event.id, t) == Admission::Duplicate {
+            self.stats.duplicates += 1;
+            metrics::counter!(DUPLICATE_EVENTS).increment(1);
+            return;
+        }
         self.clock.observe(partition, t);
         self.graph.on_arrival(&event, out);
         if t > self.released {
@@ -215,6 +231,9 @@ impl Engine {
         }
         self.graph.run_steps(steps, out);
         self.released = self.released.max(watermark);
+        let config = self.graph.config();
+        let too_late_at = self.released.saturating_sub(config.allowed_lateness_ms);
+        self.dedup.expire(too_late_at, config.dedup_max_keys);
     }
 
     fn tick(&mut self, tick: EventTimeMs, interval: i64) -> Step {
@@ -238,6 +257,17 @@ impl Engine {
         for (kind, entries) in self.graph.state_sizes() {
             metrics::gauge!(STATE_ENTRIES, "operator" => kind.as_str()).set(entries as f64);
         }
+        metrics::gauge!(STATE_ENTRIES, "operator" => "dedup").set(self.dedup.len() as f64);
+    }
+
+    /// Keys the deduplication forgot early because of `dedup_max_keys`, since the last call (the topology adds
+    /// them to a metric and warns).
+    pub fn take_dedup_evictions(&mut self) -> u64 {
+        let evicted = self.dedup.take_evictions();
+        if evicted > 0 {
+            metrics::counter!(DEDUP_EVICTED_KEYS).increment(evicted);
+        }
+        evicted
     }
 
     pub fn snapshot(&self) -> EngineState {
@@ -250,6 +280,7 @@ impl Engine {
                 .into_iter()
                 .map(|e| String::from_utf8_lossy(&e.to_json()).into_owned())
                 .collect(),
+            dedup: self.dedup.clone(),
             released: self.released,
             next_tick: self.next_tick,
             stats: self.stats,
@@ -278,6 +309,7 @@ impl Engine {
             graph: state.graph.restored(config),
             clock: state.clock,
             buffer,
+            dedup: state.dedup,
             released: state.released,
             next_tick: state.next_tick,
             stats: state.stats,

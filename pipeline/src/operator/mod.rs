@@ -4,6 +4,7 @@
 //!   the property tests check and the benchmark measures;
 //! - [`graph`]: dispatches each event through the operators in a fixed order, in two sides that share no state
 //!   (referral and social) and may run on two threads with the same output;
+//! - [`dedup`]: drops copies of an input event (same `source` and `id`) while they could still count;
 //! - [`directory`]: referral attribution (codes to referrers, who referred whom) and privacy settings;
 //! - one file per live feature: [`counters`], [`rewards`], [`leaderboard`], [`engagement`], [`trending`],
 //!   [`notifications`], [`testimonials`], [`fraud`];
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod dedup;
 pub mod directory;
 pub mod engagement;
 pub mod engine;

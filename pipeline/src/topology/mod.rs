@@ -293,6 +293,15 @@ impl Topology {
             self.rounds_since_checkpoint += 1;
         }
         self.engine.publish_gauges();
+        let evicted = self.engine.take_dedup_evictions();
+        if evicted > 0 {
+            tracing::warn!(
+                evicted,
+                max_keys = self.config.operators.dedup_max_keys,
+                "input deduplication forgot keys of events that can still count (dedup_max_keys too small for this \
+                 rate and allowed lateness): a copy of one of those events would count again"
+            );
+        }
         Ok(RoundOutcome {
             records,
             outputs: out.outputs.len() - before,
