@@ -222,7 +222,11 @@ async fn copies_written_straight_to_the_input_topic_count_once() {
         lines.sort_unstable();
         lines
     };
-    assert!(want.len() > 2_000, "the workload produces messages: {}", want.len());
+    assert!(
+        want.len() > 2_000,
+        "the workload produces messages: {}",
+        want.len()
+    );
     let (got, want) = (lines(&got), lines(&want));
     assert_eq!(got.len(), want.len(), "as many messages with copies as without");
     assert!(got == want, "the same messages with copies as without");
