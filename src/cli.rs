@@ -85,6 +85,9 @@ pub struct ServerArgs {
     /// limit).
     #[arg(long, env = "BODY_TIMEOUT_MS", default_value_t = 30_000)]
     pub body_timeout_ms: u64,
+    /// Most events in one `POST /v1/events` request (`413 too_many_events` beyond).
+    #[arg(long, env = "MAX_EVENTS_PER_REQUEST", default_value_t = 10_000)]
+    pub max_events_per_request: usize,
     /// Largest single event, in bytes.
     #[arg(long, env = "MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
     pub max_event_bytes: usize,
@@ -94,6 +97,11 @@ pub struct ServerArgs {
     /// At most this many `(source, id)` pairs are remembered.
     #[arg(long, env = "DEDUP_MAX_ENTRIES", default_value_t = 2_000_000)]
     pub dedup_max_entries: usize,
+    /// An event whose `time` is more than this far after its arrival is rejected (`timestamp_in_future`), in
+    /// milliseconds; the operators dead-letter records other producers wrote with such a time.
+    #[arg(long, env = "MAX_FUTURE_MS", default_value_t = 900_000,
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub max_future_ms: i64,
     /// Interval between checkpoints of the operators' state and offsets (wall clock), in milliseconds.
     #[arg(long, env = "CHECKPOINT_INTERVAL_MS", default_value_t = 10_000)]
     pub checkpoint_interval_ms: u64,

@@ -86,11 +86,13 @@ impl System {
             max_body_bytes: args.max_body_bytes,
             body_timeout_ms: args.body_timeout_ms,
             max_event_bytes: args.max_event_bytes,
+            max_events_per_request: args.max_events_per_request,
             input_partitions: args.partitions,
             dedup: DedupConfig {
                 window_secs: args.dedup_window_secs,
                 max_entries: args.dedup_max_entries,
             },
+            max_future_ms: args.max_future_ms,
         };
         let ingestor = Arc::new(
             Ingestor::open(bus.clone(), config)
@@ -113,6 +115,7 @@ impl System {
         let mut topology_config = TopologyConfig {
             checkpoint_interval_ms: args.checkpoint_interval_ms,
             idle_flush_ms: (args.idle_flush_ms > 0).then_some(args.idle_flush_ms),
+            max_future_ms: args.max_future_ms,
             ..TopologyConfig::default()
         };
         topology_config.operators.threads = usize::from(args.operator_threads);

@@ -106,6 +106,13 @@ async fn bad_content_is_refused_with_stable_codes() {
             "invalid_timestamp",
         ),
         (
+            "time far ahead of its arrival (past --max-future-ms)",
+            JSON,
+            with(&|e| e["time"] = json!("2999-01-01T00:00:00Z")),
+            400,
+            "timestamp_in_future",
+        ),
+        (
             "oversized event",
             JSON,
             with(&|e| e["data"]["userAgent"] = json!("x".repeat(70_000))),
@@ -139,6 +146,38 @@ async fn oversized_body_is_413() {
     )
     .await;
     assert_error(status, &reply, 413, "body_too_large");
+}
+
+/// More events in one request than `--max-events-per-request`: refused whole, before any per-event work, and
+/// the body is dead-lettered.
+#[tokio::test]
+async fn too_many_events_in_one_request_is_413() {
+    let server = TestServer::start(server_args(&["--max-events-per-request", "100"])).await;
+    let line = click_event("e").to_string();
+    let body: String = std::iter::repeat_n(format!("{line}\n"), 101).collect();
+    let url = server.url("/v1/events");
+    let (status, reply) = post(&url, Some(&service_token()), "application/x-ndjson", body).await;
+    assert_error(status, &reply, 413, "too_many_events");
+    assert_eq!(input_total(&server).await, 0, "nothing of it accepted");
+    let (status, letters) = get_json(&server.url("/v1/dead-letters?from=0"), Some(&admin_token())).await;
+    assert_eq!(status, 200, "{letters}");
+    let records = letters["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "one dead letter for the body: {letters}");
+    assert_eq!(
+        records[0]["record"]["reason"]["code"], "too_many_events",
+        "{letters}"
+    );
+    // Tiny items are counted too: a body of 101 lines of `x` is refused the same way.
+    let body: String = std::iter::repeat_n("x\n", 101).collect();
+    let (status, reply) = post(&url, Some(&service_token()), "application/x-ndjson", body).await;
+    assert_error(status, &reply, 413, "too_many_events");
+    // At the limit, accepted.
+    let body: String = (0..100)
+        .map(|i| format!("{}\n", click_event(&format!("e{i}"))))
+        .collect();
+    let (status, reply) = post(&url, Some(&service_token()), "application/x-ndjson", body).await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["accepted"], 100);
 }
 
 /// A body trickled in so slowly that it would hold the connection for ever is cut off: `408 body_timeout`, the

@@ -404,3 +404,57 @@ fn a_late_engagement_corrects_its_final_window_and_trending() {
         .expect("trending.24h lists the content");
     assert_eq!(count_24h["count"], 3, "the share and both likes: {trending:#?}");
 }
+
+/// Years between two events (one dated far from the others) are not stepped through one tick at a time: ticks
+/// go on for a day after the last event (the day's windows close and their finals go out), then stop until the
+/// next event. The same output whether the two events come in one batch or two.
+#[test]
+fn a_gap_of_years_in_event_time_is_not_ticked_through() {
+    use social_pipeline::operator::engine::QUIET_TICK_SPAN_MS;
+    let later = START + 3 * 365 * DAY_MS;
+    let run = |batches: Vec<Vec<social_schemas::Event>>| {
+        let mut engine = Engine::new(OperatorConfig::default(), 1).expect("config");
+        let mut outputs = Vec::new();
+        for batch in batches {
+            outputs.extend(feed(&mut engine, batch));
+        }
+        let mut out = Emitter::default();
+        engine.finish(&mut out);
+        outputs.extend(out.outputs);
+        outputs
+    };
+    let apart = run(vec![vec![completed("a", START)], vec![completed("b", later)]]);
+    let together = run(vec![vec![completed("a", START), completed("b", later)]]);
+    let lines = |outputs: &[Output]| -> Vec<String> {
+        outputs
+            .iter()
+            .map(|o| serde_json::to_string(o).expect("json"))
+            .collect()
+    };
+    assert!(
+        lines(&apart) == lines(&together),
+        "the same output in one batch or two"
+    );
+    // The first day's window closed within the day after the first event.
+    let finals = daily_window(&apart, "final");
+    assert!(
+        finals
+            .iter()
+            .any(|w| w["start"] == "2026-01-01T00:00:00Z" && w["conversionsCompleted"] == 1),
+        "{finals:?}"
+    );
+    // Nothing stamped in the quiet years, and both conversions counted.
+    let quiet = (START + QUIET_TICK_SPAN_MS + 1)..later;
+    assert!(
+        !apart
+            .iter()
+            .any(|o| quiet.contains(&o.message.timestamp.timestamp_millis()))
+    );
+    let last = data_of(&apart, "referral.counters.updated")
+        .last()
+        .expect("counters")
+        .message
+        .data
+        .to_value();
+    assert_eq!(last["allTime"]["conversionsCompleted"], 2, "{last}");
+}

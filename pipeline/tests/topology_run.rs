@@ -231,3 +231,47 @@ async fn copies_written_straight_to_the_input_topic_count_once() {
     assert_eq!(got.len(), want.len(), "as many messages with copies as without");
     assert!(got == want, "the same messages with copies as without");
 }
+
+/// A record another producer wrote with an event time far ahead of its bus timestamp is dead-lettered
+/// (`timestamp_in_future`) instead of carrying the watermark years ahead; the records around it count.
+#[tokio::test]
+async fn a_record_dated_far_ahead_of_its_timestamp_is_dead_lettered() {
+    use social_pipeline::bus::DEAD_LETTER_TOPIC;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = input_bus().await;
+    let mut generator = Generator::new(GeneratorConfig::with_seed(13));
+    append(&bus, &mut generator, 100).await;
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&generator.next().expect("event").json).expect("json");
+    event["time"] = serde_json::json!("2999-01-01T00:00:00Z");
+    let ahead = Record {
+        key: bytes::Bytes::new(),
+        value: serde_json::to_vec(&event).expect("json").into(),
+        // Received at the generator's start: 2026-01-01.
+        timestamp_ms: 1_767_225_600_000,
+    };
+    let offset = bus.append(INPUT_TOPIC, 0, vec![ahead]).await.expect("append");
+    append(&bus, &mut generator, 100).await;
+
+    let outputs = run_until(bus.clone(), dir.path(), 201).await;
+    let letters = bus
+        .fetch(DEAD_LETTER_TOPIC, 0, 0, 10, Duration::ZERO)
+        .await
+        .expect("fetch");
+    assert_eq!(letters.len(), 1, "one dead letter");
+    let letter: serde_json::Value = serde_json::from_slice(&letters[0].value).expect("json");
+    assert_eq!(letter["reason"]["code"], "timestamp_in_future", "{letter}");
+    assert_eq!(letter["input"]["offset"], offset);
+    assert!(
+        outputs
+            .iter()
+            .all(|o| o.message.timestamp.timestamp_millis() < 1_767_225_600_000 + 24 * 3_600_000),
+        "nothing dated near the far-ahead time"
+    );
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| o.destination == social_pipeline::operator::Destination::LateData),
+        "the events after it are not late"
+    );
+}

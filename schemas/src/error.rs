@@ -20,11 +20,13 @@ pub enum ValidationCode {
     UnknownEventType,
     StringTooLong,
     EventTooLarge,
+    /// `time` too far after the moment the event was received (see [`check_not_ahead`]).
+    TimestampInFuture,
 }
 
 impl ValidationCode {
     /// Every code, in the order of `docs/EVENTS.md`.
-    pub const ALL: [ValidationCode; 12] = [
+    pub const ALL: [ValidationCode; 13] = [
         ValidationCode::MalformedJson,
         ValidationCode::NotAnObject,
         ValidationCode::UnsupportedSpecversion,
@@ -37,6 +39,7 @@ impl ValidationCode {
         ValidationCode::UnknownEventType,
         ValidationCode::StringTooLong,
         ValidationCode::EventTooLarge,
+        ValidationCode::TimestampInFuture,
     ];
 
     /// The stable snake_case code.
@@ -54,6 +57,7 @@ impl ValidationCode {
             ValidationCode::UnknownEventType => "unknown_event_type",
             ValidationCode::StringTooLong => "string_too_long",
             ValidationCode::EventTooLarge => "event_too_large",
+            ValidationCode::TimestampInFuture => "timestamp_in_future",
         }
     }
 }
@@ -79,4 +83,25 @@ impl ValidationError {
             message: message.into(),
         }
     }
+}
+
+/// `Err(timestamp_in_future)` when `event_time_ms` is more than `max_future_ms` after `received_ms` (when the
+/// event was received: wall clock at ingest, the record's bus timestamp in the operators). An event time far
+/// ahead of every other would carry the watermark with it and make all the real events after it too late.
+pub fn check_not_ahead(
+    event_time_ms: i64,
+    received_ms: i64,
+    max_future_ms: i64,
+) -> Result<(), ValidationError> {
+    if event_time_ms.saturating_sub(received_ms) > max_future_ms {
+        return Err(ValidationError::new(
+            ValidationCode::TimestampInFuture,
+            format!(
+                "time is {} s after the event was received; at most {} s ahead is accepted",
+                event_time_ms.saturating_sub(received_ms) / 1000,
+                max_future_ms / 1000
+            ),
+        ));
+    }
+    Ok(())
 }

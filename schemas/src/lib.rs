@@ -16,7 +16,7 @@ pub mod validate;
 
 pub use derived::TopicMessage;
 pub use envelope::{Event, parse_event};
-pub use error::{ValidationCode, ValidationError};
+pub use error::{ValidationCode, ValidationError, check_not_ahead};
 pub use event_type::EventType;
 pub use limits::Limits;
 pub use payload::*;

@@ -504,7 +504,7 @@ fn string_too_long() {
 #[test]
 fn every_code_has_a_case() {
     // Guard: a new code needs a test above.
-    assert_eq!(ValidationCode::ALL.len(), 12);
+    assert_eq!(ValidationCode::ALL.len(), 13);
     let names: Vec<&str> = ValidationCode::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(
         names,
@@ -520,7 +520,8 @@ fn every_code_has_a_case() {
             "invalid_timestamp",
             "unknown_event_type",
             "string_too_long",
-            "event_too_large"
+            "event_too_large",
+            "timestamp_in_future"
         ]
     );
 }
@@ -607,4 +608,17 @@ fn enum_wire_strings_match_serde() {
     check(&EventType::ALL, EventType::as_str);
     assert_eq!(Platform::CopyLink.to_string(), "copy_link");
     assert_eq!(ContentType::ReferralLink.as_str(), "referral_link");
+}
+
+#[test]
+fn timestamp_in_future() {
+    use social_schemas::check_not_ahead;
+    assert!(check_not_ahead(1_000_000, 1_000_000, 0).is_ok());
+    assert!(check_not_ahead(1_900_000, 1_000_000, 900_000).is_ok());
+    let e = check_not_ahead(1_900_001, 1_000_000, 900_000).unwrap_err();
+    assert_eq!(e.code, ValidationCode::TimestampInFuture);
+    assert!(e.message.contains("900 s after"), "{}", e.message);
+    // Far in the past, or at the limits of the type: never an overflow.
+    assert!(check_not_ahead(i64::MIN, i64::MAX, 0).is_ok());
+    assert!(check_not_ahead(i64::MAX, i64::MIN, 0).is_err());
 }

@@ -2,8 +2,11 @@
 //!
 //! Keys are 128-bit hashes of the pair (two independent SipHash passes): the chance that two different events
 //! collide is about n²/2¹²⁹, negligible at any capacity we keep, while a key costs 16 bytes plus its place in the
-//! expiry queue. A key is reserved before the append and released when the append fails, so a retried request
-//! is never mistaken for a duplicate of events that did not reach the bus.
+//! expiry queue. A key is reserved before the append, confirmed when the append succeeded and released when it
+//! failed. Only a confirmed key makes a later event a duplicate: a request that repeats an event whose first
+//! append is still in flight (a client that gave up waiting and retried) appends it too, rather than answer
+//! `202` for an event whose only append may yet fail. The operators drop the second copy (and ClickHouse's
+//! `raw_events` keeps one row per key).
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -38,10 +41,19 @@ pub struct Dedup {
     inner: Mutex<Inner>,
 }
 
+/// A remembered key: when it was (last) reserved, and whether an append of its event succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    accepted_ms: i64,
+    /// Appends of the event in flight; 0 once one succeeded (`confirmed`).
+    in_flight: u32,
+    confirmed: bool,
+}
+
 #[derive(Default)]
 struct Inner {
-    /// Remembered keys with the time of their latest acceptance.
-    seen: FxHashMap<u128, i64>,
+    /// Remembered keys.
+    seen: FxHashMap<u128, Seen>,
     /// Keys in the order they were accepted, with their acceptance time, for expiry.
     order: VecDeque<(u128, i64)>,
 }
@@ -62,31 +74,65 @@ impl Dedup {
         (u128::from(high.finish()) << 64) | u128::from(low.finish())
     }
 
-    /// For each key, `true` when it is new (and is now reserved), `false` when it was seen before, including
-    /// earlier in the same slice.
+    /// For each key, `true` when its event is to be appended (the key is now reserved: call [`Dedup::confirm`]
+    /// or [`Dedup::release`] after the append), `false` when it is a duplicate: an append of it succeeded
+    /// before, or it came earlier in the same slice.
     pub fn reserve(&self, keys: &[u128], now_ms: i64) -> Vec<bool> {
         let Ok(mut inner) = self.inner.lock() else {
             // A poisoned lock means a panic elsewhere; accept rather than drop events (at-least-once).
             return vec![true; keys.len()];
         };
         self.expire(&mut inner, now_ms);
+        let mut in_this_slice = rustc_hash::FxHashSet::default();
         keys.iter()
             .map(|key| {
-                let std::collections::hash_map::Entry::Vacant(slot) = inner.seen.entry(*key) else {
+                if !in_this_slice.insert(*key) {
                     return false;
-                };
-                slot.insert(now_ms);
-                inner.order.push_back((*key, now_ms));
-                true
+                }
+                match inner.seen.get_mut(key) {
+                    Some(seen) if seen.confirmed => false,
+                    Some(seen) => {
+                        seen.in_flight = seen.in_flight.saturating_add(1);
+                        true
+                    }
+                    None => {
+                        let seen = Seen {
+                            accepted_ms: now_ms,
+                            in_flight: 1,
+                            confirmed: false,
+                        };
+                        inner.seen.insert(*key, seen);
+                        inner.order.push_back((*key, now_ms));
+                        true
+                    }
+                }
             })
             .collect()
     }
 
-    /// Forgets keys whose events did not reach the bus.
+    /// The events of these reserved keys are on the bus: later copies are duplicates.
+    pub fn confirm(&self, keys: &[u128]) {
+        if let Ok(mut inner) = self.inner.lock() {
+            for key in keys {
+                if let Some(seen) = inner.seen.get_mut(key) {
+                    seen.in_flight = 0;
+                    seen.confirmed = true;
+                }
+            }
+        }
+    }
+
+    /// The appends of these reserved keys failed: forgets each key unless another append of it is in flight or
+    /// succeeded.
     pub fn release(&self, keys: &[u128]) {
         if let Ok(mut inner) = self.inner.lock() {
             for key in keys {
-                inner.seen.remove(key);
+                if let Some(seen) = inner.seen.get_mut(key) {
+                    seen.in_flight = seen.in_flight.saturating_sub(1);
+                    if seen.in_flight == 0 && !seen.confirmed {
+                        inner.seen.remove(key);
+                    }
+                }
             }
             // Their entries in `order` stay until they expire; `expire` skips entries that no longer match.
         }
@@ -110,7 +156,11 @@ impl Dedup {
             }
             inner.order.pop_front();
             // A key released and reserved again has a newer entry further back: only that one counts.
-            if inner.seen.get(&key) == Some(&accepted_ms) {
+            if inner
+                .seen
+                .get(&key)
+                .is_some_and(|seen| seen.accepted_ms == accepted_ms)
+            {
                 inner.seen.remove(&key);
             }
         }
@@ -150,7 +200,11 @@ impl Dedup {
                 if let Ok(mut inner) = self.inner.lock() {
                     for (key, accepted_ms) in keys {
                         if let std::collections::hash_map::Entry::Vacant(slot) = inner.seen.entry(key) {
-                            slot.insert(accepted_ms);
+                            slot.insert(Seen {
+                                accepted_ms,
+                                in_flight: 0,
+                                confirmed: true,
+                            });
                             inner.order.push_back((key, accepted_ms));
                         }
                     }
@@ -173,7 +227,29 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(Dedup::key("s1", "2"), Dedup::key("s", "12"));
         assert_eq!(dedup.reserve(&[a, b, a], 0), vec![true, true, false]);
+        dedup.confirm(&[a, b]);
         assert_eq!(dedup.reserve(&[b], 1), vec![false]);
+    }
+
+    #[test]
+    fn a_copy_of_an_event_still_in_flight_is_appended_too() {
+        let dedup = Dedup::new(DedupConfig::default());
+        let a = Dedup::key("s", "1");
+        // Request 1 reserves; its retry (request 2) comes while the first append is in flight.
+        assert_eq!(dedup.reserve(&[a], 0), vec![true]);
+        assert_eq!(
+            dedup.reserve(&[a], 1),
+            vec![true],
+            "not a duplicate of an append that may fail"
+        );
+        // The first append fails, the second succeeds: the key stays, later copies are duplicates.
+        dedup.release(&[a]);
+        assert_eq!(dedup.len(), 1);
+        dedup.confirm(&[a]);
+        assert_eq!(dedup.reserve(&[a], 2), vec![false]);
+        // Confirmed, then a late failure of another copy: still remembered.
+        dedup.release(&[a]);
+        assert_eq!(dedup.reserve(&[a], 3), vec![false]);
     }
 
     #[test]
@@ -193,6 +269,7 @@ mod tests {
         });
         let keys: Vec<u128> = (0..3).map(|i| Dedup::key("s", &i.to_string())).collect();
         assert_eq!(dedup.reserve(&keys[..1], 0), vec![true]);
+        dedup.confirm(&keys[..1]);
         assert_eq!(dedup.reserve(&keys[..1], 1000), vec![false]);
         assert_eq!(
             dedup.reserve(&keys[..1], 2001),

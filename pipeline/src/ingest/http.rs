@@ -46,6 +46,7 @@ pub enum IngestHttpError {
     Auth(AuthError),
     UnsupportedMediaType,
     BodyTooLarge { limit: usize },
+    TooManyEvents { count: usize, limit: usize },
     EmptyBody,
     MalformedBody(String),
     BodyRead,
@@ -73,6 +74,11 @@ impl IngestHttpError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("the request body is larger than {limit} bytes"),
+            ),
+            Self::TooManyEvents { count, limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                format!("the request holds {count} events, more than {limit}: send them in smaller batches"),
             ),
             Self::EmptyBody => (
                 StatusCode::BAD_REQUEST,
@@ -204,6 +210,26 @@ async fn post_events(
             return Err(IngestHttpError::MalformedBody(error.to_string()));
         }
     };
+    let max_events = ingestor.config().max_events_per_request;
+    if items.len() > max_events {
+        // Refused whole, before any per-event work: a body of millions of tiny items would otherwise cost a
+        // rejection and a dead letter each.
+        let reason = DeadLetterReason {
+            code: "too_many_events",
+            message: format!(
+                "request of {} events, over the limit of {max_events}",
+                items.len()
+            ),
+        };
+        ingestor
+            .dead_letter_body(reason, content_type, &bytes)
+            .await
+            .map_err(bus_error)?;
+        return Err(IngestHttpError::TooManyEvents {
+            count: items.len(),
+            limit: max_events,
+        });
+    }
     let single = kind == BodyKind::Json && items.len() == 1 && !bytes.trim_ascii().starts_with(b"[");
     let report = ingestor.ingest(&items, content_type).await.map_err(bus_error)?;
     metrics::histogram!("ingest_request_duration_seconds").record(started.elapsed().as_secs_f64());

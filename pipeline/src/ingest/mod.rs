@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use social_schemas::{EventType, Limits, parse_event};
+use social_schemas::{EventType, Limits, check_not_ahead, parse_event};
 
 use crate::bus::partition::partition_for_key;
 use crate::bus::{Bus, BusError, DEAD_LETTER_TOPIC, INPUT_TOPIC, Record, TopicSpec};
@@ -24,6 +24,10 @@ pub use dedup::{Dedup, DedupConfig};
 pub use stats::{IngestStats, IngestStatsSnapshot};
 
 /// Ingest settings. Every field has a default suited to the embedded run.
+/// How far after its arrival an event's time may be, by default: 15 minutes (clocks of producers drift; a time
+/// further ahead is a bug, and well within the default allowed lateness of an hour).
+pub const DEFAULT_MAX_FUTURE_MS: i64 = 15 * 60 * 1000;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
@@ -34,9 +38,14 @@ pub struct IngestConfig {
     pub body_timeout_ms: u64,
     /// Largest single event, in bytes, and other per-event limits.
     pub max_event_bytes: usize,
+    /// Most events in one request (`413 too_many_events` beyond, the whole request refused).
+    pub max_events_per_request: usize,
     /// Partitions of the input topic when the ingest creates it.
     pub input_partitions: u32,
     pub dedup: DedupConfig,
+    /// An event whose `time` is more than this far after its arrival is rejected (`timestamp_in_future`), in
+    /// milliseconds: such a time would carry the watermark with it and make the real events after it too late.
+    pub max_future_ms: i64,
 }
 
 impl Default for IngestConfig {
@@ -45,8 +54,10 @@ impl Default for IngestConfig {
             max_body_bytes: 8 * 1024 * 1024,
             body_timeout_ms: 30_000,
             max_event_bytes: Limits::default().max_event_bytes,
+            max_events_per_request: 10_000,
             input_partitions: 4,
             dedup: DedupConfig::default(),
+            max_future_ms: DEFAULT_MAX_FUTURE_MS,
         }
     }
 }
@@ -142,7 +153,11 @@ impl Ingestor {
 
         let mut valid = Vec::with_capacity(items.len());
         for (index, raw) in items.iter().enumerate() {
-            match parse_event(raw, &self.limits) {
+            let parsed = parse_event(raw, &self.limits).and_then(|event| {
+                check_not_ahead(event.time.timestamp_millis(), now_ms, self.config.max_future_ms)?;
+                Ok(event)
+            });
+            match parsed {
                 Ok(event) => valid.push(event),
                 Err(error) => {
                     let code = error.code.as_str();
@@ -210,13 +225,17 @@ impl Ingestor {
         let results = futures::future::join_all(appends).await;
         let mut first_error = None;
         for (partition, result) in results {
-            if let Err(error) = result {
-                // Those events are not on the bus: forget them so that the client's retry is not taken for a
-                // duplicate.
-                if let Some(reserved) = reserved_by_partition.get(partition) {
+            let Some(reserved) = reserved_by_partition.get(partition) else {
+                continue;
+            };
+            match result {
+                Ok(_) => self.dedup.confirm(reserved),
+                Err(error) => {
+                    // Those events are not on the bus: forget them so that the client's retry is not taken for
+                    // a duplicate.
                     self.dedup.release(reserved);
+                    first_error.get_or_insert(error);
                 }
-                first_error.get_or_insert(error);
             }
         }
 

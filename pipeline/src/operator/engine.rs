@@ -45,6 +45,12 @@ pub enum EngineError {
 /// Released steps are handed to the graph in runs of at most this many (bounds what a long release holds).
 const STEPS_PER_RUN: usize = 4_096;
 
+/// Ticks go on at every interval for this long of event time after the last event released, then stop until
+/// the next event: a day covers every daily window's close and lateness. Without the limit, a gap of years in
+/// event time (one event dated far from the others) would be stepped through one interval at a time, for hours.
+/// Decided from the released events alone, so the output still does not depend on batching.
+pub const QUIET_TICK_SPAN_MS: i64 = 24 * 60 * 60 * 1000;
+
 pub struct Engine {
     graph: OperatorGraph,
     clock: Watermarks,
@@ -54,6 +60,8 @@ pub struct Engine {
     dedup: EventDedup,
     /// Every event at or before this time has been released (or was late).
     released: EventTimeMs,
+    /// Time of the last event released in order (ticks stop [`QUIET_TICK_SPAN_MS`] after it).
+    last_event: EventTimeMs,
     next_tick: Option<EventTimeMs>,
     stats: LateStats,
     /// The watermark of the last idle tick (not checkpointed: ticking again at the same time changes nothing).
@@ -71,8 +79,15 @@ pub struct EngineState {
     #[serde(default)]
     pub dedup: EventDedup,
     pub released: EventTimeMs,
+    /// Absent from checkpoints written before ticks stopped in quiet spells: no limit until the next event.
+    #[serde(default = "no_event_yet")]
+    pub last_event: EventTimeMs,
     pub next_tick: Option<EventTimeMs>,
     pub stats: LateStats,
+}
+
+fn no_event_yet() -> EventTimeMs {
+    EventTimeMs::MIN
 }
 
 impl Engine {
@@ -85,6 +100,7 @@ impl Engine {
             buffer: EventTimeBuffer::default(),
             dedup: EventDedup::default(),
             released: EventTimeMs::MIN,
+            last_event: EventTimeMs::MIN,
             next_tick: None,
             stats: LateStats::default(),
             idle_ticked: EventTimeMs::MIN,
@@ -213,12 +229,15 @@ impl Engine {
         loop {
             let next_event = self.buffer.peek_time().filter(|t| *t <= watermark);
             match (next_event, self.next_tick) {
+                // A quiet spell: no ticks until the next event, whose first tick is the interval after it.
+                (_, Some(tick)) if self.quiet_at(tick) => self.next_tick = None,
                 (Some(t), Some(tick)) if tick <= t => steps.push(self.tick(tick, interval)),
                 (Some(t), tick) => {
                     if tick.is_none() {
                         self.next_tick = Some(align_down(t, interval) + interval);
                     }
                     if let Some(event) = self.buffer.pop() {
+                        self.last_event = t;
                         steps.push(Step::Event(event));
                     }
                 }
@@ -234,6 +253,11 @@ impl Engine {
         let config = self.graph.config();
         let too_late_at = self.released.saturating_sub(config.allowed_lateness_ms);
         self.dedup.expire(too_late_at, config.dedup_max_keys);
+    }
+
+    /// Whether `tick` falls in a quiet spell: more than [`QUIET_TICK_SPAN_MS`] after the last event released.
+    fn quiet_at(&self, tick: EventTimeMs) -> bool {
+        self.last_event != EventTimeMs::MIN && tick > self.last_event.saturating_add(QUIET_TICK_SPAN_MS)
     }
 
     fn tick(&mut self, tick: EventTimeMs, interval: i64) -> Step {
@@ -282,6 +306,7 @@ impl Engine {
                 .collect(),
             dedup: self.dedup.clone(),
             released: self.released,
+            last_event: self.last_event,
             next_tick: self.next_tick,
             stats: self.stats,
         }
@@ -311,6 +336,7 @@ impl Engine {
             buffer,
             dedup: state.dedup,
             released: state.released,
+            last_event: state.last_event,
             next_tick: state.next_tick,
             stats: state.stats,
             idle_ticked: EventTimeMs::MIN,

@@ -30,6 +30,11 @@ pub struct TopologyConfig {
     pub state_flush_timeout_ms: u64,
     /// The same for the final checkpoint at shutdown.
     pub shutdown_state_flush_timeout_ms: u64,
+    /// A record whose event time is more than this far after its timestamp on the bus (when its producer gave
+    /// one) is dead-lettered (`timestamp_in_future`), in milliseconds: as ingest does for what it receives, for
+    /// records written to the input topic by other producers. Decided from the record alone, so a replay
+    /// decides the same.
+    pub max_future_ms: i64,
 }
 
 impl Default for TopologyConfig {
@@ -45,6 +50,7 @@ impl Default for TopologyConfig {
             consumer_group: "social-operators".to_owned(),
             state_flush_timeout_ms: 1_000,
             shutdown_state_flush_timeout_ms: 10_000,
+            max_future_ms: crate::ingest::DEFAULT_MAX_FUTURE_MS,
         }
     }
 }

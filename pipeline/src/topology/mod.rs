@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use social_schemas::{Limits, parse_event};
+use social_schemas::{Limits, check_not_ahead, parse_event};
 use tokio_util::sync::CancellationToken;
 
 pub use config::TopologyConfig;
@@ -467,10 +467,19 @@ impl Topology {
     fn feed(&mut self, partition: u32, idle: bool, batch: &[crate::bus::StoredRecord], out: &mut Emitter) {
         self.engine.set_idle(partition, idle);
         for record in batch {
-            match parse_event(&record.value, &self.limits) {
+            let parsed = parse_event(&record.value, &self.limits).and_then(|event| {
+                // 0: the producer gave no timestamp.
+                if record.timestamp_ms > 0 {
+                    let time = event.time.timestamp_millis();
+                    check_not_ahead(time, record.timestamp_ms, self.config.max_future_ms)?;
+                }
+                Ok(event)
+            });
+            match parsed {
                 Ok(event) => self.engine.push(partition, event, out),
-                // Ingest validated everything it wrote; a record that does not parse was written by another
-                // producer. It goes to the dead-letter topic with the reason (see `dead_letter_invalid`).
+                // Ingest validated everything it wrote; a record that does not parse (or whose time is far ahead
+                // of its timestamp) was written by another producer. It goes to the dead-letter topic with the
+                // reason (see `dead_letter_invalid`).
                 Err(error) => self.invalid.push((partition, record.clone(), error)),
             }
         }
