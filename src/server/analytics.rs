@@ -72,10 +72,13 @@ pub async fn feed_clickhouse(
     if !migrate(&sink, Some(&healthy), &shutdown).await {
         return;
     }
+    let Some(cursors) = open_cursors(bus.as_ref(), &healthy, &shutdown).await else {
+        return;
+    };
     healthy.store(true, Ordering::SeqCst);
     let probe = tokio::spawn(probe_health(sink.clone(), healthy.clone(), shutdown.clone()));
     let latency = latency.map(|latency| tokio::spawn(latency.feed(sink.clone(), shutdown.clone())));
-    feed(bus, sink.clone(), shutdown).await;
+    feed(bus, sink.clone(), cursors, shutdown).await;
     let _ = probe.await;
     if let Some(latency) = latency {
         let _ = latency.await;
@@ -122,6 +125,26 @@ async fn migrate(sink: &ClickHouseSink, healthy: Option<&AtomicBool>, shutdown: 
     }
 }
 
+/// Opens the feed's read positions, retrying (not ready meanwhile) until it succeeds or `shutdown` (`None`): a
+/// bus that does not answer at start must not leave the feed stopped for the life of the process.
+async fn open_cursors(bus: &dyn Bus, healthy: &AtomicBool, shutdown: &CancellationToken) -> Option<Cursors> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match Cursors::open(bus).await {
+            Ok(cursors) => return Some(cursors),
+            Err(error) => {
+                healthy.store(false, Ordering::SeqCst);
+                tracing::warn!(%error, "analytics feed could not read its positions on the bus; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 async fn probe_health(sink: Arc<ClickHouseSink>, healthy: Arc<AtomicBool>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
@@ -133,14 +156,17 @@ async fn probe_health(sink: Arc<ClickHouseSink>, healthy: Arc<AtomicBool>, shutd
     }
 }
 
-async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: CancellationToken) {
-    let mut cursors = match Cursors::open(bus.as_ref()).await {
-        Ok(cursors) => cursors,
-        Err(error) => {
-            tracing::error!(%error, "analytics feed could not start");
-            return;
-        }
-    };
+/// How long the last commit at shutdown may wait for ClickHouse to take the rows it covers. Beyond it (ClickHouse
+/// down) the offsets stay where they were and the next start reads those records again (`raw_events` keeps one
+/// row per event, the aggregates are recomputed): nothing is lost, and the process does not hang.
+const FINAL_COMMIT_GRACE: Duration = Duration::from_secs(10);
+
+async fn feed(
+    bus: Arc<dyn Bus>,
+    sink: Arc<ClickHouseSink>,
+    mut cursors: Cursors,
+    shutdown: CancellationToken,
+) {
     let limits = Limits::default();
     let mut snapshots = SnapshotRows::default();
     let mut last_commit = Instant::now();
@@ -177,7 +203,12 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
                     // Only producers writing to the topic directly (not through ingest) can cause this.
                     metrics::counter!("analytics_unparseable_records_total").increment(unparseable as u64);
                 }
-                if let Err(error) = sink.write_events(&events).await {
+                // The sink's buffer is full while ClickHouse is down: waiting for room must not hold up shutdown.
+                let written = tokio::select! {
+                    written = sink.write_events(&events) => written,
+                    _ = shutdown.cancelled() => break,
+                };
+                if let Err(error) = written {
                     tracing::warn!(%error, "analytics sink refused events; retrying from the same offset");
                     continue;
                 }
@@ -197,7 +228,10 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
             progressed = true;
         }
         if last_commit.elapsed() >= COMMIT_EVERY || snapshots.len() >= MAX_PENDING_SNAPSHOT_ROWS {
-            cursors.commit(bus.as_ref(), &sink, &mut snapshots).await;
+            tokio::select! {
+                _ = cursors.commit(bus.as_ref(), &sink, &mut snapshots) => {}
+                _ = shutdown.cancelled() => break,
+            }
             last_commit = Instant::now();
         }
         if !progressed {
@@ -207,7 +241,16 @@ async fn feed(bus: Arc<dyn Bus>, sink: Arc<ClickHouseSink>, shutdown: Cancellati
             }
         }
     }
-    cursors.commit(bus.as_ref(), &sink, &mut snapshots).await;
+    let last = tokio::time::timeout(
+        FINAL_COMMIT_GRACE,
+        cursors.commit(bus.as_ref(), &sink, &mut snapshots),
+    );
+    if last.await.is_err() {
+        tracing::warn!(
+            "ClickHouse did not take the last rows in time; their offsets are not committed and the next start \
+             reads them again"
+        );
+    }
 }
 
 fn dead_letter_reason(value: &[u8], timestamp_ms: i64) -> (String, DateTime<Utc>) {

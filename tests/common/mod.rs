@@ -166,6 +166,23 @@ impl BinaryServer {
             .status();
         self.child.wait().unwrap();
     }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit: how long it took, or `None` when it was
+    /// still running (it is then killed).
+    pub fn terminate_within(&mut self, limit: std::time::Duration) -> Option<std::time::Duration> {
+        let started = std::time::Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        while started.elapsed() < limit {
+            if self.child.try_wait().unwrap().is_some() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.kill9();
+        None
+    }
 }
 
 impl Drop for BinaryServer {
