@@ -59,7 +59,8 @@ pub struct System {
 
 impl System {
     /// Opens the embedded bus (durable under `--data-dir`), the ingest on top of it and the delivery tier.
-    /// `demo` enables the demo page's sign-in as any user; `shutdown` ends streams and long polls.
+    /// `demo` enables the demo page's sign-in as any user (only with the public demo secret); `shutdown` ends
+    /// streams and long polls.
     pub async fn open(
         args: &ServerArgs,
         auth: &AuthConfig,
@@ -170,8 +171,14 @@ impl System {
             delivery = delivery.history(history.clone());
             durable_history = Some(history);
         }
-        if demo {
+        // The demo page's sign-in mints a token for any user name: only with the public demo secret, whose tokens
+        // anyone can mint anyway. With a real key it would let anyone act as anyone.
+        if demo && auth.secret.as_deref() == Some(crate::commands::DEMO_SECRET) {
             delivery = delivery.demo_minter(Minter::new(auth)?);
+        } else if demo {
+            tracing::info!(
+                "demo sign-in disabled: a JWT key is configured (the demo page shows public topics)"
+            );
         }
         Ok(Self {
             bus,

@@ -50,6 +50,17 @@ async fn demo_runs_and_accepts_fixtures() {
         .await
         .unwrap();
     assert!(page.contains("/v1/status"));
+    // With a real JWT secret (the test's), the demo page's sign-in as any user is off: it would sign tokens with
+    // that secret for anyone.
+    let refused = reqwest::Client::new()
+        .post(server.url("/demo/session?user=u1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 404);
+    assert!(refused.headers().get("set-cookie").is_none());
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "demo_disabled", "{body}");
 
     // The operators turn the traffic into derived messages.
     let mut derived = 0;

@@ -293,6 +293,20 @@ async fn bad_tokens_are_refused() {
         assert_eq!(status, want_status, "{name}: {reply}");
         assert_eq!(reply["error"]["code"], want_code, "{name}: {reply}");
     }
+    // An Authorization header that is not `Bearer <token>`: malformed, not missing (as on delivery).
+    for value in ["Basic dXNlcjpwYXNz", "Bearer a b", "Bearer"] {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", JSON)
+            .header("authorization", value)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{value}");
+        let reply: Value = response.json().await.unwrap();
+        assert_eq!(reply["error"]["code"], "malformed_token", "{value}: {reply}");
+    }
     assert_eq!(input_total(&server).await, 0);
 }
 

@@ -159,6 +159,33 @@ async fn unknown_topics_and_missing_topics_are_400() {
     server.stop().await;
 }
 
+/// The demo routes answer bad requests with the JSON error too, not axum's plain-text rejections.
+#[tokio::test]
+async fn demo_routes_answer_bad_requests_with_json_errors() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let cases = [
+        // The test server signs demo sessions.
+        ("POST", "/demo/session", 400, "invalid_parameter"),
+        ("POST", "/demo/session?user=%FF", 400, "invalid_parameter"),
+        ("POST", "/demo/session?user=a%20b", 400, "invalid_parameter"),
+        ("GET", "/demo/leaderboard/%FF", 400, "invalid_topic"),
+        ("GET", "/demo/trending/%FF%FE", 400, "invalid_topic"),
+    ];
+    for (method, path, status, code) in cases {
+        let request = match method {
+            "POST" => client().post(server.url(path)),
+            _ => client().get(server.url(path)),
+        };
+        let response = request.send().await.unwrap();
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(got, status, "{method} {path}: {text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn cookie_authenticates_a_stream() {
     let server = TestServer::start(DeliveryConfig::default()).await;

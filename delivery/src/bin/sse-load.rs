@@ -119,7 +119,8 @@ async fn serve(args: &HashMap<String, String>) {
             .history(redis.history())
             .fanout(redis.fanout())
             .tickets(redis.tickets());
-        described = format!(" (redis {url}, prefix {prefix})");
+        // Not the URL itself: it may hold a password.
+        described = format!(" (redis, prefix {prefix})");
         backend = Some(redis);
     }
     let delivery = builder.build();

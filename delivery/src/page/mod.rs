@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -46,11 +47,14 @@ struct SessionQuery {
     user: String,
 }
 
-async fn session(State(shared): State<Arc<Shared>>, Query(query): Query<SessionQuery>) -> Response {
+async fn session(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
+) -> Response {
     let Some(minter) = &shared.demo_minter else {
         let body = error_body(
             "demo_disabled",
-            "demo sessions are only available with `run --demo`",
+            "demo sessions are only available with `run --demo` and the public demo secret",
         );
         return (
             StatusCode::NOT_FOUND,
@@ -59,7 +63,11 @@ async fn session(State(shared): State<Arc<Shared>>, Query(query): Query<SessionQ
         )
             .into_response();
     };
-    // The user must make valid `user.{id}.*` topics.
+    // A missing or undecodable `user` gets the JSON error, not axum's plain-text rejection; it must make valid
+    // `user.{id}.*` topics.
+    let Ok(Query(query)) = query else {
+        return DeliveryError::InvalidParameter("user").into_response();
+    };
     if Topic::parse(&format!("user.{}.social", query.user)).is_err() {
         return DeliveryError::InvalidParameter("user").into_response();
     }
@@ -86,7 +94,13 @@ async fn session(State(shared): State<Arc<Shared>>, Query(query): Query<SessionQ
     response
 }
 
-async fn leaderboard(State(shared): State<Arc<Shared>>, Path(board): Path<String>) -> Response {
+async fn leaderboard(
+    State(shared): State<Arc<Shared>>,
+    board: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(board)) = board else {
+        return DeliveryError::InvalidTopic.into_response();
+    };
     rendered(
         &shared,
         &format!("leaderboard.{board}"),
@@ -95,7 +109,13 @@ async fn leaderboard(State(shared): State<Arc<Shared>>, Path(board): Path<String
     .await
 }
 
-async fn trending(State(shared): State<Arc<Shared>>, Path(window): Path<String>) -> Response {
+async fn trending(
+    State(shared): State<Arc<Shared>>,
+    window: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(Path(window)) = window else {
+        return DeliveryError::InvalidTopic.into_response();
+    };
     rendered(&shared, &format!("trending.{window}"), render::Kind::Trending).await
 }
 

@@ -148,11 +148,15 @@ fn status_label(status: StatusCode) -> &'static str {
 }
 
 fn authorize(verifier: &Verifier, headers: &HeaderMap, role: &str) -> Result<Claims, IngestHttpError> {
-    let token = headers
+    // No header: `missing_token`; a header that is not `Bearer <token>`: `malformed_token`, as on delivery.
+    let header = headers
         .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(social_auth::bearer_token)
         .ok_or(IngestHttpError::Auth(AuthError::MissingToken))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(social_auth::bearer_token)
+        .ok_or(IngestHttpError::Auth(AuthError::Malformed))?;
     let claims = verifier.verify(token).map_err(IngestHttpError::Auth)?;
     if !claims.has_role(role) {
         return Err(IngestHttpError::Auth(AuthError::MissingRole(role.to_string())));
