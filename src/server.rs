@@ -74,7 +74,13 @@ impl System {
                 fluvio_bus(args.fluvio_endpoint.as_deref(), &args.fluvio).await?
             }
             Some(dir) => {
-                let config = DurableBusConfig::new(dir.clone());
+                // Retention keeps the input the operators (and the analytics feed, with ClickHouse) have not
+                // committed yet: an outage of Redis or ClickHouse stalls them, it must not cost them events.
+                let mut config = DurableBusConfig::new(dir.clone())
+                    .protecting(&TopologyConfig::default().consumer_group, INPUT_TOPIC);
+                if args.clickhouse_url.is_some() {
+                    config = config.protecting(analytics::GROUP, INPUT_TOPIC);
+                }
                 Arc::new(
                     DurableBus::open(config)
                         .await

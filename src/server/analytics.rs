@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::operators::DERIVED_TOPIC;
 
-const GROUP: &str = "analytics";
+pub(crate) const GROUP: &str = "analytics";
 /// How often the consumed offsets are committed. Each commit waits for the sink's flush, which recomputes every
 /// dirty minute from `raw_events` (the open minute is dirty again within a second): once a second, at 12,000
 /// events/s, that re-read most of ClickHouse's CPU. Every 5 s matches the sink's own recomputation interval; a

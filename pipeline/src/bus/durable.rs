@@ -16,11 +16,18 @@
 //!
 //! **Reopen.** [`DurableBus::open`] on the same directory restores every topic, the records (a torn tail left by a
 //! crash is cut, see [`super::wal`]) and the committed offsets.
+//!
+//! **Retention waits for protected consumers.** The consumers named in [`DurableBusConfig::protected`] (the
+//! operators and the analytics feed on the input topic) must see every record: retention never deletes a segment
+//! holding records at or after the lowest offset they committed, so a consumer stuck behind an outage (Redis or
+//! ClickHouse down) finds its input when it resumes. The disk is still bounded: once a partition holds
+//! `max_bytes_per_partition`, its appends fail with [`BusError::Backpressure`] (the ingest answers `503`, its
+//! clients retry) until the consumers catch up and retention frees space.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -53,6 +60,30 @@ pub struct DurableBusConfig {
     /// Appends that may wait per partition (each with its records); one more fails with `Backpressure`.
     #[serde(default = "default_max_pending_appends")]
     pub max_pending_appends: usize,
+    /// Consumer groups whose uncommitted records retention keeps, per topic.
+    #[serde(default)]
+    pub protected: Vec<ProtectedConsumer>,
+    /// Beyond this many bytes a partition refuses appends (`Backpressure`): the bound when retention cannot
+    /// delete because a protected consumer is behind.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes_per_partition: u64,
+}
+
+/// A consumer group that must read every record of `topic`: retention waits for its commits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedConsumer {
+    pub group: String,
+    pub topic: String,
+}
+
+impl ProtectedConsumer {
+    pub fn new(group: impl Into<String>, topic: impl Into<String>) -> Self {
+        ProtectedConsumer {
+            group: group.into(),
+            topic: topic.into(),
+        }
+    }
 }
 
 fn default_segment_bytes() -> u64 {
@@ -64,16 +95,31 @@ fn default_retention_bytes() -> u64 {
 fn default_max_pending_appends() -> usize {
     DEFAULT_MAX_PENDING_APPENDS
 }
+fn default_max_bytes() -> u64 {
+    DEFAULT_MAX_BYTES
+}
+
+/// Four times the default retention: room for a long outage of a consumer before ingest pushes back.
+pub const DEFAULT_MAX_BYTES: u64 = 4 * DEFAULT_RETENTION_BYTES;
 
 impl DurableBusConfig {
-    /// The defaults: 64 MiB segments, 1 GiB per partition, 1024 pending appends per partition.
+    /// The defaults: 64 MiB segments, 1 GiB per partition (4 GiB at most while a protected consumer is behind),
+    /// 1024 pending appends per partition, no protected consumer.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         DurableBusConfig {
             dir: dir.into(),
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             retention_bytes_per_partition: DEFAULT_RETENTION_BYTES,
             max_pending_appends: DEFAULT_MAX_PENDING_APPENDS,
+            protected: Vec::new(),
+            max_bytes_per_partition: DEFAULT_MAX_BYTES,
         }
+    }
+
+    /// Adds a consumer whose uncommitted records of `topic` retention keeps.
+    pub fn protecting(mut self, group: &str, topic: &str) -> Self {
+        self.protected.push(ProtectedConsumer::new(group, topic));
+        self
     }
 
     fn wal(&self) -> WalConfig {
@@ -99,6 +145,8 @@ struct PartitionRead {
 struct Partition {
     queue: mpsc::Sender<AppendRequest>,
     read: Arc<PartitionRead>,
+    /// The log's keep-from offset (see [`Wal::keep_from`]), updated on the commits of protected consumers.
+    keep_from: Arc<AtomicU64>,
 }
 
 pub struct DurableBus {
@@ -122,7 +170,8 @@ impl DurableBus {
         let lock = lock_dir(&config.dir)?;
         let dir = config.dir.clone();
         let wal_config = config.wal();
-        let (offsets, opened) = tokio::task::spawn_blocking(move || open_files(&dir, wal_config))
+        let protected = config.protected.clone();
+        let (offsets, opened) = tokio::task::spawn_blocking(move || open_files(&dir, wal_config, &protected))
             .await
             .map_err(|join| BusError::Io(io::Error::other(join)))??;
         let bus = DurableBus {
@@ -142,17 +191,30 @@ impl DurableBus {
 
     fn start_topic(&self, name: String, wals: Vec<Wal>) {
         let queue_len = self.config.max_pending_appends.max(1);
-        let partitions: Arc<[Partition]> = wals
-            .into_iter()
-            .map(|wal| {
+        let limits = WriterLimits {
+            max_group: queue_len,
+            max_bytes: self.config.max_bytes_per_partition,
+        };
+        let partitions: Arc<[Partition]> = (0u32..)
+            .zip(wals)
+            .map(|(index, wal)| {
                 let read = Arc::new(PartitionRead {
                     reader: wal.reader(),
                     appended: Notify::new(),
                 });
+                let keep_from = wal.keep_from();
+                keep_from.store(
+                    self::keep_from(&self.offsets, &self.config.protected, &name, index),
+                    Ordering::Release,
+                );
                 let (queue, requests) = mpsc::channel(queue_len);
                 self.writers
-                    .spawn(run_writer(wal, requests, Arc::clone(&read), queue_len));
-                Partition { queue, read }
+                    .spawn(run_writer(wal, requests, Arc::clone(&read), limits));
+                Partition {
+                    queue,
+                    read,
+                    keep_from,
+                }
             })
             .collect();
         self.topics
@@ -204,8 +266,23 @@ fn join_error(join: tokio::task::JoinError) -> BusError {
 /// A topic found on disk, with the logs of its partitions in order.
 type OpenedTopic = (String, Vec<Wal>);
 
+/// Where retention must keep records of `topic`'s `partition` from: the lowest offset the protected consumers
+/// of the topic committed (0 for one that has not committed yet), `u64::MAX` when none reads the topic.
+fn keep_from(offsets: &OffsetStore, protected: &[ProtectedConsumer], topic: &str, partition: u32) -> Offset {
+    protected
+        .iter()
+        .filter(|consumer| consumer.topic == topic)
+        .map(|consumer| offsets.committed(&consumer.group, topic, partition).unwrap_or(0))
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
 /// Reads the directory at open: offsets, then each complete topic with its partitions' logs. Blocking.
-fn open_files(dir: &Path, wal_config: WalConfig) -> Result<(OffsetStore, Vec<OpenedTopic>), BusError> {
+fn open_files(
+    dir: &Path,
+    wal_config: WalConfig,
+    protected: &[ProtectedConsumer],
+) -> Result<(OffsetStore, Vec<OpenedTopic>), BusError> {
     fs::create_dir_all(dir)?;
     let topics_dir = dir.join("topics");
     fsutil::create_dir_durable(&topics_dir, dir)?;
@@ -235,7 +312,10 @@ fn open_files(dir: &Path, wal_config: WalConfig) -> Result<(OffsetStore, Vec<Ope
                 BusError::Corrupt(format!("unreadable {}", topic_dir.join(TOPIC_META).display()))
             })?;
         let wals = (0..partitions)
-            .map(|partition| Wal::open(&topic_dir.join(partition.to_string()), wal_config))
+            .map(|partition| {
+                let keep = keep_from(&offsets, protected, &name, partition);
+                Wal::open_keeping(&topic_dir.join(partition.to_string()), wal_config, keep)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         topics.push((name, wals));
     }
@@ -259,16 +339,51 @@ fn create_topic_files(dir: &Path, spec: &TopicSpec, wal_config: WalConfig) -> Re
     Ok(wals)
 }
 
+#[derive(Debug, Clone, Copy)]
+struct WriterLimits {
+    /// Appends taken into one group commit.
+    max_group: usize,
+    /// Bytes on disk beyond which appends fail with `Backpressure`.
+    max_bytes: u64,
+}
+
 /// The writer of one partition: group commit until every queue sender is gone and the queue is empty.
 async fn run_writer(
     mut wal: Wal,
     mut requests: mpsc::Receiver<AppendRequest>,
     read: Arc<PartitionRead>,
-    max_group: usize,
+    limits: WriterLimits,
 ) {
-    let mut group = Vec::with_capacity(max_group);
-    while requests.recv_many(&mut group, max_group).await > 0 {
+    let mut group = Vec::with_capacity(limits.max_group);
+    while requests.recv_many(&mut group, limits.max_group).await > 0 {
         let batch = std::mem::take(&mut group);
+        if wal.bytes() >= limits.max_bytes {
+            // Retention runs after each write, so a full partition takes none until retention runs here: the
+            // protected consumers may have committed since.
+            let Ok(returned) = tokio::task::spawn_blocking(move || {
+                wal.apply_retention();
+                wal
+            })
+            .await
+            else {
+                tracing::error!("wal writer task failed; the partition takes no more appends");
+                return;
+            };
+            wal = returned;
+        }
+        // Still full: retention cannot free space while a protected consumer is behind. Refuse rather than grow.
+        if wal.bytes() >= limits.max_bytes {
+            metrics::counter!("bus_durable_full_refusals_total").increment(batch.len() as u64);
+            tracing::warn!(
+                bytes = wal.bytes(),
+                max_bytes = limits.max_bytes,
+                "durable bus partition full: a consumer is behind; appends refused until it catches up"
+            );
+            for request in batch {
+                let _ = request.reply.send(Err(BusError::Backpressure));
+            }
+            continue;
+        }
         let started = std::time::Instant::now();
         // File I/O and fsync block: run them off the async workers, moving the log in and back out.
         let written = tokio::task::spawn_blocking(move || {
@@ -428,7 +543,20 @@ impl Bus for DurableBus {
         next_offset: Offset,
     ) -> Result<(), BusError> {
         self.partition_read(topic, partition)?;
-        self.offsets.commit(group, topic, partition, next_offset).await
+        self.offsets.commit(group, topic, partition, next_offset).await?;
+        let protects = self
+            .config
+            .protected
+            .iter()
+            .any(|consumer| consumer.group == group && consumer.topic == topic);
+        if protects
+            && let Ok(partitions) = self.topic(topic)
+            && let Some(found) = partitions.get(partition as usize)
+        {
+            let keep = keep_from(&self.offsets, &self.config.protected, topic, partition);
+            found.keep_from.store(keep, Ordering::Release);
+        }
+        Ok(())
     }
 
     async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<Option<Offset>, BusError> {

@@ -19,7 +19,9 @@
 //! reader never sees a record that a crash could take back. A new segment is started before a record once the
 //! current one holds `segment_bytes` or more (a record is never split; the finished segment is fsynced first,
 //! the directory after creating the new file). After each sync, whole oldest segments are deleted while the
-//! partition holds more than `retention_bytes` (the segment being written is never deleted).
+//! partition holds more than `retention_bytes` (the segment being written is never deleted), except segments
+//! holding records at or after the *keep-from* offset (what a consumer has not read yet: see
+//! [`Wal::keep_from`]).
 //!
 //! # Failures
 //! If a write fails, everything appended since the last sync is cut off again (the file is truncated to the
@@ -47,6 +49,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use reader::WalReader;
@@ -127,11 +130,18 @@ pub struct Wal {
     published_next_offset: Offset,
     /// Set once the log cannot take appends any more (see the module docs).
     failure: Option<String>,
+    /// Retention keeps every segment holding a record at or after this offset (`u64::MAX`: none protected).
+    keep_from: Arc<AtomicU64>,
 }
 
 impl Wal {
     /// Opens the log in `dir` (created when missing, with segment 0), cutting a torn tail off the last segment.
     pub fn open(dir: &Path, config: WalConfig) -> Result<Wal, BusError> {
+        Self::open_keeping(dir, config, u64::MAX)
+    }
+
+    /// [`Wal::open`], with retention keeping every record at or after `keep_from` from the start.
+    pub fn open_keeping(dir: &Path, config: WalConfig, keep_from: Offset) -> Result<Wal, BusError> {
         let config = WalConfig {
             segment_bytes: config.segment_bytes.clamp(1, 1 << 32),
             ..config
@@ -205,9 +215,21 @@ impl Wal {
             next_offset: scan.next_offset,
             published_next_offset: scan.next_offset,
             failure: None,
+            keep_from: Arc::new(AtomicU64::new(keep_from)),
         };
         wal.apply_retention();
         Ok(wal)
+    }
+
+    /// The offset from which retention keeps every record, shared: the owner of the log lowers or raises it as
+    /// its consumers commit (records they have not read must not be deleted under them).
+    pub fn keep_from(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.keep_from)
+    }
+
+    /// Bytes the partition holds on disk (published segments).
+    pub fn bytes(&self) -> u64 {
+        lock(&self.view).segments.iter().map(|segment| segment.len).sum()
     }
 
     pub fn reader(&self) -> WalReader {
@@ -344,13 +366,18 @@ impl Wal {
         self.published_next_offset = self.next_offset;
     }
 
-    /// Deletes whole oldest segments while the partition holds more than the retention; never the active one.
-    fn apply_retention(&mut self) {
+    /// Deletes whole oldest segments while the partition holds more than the retention; never the active one,
+    /// nor one holding records at or after the keep-from offset. Runs after every sync; call it also after
+    /// raising the keep-from offset when no append is coming (a full partition refuses them). Blocking.
+    pub fn apply_retention(&mut self) {
+        let keep_from = self.keep_from.load(Ordering::Acquire);
         let doomed: Vec<PathBuf> = {
             let mut view = lock(&self.view);
             let mut total: u64 = view.segments.iter().map(|segment| segment.len).sum();
             let mut doomed = Vec::new();
-            while total > self.config.retention_bytes && view.segments.len() > 1 {
+            // The oldest segment's records end where the next one begins.
+            let consumed = |view: &View| view.segments.get(1).is_some_and(|next| next.base <= keep_from);
+            while total > self.config.retention_bytes && view.segments.len() > 1 && consumed(&view) {
                 let Some(oldest) = view.segments.pop_front() else {
                     break;
                 };
