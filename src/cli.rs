@@ -345,6 +345,7 @@ pub struct GenerateArgs {
     #[arg(long, env = "GENERATE_RATE", default_value_t = 0.0)]
     pub rate: f64,
     /// Event time of the first event (RFC 3339) or `now`. Defaults to a fixed instant, for reproducible output.
+    /// With `now` and a `--rate`, event time advances at that rate: it follows the clock.
     #[arg(long, env = "GENERATE_START_TIME")]
     pub start_time: Option<String>,
     /// Post to this ingest endpoint (e.g. http://127.0.0.1:8080/v1/events) instead of writing to stdout.

@@ -201,3 +201,26 @@ fn old_checkpoints_without_keys_restore_with_none() {
     engine.push(partition, event, &mut out);
     assert_eq!(engine.stats().duplicates, 0, "nothing remembered from before");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// With a cap small enough that keys are forgotten (so some copies count again), which copies are dropped
+    /// does not depend on the batching: the keys go when an admission passes the cap, oldest minutes first.
+    /// (The messages may differ: a copy that counts arrives behind the watermark in one batching and not in
+    /// another, and late events are applied as corrections.)
+    #[test]
+    fn what_the_cap_forgets_does_not_depend_on_batching(
+        seed in 0u64..1_000,
+        batches in (1usize..600, 1usize..600),
+        copies in prop::collection::vec((0usize..3_000, 0usize..2_000, any::<bool>()), 50..300),
+    ) {
+        // 5 events per second of event time: 3,000 events span 10 minutes, about 300 per minute.
+        let events = workload_at(seed, 3_000, 5.0);
+        let config = OperatorConfig { dedup_max_keys: 400, ..OperatorConfig::default() };
+        let (first, _) = run(&config, &with_copies(&events, batches.0, &copies), None);
+        let (second, _) = run(&config, &with_copies(&events, batches.1, &copies), None);
+        prop_assert_eq!(first.stats().duplicates, second.stats().duplicates);
+        prop_assert!(first.stats().duplicates < copies.len() as u64, "some keys were forgotten");
+    }
+}

@@ -17,6 +17,10 @@ pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     };
     if let Some(start) = &args.start_time {
         config.start_time = if start == "now" {
+            // Paced from now: event time follows the clock (the ingest refuses events dated far ahead).
+            if args.rate > 0.0 {
+                config.events_per_second = args.rate;
+            }
             Utc::now()
         } else {
             DateTime::parse_from_rfc3339(start)

@@ -64,7 +64,8 @@ pub struct DurableBusConfig {
     #[serde(default)]
     pub protected: Vec<ProtectedConsumer>,
     /// Beyond this many bytes a partition refuses appends (`Backpressure`): the bound when retention cannot
-    /// delete because a protected consumer is behind.
+    /// delete because a protected consumer is behind. Taken as at least the retention plus two segments (below
+    /// that, a partition whose records are all consumed could fill up for good).
     #[serde(default = "default_max_bytes")]
     pub max_bytes_per_partition: u64,
 }
@@ -191,9 +192,13 @@ impl DurableBus {
 
     fn start_topic(&self, name: String, wals: Vec<Wal>) {
         let queue_len = self.config.max_pending_appends.max(1);
+        let room = self
+            .config
+            .retention_bytes_per_partition
+            .saturating_add(self.config.segment_bytes.saturating_mul(2));
         let limits = WriterLimits {
             max_group: queue_len,
-            max_bytes: self.config.max_bytes_per_partition,
+            max_bytes: self.config.max_bytes_per_partition.max(room),
         };
         let partitions: Arc<[Partition]> = (0u32..)
             .zip(wals)

@@ -36,8 +36,8 @@ pub struct OperatorConfig {
     /// thread while the referral side runs on the caller's). The output is the same either way.
     pub threads: usize,
     /// At most this many input event keys are remembered to drop copies of an event (about 50 bytes each;
-    /// normally every event within the allowed lateness). Beyond it the oldest are forgotten first, counted by
-    /// `pipeline_dedup_evicted_keys_total`.
+    /// normally every event within the allowed lateness). Beyond it the oldest minutes are forgotten first (never
+    /// the minute being written), counted by `pipeline_dedup_evicted_keys_total`.
     pub dedup_max_keys: usize,
 }
 

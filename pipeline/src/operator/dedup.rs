@@ -5,17 +5,21 @@
 //! contract promises one effect per `(source, id)` whatever the route. So the engine remembers the key of every
 //! event it takes and drops a later one with the same key before it touches any state or emits anything.
 //!
-//! A copy is the same `(source, id)` at the same event time (what a retry writes). Keys are kept in one set per
-//! minute of event time, and a copy is looked up in its own minute's set only: the sets of the minutes being
-//! written are small and hot in the cache, where one set of every key would cost two cache misses per event
-//! (insert, and remove at expiry) once it outgrows the cache.
+//! A copy is the same `(source, id)` with an event time in the same minute (a retry carries the original event,
+//! time included). Keys are kept in one set per minute of event time, and a copy is looked up in its own
+//! minute's set only: the sets of the minutes being written are small and hot in the cache, where one set of
+//! every key would cost two cache misses per event (insert, and remove at expiry) once it outgrows the cache.
+//! A producer that re-stamps `time` on a retry across a minute boundary makes a new event.
 //!
 //! How long a key is remembered follows the watermark, not the wall clock: until the event would be too late
 //! (at or before `watermark - allowed_lateness_ms`). A copy arriving after that is too late for every aggregate
 //! anyway (it goes to the late-data side output and only updates reference state), so within the lateness no
 //! copy is ever counted twice. A minute's set goes once its last millisecond is too late, so a key may be kept
-//! up to a minute longer. Memory is bounded by `max_keys`: beyond it, the oldest minutes go first, counted by a
-//! metric (a copy of one of their events would then count again).
+//! up to a minute longer (a too-late copy arriving then is dropped as a copy rather than sent to the late-data
+//! side output). Memory is bounded by `max_keys`: when an admission goes beyond it, the oldest minutes go first,
+//! but never the minute being written (so one minute of events may exceed it), counted by a metric (a copy of
+//! one of their events would then count again). Evicting at admission, oldest first, decides the same whatever
+//! the batching: minutes that are already too late are the oldest and go first either way.
 //!
 //! Keys are 128-bit SipHash-1-3 values with fixed keys (stable across processes, versions and checkpoints):
 //! for non-adversarial ids the chance that two different events collide is about n²/2¹²⁹.
@@ -73,30 +77,37 @@ fn bucket_of(time: EventTimeMs) -> EventTimeMs {
 }
 
 impl EventDedup {
-    /// Remembers the event's key; `Duplicate` if it was remembered already.
-    pub fn admit(&mut self, source: &str, id: &str, time: EventTimeMs) -> Admission {
+    /// Remembers the event's key; `Duplicate` if it was remembered already. Beyond `max_keys`, forgets the
+    /// oldest minutes other than this event's.
+    pub fn admit(&mut self, source: &str, id: &str, time: EventTimeMs, max_keys: usize) -> Admission {
         let key = event_key(source, id);
-        if !self.buckets.entry(bucket_of(time)).or_default().insert(key) {
+        let bucket = bucket_of(time);
+        if !self.buckets.entry(bucket).or_default().insert(key) {
             return Admission::Duplicate;
         }
         self.len += 1;
-        Admission::New
-    }
-
-    /// Forgets the keys of events that are now too late (`time <= too_late_at`), then the oldest minutes while
-    /// more than `max_keys` are held. Deterministic: depends only on the keys held and the arguments.
-    pub fn expire(&mut self, too_late_at: EventTimeMs, max_keys: usize) {
-        while let Some(entry) = self.buckets.first_entry() {
-            let last_ms_of_bucket = entry.key().saturating_add(BUCKET_MS - 1);
-            let over_capacity = self.len > max_keys;
-            if last_ms_of_bucket > too_late_at && !over_capacity {
+        while self.len > max_keys {
+            let Some(entry) = self.buckets.first_entry() else {
+                break;
+            };
+            if *entry.key() == bucket {
                 break;
             }
             let keys = entry.remove();
             self.len -= keys.len();
-            if last_ms_of_bucket > too_late_at {
-                self.unpublished_evictions += keys.len() as u64;
+            self.unpublished_evictions += keys.len() as u64;
+        }
+        Admission::New
+    }
+
+    /// Forgets the keys of events that are now too late (`time <= too_late_at`).
+    pub fn expire(&mut self, too_late_at: EventTimeMs) {
+        while let Some(entry) = self.buckets.first_entry() {
+            if entry.key().saturating_add(BUCKET_MS - 1) > too_late_at {
+                break;
             }
+            let keys = entry.remove();
+            self.len -= keys.len();
         }
     }
 
@@ -173,15 +184,15 @@ mod tests {
     #[test]
     fn a_copy_is_dropped_until_it_would_be_too_late() {
         let mut dedup = EventDedup::default();
-        assert_eq!(dedup.admit("svc", "e1", 10_000), Admission::New);
-        assert_eq!(dedup.admit("svc", "e1", 10_000), Admission::Duplicate);
-        assert_eq!(dedup.admit("other", "e1", 10_000), Admission::New);
+        assert_eq!(dedup.admit("svc", "e1", 10_000, usize::MAX), Admission::New);
+        assert_eq!(dedup.admit("svc", "e1", 10_000, usize::MAX), Admission::Duplicate);
+        assert_eq!(dedup.admit("other", "e1", 10_000, usize::MAX), Admission::New);
         // Same minute, another millisecond: still a copy. (Another minute is taken as another event.)
-        assert_eq!(dedup.admit("svc", "e1", 59_999), Admission::Duplicate);
+        assert_eq!(dedup.admit("svc", "e1", 59_999, usize::MAX), Admission::Duplicate);
         // Its bucket is [0, 60 s): kept while any of it can still be late.
-        dedup.expire(59_998, usize::MAX);
-        assert_eq!(dedup.admit("svc", "e1", 10_000), Admission::Duplicate);
-        dedup.expire(59_999, usize::MAX);
+        dedup.expire(59_998);
+        assert_eq!(dedup.admit("svc", "e1", 10_000, usize::MAX), Admission::Duplicate);
+        dedup.expire(59_999);
         assert!(dedup.is_empty());
         assert_eq!(dedup.take_evictions(), 0);
     }
@@ -193,26 +204,39 @@ mod tests {
     }
 
     #[test]
-    fn capacity_forgets_the_oldest_buckets_and_counts_them() {
+    fn capacity_forgets_the_oldest_minutes_but_never_the_one_being_written() {
         let mut dedup = EventDedup::default();
         for i in 0..10 {
-            dedup.admit("svc", &format!("old-{i}"), 1_000);
+            dedup.admit("svc", &format!("old-{i}"), 1_000, 12);
         }
         for i in 0..5 {
-            dedup.admit("svc", &format!("new-{i}"), 3 * MINUTE_MS);
+            dedup.admit("svc", &format!("mid-{i}"), 2 * MINUTE_MS, 12);
         }
-        dedup.expire(0, 12);
+        // The 13th key went beyond 12: the oldest minute (10 keys) went.
         assert_eq!(dedup.len(), 5);
         assert_eq!(dedup.take_evictions(), 10);
-        assert_eq!(dedup.admit("svc", "old-1", 1_000), Admission::New);
-        assert_eq!(dedup.admit("svc", "new-1", 3 * MINUTE_MS), Admission::Duplicate);
+        assert_eq!(
+            dedup.admit("svc", "mid-1", 2 * MINUTE_MS, 12),
+            Admission::Duplicate
+        );
+        // One minute alone beyond the cap: the others go, it stays whole.
+        for i in 0..20 {
+            dedup.admit("svc", &format!("new-{i}"), 3 * MINUTE_MS, 12);
+        }
+        assert_eq!(dedup.len(), 20);
+        assert_eq!(dedup.take_evictions(), 5);
+        assert_eq!(
+            dedup.admit("svc", "new-0", 3 * MINUTE_MS, 12),
+            Admission::Duplicate
+        );
+        assert_eq!(dedup.admit("svc", "old-1", 1_000, 12), Admission::New);
     }
 
     #[test]
     fn checkpoint_form_round_trips_and_rejects_garbage() {
         let mut dedup = EventDedup::default();
         for i in 0..100 {
-            dedup.admit("svc", &format!("e-{i}"), i * 7_000 - 50_000);
+            dedup.admit("svc", &format!("e-{i}"), i * 7_000 - 50_000, usize::MAX);
         }
         let json = serde_json::to_string(&dedup).unwrap();
         let back: EventDedup = serde_json::from_str(&json).unwrap();
@@ -220,7 +244,7 @@ mod tests {
         assert_eq!(back.len(), 100);
         let mut back = back;
         assert_eq!(
-            back.admit("svc", "e-42", 42 * 7_000 - 50_000),
+            back.admit("svc", "e-42", 42 * 7_000 - 50_000, usize::MAX),
             Admission::Duplicate
         );
         assert!(serde_json::from_str::<EventDedup>(r#"[{"start":0,"keys":"x!z"}]"#).is_err());

@@ -136,7 +136,8 @@ impl Engine {
     /// Feeds one event read from `partition`. Call [`Engine::advance`] after a batch.
     pub fn push(&mut self, partition: u32, event: Event, out: &mut Emitter) {
         let t = event.time.timestamp_millis();
-        if self.dedup.admit(&event.source, &event.id, t) == Admission::Duplicate {
+        let max_keys = self.graph.config().dedup_max_keys;
+        if self.dedup.admit(&event.source, &event.id, t, max_keys) == Admission::Duplicate {
             self.stats.duplicates += 1;
             metrics::counter!(DUPLICATE_EVENTS).increment(1);
             return;
@@ -252,7 +253,7 @@ impl Engine {
         self.released = self.released.max(watermark);
         let config = self.graph.config();
         let too_late_at = self.released.saturating_sub(config.allowed_lateness_ms);
-        self.dedup.expire(too_late_at, config.dedup_max_keys);
+        self.dedup.expire(too_late_at);
     }
 
     /// Whether `tick` falls in a quiet spell: more than [`QUIET_TICK_SPAN_MS`] after the last event released.
