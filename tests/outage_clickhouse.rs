@@ -9,10 +9,42 @@ use std::time::{Duration, Instant};
 use common::backends::*;
 use common::services::{PrivateClickHouse, available};
 use common::*;
-use social_pipeline::generate::{Generator, GeneratorConfig};
 
 const PART: usize = 15_000;
 const OUTAGE: Duration = Duration::from_secs(30);
+
+/// A private ClickHouse, a fresh database on it and a data directory: what a `pipeline` writing to it needs.
+struct Setup {
+    clickhouse: PrivateClickHouse,
+    database: Database,
+    data_dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn start() -> Self {
+        let clickhouse = PrivateClickHouse::start();
+        let database = Database::unique(&clickhouse.url());
+        let data_dir = tempfile::tempdir().unwrap();
+        Setup {
+            clickhouse,
+            database,
+            data_dir,
+        }
+    }
+
+    /// A `pipeline` on the data directory, writing to the database.
+    fn pipeline(&self) -> BinaryServer {
+        BinaryServer::start(&[
+            "pipeline",
+            "--data-dir",
+            self.data_dir.path().to_str().unwrap(),
+            "--clickhouse-url",
+            &self.database.url,
+            "--clickhouse-database",
+            &self.database.name,
+        ])
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thirty_second_clickhouse_outage_loses_nothing() {
@@ -22,39 +54,24 @@ async fn a_thirty_second_clickhouse_outage_loses_nothing() {
     ) {
         return;
     }
-    let mut clickhouse = PrivateClickHouse::start();
-    let database = Database::unique(&clickhouse.url());
-    let data_dir = tempfile::tempdir().unwrap();
-    let pipeline = BinaryServer::start(&[
-        "pipeline",
-        "--data-dir",
-        data_dir.path().to_str().unwrap(),
-        "--clickhouse-url",
-        &database.url,
-        "--clickhouse-database",
-        &database.name,
-    ]);
-    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
-        seed: 23,
-        ..GeneratorConfig::default()
-    })
-    .take(3 * PART)
-    .map(|e| e.json)
-    .collect();
+    let mut setup = Setup::start();
+    let pipeline = setup.pipeline();
+    let events = generated_events(23, 3 * PART);
     wait_for_readiness(&pipeline, 200, Duration::from_secs(60)).await;
     post_events(&pipeline, &events[..PART]).await;
 
-    clickhouse.stop();
+    setup.clickhouse.stop();
     let stopped = Instant::now();
     post_events(&pipeline, &events[PART..2 * PART]).await;
     let noticed = wait_for_readiness(&pipeline, 503, OUTAGE).await;
     tokio::time::sleep(OUTAGE.saturating_sub(stopped.elapsed())).await;
-    clickhouse.restart();
+    setup.clickhouse.restart();
     let outage = stopped.elapsed();
     let back = wait_for_readiness(&pipeline, 200, Duration::from_secs(60)).await;
 
     post_events(&pipeline, &events[2 * PART..]).await;
-    database
+    setup
+        .database
         .wait_for_exact_aggregates((3 * PART) as u64, Duration::from_secs(180))
         .await;
     println!(
@@ -77,29 +94,12 @@ async fn shutdown_while_clickhouse_is_down_exits_and_loses_nothing() {
     ) {
         return;
     }
-    let mut clickhouse = PrivateClickHouse::start();
-    let database = Database::unique(&clickhouse.url());
-    let data_dir = tempfile::tempdir().unwrap();
-    let args = [
-        "pipeline",
-        "--data-dir",
-        data_dir.path().to_str().unwrap(),
-        "--clickhouse-url",
-        &database.url,
-        "--clickhouse-database",
-        &database.name,
-    ];
-    let mut pipeline = BinaryServer::start(&args);
-    let events: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
-        seed: 29,
-        ..GeneratorConfig::default()
-    })
-    .take(2 * PART)
-    .map(|e| e.json)
-    .collect();
+    let mut setup = Setup::start();
+    let mut pipeline = setup.pipeline();
+    let events = generated_events(29, 2 * PART);
     wait_for_readiness(&pipeline, 200, Duration::from_secs(60)).await;
     post_events(&pipeline, &events[..PART]).await;
-    clickhouse.stop();
+    setup.clickhouse.stop();
     post_events(&pipeline, &events[PART..]).await;
     wait_for_readiness(&pipeline, 503, OUTAGE).await;
 
@@ -110,10 +110,11 @@ async fn shutdown_while_clickhouse_is_down_exits_and_loses_nothing() {
         "the pipeline still ran 60 s after SIGTERM with ClickHouse down"
     );
 
-    clickhouse.restart();
-    let pipeline = BinaryServer::start(&args);
+    setup.clickhouse.restart();
+    let pipeline = setup.pipeline();
     wait_for_readiness(&pipeline, 200, Duration::from_secs(60)).await;
-    database
+    setup
+        .database
         .wait_for_exact_aggregates((2 * PART) as u64, Duration::from_secs(180))
         .await;
     println!(

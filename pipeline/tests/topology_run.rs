@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use social_pipeline::bus::memory::{MemoryBus, MemoryBusConfig};
 use social_pipeline::bus::partition::partition_for_key;
-use social_pipeline::bus::{Bus, INPUT_TOPIC, Record, TopicSpec};
+use social_pipeline::bus::{Bus, DEAD_LETTER_TOPIC, INPUT_TOPIC, Record, TopicSpec};
 use social_pipeline::generate::{Generator, GeneratorConfig};
 use social_pipeline::operator::Output;
 use social_pipeline::topology::{Topology, TopologyConfig};
@@ -39,6 +39,16 @@ async fn input_bus() -> Arc<MemoryBus> {
     .await
     .expect("topic");
     bus
+}
+
+/// The one record of the dead-letter topic, as JSON.
+async fn the_dead_letter(bus: &MemoryBus) -> serde_json::Value {
+    let letters = bus
+        .fetch(DEAD_LETTER_TOPIC, 0, 0, 10, Duration::ZERO)
+        .await
+        .expect("fetch");
+    assert_eq!(letters.len(), 1, "one dead letter");
+    serde_json::from_slice(&letters[0].value).expect("json")
 }
 
 /// Runs a topology until offsets up to `total` records are committed, then shuts it down; returns what it sent.
@@ -117,7 +127,6 @@ async fn run_checkpoints_on_shutdown_and_resumes_without_resending() {
 /// after reading it and its round is taken again from the round log.
 #[tokio::test]
 async fn invalid_input_records_are_dead_lettered_once() {
-    use social_pipeline::bus::DEAD_LETTER_TOPIC;
     use social_pipeline::operator::Emitter;
     let dir = tempfile::tempdir().expect("tempdir");
     let bus = input_bus().await;
@@ -151,12 +160,7 @@ async fn invalid_input_records_are_dead_lettered_once() {
     // The restarted process replays those rounds, then runs on.
     run_until(bus.clone(), dir.path(), 201).await;
 
-    let letters = bus
-        .fetch(DEAD_LETTER_TOPIC, 0, 0, 10, Duration::ZERO)
-        .await
-        .expect("fetch");
-    assert_eq!(letters.len(), 1, "one dead letter");
-    let letter: serde_json::Value = serde_json::from_slice(&letters[0].value).expect("json");
+    let letter = the_dead_letter(&bus).await;
     assert_eq!(letter["reason"]["code"], "malformed_json", "{letter}");
     assert_eq!(letter["input"]["partition"], 1);
     assert_eq!(letter["input"]["offset"], offset);
@@ -236,7 +240,6 @@ async fn copies_written_straight_to_the_input_topic_count_once() {
 /// (`timestamp_in_future`) instead of carrying the watermark years ahead; the records around it count.
 #[tokio::test]
 async fn a_record_dated_far_ahead_of_its_timestamp_is_dead_lettered() {
-    use social_pipeline::bus::DEAD_LETTER_TOPIC;
     let dir = tempfile::tempdir().expect("tempdir");
     let bus = input_bus().await;
     let mut generator = Generator::new(GeneratorConfig::with_seed(13));
@@ -254,12 +257,7 @@ async fn a_record_dated_far_ahead_of_its_timestamp_is_dead_lettered() {
     append(&bus, &mut generator, 100).await;
 
     let outputs = run_until(bus.clone(), dir.path(), 201).await;
-    let letters = bus
-        .fetch(DEAD_LETTER_TOPIC, 0, 0, 10, Duration::ZERO)
-        .await
-        .expect("fetch");
-    assert_eq!(letters.len(), 1, "one dead letter");
-    let letter: serde_json::Value = serde_json::from_slice(&letters[0].value).expect("json");
+    let letter = the_dead_letter(&bus).await;
     assert_eq!(letter["reason"]["code"], "timestamp_in_future", "{letter}");
     assert_eq!(letter["input"]["offset"], offset);
     assert!(

@@ -104,37 +104,23 @@ pub async fn feed_delivery_latency(
     }
 }
 
-/// Retries the migrations until they succeed (`true`) or `shutdown` (`false`).
-async fn migrate(sink: &ClickHouseSink, healthy: Option<&AtomicBool>, shutdown: &CancellationToken) -> bool {
+/// Runs `attempt` until it succeeds (`Some`) or `shutdown` (`None`), with backoff from 200 ms to 5 s, marking
+/// `healthy` false after each failure (not ready meanwhile).
+async fn retry_until_shutdown<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    healthy: Option<&AtomicBool>,
+    shutdown: &CancellationToken,
+    mut attempt: impl FnMut() -> F,
+) -> Option<T> {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match sink.migrate().await {
-            Ok(_) => return true,
+        match attempt().await {
+            Ok(done) => return Some(done),
             Err(error) => {
                 if let Some(healthy) = healthy {
                     healthy.store(false, Ordering::SeqCst);
                 }
-                tracing::warn!(%error, "ClickHouse migrations failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return false,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-/// Opens the feed's read positions, retrying (not ready meanwhile) until it succeeds or `shutdown` (`None`): a
-/// bus that does not answer at start must not leave the feed stopped for the life of the process.
-async fn open_cursors(bus: &dyn Bus, healthy: &AtomicBool, shutdown: &CancellationToken) -> Option<Cursors> {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match Cursors::open(bus).await {
-            Ok(cursors) => return Some(cursors),
-            Err(error) => {
-                healthy.store(false, Ordering::SeqCst);
-                tracing::warn!(%error, "analytics feed could not read its positions on the bus; retrying");
+                tracing::warn!(%error, "{what} failed; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return None,
                     _ = tokio::time::sleep(backoff) => {}
@@ -143,6 +129,20 @@ async fn open_cursors(bus: &dyn Bus, healthy: &AtomicBool, shutdown: &Cancellati
             }
         }
     }
+}
+
+/// Retries the migrations until they succeed (`true`) or `shutdown` (`false`).
+async fn migrate(sink: &ClickHouseSink, healthy: Option<&AtomicBool>, shutdown: &CancellationToken) -> bool {
+    retry_until_shutdown("ClickHouse migrations", healthy, shutdown, || sink.migrate())
+        .await
+        .is_some()
+}
+
+/// Opens the feed's read positions, retrying (not ready meanwhile) until it succeeds or `shutdown` (`None`): a
+/// bus that does not answer at start must not leave the feed stopped for the life of the process.
+async fn open_cursors(bus: &dyn Bus, healthy: &AtomicBool, shutdown: &CancellationToken) -> Option<Cursors> {
+    let what = "reading the analytics feed's positions on the bus";
+    retry_until_shutdown(what, Some(healthy), shutdown, || Cursors::open(bus)).await
 }
 
 async fn probe_health(sink: Arc<ClickHouseSink>, healthy: Arc<AtomicBool>, shutdown: CancellationToken) {

@@ -160,10 +160,14 @@ impl BinaryServer {
         self.child.wait().unwrap();
     }
 
-    pub fn terminate(&mut self) {
+    fn sigterm(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+    }
+
+    pub fn terminate(&mut self) {
+        self.sigterm();
         self.child.wait().unwrap();
     }
 
@@ -171,9 +175,7 @@ impl BinaryServer {
     /// still running (it is then killed).
     pub fn terminate_within(&mut self, limit: std::time::Duration) -> Option<std::time::Duration> {
         let started = std::time::Instant::now();
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        self.sigterm();
         while started.elapsed() < limit {
             if self.child.try_wait().unwrap().is_some() {
                 return Some(started.elapsed());

@@ -98,29 +98,28 @@ async fn leaderboard(
     State(shared): State<Arc<Shared>>,
     board: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Ok(Path(board)) = board else {
-        return DeliveryError::InvalidTopic.into_response();
-    };
-    rendered(
-        &shared,
-        &format!("leaderboard.{board}"),
-        render::Kind::Leaderboard,
-    )
-    .await
+    rendered(&shared, "leaderboard", board, render::Kind::Leaderboard).await
 }
 
 async fn trending(
     State(shared): State<Arc<Shared>>,
     window: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Ok(Path(window)) = window else {
-        return DeliveryError::InvalidTopic.into_response();
-    };
-    rendered(&shared, &format!("trending.{window}"), render::Kind::Trending).await
+    rendered(&shared, "trending", window, render::Kind::Trending).await
 }
 
-async fn rendered(shared: &Shared, topic: &str, kind: render::Kind) -> Response {
-    let Ok(topic) = Topic::parse(topic) else {
+/// The page of topic `{prefix}.{name}`. A name that does not decode gets the JSON error, not axum's plain-text
+/// rejection.
+async fn rendered(
+    shared: &Shared,
+    prefix: &str,
+    name: Result<Path<String>, PathRejection>,
+    kind: render::Kind,
+) -> Response {
+    let Ok(Path(name)) = name else {
+        return DeliveryError::InvalidTopic.into_response();
+    };
+    let Ok(topic) = Topic::parse(&format!("{prefix}.{name}")) else {
         return DeliveryError::InvalidTopic.into_response();
     };
     let state: Option<Value> = shared.snapshots.snapshot(topic.name()).await;

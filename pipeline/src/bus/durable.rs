@@ -209,7 +209,7 @@ impl DurableBus {
                 });
                 let keep_from = wal.keep_from();
                 keep_from.store(
-                    self::keep_from(&self.offsets, &self.config.protected, &name, index),
+                    protected_from(&self.offsets, &self.config.protected, &name, index),
                     Ordering::Release,
                 );
                 let (queue, requests) = mpsc::channel(queue_len);
@@ -273,7 +273,12 @@ type OpenedTopic = (String, Vec<Wal>);
 
 /// Where retention must keep records of `topic`'s `partition` from: the lowest offset the protected consumers
 /// of the topic committed (0 for one that has not committed yet), `u64::MAX` when none reads the topic.
-fn keep_from(offsets: &OffsetStore, protected: &[ProtectedConsumer], topic: &str, partition: u32) -> Offset {
+fn protected_from(
+    offsets: &OffsetStore,
+    protected: &[ProtectedConsumer],
+    topic: &str,
+    partition: u32,
+) -> Offset {
     protected
         .iter()
         .filter(|consumer| consumer.topic == topic)
@@ -318,7 +323,7 @@ fn open_files(
             })?;
         let wals = (0..partitions)
             .map(|partition| {
-                let keep = keep_from(&offsets, protected, &name, partition);
+                let keep = protected_from(&offsets, protected, &name, partition);
                 Wal::open_keeping(&topic_dir.join(partition.to_string()), wal_config, keep)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -558,7 +563,7 @@ impl Bus for DurableBus {
             && let Ok(partitions) = self.topic(topic)
             && let Some(found) = partitions.get(partition as usize)
         {
-            let keep = keep_from(&self.offsets, &self.config.protected, topic, partition);
+            let keep = protected_from(&self.offsets, &self.config.protected, topic, partition);
             found.keep_from.store(keep, Ordering::Release);
         }
         Ok(())

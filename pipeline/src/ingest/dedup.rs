@@ -45,9 +45,9 @@ pub struct Dedup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
     accepted_ms: i64,
-    /// Appends of the event in flight; 0 once one succeeded (`confirmed`).
+    /// Appends of the event in flight; 0 once one succeeded (confirmed: later copies are duplicates). An entry
+    /// whose appends all failed is removed, so a remembered key with 0 in flight is always a confirmed one.
     in_flight: u32,
-    confirmed: bool,
 }
 
 #[derive(Default)]
@@ -90,7 +90,7 @@ impl Dedup {
                     return false;
                 }
                 match inner.seen.get_mut(key) {
-                    Some(seen) if seen.confirmed => false,
+                    Some(seen) if seen.in_flight == 0 => false,
                     Some(seen) => {
                         seen.in_flight = seen.in_flight.saturating_add(1);
                         true
@@ -99,7 +99,6 @@ impl Dedup {
                         let seen = Seen {
                             accepted_ms: now_ms,
                             in_flight: 1,
-                            confirmed: false,
                         };
                         inner.seen.insert(*key, seen);
                         inner.order.push_back((*key, now_ms));
@@ -116,7 +115,6 @@ impl Dedup {
             for key in keys {
                 if let Some(seen) = inner.seen.get_mut(key) {
                     seen.in_flight = 0;
-                    seen.confirmed = true;
                 }
             }
         }
@@ -127,9 +125,12 @@ impl Dedup {
     pub fn release(&self, keys: &[u128]) {
         if let Ok(mut inner) = self.inner.lock() {
             for key in keys {
-                if let Some(seen) = inner.seen.get_mut(key) {
-                    seen.in_flight = seen.in_flight.saturating_sub(1);
-                    if seen.in_flight == 0 && !seen.confirmed {
+                // Confirmed (0 in flight): another append of it succeeded; it stays.
+                if let Some(seen) = inner.seen.get_mut(key)
+                    && seen.in_flight > 0
+                {
+                    seen.in_flight -= 1;
+                    if seen.in_flight == 0 {
                         inner.seen.remove(key);
                     }
                 }
@@ -203,7 +204,6 @@ impl Dedup {
                             slot.insert(Seen {
                                 accepted_ms,
                                 in_flight: 0,
-                                confirmed: true,
                             });
                             inner.order.push_back((key, accepted_ms));
                         }
