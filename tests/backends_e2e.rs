@@ -88,7 +88,8 @@ async fn two_hundred_thousand_events_through_every_backend() {
     }
     first_task.abort();
     let _ = first_task.await;
-    let last = first.lock().unwrap().last().unwrap().clone();
+    let before: Vec<Received> = first.lock().unwrap().clone();
+    let last = before.last().unwrap().clone();
 
     // Missed while disconnected, then resumed on node 2.
     post_events(&pipeline, &events[RESUME_AT..]).await;
@@ -106,7 +107,7 @@ async fn two_hundred_thousand_events_through_every_backend() {
 
     let reference: Vec<Received> = reference.lock().unwrap().clone();
     let resumed: Vec<Received> = resumed.lock().unwrap().clone();
-    assert_resumed_exactly(&reference, &last, &resumed);
+    assert_resumed_exactly(&reference, &before, &resumed);
 
     // Redis: the operators' state, exactly.
     wait_for_redis_state(&redis, &prefix, &expected_state, Duration::from_secs(120)).await;

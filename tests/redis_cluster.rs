@@ -119,7 +119,8 @@ async fn a_deployment_on_a_redis_cluster() {
     }
     first_task.abort();
     let _ = first_task.await;
-    let last = first.lock().unwrap().last().unwrap().clone();
+    let before: Vec<Received> = first.lock().unwrap().clone();
+    let last = before.last().unwrap().clone();
 
     post_events(&pipeline, &events[RESUME_AT..]).await;
     wait_until_quiet(&reference, Duration::from_secs(5)).await;
@@ -134,7 +135,7 @@ async fn a_deployment_on_a_redis_cluster() {
     reference_task.abort();
     let reference: Vec<Received> = reference.lock().unwrap().clone();
     let resumed: Vec<Received> = resumed.lock().unwrap().clone();
-    assert_resumed_exactly(&reference, &last, &resumed);
+    assert_resumed_exactly(&reference, &before, &resumed);
 
     // The live state, exactly, over the union of the nodes; each node holds a part of it.
     let node_urls = cluster.node_urls();

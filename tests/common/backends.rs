@@ -553,19 +553,24 @@ pub async fn assert_delivered_exactly_once(received: &[Received], data_dir: &std
     );
 }
 
-/// A client that resumed with `last`'s token got, per topic and in order, exactly the messages `reference` (a
-/// client connected throughout) received after `last`, and nothing else.
-pub fn assert_resumed_exactly(reference: &[Received], last: &Received, resumed: &[Received]) {
+/// A client that received `before` (its last message's token is the resume token) and then resumed got, per
+/// topic and in order, exactly the messages `reference` (a client connected throughout) received on that topic
+/// after the last one `before` holds of it, and nothing else. Per topic, not by the reference's order across
+/// topics: two nodes may interleave topics differently (each topic is its own stream), so a message the
+/// reference got after `before`'s last one may still be one `before` had.
+pub fn assert_resumed_exactly(reference: &[Received], before: &[Received], resumed: &[Received]) {
     assert!(
         resumed.iter().all(|r| r.kind == "EVENT"),
         "no reset expected: {:?}",
         resumed.iter().find(|r| r.kind != "EVENT")
     );
+    let last = before
+        .last()
+        .expect("the client received something before it left");
     let position = reference
         .iter()
         .position(|r| r.id == last.id)
         .expect("the reference saw the last message");
-    // Per topic, in order: a replay sends each topic's missed messages in order (topics are independent streams).
     let by_topic = |messages: &[Received]| {
         let mut topics: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for m in messages {
@@ -573,7 +578,23 @@ pub fn assert_resumed_exactly(reference: &[Received], last: &Received, resumed: 
         }
         topics
     };
-    let missed = by_topic(&reference[position + 1..]);
+    let seen = by_topic(before);
+    // A topic the client had nothing of: what the reference got after the client's last message.
+    let mut missed = by_topic(&reference[position + 1..]);
+    for (topic, ids) in by_topic(reference) {
+        if let Some(last_seen) = seen.get(&topic).and_then(|ids| ids.last()) {
+            let after = ids
+                .iter()
+                .position(|id| id == last_seen)
+                .expect("the reference saw it");
+            let rest = ids[after + 1..].to_vec();
+            if rest.is_empty() {
+                missed.remove(&topic);
+            } else {
+                missed.insert(topic, rest);
+            }
+        }
+    }
     let got = by_topic(resumed);
     assert!(!missed.is_empty(), "nothing was published while disconnected");
     for (topic, ids) in &missed {
