@@ -143,7 +143,14 @@ fn events(acts: &[Activity]) -> Vec<Event> {
             }
             .into(),
             4 | 5 => {
-                // A share and, 1 to 3 minutes later, an engagement on it.
+                // A share (one in five for friends only, one in five private) and, 1 to 3 minutes later, an
+                // engagement on it.
+                let visibility = match n % 5 {
+                    0 => Some(ShareVisibility::Friends),
+                    1 => Some(ShareVisibility::Private),
+                    2 => Some(ShareVisibility::Public),
+                    _ => None,
+                };
                 let share = ShareCreated {
                     share_id: format!("s{n}"),
                     user_id: user,
@@ -151,7 +158,10 @@ fn events(acts: &[Activity]) -> Vec<Event> {
                     content_id: format!("content{}", act.b),
                     platform: Platform::Facebook,
                     share_format: None,
-                    metadata: None,
+                    metadata: visibility.map(|visibility| ShareMetadata {
+                        visibility: Some(visibility),
+                        ..ShareMetadata::default()
+                    }),
                     timestamp: None,
                 };
                 events.push(event(&id, t, share));
@@ -510,7 +520,14 @@ fn check_against_oracle(
     let applied: Vec<(String, u32)> = applied.into_values().map(|(u, n)| (u, n as u32)).collect();
     prop_assert_eq!(applied, expected);
 
-    // Trending: every published count equals the oracle's count of public shares and engagements in the window.
+    // Trending: every published count equals the oracle's count of public shares and engagements in the window:
+    // neither a hidden user's nor a share for friends only or a private one counts.
+    let restricted = |p: &ShareCreated| {
+        p.metadata
+            .as_ref()
+            .and_then(|m| m.visibility)
+            .is_some_and(|v| v != ShareVisibility::Public)
+    };
     let sharer: BTreeMap<&str, (&str, &str)> = events
         .iter()
         .filter_map(|e| match &e.payload {
@@ -520,12 +537,21 @@ fn check_against_oracle(
             _ => None,
         })
         .collect();
+    let restricted_shares: BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::ShareCreated(p) if restricted(p) => Some(p.share_id.as_str()),
+            _ => None,
+        })
+        .collect();
     let trending_events: Vec<(i64, &str)> = events
         .iter()
         .filter_map(|e| {
             let (user, content) = match &e.payload {
-                Payload::ShareCreated(p) => (p.user_id.as_str(), p.content_id.as_str()),
-                Payload::ShareEngaged(p) => *sharer.get(p.share_id.as_str())?,
+                Payload::ShareCreated(p) if !restricted(p) => (p.user_id.as_str(), p.content_id.as_str()),
+                Payload::ShareEngaged(p) if !restricted_shares.contains(p.share_id.as_str()) => {
+                    *sharer.get(p.share_id.as_str())?
+                }
                 _ => return None,
             };
             (user != HIDDEN).then_some((e.time.timestamp_millis(), content))

@@ -5,7 +5,7 @@
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use social_schemas::{ContentType, PrivacySettings};
+use social_schemas::{ContentType, PrivacySettings, ShareMetadata, ShareVisibility};
 
 use crate::window::key::Key;
 
@@ -20,6 +20,19 @@ pub struct ShareInfo {
     pub sharer: Key,
     pub content_id: Key,
     pub content_type: ContentType,
+    /// Shared with friends only or privately (`metadata.visibility`): neither the share nor engagements on it
+    /// count on a public topic. Only written when set, which keeps checkpoints of public shares as they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restricted: bool,
+}
+
+impl ShareInfo {
+    /// Whether a share with this `metadata.visibility` has a restricted audience (no visibility: public).
+    pub fn is_restricted(metadata: Option<&ShareMetadata>) -> bool {
+        metadata
+            .and_then(|m| m.visibility)
+            .is_some_and(|v| v != ShareVisibility::Public)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

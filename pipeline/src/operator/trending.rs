@@ -5,7 +5,8 @@
 //! Rankings are recomputed once per step of each window (see `fire`), with exact counts over the covered interval.
 //!
 //! Ranking: count in the window (descending), then decayed score (descending), then content id. Shares by users
-//! hidden by their privacy settings, and engagements on them, are not counted.
+//! hidden by their privacy settings, shares with `metadata.visibility` `friends` or `private`, and engagements on
+//! either, are not counted.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};

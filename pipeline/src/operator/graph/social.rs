@@ -71,7 +71,9 @@ impl SocialSide {
         self.update_directory(event, out);
         let dir = &self.directory;
         match &event.payload {
-            Payload::ShareCreated(p) if dir.is_public(&p.user_id) => {
+            Payload::ShareCreated(p)
+                if dir.is_public(&p.user_id) && !ShareInfo::is_restricted(p.metadata.as_ref()) =>
+            {
                 self.processed.add(OperatorKind::Trending);
                 self.trending
                     .add(&config.trending, &p.content_id, p.content_type, t, SHARE_WEIGHT);
@@ -83,7 +85,7 @@ impl SocialSide {
                 self.processed.add(OperatorKind::Engagement);
                 self.engagement
                     .add(t, &p.share_id, content, sharer, p.engagement_type);
-                if let Some(share) = share.filter(|s| dir.is_public(s.sharer.as_str())) {
+                if let Some(share) = share.filter(|s| !s.restricted && dir.is_public(s.sharer.as_str())) {
                     self.processed.add(OperatorKind::Trending);
                     self.trending.add(
                         &config.trending,
@@ -117,6 +119,7 @@ impl SocialSide {
                     sharer: Key::new(&p.user_id),
                     content_id: Key::new(&p.content_id),
                     content_type: p.content_type,
+                    restricted: ShareInfo::is_restricted(p.metadata.as_ref()),
                 };
                 dir.shares.insert(Key::new(&p.share_id), info);
             }
