@@ -74,12 +74,15 @@ impl System {
                 fluvio_bus(args.fluvio_endpoint.as_deref(), &args.fluvio).await?
             }
             Some(dir) => {
-                // Retention keeps the input the operators (and the analytics feed, with ClickHouse) have not
-                // committed yet: an outage of Redis or ClickHouse stalls them, it must not cost them events.
+                // Retention keeps the input the operators have not committed yet, and with ClickHouse every topic
+                // the analytics feed reads: an outage of Redis or ClickHouse stalls them, it must not cost them
+                // records.
                 let mut config = DurableBusConfig::new(dir.clone())
                     .protecting(&TopologyConfig::default().consumer_group, INPUT_TOPIC);
                 if args.clickhouse_url.is_some() {
-                    config = config.protecting(analytics::GROUP, INPUT_TOPIC);
+                    for topic in analytics::TOPICS {
+                        config = config.protecting(analytics::GROUP, topic);
+                    }
                 }
                 Arc::new(
                     DurableBus::open(config)

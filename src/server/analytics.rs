@@ -46,6 +46,8 @@ use tokio_util::sync::CancellationToken;
 use super::operators::DERIVED_TOPIC;
 
 pub(crate) const GROUP: &str = "analytics";
+/// The topics the feed reads (one consumer, group [`GROUP`]).
+pub(crate) const TOPICS: [&str; 3] = [INPUT_TOPIC, DEAD_LETTER_TOPIC, DERIVED_TOPIC];
 /// How often the consumed offsets are committed. Each commit waits for the sink's flush, which recomputes every
 /// dirty minute from `raw_events` (the open minute is dirty again within a second): once a second, at 12,000
 /// events/s, that re-read most of ClickHouse's CPU. Every 5 s matches the sink's own recomputation interval; a
@@ -550,7 +552,7 @@ impl Cursors {
         })
         .await?;
         let mut positions = Vec::new();
-        for topic in [INPUT_TOPIC, DEAD_LETTER_TOPIC, DERIVED_TOPIC] {
+        for topic in TOPICS {
             for partition in 0..bus.partitions(topic)? {
                 let start = bus.start_offset(topic, partition).await?;
                 let committed = bus
