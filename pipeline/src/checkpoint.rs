@@ -39,6 +39,14 @@ pub struct Checkpoint {
     pub snapshots: BTreeMap<String, BTreeMap<String, MessageData>>,
 }
 
+/// The input offsets of a checkpoint on disk ([`CheckpointStore::kept_offsets`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointOffsets {
+    pub sequence: u64,
+    /// Partition -> next offset to read from the input topic.
+    pub offsets: BTreeMap<u32, Offset>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("checkpoint I/O error on {path}: {source}")]
@@ -130,6 +138,32 @@ impl CheckpointStore {
         Ok(self.sequences()?.first().copied())
     }
 
+    /// The sequence and input offsets of every checkpoint present that reads back, oldest first (the engine state
+    /// is skipped, not kept).
+    pub fn kept_offsets(&self) -> Result<Vec<CheckpointOffsets>, CheckpointError> {
+        /// The leading fields of a [`Checkpoint`]; the others are skipped.
+        #[derive(Deserialize)]
+        struct Head {
+            version: u32,
+            sequence: u64,
+            offsets: BTreeMap<u32, Offset>,
+        }
+        let mut kept = Vec::new();
+        for seq in self.sequences()? {
+            let path = self.dir.join(format!("{PREFIX}{seq:020}{SUFFIX}"));
+            let bytes = fs::read(&path).map_err(io_error(&path))?;
+            match serde_json::from_slice::<Head>(&bytes) {
+                Ok(head) if head.version == CHECKPOINT_VERSION => kept.push(CheckpointOffsets {
+                    sequence: head.sequence,
+                    offsets: head.offsets,
+                }),
+                // Neither restorable nor worth keeping input for (`latest` says why).
+                Ok(_) | Err(_) => {}
+            }
+        }
+        Ok(kept)
+    }
+
     /// The newest checkpoint that reads back, if any.
     pub fn latest(&self) -> Result<Option<Checkpoint>, CheckpointError> {
         for seq in self.sequences()?.into_iter().rev() {
@@ -179,6 +213,15 @@ mod tests {
             store.latest().expect("latest").map(|c| c.offsets),
             Some(checkpoint(4).offsets)
         );
+        let offsets = |seqs: &[u64]| -> Vec<CheckpointOffsets> {
+            seqs.iter()
+                .map(|&sequence| CheckpointOffsets {
+                    sequence,
+                    offsets: checkpoint(sequence).offsets,
+                })
+                .collect()
+        };
+        assert_eq!(store.kept_offsets().expect("offsets"), offsets(&[3, 4]));
         // A damaged newest file: fall back to the one before.
         fs::write(
             dir.path().join(format!("{PREFIX}{:020}{SUFFIX}", 4)),
@@ -186,6 +229,7 @@ mod tests {
         )
         .expect("corrupt");
         assert_eq!(store.latest().expect("latest").map(|c| c.sequence), Some(3));
+        assert_eq!(store.kept_offsets().expect("offsets"), offsets(&[3]));
         // No temporary files are left behind.
         let names: Vec<String> = fs::read_dir(dir.path())
             .expect("dir")

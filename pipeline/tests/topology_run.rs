@@ -58,6 +58,8 @@ async fn run_until(bus: Arc<MemoryBus>, dir: &std::path::Path, total: u64) -> Ve
         partition_idle_ms: 0,
         poll_interval_ms: 5,
         checkpoint_interval_ms: 10,
+        // The committed offsets are then the newest checkpoint's (they are the oldest kept one's).
+        checkpoints_kept: 1,
         ..TopologyConfig::default()
     };
     let dyn_bus: Arc<dyn Bus> = bus.clone();
@@ -272,4 +274,52 @@ async fn a_record_dated_far_ahead_of_its_timestamp_is_dead_lettered() {
             .any(|o| o.destination == social_pipeline::operator::Destination::LateData),
         "the events after it are not late"
     );
+}
+
+/// The offsets committed with a checkpoint are those of the oldest checkpoint kept, also across a restart: a
+/// restore that falls back to it (the newer ones unreadable) finds its input still retained.
+#[tokio::test]
+async fn committed_offsets_are_the_oldest_kept_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = input_bus().await;
+    let mut generator = Generator::new(GeneratorConfig::with_seed(5));
+    let config = TopologyConfig {
+        idle_flush_ms: None,
+        partition_idle_ms: 0,
+        checkpoints_kept: 2,
+        ..TopologyConfig::default()
+    };
+    let committed = async |bus: &MemoryBus| -> Vec<u64> {
+        let mut offsets = Vec::new();
+        for p in 0..PARTITIONS {
+            let offset = bus.committed("social-operators", INPUT_TOPIC, p).await;
+            offsets.push(offset.expect("committed").unwrap_or(0));
+        }
+        offsets
+    };
+    // Checkpoints 1, 2 and 3, each after 500 more events.
+    let mut at_checkpoint: Vec<Vec<u64>> = Vec::new();
+    let dyn_bus: Arc<dyn Bus> = bus.clone();
+    let mut topology =
+        Topology::new(config.clone(), dyn_bus.clone(), Some(dir.path().to_owned())).expect("topology");
+    let mut out = Default::default();
+    topology.start(&mut out);
+    for _ in 0..3 {
+        append(&bus, &mut generator, 500).await;
+        while topology.round(&mut out).await.expect("round").records > 0 {}
+        topology.checkpoint().await.expect("checkpoint");
+        at_checkpoint.push(topology.offsets().to_vec());
+    }
+    assert!(at_checkpoint[0] < at_checkpoint[1] && at_checkpoint[1] < at_checkpoint[2]);
+    // Checkpoints 2 and 3 are kept: 2's offsets are committed.
+    assert_eq!(committed(&bus).await, at_checkpoint[1]);
+
+    // A restart knows the kept checkpoints' offsets: its first checkpoint (4) commits 3's.
+    drop(topology);
+    let mut topology = Topology::new(config, dyn_bus, Some(dir.path().to_owned())).expect("topology");
+    topology.start(&mut out);
+    append(&bus, &mut generator, 500).await;
+    while topology.round(&mut out).await.expect("round").records > 0 {}
+    topology.checkpoint().await.expect("checkpoint");
+    assert_eq!(committed(&bus).await, at_checkpoint[2]);
 }

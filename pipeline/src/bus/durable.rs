@@ -18,9 +18,10 @@
 //! crash is cut, see [`super::wal`]) and the committed offsets.
 //!
 //! **Retention waits for protected consumers.** The consumers named in [`DurableBusConfig::protected`] (the
-//! operators and the analytics feed on the input topic) must see every record: retention never deletes a segment
-//! holding records at or after the lowest offset they committed, so a consumer stuck behind an outage (Redis or
-//! ClickHouse down) finds its input when it resumes. The disk is still bounded: once a partition holds
+//! operators on the input topic, the analytics feed on every topic it reads) must see every record: retention
+//! never deletes a segment holding records at or after the lowest offset they committed, so a consumer stuck
+//! behind an outage (Redis or ClickHouse down) finds its input when it resumes. (The operators commit the offsets
+//! of the oldest checkpoint they keep, so a restore that falls back to it finds its input too.) The disk is still bounded: once a partition holds
 //! `max_bytes_per_partition`, its appends fail with [`BusError::Backpressure`] (the ingest answers `503`, its
 //! clients retry) until the consumers catch up and retention frees space.
 

@@ -18,7 +18,8 @@
 //! first: output produced after the last checkpoint is produced again after a crash, with the same ids and in
 //! the same order, however the input arrived and whatever the wall clock decided. So a consumer drops duplicates
 //! by id, and a sink that counts what it wrote skips the first `written - outputs_emitted()` outputs after a
-//! restart.
+//! restart. The offsets committed to the bus (consumer group `consumer_group`) are those of the oldest checkpoint
+//! kept: a restore that falls back to it (the newer ones unreadable) finds its input still retained.
 
 mod config;
 mod error;
@@ -47,6 +48,9 @@ use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointStore};
 use crate::operator::metrics::{CHECKPOINT_BYTES, CHECKPOINT_SECONDS};
 use crate::operator::{Emitter, Engine, SnapshotUpdate};
 use rounds::RoundLog;
+
+/// Sequence and input offsets of the checkpoints on disk, oldest first (shared with the task writing one).
+type KeptCheckpoints = Arc<std::sync::Mutex<VecDeque<(u64, Vec<Offset>)>>>;
 
 /// Checkpoints not written because the live-state store had not stored everything they would cover.
 const CHECKPOINTS_DEFERRED: &str = "pipeline_checkpoints_deferred_total";
@@ -83,6 +87,9 @@ pub struct Topology {
     last_idle: Option<Vec<bool>>,
     /// The checkpoint being written in the background, if any.
     writing: Option<tokio::task::JoinHandle<Result<(), PipelineError>>>,
+    /// Sequence and input offsets of the checkpoints on disk, oldest first: the offsets committed to the bus are
+    /// the oldest one's, so that retention keeps the input of every checkpoint a restore may fall back to.
+    kept: KeptCheckpoints,
     /// The invalid input records of the round being taken, with why, to be dead-lettered.
     invalid: Vec<(u32, crate::bus::StoredRecord, social_schemas::ValidationError)>,
 }
@@ -108,6 +115,14 @@ impl Topology {
             .map(|dir| CheckpointStore::open(dir, config.checkpoints_kept))
             .transpose()?;
         let snapshots = SnapshotStore::default();
+        let kept = match &checkpoints {
+            Some(store) => store
+                .kept_offsets()?
+                .into_iter()
+                .map(|kept| (kept.sequence, kept.offsets.into_values().collect()))
+                .collect(),
+            None => VecDeque::new(),
+        };
         let restored = match &checkpoints {
             Some(store) => store.latest()?,
             None => None,
@@ -177,6 +192,7 @@ impl Topology {
             last_idle: None,
             writing: None,
             invalid: Vec::new(),
+            kept: Arc::new(std::sync::Mutex::new(kept)),
         })
     }
 
@@ -576,7 +592,8 @@ impl Topology {
         // once the checkpoint is on disk.
         let bus = self.bus.clone();
         let group = self.config.consumer_group.clone();
-        let offsets = self.offsets.clone();
+        let (sequence, offsets) = (self.sequence, self.offsets.clone());
+        let kept = self.kept.clone();
         let live_state = self.live_state.as_ref().map(|(state, _)| state.clone());
         self.writing = Some(tokio::spawn(async move {
             output.wait().await?;
@@ -594,12 +611,25 @@ impl Topology {
                     return Ok(());
                 }
             }
-            let bytes = tokio::task::spawn_blocking(move || store.write(&checkpoint))
-                .await
-                .map_err(|e| PipelineError::task("checkpoint serialization", e))??;
+            let (bytes, oldest) = tokio::task::spawn_blocking(move || {
+                let bytes = store.write(&checkpoint)?;
+                Ok::<_, PipelineError>((bytes, store.oldest_sequence()?))
+            })
+            .await
+            .map_err(|e| PipelineError::task("checkpoint serialization", e))??;
             metrics::histogram!(CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
             metrics::gauge!(CHECKPOINT_BYTES).set(bytes as f64);
-            for (partition, offset) in offsets.iter().enumerate() {
+            let committed = {
+                let mut kept = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                kept.push_back((sequence, offsets));
+                while kept.len() > 1 && kept.front().is_some_and(|(s, _)| Some(*s) < oldest) {
+                    kept.pop_front();
+                }
+                kept.front()
+                    .map(|(_, offsets)| offsets.clone())
+                    .unwrap_or_default()
+            };
+            for (partition, offset) in committed.iter().enumerate() {
                 bus.commit(&group, INPUT_TOPIC, partition as u32, *offset).await?;
             }
             Ok(())
