@@ -230,6 +230,15 @@ pub struct StreamArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub history_max_bytes_per_topic: usize,
+    /// Bytes of messages kept across all topics in the in-process history; past it the oldest messages of every
+    /// topic go first (a client behind them gets `RESET`).
+    #[arg(
+        long,
+        env = "HISTORY_MAX_TOTAL_BYTES",
+        default_value_t = DeliveryConfig::default().history_max_total_bytes,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub history_max_total_bytes: usize,
 }
 
 impl StreamArgs {
@@ -246,6 +255,7 @@ impl StreamArgs {
             history_retention_secs: self.history_retention_secs,
             history_max_messages_per_topic: self.history_max_messages_per_topic,
             history_max_bytes_per_topic: self.history_max_bytes_per_topic,
+            history_max_total_bytes: self.history_max_total_bytes,
             trusted_proxies: self.trusted_proxies.clone(),
             forwarded_header: self.forwarded_header,
             max_anonymous_streams_per_address: self.max_anonymous_streams_per_address,

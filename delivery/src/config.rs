@@ -42,6 +42,9 @@ pub struct DeliveryConfig {
     pub history_max_messages_per_topic: usize,
     /// Bytes of serialized messages kept per topic.
     pub history_max_bytes_per_topic: usize,
+    /// Bytes of serialized messages kept across all topics by an in-process history (1 GiB); past it the oldest
+    /// messages go first. The Redis history keeps the per-topic count and age limits.
+    pub history_max_total_bytes: usize,
     /// Lifetime of a ticket from `POST /v1/tickets`, in seconds (at most 60).
     pub ticket_ttl_secs: u64,
     /// Tickets outstanding at once (bounded memory).
@@ -90,6 +93,7 @@ impl Default for DeliveryConfig {
             history_retention_secs: 24 * 3600,
             history_max_messages_per_topic: 1_000,
             history_max_bytes_per_topic: 1 << 20,
+            history_max_total_bytes: 1 << 30,
             ticket_ttl_secs: 60,
             max_outstanding_tickets: 100_000,
             cookie_name: "social_token".to_owned(),
@@ -138,6 +142,7 @@ impl DeliveryConfig {
             max_age: std::time::Duration::from_secs(self.history_retention_secs),
             max_messages: self.history_max_messages_per_topic.max(1),
             max_bytes: self.history_max_bytes_per_topic.max(1),
+            max_total_bytes: self.history_max_total_bytes.max(1),
         }
     }
 

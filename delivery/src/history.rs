@@ -9,6 +9,7 @@
 //! epoch stored beside it and regenerated when the stream is found missing); [`MemoryHistory`] is the embedded one.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,6 +123,9 @@ pub struct Retention {
     pub max_age: Duration,
     pub max_messages: usize,
     pub max_bytes: usize,
+    /// Bytes of messages kept across all topics of an in-process history: past it the oldest messages of every
+    /// topic go first (see [`MemoryHistory`]).
+    pub max_total_bytes: usize,
 }
 
 #[derive(Default)]
@@ -157,7 +161,9 @@ impl TopicHistory {
         entry
     }
 
-    fn trim(&mut self, retention: &Retention, now: Instant) {
+    /// Drops what `retention` no longer allows; returns the number of messages dropped.
+    fn trim(&mut self, retention: &Retention, now: Instant) -> usize {
+        let before = self.entries.len();
         while let Some(oldest) = self.entries.front() {
             let too_old = now.saturating_duration_since(oldest.published_at) > retention.max_age;
             let too_many = self.entries.len() > retention.max_messages;
@@ -168,6 +174,7 @@ impl TopicHistory {
             self.bytes = self.bytes.saturating_sub(oldest.json.len());
             self.entries.pop_front();
         }
+        before - self.entries.len()
     }
 
     /// Offset of the oldest retained message, or `last_offset + 1` when none is retained.
@@ -183,13 +190,25 @@ const SHARDS: usize = 32;
 type Shard = Mutex<FxHashMap<Arc<str>, TopicHistory>>;
 
 /// The embedded history: in memory, lost on restart (hence a fresh random epoch per process).
+///
+/// Besides each topic's limits, [`Retention::max_total_bytes`] bounds the bytes of messages held across all topics:
+/// when an append takes the total past it, every topic drops its messages older than a cutoff age (halved from the
+/// age limit until the total is back under nine tenths of the cap), so the oldest messages go first, as the age
+/// limit would have dropped them. A client behind them gets `RESET` and `SNAPSHOT` like after any expiry.
 pub struct MemoryHistory {
     epoch: u64,
     retention: Retention,
     shards: Box<[Shard]>,
     /// The last offset of a topic not held (see [`MemoryHistory::set_offset_floor`]); 0 but after a rebuild.
-    offset_floor: std::sync::atomic::AtomicU64,
+    offset_floor: AtomicU64,
+    /// Bytes of messages held across all topics.
+    total_bytes: AtomicUsize,
+    /// Set while one caller shrinks the history to the total cap (the others go on).
+    shrinking: AtomicBool,
 }
+
+/// Messages dropped because the history held more than [`Retention::max_total_bytes`].
+const EVICTED_FOR_TOTAL: &str = "delivery_history_total_cap_evictions_total";
 
 impl MemoryHistory {
     pub fn new(retention: Retention) -> MemoryHistory {
@@ -203,7 +222,9 @@ impl MemoryHistory {
             epoch,
             retention,
             shards,
-            offset_floor: std::sync::atomic::AtomicU64::new(0),
+            offset_floor: AtomicU64::new(0),
+            total_bytes: AtomicUsize::new(0),
+            shrinking: AtomicBool::new(false),
         }
     }
 
@@ -218,7 +239,7 @@ impl MemoryHistory {
         sequence: Option<u64>,
     ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         let now = Instant::now();
-        self.with_state(topic, |state| {
+        let appended = self.with_state(topic, |state| {
             if let (Some(sequence), Some(last)) = (sequence, state.last_sequence)
                 && sequence <= last
             {
@@ -239,7 +260,58 @@ impl MemoryHistory {
                 &self.retention,
                 now,
             ))
-        })
+        })?;
+        self.enforce_total_cap()?;
+        Ok(appended)
+    }
+
+    /// Shrinks the history when it holds more than [`Retention::max_total_bytes`] (see [`MemoryHistory`]).
+    fn enforce_total_cap(&self) -> Result<(), DeliveryError> {
+        let cap = self.retention.max_total_bytes;
+        if self.total_bytes.load(Ordering::Relaxed) <= cap || self.shrinking.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let target = cap / 10 * 9;
+        let now = Instant::now();
+        let mut retention = self.retention;
+        let mut dropped = 0;
+        let result = loop {
+            retention.max_age /= 2;
+            if let Err(error) = self.trim_all(&retention, now, &mut dropped) {
+                break Err(error);
+            }
+            if self.total_bytes.load(Ordering::Relaxed) <= target || retention.max_age.is_zero() {
+                break Ok(());
+            }
+        };
+        self.shrinking.store(false, Ordering::Release);
+        metrics::counter!(EVICTED_FOR_TOTAL).increment(dropped as u64);
+        tracing::warn!(
+            cap_bytes = cap,
+            kept_age_ms = retention.max_age.as_millis() as u64,
+            dropped,
+            "history reached its total byte cap; dropped the oldest messages of every topic"
+        );
+        result
+    }
+
+    /// Trims every topic to `retention`, adding the number of messages dropped to `dropped`.
+    fn trim_all(
+        &self,
+        retention: &Retention,
+        now: Instant,
+        dropped: &mut usize,
+    ) -> Result<(), DeliveryError> {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().map_err(|_| poisoned())?;
+            for state in shard.values_mut() {
+                let before = state.bytes;
+                *dropped += state.trim(retention, now);
+                self.total_bytes
+                    .fetch_sub(before - state.bytes, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// Runs `f` on the state of `topic`, created (at the offset floor) when missing.
@@ -253,7 +325,19 @@ impl MemoryHistory {
                 ..TopicHistory::default()
             }),
         };
-        Ok(f(state))
+        let before = state.bytes;
+        let result = f(state);
+        self.account(before, state.bytes);
+        Ok(result)
+    }
+
+    /// Keeps the total in step with a topic whose bytes went from `before` to `after`.
+    fn account(&self, before: usize, after: usize) {
+        if after >= before {
+            self.total_bytes.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.total_bytes.fetch_sub(before - after, Ordering::Relaxed);
+        }
     }
 
     /// The offsets `items` (topic, producer sequence) would get if appended now, in order: `None` for one that
@@ -304,7 +388,7 @@ impl MemoryHistory {
         age: Duration,
     ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         let now = Instant::now();
-        self.with_state(topic, |state| {
+        let stored = self.with_state(topic, |state| {
             if offset <= state.last_offset {
                 return None;
             }
@@ -328,19 +412,20 @@ impl MemoryHistory {
                 offset,
             };
             Some(state.push(topic, position, json, published_at, &self.retention, now))
-        })
+        })?;
+        self.enforce_total_cap()?;
+        Ok(stored)
     }
 
     /// Makes `floor` the last offset of every topic this history holds nothing of: a history rebuilt from a log
     /// that lost old records sets it to the number of messages ever logged, so that a topic whose records all
     /// went never gives an offset a client may already hold to another message.
     pub fn set_offset_floor(&self, floor: u64) {
-        self.offset_floor
-            .store(floor, std::sync::atomic::Ordering::SeqCst);
+        self.offset_floor.store(floor, Ordering::SeqCst);
     }
 
     fn floor(&self) -> u64 {
-        self.offset_floor.load(std::sync::atomic::Ordering::SeqCst)
+        self.offset_floor.load(Ordering::SeqCst)
     }
 
     fn shard(&self, topic: &str) -> &Shard {
@@ -353,8 +438,11 @@ impl MemoryHistory {
         f: impl FnOnce(Option<&mut TopicHistory>) -> R,
     ) -> Result<R, DeliveryError> {
         let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
-        let state = shard.get_mut(topic);
-        Ok(f(state))
+        let mut state = shard.get_mut(topic);
+        let before = state.as_ref().map_or(0, |s| s.bytes);
+        let result = f(state.as_deref_mut());
+        self.account(before, state.map_or(0, |s| s.bytes));
+        Ok(result)
     }
 }
 
@@ -446,13 +534,7 @@ impl History for MemoryHistory {
 
     async fn expire(&self) -> Result<(), DeliveryError> {
         let now = Instant::now();
-        for shard in self.shards.iter() {
-            let mut shard = shard.lock().map_err(|_| poisoned())?;
-            for state in shard.values_mut() {
-                state.trim(&self.retention, now);
-            }
-        }
-        Ok(())
+        self.trim_all(&self.retention, now, &mut 0)
     }
 }
 
@@ -465,6 +547,7 @@ mod tests {
             max_age: Duration::from_secs(3600),
             max_messages,
             max_bytes: usize::MAX,
+            max_total_bytes: usize::MAX,
         };
         MemoryHistory::with_epoch(retention, 7)
     }
@@ -617,6 +700,7 @@ mod tests {
             max_age: Duration::from_millis(30),
             max_messages: 100,
             max_bytes: usize::MAX,
+            max_total_bytes: usize::MAX,
         };
         let history = MemoryHistory::with_epoch(retention, 1);
         history.append("t", Bytes::from_static(b"a")).await.unwrap();
@@ -637,6 +721,7 @@ mod tests {
             max_age: Duration::from_secs(60),
             max_messages: 100,
             max_bytes: 4,
+            max_total_bytes: usize::MAX,
         };
         let history = MemoryHistory::with_epoch(retention, 1);
         history.append("t", Bytes::from_static(b"abc")).await.unwrap();
@@ -644,5 +729,42 @@ mod tests {
         let last = history.last("t", 10).await.unwrap();
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].position.offset, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn total_cap_drops_the_oldest_messages_of_every_topic_first() {
+        let retention = Retention {
+            max_age: Duration::from_secs(3600),
+            max_messages: 100,
+            max_bytes: usize::MAX,
+            max_total_bytes: 100,
+        };
+        let history = MemoryHistory::with_epoch(retention, 1);
+        let message = || Bytes::from(vec![b'x'; 10]);
+        // Ten 10-byte messages a second apart, alternating between two topics: exactly at the cap.
+        for n in 0..10 {
+            let topic = if n % 2 == 0 { "a" } else { "b" };
+            history.append(topic, message()).await.unwrap();
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        let held = |history: &MemoryHistory| history.total_bytes.load(Ordering::Relaxed);
+        assert_eq!(held(&history), 100);
+        // One more, on a third topic: the three oldest (a1 at 0 s, b1 at 1 s, a2 at 2 s) go, whatever their topic.
+        history.append("c", message()).await.unwrap();
+        assert_eq!(held(&history), 80);
+        let first = |entries: Vec<Arc<Entry>>| entries.first().map(|e| e.position.offset);
+        assert_eq!(first(history.last("a", 10).await.unwrap()), Some(3));
+        assert_eq!(first(history.last("b", 10).await.unwrap()), Some(2));
+        assert_eq!(first(history.last("c", 10).await.unwrap()), Some(1));
+        let behind = history
+            .read_after("a", Position { epoch: 1, offset: 1 }, 10)
+            .await
+            .unwrap();
+        assert!(matches!(behind, Replay::Gap(GapReason::Expired)));
+        let after_the_gap = history
+            .read_after("a", Position { epoch: 1, offset: 2 }, 10)
+            .await
+            .unwrap();
+        assert_eq!(offsets(after_the_gap), vec![3, 4, 5]);
     }
 }

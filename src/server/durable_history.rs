@@ -323,6 +323,7 @@ mod tests {
             max_age: Duration::from_secs(3600),
             max_messages: 1_000,
             max_bytes: 1 << 20,
+            max_total_bytes: usize::MAX,
         }
     }
 
