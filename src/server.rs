@@ -69,28 +69,37 @@ impl System {
     ) -> anyhow::Result<Self> {
         let verifier = Arc::new(Verifier::new(auth)?);
         let durable = args.data_dir.is_some() || args.fluvio_endpoint.is_some();
+        // Retention of the embedded buses keeps the input the operators have not committed yet, and with
+        // ClickHouse every topic the analytics feed reads: an outage of Redis or ClickHouse stalls them, it must
+        // not cost them records.
+        let mut protected = vec![(TopologyConfig::default().consumer_group, INPUT_TOPIC)];
+        if args.clickhouse_url.is_some() {
+            protected.extend(analytics::TOPICS.map(|topic| (analytics::GROUP.to_owned(), topic)));
+        }
         let bus: Arc<dyn Bus> = match &args.data_dir {
             _ if args.fluvio_endpoint.is_some() => {
                 fluvio_bus(args.fluvio_endpoint.as_deref(), &args.fluvio).await?
             }
             Some(dir) => {
-                // Retention keeps the input the operators have not committed yet, and with ClickHouse every topic
-                // the analytics feed reads: an outage of Redis or ClickHouse stalls them, it must not cost them
-                // records.
-                let mut config = DurableBusConfig::new(dir.clone())
-                    .protecting(&TopologyConfig::default().consumer_group, INPUT_TOPIC);
-                if args.clickhouse_url.is_some() {
-                    for topic in analytics::TOPICS {
-                        config = config.protecting(analytics::GROUP, topic);
-                    }
-                }
+                let config = protected
+                    .iter()
+                    .fold(DurableBusConfig::new(dir.clone()), |config, (group, topic)| {
+                        config.protecting(group, topic)
+                    });
                 Arc::new(
                     DurableBus::open(config)
                         .await
                         .with_context(|| format!("opening the durable bus in {}", dir.display()))?,
                 )
             }
-            None => Arc::new(MemoryBus::new(MemoryBusConfig::default())),
+            None => {
+                let config = protected
+                    .iter()
+                    .fold(MemoryBusConfig::default(), |config, (group, topic)| {
+                        config.protecting(group, topic)
+                    });
+                Arc::new(MemoryBus::new(config))
+            }
         };
         let config = IngestConfig {
             max_body_bytes: args.max_body_bytes,

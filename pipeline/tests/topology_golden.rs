@@ -28,6 +28,7 @@ const PARTITIONS: u32 = 4;
 async fn loaded_bus() -> Arc<dyn Bus> {
     let bus = MemoryBus::new(MemoryBusConfig {
         retention_bytes_per_partition: u64::MAX,
+        ..MemoryBusConfig::default()
     });
     bus.ensure_topic(&TopicSpec {
         name: INPUT_TOPIC.into(),

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use social_delivery::{Publisher, SnapshotSource};
-use social_pipeline::bus::{Bus, BusError, Record, TopicSpec};
+use social_pipeline::bus::{Bus, Record, TopicSpec, append_when_room};
 use social_pipeline::operator::{Destination, Output};
 use social_pipeline::topology::{Handled, OutputSink, PipelineError, SnapshotStore};
 use social_schemas::TopicMessage;
@@ -237,7 +237,10 @@ impl DerivedWriter {
                 .iter()
                 .map(|output| derived_record(output, now_ms))
                 .collect();
-            append_when_room(&*self.bus, DERIVED_TOPIC, records, &self.shutdown).await?;
+            // Waits while the log is full: retention keeps what the analytics feed has not read (up to the bus's
+            // cap), so a long ClickHouse outage stalls the operators rather than costing snapshot rows. Shutdown
+            // first: the outputs are produced again after the restart's replay.
+            append_when_room(&*self.bus, DERIVED_TOPIC, 0, records, &self.shutdown).await?;
         }
         self.already_written -= skip as u64;
         // Every output bound for SSE, including those the log already held: history drops what it has.
@@ -280,32 +283,6 @@ impl DerivedWriter {
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
-        }
-    }
-}
-
-/// Appends `records` to partition 0 of `topic`, waiting while the bus pushes back: retention keeps what the
-/// analytics feed has not read (up to the bus's byte cap), so a long ClickHouse outage stalls the operators rather
-/// than costing snapshot rows. A refused append wrote nothing, so the next attempt writes each record once. `Err`
-/// for any other error, or when shutdown comes first (the outputs are produced again after the restart's replay).
-async fn append_when_room(
-    bus: &dyn Bus,
-    topic: &str,
-    records: Vec<Record>,
-    shutdown: &CancellationToken,
-) -> Result<(), PipelineError> {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match bus.append(topic, 0, records.clone()).await {
-            Err(BusError::Backpressure) => {
-                metrics::counter!("pipeline_derived_backpressure_total").increment(1);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Err(PipelineError::OutputClosed),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-            written => return written.map(|_| ()).map_err(PipelineError::from),
         }
     }
 }
@@ -362,76 +339,5 @@ pub struct OperatorSnapshots(pub SnapshotStore);
 impl SnapshotSource for OperatorSnapshots {
     async fn snapshot(&self, topic: &str) -> Option<Value> {
         self.0.get(topic)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use social_pipeline::bus::durable::{DurableBus, DurableBusConfig};
-
-    use super::*;
-
-    fn record(n: u64) -> Record {
-        Record {
-            key: Bytes::new(),
-            value: Bytes::from(vec![b'x'; 200 + (n % 2) as usize]),
-            timestamp_ms: 0,
-        }
-    }
-
-    /// A derived log the analytics feed has not read fills up to the bus's cap: the writer waits (it neither fails
-    /// nor drops the batch) and appends it, once, as soon as the feed's commit lets retention free space.
-    #[tokio::test]
-    async fn a_full_derived_log_waits_for_the_analytics_feed() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = DurableBusConfig {
-            segment_bytes: 1024,
-            retention_bytes_per_partition: 4096,
-            max_bytes_per_partition: 16_384,
-            ..DurableBusConfig::new(dir.path()).protecting("analytics", DERIVED_TOPIC)
-        };
-        let bus = Arc::new(DurableBus::open(config).await.unwrap());
-        let spec = TopicSpec {
-            name: DERIVED_TOPIC.to_string(),
-            partitions: 1,
-        };
-        bus.ensure_topic(&spec).await.unwrap();
-        let mut n = 0;
-        while bus.append(DERIVED_TOPIC, 0, vec![record(n)]).await.is_ok() {
-            n += 1;
-        }
-        let end = bus.end_offset(DERIVED_TOPIC, 0).await.unwrap();
-        let shutdown = CancellationToken::new();
-        let batch: Vec<Record> = (0..3).map(record).collect();
-        let writer = tokio::spawn({
-            let (bus, shutdown) = (bus.clone(), shutdown.clone());
-            async move { append_when_room(&*bus, DERIVED_TOPIC, batch, &shutdown).await }
-        });
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(!writer.is_finished(), "the append waits while the log is full");
-        bus.commit("analytics", DERIVED_TOPIC, 0, end).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(10), writer)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(bus.end_offset(DERIVED_TOPIC, 0).await.unwrap(), end + 3);
-
-        // Full again, and shutdown comes first: the writer stops with an error instead of hanging.
-        while bus.append(DERIVED_TOPIC, 0, vec![record(n)]).await.is_ok() {
-            n += 1;
-        }
-        let stopped = tokio::spawn({
-            let (bus, shutdown) = (bus.clone(), shutdown.clone());
-            async move { append_when_room(&*bus, DERIVED_TOPIC, vec![record(0)], &shutdown).await }
-        });
-        shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(10), stopped)
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(matches!(result, Err(PipelineError::OutputClosed)), "{result:?}");
     }
 }

@@ -39,7 +39,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use super::fsutil::{self, decode_name, encode_name};
-use super::offsets::OffsetStore;
+pub use super::offsets::ProtectedConsumer;
+use super::offsets::{OffsetStore, protected_from};
 use super::util::poll_until;
 use super::wal::{DEFAULT_RETENTION_BYTES, DEFAULT_SEGMENT_BYTES, Wal, WalConfig, WalReader};
 use super::{Bus, BusError, Offset, Record, StoredRecord, TopicSpec};
@@ -69,23 +70,6 @@ pub struct DurableBusConfig {
     /// that, a partition whose records are all consumed could fill up for good).
     #[serde(default = "default_max_bytes")]
     pub max_bytes_per_partition: u64,
-}
-
-/// A consumer group that must read every record of `topic`: retention waits for its commits.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProtectedConsumer {
-    pub group: String,
-    pub topic: String,
-}
-
-impl ProtectedConsumer {
-    pub fn new(group: impl Into<String>, topic: impl Into<String>) -> Self {
-        ProtectedConsumer {
-            group: group.into(),
-            topic: topic.into(),
-        }
-    }
 }
 
 fn default_segment_bytes() -> u64 {
@@ -271,22 +255,6 @@ fn join_error(join: tokio::task::JoinError) -> BusError {
 
 /// A topic found on disk, with the logs of its partitions in order.
 type OpenedTopic = (String, Vec<Wal>);
-
-/// Where retention must keep records of `topic`'s `partition` from: the lowest offset the protected consumers
-/// of the topic committed (0 for one that has not committed yet), `u64::MAX` when none reads the topic.
-fn protected_from(
-    offsets: &OffsetStore,
-    protected: &[ProtectedConsumer],
-    topic: &str,
-    partition: u32,
-) -> Offset {
-    protected
-        .iter()
-        .filter(|consumer| consumer.topic == topic)
-        .map(|consumer| offsets.committed(&consumer.group, topic, partition).unwrap_or(0))
-        .min()
-        .unwrap_or(u64::MAX)
-}
 
 /// Reads the directory at open: offsets, then each complete topic with its partitions' logs. Blocking.
 fn open_files(

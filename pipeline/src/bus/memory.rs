@@ -1,6 +1,10 @@
 //! [`MemoryBus`]: the embedded default. Each partition is a `VecDeque` of records behind its own mutex, held only
 //! to push or to clone a few `Bytes` handles (never across `.await`); memory is bounded by a byte budget per
 //! partition, spent oldest-first. Nothing survives the process.
+//!
+//! As on the durable bus, retention never drops a record a protected consumer ([`MemoryBusConfig::protecting`])
+//! has not committed: while one is behind, a partition grows up to `max_bytes_per_partition`, then refuses
+//! appends with [`BusError::Backpressure`] (the ingest answers `503`) until it commits.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +16,7 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use tokio::sync::Notify;
 
-use super::offsets::OffsetStore;
+use super::offsets::{OffsetStore, ProtectedConsumer, protected_from};
 use super::util::{lock, poll_until};
 use super::{Bus, BusError, Offset, Record, StoredRecord, TopicSpec};
 
@@ -27,13 +31,28 @@ pub struct MemoryBusConfig {
     /// Bytes of records (key + value + a fixed overhead) a partition keeps; the oldest go first. The newest
     /// record is always kept, even when it alone is larger.
     pub retention_bytes_per_partition: u64,
+    /// Consumer groups whose uncommitted records retention keeps, per topic.
+    pub protected: Vec<ProtectedConsumer>,
+    /// Beyond this many bytes a partition refuses appends (`Backpressure`): the bound when retention cannot drop
+    /// records because a protected consumer is behind. Taken as at least the retention.
+    pub max_bytes_per_partition: u64,
 }
 
 impl Default for MemoryBusConfig {
     fn default() -> Self {
         MemoryBusConfig {
             retention_bytes_per_partition: DEFAULT_MEMORY_RETENTION_BYTES,
+            protected: Vec::new(),
+            max_bytes_per_partition: DEFAULT_MEMORY_RETENTION_BYTES,
         }
+    }
+}
+
+impl MemoryBusConfig {
+    /// Adds a consumer whose uncommitted records of `topic` retention keeps.
+    pub fn protecting(mut self, group: &str, topic: &str) -> Self {
+        self.protected.push(ProtectedConsumer::new(group, topic));
+        self
     }
 }
 
@@ -48,6 +67,18 @@ struct Log {
 impl Log {
     fn end(&self) -> Offset {
         self.start + self.records.len() as u64
+    }
+
+    /// Drops the oldest records while the log holds more than `retention` bytes, keeping the newest record and
+    /// every record at or after `keep`.
+    fn trim(&mut self, retention: u64, keep: Offset) {
+        while self.bytes > retention && self.records.len() > 1 && self.start < keep {
+            let Some(oldest) = self.records.pop_front() else {
+                break;
+            };
+            self.bytes -= record_bytes(&oldest);
+            self.start += 1;
+        }
     }
 }
 
@@ -178,8 +209,21 @@ impl Bus for MemoryBus {
             .get(partition as usize)
             .ok_or_else(|| unknown_partition(topic, partition))?;
         let retention = self.config.retention_bytes_per_partition;
+        let max_bytes = self.config.max_bytes_per_partition.max(retention);
+        let keep = protected_from(&self.offsets, &self.config.protected, topic, partition);
+        let incoming: u64 = records
+            .iter()
+            .map(|r| (r.key.len() + r.value.len()) as u64 + RECORD_OVERHEAD_BYTES)
+            .sum();
         let first = {
             let mut log = lock(&target.log);
+            // Room first: what retention may drop goes. If what is left is more than the cap allows because a
+            // protected consumer has not read it, refuse.
+            log.trim(retention.saturating_sub(incoming), keep);
+            if log.start >= keep && !log.records.is_empty() && log.bytes.saturating_add(incoming) > max_bytes
+            {
+                return Err(BusError::Backpressure);
+            }
             let first = log.end();
             log.records.reserve(records.len());
             for (offset, record) in (first..).zip(records) {
@@ -192,13 +236,7 @@ impl Bus for MemoryBus {
                 log.bytes += record_bytes(&stored);
                 log.records.push_back(stored);
             }
-            while log.bytes > retention && log.records.len() > 1 {
-                let Some(oldest) = log.records.pop_front() else {
-                    break;
-                };
-                log.bytes -= record_bytes(&oldest);
-                log.start += 1;
-            }
+            log.trim(retention, keep);
             first
         };
         target.appended.notify_waiters();
@@ -296,6 +334,7 @@ mod tests {
     async fn retention_evicts_oldest() {
         let bus = MemoryBus::new(MemoryBusConfig {
             retention_bytes_per_partition: 10 * 1024,
+            ..MemoryBusConfig::default()
         });
         conformance::retention(&bus).await;
         // The budget holds: about 10 KiB of 100-byte values plus overhead.
@@ -310,6 +349,7 @@ mod tests {
     async fn keeps_newest_record_even_above_budget() {
         let bus = MemoryBus::new(MemoryBusConfig {
             retention_bytes_per_partition: 1,
+            ..MemoryBusConfig::default()
         });
         bus.ensure_topic(&TopicSpec {
             name: "t".into(),
@@ -321,6 +361,66 @@ mod tests {
         assert_eq!(bus.start_offset("t", 0).await.unwrap(), 2);
         let got = bus.fetch("t", 0, 2, 10, Duration::ZERO).await.unwrap();
         assert_eq!(got.len(), 1);
+    }
+
+    /// Retention keeps what a protected consumer has not committed; beyond `max_bytes_per_partition` appends are
+    /// refused with `Backpressure`, and taken again once it commits. Other groups' commits change nothing.
+    #[tokio::test]
+    async fn retention_waits_for_protected_consumers_and_appends_push_back_when_full() {
+        let config = MemoryBusConfig {
+            retention_bytes_per_partition: 2_000,
+            max_bytes_per_partition: 8_000,
+            ..MemoryBusConfig::default()
+        }
+        .protecting("operators", "t");
+        let bus = MemoryBus::new(config);
+        bus.ensure_topic(&TopicSpec {
+            name: "t".into(),
+            partitions: 1,
+        })
+        .await
+        .unwrap();
+        let mut appended = 0;
+        let refused = loop {
+            match bus.append("t", 0, conformance::records(appended, 1)).await {
+                Ok(_) if appended < 1_000 => appended += 1,
+                other => break other,
+            }
+        };
+        assert!(matches!(refused, Err(BusError::Backpressure)), "{refused:?}");
+        assert!(appended > 20, "{appended}");
+        assert_eq!(
+            bus.start_offset("t", 0).await.unwrap(),
+            0,
+            "nothing uncommitted dropped"
+        );
+        assert_eq!(bus.end_offset("t", 0).await.unwrap(), appended);
+
+        bus.commit("someone-else", "t", 0, appended).await.unwrap();
+        assert!(matches!(
+            bus.append("t", 0, conformance::records(appended, 1)).await,
+            Err(BusError::Backpressure)
+        ));
+        let half = appended / 2;
+        bus.commit("operators", "t", 0, half).await.unwrap();
+        bus.append("t", 0, conformance::records(appended, 1))
+            .await
+            .unwrap();
+        let start = bus.start_offset("t", 0).await.unwrap();
+        assert!(
+            start > 0 && start <= half,
+            "dropped up to the commit at most: {start} {half}"
+        );
+        // Everything committed: back to the plain retention.
+        bus.commit("operators", "t", 0, appended + 1).await.unwrap();
+        bus.append("t", 0, conformance::records(appended + 1, 1))
+            .await
+            .unwrap();
+        let kept = bus.end_offset("t", 0).await.unwrap() - bus.start_offset("t", 0).await.unwrap();
+        assert!(
+            kept * RECORD_OVERHEAD_BYTES <= 2_000 + RECORD_OVERHEAD_BYTES,
+            "{kept}"
+        );
     }
 
     proptest::proptest! {
@@ -336,7 +436,10 @@ mod tests {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let bus = MemoryBus::new(MemoryBusConfig { retention_bytes_per_partition: budget });
+                let bus = MemoryBus::new(MemoryBusConfig {
+                    retention_bytes_per_partition: budget,
+                    ..MemoryBusConfig::default()
+                });
                 bus.ensure_topic(&TopicSpec { name: "t".into(), partitions: 1 }).await.unwrap();
                 let mut sizes: Vec<usize> = Vec::new();
                 for batch in &batches {

@@ -19,6 +19,8 @@ mod fsutil;
 mod offsets;
 mod util;
 
+pub use offsets::ProtectedConsumer;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -97,6 +99,33 @@ impl BusError {
             self,
             BusError::Backpressure | BusError::Io(_) | BusError::Backend(_)
         )
+    }
+}
+
+/// Appends `records` to `partition` of `topic`, waiting while the bus pushes back ([`BusError::Backpressure`]: a
+/// partition full of records a protected consumer has not committed, during an outage of what it writes to). A
+/// refused append wrote nothing, so the next attempt writes each record once. Any other error is returned at
+/// once, and [`BusError::Closed`] when `shutdown` comes first.
+pub async fn append_when_room(
+    bus: &dyn Bus,
+    topic: &str,
+    partition: u32,
+    records: Vec<Record>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<Offset, BusError> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match bus.append(topic, partition, records.clone()).await {
+            Err(BusError::Backpressure) => {
+                metrics::counter!("pipeline_bus_backpressure_waits_total").increment(1);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(BusError::Closed),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            appended => return appended,
+        }
     }
 }
 

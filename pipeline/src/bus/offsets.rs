@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
+use serde::Deserialize;
 
 use super::fsutil::{self, decode_name, encode_name};
 use super::util::lock;
@@ -17,6 +18,39 @@ use super::{BusError, Offset};
 
 const FORMAT_LINE: &str = "v1";
 const EXTENSION: &str = "offsets";
+
+/// A consumer group that must read every record of `topic`: retention waits for its commits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedConsumer {
+    pub group: String,
+    pub topic: String,
+}
+
+impl ProtectedConsumer {
+    pub fn new(group: impl Into<String>, topic: impl Into<String>) -> Self {
+        ProtectedConsumer {
+            group: group.into(),
+            topic: topic.into(),
+        }
+    }
+}
+
+/// Where retention must keep records of `topic`'s `partition` from: the lowest offset the protected consumers
+/// of the topic committed (0 for one that has not committed yet), `u64::MAX` when none reads the topic.
+pub(crate) fn protected_from(
+    offsets: &OffsetStore,
+    protected: &[ProtectedConsumer],
+    topic: &str,
+    partition: u32,
+) -> Offset {
+    protected
+        .iter()
+        .filter(|consumer| consumer.topic == topic)
+        .map(|consumer| offsets.committed(&consumer.group, topic, partition).unwrap_or(0))
+        .min()
+        .unwrap_or(u64::MAX)
+}
 
 #[derive(Default)]
 struct Group {

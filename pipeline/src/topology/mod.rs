@@ -92,6 +92,8 @@ pub struct Topology {
     kept: KeptCheckpoints,
     /// The invalid input records of the round being taken, with why, to be dead-lettered.
     invalid: Vec<(u32, crate::bus::StoredRecord, social_schemas::ValidationError)>,
+    /// The shutdown token of `run` (a waiting append gives up on it).
+    stop: CancellationToken,
 }
 
 /// What one round did.
@@ -193,6 +195,7 @@ impl Topology {
             writing: None,
             invalid: Vec::new(),
             kept: Arc::new(std::sync::Mutex::new(kept)),
+            stop: CancellationToken::new(),
         })
     }
 
@@ -232,6 +235,7 @@ impl Topology {
         shutdown: CancellationToken,
     ) -> Result<(), PipelineError> {
         let mut out = Emitter::default();
+        self.stop = shutdown.clone();
         self.write_restored_state().await?;
         self.start(&mut out);
         self.deliver(&mut sink, &mut out).await?;
@@ -474,7 +478,9 @@ impl Topology {
                 partitions: 1,
             })
             .await?;
-        self.bus.append(crate::bus::DEAD_LETTER_TOPIC, 0, letters).await?;
+        // The dead-letter topic may be full of letters the analytics feed has not read (ClickHouse down): wait.
+        crate::bus::append_when_room(&*self.bus, crate::bus::DEAD_LETTER_TOPIC, 0, letters, &self.stop)
+            .await?;
         metrics::counter!("pipeline_invalid_records_total").increment(count);
         Ok(())
     }
@@ -521,10 +527,29 @@ impl Topology {
     }
 
     fn checkpoint_due(&self) -> bool {
-        self.checkpoints.is_some()
-            && self.replay.is_empty()
+        self.replay.is_empty()
             && self.rounds_since_checkpoint > 0
             && self.last_checkpoint.elapsed() >= Duration::from_millis(self.config.checkpoint_interval_ms)
+    }
+
+    /// Without a checkpoint store (state in memory only) the offsets read so far are committed once the sink has
+    /// handled their output, at the checkpoint interval, in the background: a bus that keeps unread input for
+    /// this consumer can then let the rest go.
+    async fn commit_without_checkpoint(&mut self, output: Handled) -> Result<(), PipelineError> {
+        self.written().await?;
+        let bus = self.bus.clone();
+        let group = self.config.consumer_group.clone();
+        let offsets = self.offsets.clone();
+        self.writing = Some(tokio::spawn(async move {
+            output.wait().await?;
+            for (partition, offset) in offsets.iter().enumerate() {
+                bus.commit(&group, INPUT_TOPIC, partition as u32, *offset).await?;
+            }
+            Ok(())
+        }));
+        self.rounds_since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(())
     }
 
     /// Writes a checkpoint of the state and offsets now, then commits the offsets on the bus. Call only between
@@ -533,8 +558,8 @@ impl Topology {
     /// and is deferred (not written) when that takes longer than the configured timeout: the next one covers the
     /// same ground, and a restart replays from the previous one (and every round recorded since). `run` does the
     /// waiting and writing in the background while the operators go on, and waits for it before the next
-    /// checkpoint. Nothing is written without a checkpoint store, nor while rounds of the round log are being
-    /// replayed after a restore (they stay in the logs of the checkpoints before them); both return `Ok`.
+    /// checkpoint. Without a checkpoint store only the offsets are committed. Nothing is written while rounds of the
+    /// round log are being replayed after a restore (they stay in the logs of the checkpoints before them).
     pub async fn checkpoint(&mut self) -> Result<(), PipelineError> {
         self.checkpoint_with(self.config.state_flush(), Handled::now())
             .await?;
@@ -557,7 +582,7 @@ impl Topology {
         output: Handled,
     ) -> Result<(), PipelineError> {
         let Some(store) = self.checkpoints.clone() else {
-            return Ok(());
+            return self.commit_without_checkpoint(output).await;
         };
         if !self.replay.is_empty() {
             // Not while rounds of the round log are being replayed: they stay in the logs of the checkpoints

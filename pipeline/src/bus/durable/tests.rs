@@ -357,3 +357,53 @@ async fn retention_waits_for_protected_consumers_and_appends_push_back_when_full
     );
     bus.close().await.unwrap();
 }
+
+/// `append_when_room` on a partition full of records a protected consumer has not committed: it waits (neither
+/// fails nor drops the batch), appends the batch once as soon as the consumer's commit lets retention free space,
+/// and stops with `Closed` when shutdown comes first.
+#[tokio::test]
+async fn append_when_room_waits_for_the_protected_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DurableBusConfig {
+        segment_bytes: 1024,
+        retention_bytes_per_partition: 4096,
+        max_bytes_per_partition: 16_384,
+        ..DurableBusConfig::new(dir.path()).protecting("analytics", "t")
+    };
+    let bus = Arc::new(DurableBus::open(config).await.unwrap());
+    topic(&bus, "t", 1).await;
+    let full = append_each(&bus, 1_000).await;
+    assert!(matches!(full, Err(BusError::Backpressure)), "{full:?}");
+    let end = bus.end_offset("t", 0).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let writer = tokio::spawn({
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        async move { crate::bus::append_when_room(&*bus, "t", 0, records(0, 3), &shutdown).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !writer.is_finished(),
+        "the append waits while the partition is full"
+    );
+    bus.commit("analytics", "t", 0, end).await.unwrap();
+    let appended = tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(appended.unwrap(), end);
+    assert_eq!(bus.end_offset("t", 0).await.unwrap(), end + 3);
+
+    // Full again, and shutdown comes first: `Closed` instead of waiting on.
+    let full = append_each(&bus, 1_000).await;
+    assert!(matches!(full, Err(BusError::Backpressure)), "{full:?}");
+    let stopped = tokio::spawn({
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        async move { crate::bus::append_when_room(&*bus, "t", 0, records(0, 1), &shutdown).await }
+    });
+    shutdown.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(result, Err(BusError::Closed)), "{result:?}");
+}
