@@ -230,8 +230,8 @@ pub struct StreamArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub history_max_bytes_per_topic: usize,
-    /// Bytes of messages kept across all topics in the in-process history; past it the oldest messages of every
-    /// topic go first (a client behind them gets `RESET`).
+    /// Memory the in-process history's messages may take across all topics (JSON, topic name and about 120 bytes
+    /// each); past it the oldest messages of every topic go first (a client behind them gets `RESET`).
     #[arg(
         long,
         env = "HISTORY_MAX_TOTAL_BYTES",

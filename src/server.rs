@@ -69,19 +69,22 @@ impl System {
     ) -> anyhow::Result<Self> {
         let verifier = Arc::new(Verifier::new(auth)?);
         let durable = args.data_dir.is_some() || args.fluvio_endpoint.is_some();
-        // Retention of the embedded buses keeps the input the operators have not committed yet, and with
-        // ClickHouse every topic the analytics feed reads: an outage of Redis or ClickHouse stalls them, it must
-        // not cost them records.
-        let mut protected = vec![(TopologyConfig::default().consumer_group, INPUT_TOPIC)];
+        // Retention of the embedded buses keeps the input the operators have not committed yet: an outage of
+        // Redis stalls them, it must not cost them events.
+        let protected = vec![(TopologyConfig::default().consumer_group, INPUT_TOPIC)];
+        // On disk, every record the analytics feed has not read too: a ClickHouse outage must not cost it rows.
+        // In memory (lost at exit anyway) ClickHouse being down must not stop ingest after 256 MiB; the feed
+        // skips what retention dropped, with a warning.
+        let mut protected_on_disk = protected.clone();
         if args.clickhouse_url.is_some() {
-            protected.extend(analytics::TOPICS.map(|topic| (analytics::GROUP.to_owned(), topic)));
+            protected_on_disk.extend(analytics::TOPICS.map(|topic| (analytics::GROUP.to_owned(), topic)));
         }
         let bus: Arc<dyn Bus> = match &args.data_dir {
             _ if args.fluvio_endpoint.is_some() => {
                 fluvio_bus(args.fluvio_endpoint.as_deref(), &args.fluvio).await?
             }
             Some(dir) => {
-                let config = protected
+                let config = protected_on_disk
                     .iter()
                     .fold(DurableBusConfig::new(dir.clone()), |config, (group, topic)| {
                         config.protecting(group, topic)

@@ -42,8 +42,8 @@ pub struct DeliveryConfig {
     pub history_max_messages_per_topic: usize,
     /// Bytes of serialized messages kept per topic.
     pub history_max_bytes_per_topic: usize,
-    /// Bytes of serialized messages kept across all topics by an in-process history (1 GiB); past it the oldest
-    /// messages go first. The Redis history keeps the per-topic count and age limits.
+    /// Memory the messages of an in-process history may take across all topics (1 GiB; JSON, topic name and
+    /// about 120 bytes each); past it the oldest messages go first. The Redis history keeps the per-topic count and age limits.
     pub history_max_total_bytes: usize,
     /// Lifetime of a ticket from `POST /v1/tickets`, in seconds (at most 60).
     pub ticket_ttl_secs: u64,

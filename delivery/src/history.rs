@@ -123,8 +123,8 @@ pub struct Retention {
     pub max_age: Duration,
     pub max_messages: usize,
     pub max_bytes: usize,
-    /// Bytes of messages kept across all topics of an in-process history: past it the oldest messages of every
-    /// topic go first (see [`MemoryHistory`]).
+    /// Memory the messages of an in-process history may take across all topics (JSON, topic name and about 120
+    /// bytes of bookkeeping each): past it the oldest messages of every topic go first (see [`MemoryHistory`]).
     pub max_total_bytes: usize,
 }
 
@@ -133,8 +133,20 @@ struct TopicHistory {
     last_offset: u64,
     /// The producer sequence of the last message appended with one.
     last_sequence: Option<u64>,
+    /// Bytes of the messages' JSON (the per-topic limit).
     bytes: usize,
+    /// Memory the entries take, JSON and bookkeeping (the total cap); see [`footprint`].
+    footprint: usize,
     entries: VecDeque<Arc<Entry>>,
+}
+
+/// What one entry costs besides its JSON and topic name: the entry, its two reference counts, the topic name's
+/// counts and the queue slot.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 2 * 16 + std::mem::size_of::<Arc<Entry>>();
+
+/// The memory one retained entry takes, as counted against [`Retention::max_total_bytes`].
+fn footprint(entry: &Entry) -> usize {
+    entry.json.len() + entry.topic.len() + ENTRY_OVERHEAD
 }
 
 impl TopicHistory {
@@ -156,6 +168,7 @@ impl TopicHistory {
         });
         self.last_offset = position.offset;
         self.bytes += entry.json.len();
+        self.footprint += footprint(&entry);
         self.entries.push_back(entry.clone());
         self.trim(retention, now);
         entry
@@ -172,6 +185,7 @@ impl TopicHistory {
                 break;
             }
             self.bytes = self.bytes.saturating_sub(oldest.json.len());
+            self.footprint = self.footprint.saturating_sub(footprint(oldest));
             self.entries.pop_front();
         }
         before - self.entries.len()
@@ -191,17 +205,18 @@ type Shard = Mutex<FxHashMap<Arc<str>, TopicHistory>>;
 
 /// The embedded history: in memory, lost on restart (hence a fresh random epoch per process).
 ///
-/// Besides each topic's limits, [`Retention::max_total_bytes`] bounds the bytes of messages held across all topics:
-/// when an append takes the total past it, every topic drops its messages older than a cutoff age (halved from the
-/// age limit until the total is back under nine tenths of the cap), so the oldest messages go first, as the age
-/// limit would have dropped them. A client behind them gets `RESET` and `SNAPSHOT` like after any expiry.
+/// Besides each topic's limits, [`Retention::max_total_bytes`] bounds the memory the messages take across all
+/// topics (their JSON, topic name and bookkeeping): when an append takes the total past it, every topic drops its
+/// messages older than a cutoff age chosen to bring the total back to about nine tenths of the cap, so the oldest
+/// messages go first, as the age limit would have dropped them. A client behind them gets `RESET` and `SNAPSHOT`
+/// like after any expiry. The topics' own records (last offset and sequence) stay.
 pub struct MemoryHistory {
     epoch: u64,
     retention: Retention,
     shards: Box<[Shard]>,
     /// The last offset of a topic not held (see [`MemoryHistory::set_offset_floor`]); 0 but after a rebuild.
     offset_floor: AtomicU64,
-    /// Bytes of messages held across all topics.
+    /// Memory the messages take across all topics (the sum of the topics' `footprint`).
     total_bytes: AtomicUsize,
     /// Set while one caller shrinks the history to the total cap (the others go on).
     shrinking: AtomicBool,
@@ -209,6 +224,9 @@ pub struct MemoryHistory {
 
 /// Messages dropped because the history held more than [`Retention::max_total_bytes`].
 const EVICTED_FOR_TOTAL: &str = "delivery_history_total_cap_evictions_total";
+
+/// Age buckets of a shrink to the total cap (see [`MemoryHistory::shrink_to`]).
+const AGE_BUCKETS: usize = 1024;
 
 impl MemoryHistory {
     pub fn new(retention: Retention) -> MemoryHistory {
@@ -271,28 +289,51 @@ impl MemoryHistory {
         if self.total_bytes.load(Ordering::Relaxed) <= cap || self.shrinking.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let target = cap / 10 * 9;
-        let now = Instant::now();
-        let mut retention = self.retention;
-        let mut dropped = 0;
-        let result = loop {
-            retention.max_age /= 2;
-            if let Err(error) = self.trim_all(&retention, now, &mut dropped) {
-                break Err(error);
-            }
-            if self.total_bytes.load(Ordering::Relaxed) <= target || retention.max_age.is_zero() {
-                break Ok(());
-            }
-        };
+        let result = self.shrink_to(cap / 10 * 9);
         self.shrinking.store(false, Ordering::Release);
+        result
+    }
+
+    /// Drops the oldest messages of every topic until about `target` bytes are held: one pass counts the bytes
+    /// by age ([`AGE_BUCKETS`] buckets over the age limit), a second drops every message older than the youngest
+    /// bucket boundary that frees enough (so messages of about the same age go together).
+    fn shrink_to(&self, target: usize) -> Result<(), DeliveryError> {
+        let now = Instant::now();
+        let excess = self.total_bytes.load(Ordering::Relaxed).saturating_sub(target);
+        let bucket = (self.retention.max_age / AGE_BUCKETS as u32).max(Duration::from_nanos(1));
+        // The last bucket holds everything older than the age limit (not yet expired).
+        let mut by_age = vec![0usize; AGE_BUCKETS + 1];
+        for shard in self.shards.iter() {
+            let shard = shard.lock().map_err(|_| poisoned())?;
+            for entry in shard.values().flat_map(|state| &state.entries) {
+                let age = now.saturating_duration_since(entry.published_at);
+                let index = usize::try_from(age.as_nanos() / bucket.as_nanos()).unwrap_or(AGE_BUCKETS);
+                by_age[index.min(AGE_BUCKETS)] += footprint(entry);
+            }
+        }
+        let mut freed = 0;
+        let mut kept_buckets = 0;
+        for (index, bytes) in by_age.iter().enumerate().rev() {
+            freed += bytes;
+            if freed >= excess {
+                kept_buckets = index;
+                break;
+            }
+        }
+        let retention = Retention {
+            max_age: bucket * kept_buckets as u32,
+            ..self.retention
+        };
+        let mut dropped = 0;
+        self.trim_all(&retention, now, &mut dropped)?;
         metrics::counter!(EVICTED_FOR_TOTAL).increment(dropped as u64);
         tracing::warn!(
-            cap_bytes = cap,
+            cap_bytes = self.retention.max_total_bytes,
             kept_age_ms = retention.max_age.as_millis() as u64,
             dropped,
             "history reached its total byte cap; dropped the oldest messages of every topic"
         );
-        result
+        Ok(())
     }
 
     /// Trims every topic to `retention`, adding the number of messages dropped to `dropped`.
@@ -305,10 +346,10 @@ impl MemoryHistory {
         for shard in self.shards.iter() {
             let mut shard = shard.lock().map_err(|_| poisoned())?;
             for state in shard.values_mut() {
-                let before = state.bytes;
+                let before = state.footprint;
                 *dropped += state.trim(retention, now);
                 self.total_bytes
-                    .fetch_sub(before - state.bytes, Ordering::Relaxed);
+                    .fetch_sub(before - state.footprint, Ordering::Relaxed);
             }
         }
         Ok(())
@@ -325,9 +366,9 @@ impl MemoryHistory {
                 ..TopicHistory::default()
             }),
         };
-        let before = state.bytes;
+        let before = state.footprint;
         let result = f(state);
-        self.account(before, state.bytes);
+        self.account(before, state.footprint);
         Ok(result)
     }
 
@@ -396,6 +437,7 @@ impl MemoryHistory {
                 // A gap, or nothing left to keep: what came before is expired.
                 state.entries.clear();
                 state.bytes = 0;
+                state.footprint = 0;
             }
             if sequence.is_some() {
                 state.last_sequence = sequence;
@@ -439,9 +481,9 @@ impl MemoryHistory {
     ) -> Result<R, DeliveryError> {
         let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
         let mut state = shard.get_mut(topic);
-        let before = state.as_ref().map_or(0, |s| s.bytes);
+        let before = state.as_ref().map_or(0, |s| s.footprint);
         let result = f(state.as_deref_mut());
-        self.account(before, state.map_or(0, |s| s.bytes));
+        self.account(before, state.map_or(0, |s| s.footprint));
         Ok(result)
     }
 }
@@ -733,25 +775,28 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn total_cap_drops_the_oldest_messages_of_every_topic_first() {
+        // Every message below takes the same memory: 10 bytes of JSON on a one-letter topic.
+        let unit = 10 + 1 + ENTRY_OVERHEAD;
         let retention = Retention {
             max_age: Duration::from_secs(3600),
             max_messages: 100,
             max_bytes: usize::MAX,
-            max_total_bytes: 100,
+            max_total_bytes: 10 * unit,
         };
         let history = MemoryHistory::with_epoch(retention, 1);
         let message = || Bytes::from(vec![b'x'; 10]);
-        // Ten 10-byte messages a second apart, alternating between two topics: exactly at the cap.
+        // Ten messages a second apart, alternating between two topics: exactly at the cap.
         for n in 0..10 {
             let topic = if n % 2 == 0 { "a" } else { "b" };
             history.append(topic, message()).await.unwrap();
             tokio::time::advance(Duration::from_secs(1)).await;
         }
         let held = |history: &MemoryHistory| history.total_bytes.load(Ordering::Relaxed);
-        assert_eq!(held(&history), 100);
-        // One more, on a third topic: the three oldest (a1 at 0 s, b1 at 1 s, a2 at 2 s) go, whatever their topic.
+        assert_eq!(held(&history), 10 * unit);
+        // One more, on a third topic: down to at most nine: the three oldest (a1 at 0 s, b1 at 1 s, a2 at 2 s, in
+        // the same age bucket of 3.5 s) go, whatever their topic.
         history.append("c", message()).await.unwrap();
-        assert_eq!(held(&history), 80);
+        assert_eq!(held(&history), 8 * unit);
         let first = |entries: Vec<Arc<Entry>>| entries.first().map(|e| e.position.offset);
         assert_eq!(first(history.last("a", 10).await.unwrap()), Some(3));
         assert_eq!(first(history.last("b", 10).await.unwrap()), Some(2));

@@ -15,6 +15,7 @@
 //! | `delivery_replay_total` | counter | `result` (`hit`, `miss`, `reset`) |
 //! | `delivery_auth_rejections_total` | counter | `reason` (an error code) |
 //! | `delivery_limit_rejections_total` | counter | `limit` (`topics`, `concurrent`, `rate`, `capacity`) |
+//! | `delivery_history_total_cap_evictions_total` | counter | |
 //!
 //! The publish-to-write latency also goes to the process's [`LatencyObserver`], when one is installed with
 //! [`observe_write_latency`] (the binary feeds ClickHouse's `delivery_latency` with it).
