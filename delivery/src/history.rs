@@ -299,7 +299,6 @@ impl MemoryHistory {
     /// bucket boundary that frees enough (so messages of about the same age go together).
     fn shrink_to(&self, target: usize) -> Result<(), DeliveryError> {
         let now = Instant::now();
-        let excess = self.total_bytes.load(Ordering::Relaxed).saturating_sub(target);
         let bucket = (self.retention.max_age / AGE_BUCKETS as u32).max(Duration::from_nanos(1));
         // The last bucket holds everything older than the age limit (not yet expired).
         let mut by_age = vec![0usize; AGE_BUCKETS + 1];
@@ -310,6 +309,12 @@ impl MemoryHistory {
                 let index = usize::try_from(age.as_nanos() / bucket.as_nanos()).unwrap_or(AGE_BUCKETS);
                 by_age[index.min(AGE_BUCKETS)] += footprint(entry);
             }
+        }
+        // Measured by the same pass, not from the running total: messages dropped meanwhile (expiry, the topics'
+        // own limits) must not make the cutoff drop more than is now needed.
+        let excess = by_age.iter().sum::<usize>().saturating_sub(target);
+        if excess == 0 {
+            return Ok(());
         }
         let mut freed = 0;
         let mut kept_buckets = 0;
