@@ -347,3 +347,53 @@ async fn committed_offsets_are_the_oldest_kept_checkpoints() {
     topology.checkpoint().await.expect("checkpoint");
     assert_eq!(committed(&bus).await, at_checkpoint[2]);
 }
+
+/// A process that dies after writing a round's dead letters but before recording the round: the next one takes the
+/// round again and finds the letter already on the dead-letter topic, so it is not written twice.
+#[tokio::test]
+async fn a_dead_letter_written_before_a_crash_is_not_written_again() {
+    use social_pipeline::operator::Emitter;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = input_bus().await;
+    let mut generator = Generator::new(GeneratorConfig::with_seed(8));
+    append(&bus, &mut generator, 50).await;
+    let garbage = Record {
+        key: bytes::Bytes::new(),
+        value: bytes::Bytes::from_static(b"not json at all"),
+        timestamp_ms: 1_700_000_000_000,
+    };
+    let offset = bus.append(INPUT_TOPIC, 0, vec![garbage]).await.expect("append");
+    append(&bus, &mut generator, 50).await;
+    let config = TopologyConfig {
+        idle_flush_ms: None,
+        partition_idle_ms: 0,
+        checkpoint_interval_ms: 3_600_000,
+        ..TopologyConfig::default()
+    };
+    let dyn_bus: Arc<dyn Bus> = bus.clone();
+    let mut crashed = Topology::new(config, dyn_bus, Some(dir.path().to_owned())).expect("topology");
+    let mut out = Emitter::default();
+    crashed.start(&mut out);
+    while crashed.offsets().iter().sum::<u64>() < 101 {
+        crashed.round(&mut out).await.expect("round");
+    }
+    drop(crashed);
+    assert_eq!(bus.end_offset(DEAD_LETTER_TOPIC, 0).await.expect("end"), 1);
+    // The crash came before any round reached the round log.
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("rounds-"))
+        {
+            std::fs::remove_file(path).expect("remove round log");
+        }
+    }
+
+    run_until(bus.clone(), dir.path(), 101).await;
+
+    let letter = the_dead_letter(&bus).await;
+    assert_eq!(letter["input"]["partition"], 0);
+    assert_eq!(letter["input"]["offset"], offset);
+}

@@ -94,6 +94,9 @@ pub struct Topology {
     invalid: Vec<(u32, crate::bus::StoredRecord, social_schemas::ValidationError)>,
     /// The shutdown token of `run` (a waiting append gives up on it).
     stop: CancellationToken,
+    /// Input positions the dead-letter topic already names, read from its tail before this process writes its
+    /// first dead letter (`None` until then): see [`Topology::dead_letter_invalid`].
+    lettered: Option<std::collections::HashSet<(u32, Offset)>>,
 }
 
 /// What one round did.
@@ -196,6 +199,7 @@ impl Topology {
             invalid: Vec::new(),
             kept: Arc::new(std::sync::Mutex::new(kept)),
             stop: CancellationToken::new(),
+            lettered: None,
         })
     }
 
@@ -462,17 +466,35 @@ impl Topology {
         Ok(records)
     }
 
-    /// Appends the dead letters of the round's invalid records, before the round is recorded: a crash in between
-    /// takes the round again and writes them again (each names its input partition and offset, for consumers that
-    /// drop duplicates), and none is lost.
+    /// Appends the dead letters of the round's invalid records, before the round is recorded, so none is lost. A
+    /// crash in between takes the round again; the letters it had written are found on the dead-letter topic's
+    /// tail at the first dead letter of the next process (each names its input partition and offset) and not
+    /// written again.
     async fn dead_letter_invalid(&mut self) -> Result<(), PipelineError> {
         if self.invalid.is_empty() {
+            return Ok(());
+        }
+        // Ingest creates the topic; a topology used without one creates it here.
+        self.bus
+            .ensure_topic(&crate::bus::TopicSpec {
+                name: crate::bus::DEAD_LETTER_TOPIC.to_owned(),
+                partitions: 1,
+            })
+            .await?;
+        if self.lettered.is_none() {
+            self.lettered = Some(lettered_positions(&*self.bus).await?);
+        }
+        let lettered = self.lettered.as_ref();
+        let mut invalid = std::mem::take(&mut self.invalid);
+        invalid.retain(|(partition, record, _)| {
+            !lettered.is_some_and(|positions| positions.contains(&(*partition, record.offset)))
+        });
+        if invalid.is_empty() {
             return Ok(());
         }
         // Received now, as ingest's dead letters are (the dead-letter counts go by it); the record's own timestamp,
         // set by its producer, is kept beside its position.
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let invalid = std::mem::take(&mut self.invalid);
         let letters: Vec<_> = invalid
             .iter()
             .map(|(partition, record, error)| {
@@ -481,13 +503,6 @@ impl Topology {
             })
             .collect();
         let count = letters.len() as u64;
-        // Ingest creates the topic; a topology used without one creates it here.
-        self.bus
-            .ensure_topic(&crate::bus::TopicSpec {
-                name: crate::bus::DEAD_LETTER_TOPIC.to_owned(),
-                partitions: 1,
-            })
-            .await?;
         // The dead-letter topic may be full of letters the analytics feed has not read (ClickHouse down): wait.
         crate::bus::append_when_room(&*self.bus, crate::bus::DEAD_LETTER_TOPIC, 0, letters, &self.stop)
             .await?;
@@ -677,6 +692,51 @@ impl Topology {
         self.last_checkpoint = Instant::now();
         Ok(())
     }
+}
+
+/// Dead letters read back from the end of the dead-letter topic to find those a crashed process wrote for a round
+/// it had not recorded: that round is retaken right after the restart, so its letters are among the last ones.
+const LETTERED_TAIL: u64 = 10_000;
+
+/// The input positions named by the last [`LETTERED_TAIL`] dead letters (ingest's letters name none).
+async fn lettered_positions(
+    bus: &dyn Bus,
+) -> Result<std::collections::HashSet<(u32, Offset)>, PipelineError> {
+    #[derive(serde::Deserialize)]
+    struct Letter {
+        input: Option<Position>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Position {
+        partition: u32,
+        offset: Offset,
+    }
+    let topic = crate::bus::DEAD_LETTER_TOPIC;
+    let end = bus.end_offset(topic, 0).await?;
+    let mut from = bus
+        .start_offset(topic, 0)
+        .await?
+        .max(end.saturating_sub(LETTERED_TAIL));
+    let mut positions = std::collections::HashSet::new();
+    while from < end {
+        let records = match bus.fetch(topic, 0, from, 1_000, Duration::ZERO).await {
+            Ok(records) => records,
+            // Retention moved on meanwhile: what it dropped is older than any round to retake.
+            Err(crate::bus::BusError::OffsetOutOfRange { earliest, .. }) => {
+                from = earliest;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let Some(last) = records.last() else { break };
+        from = last.offset + 1;
+        for record in &records {
+            if let Ok(Letter { input: Some(p) }) = serde_json::from_slice::<Letter>(&record.value) {
+                positions.insert((p.partition, p.offset));
+            }
+        }
+    }
+    Ok(positions)
 }
 
 /// The dead letter of an input record that does not parse: the reason, the record and where it was read.
