@@ -124,12 +124,28 @@ async fn run_checkpoints_on_shutdown_and_resumes_without_resending() {
     );
 }
 
+/// Takes rounds over `dir` until offsets up to `total` records are read, then drops the topology without a
+/// checkpoint (a crash): its rounds are in the round log.
+async fn read_then_crash(bus: Arc<MemoryBus>, dir: &std::path::Path, total: u64) {
+    let config = TopologyConfig {
+        idle_flush_ms: None,
+        partition_idle_ms: 0,
+        checkpoint_interval_ms: 3_600_000,
+        ..TopologyConfig::default()
+    };
+    let mut crashed = Topology::new(config, bus, Some(dir.to_owned())).expect("topology");
+    let mut out = social_pipeline::operator::Emitter::default();
+    crashed.start(&mut out);
+    while crashed.offsets().iter().sum::<u64>() < total {
+        crashed.round(&mut out).await.expect("round");
+    }
+}
+
 /// A record written to the input topic by another producer, not through ingest, that does not parse goes to the
 /// dead-letter topic with its reason and input position, once: also when the process stops without a checkpoint
 /// after reading it and its round is taken again from the round log.
 #[tokio::test]
 async fn invalid_input_records_are_dead_lettered_once() {
-    use social_pipeline::operator::Emitter;
     let dir = tempfile::tempdir().expect("tempdir");
     let bus = input_bus().await;
     let mut generator = Generator::new(GeneratorConfig::with_seed(5));
@@ -143,20 +159,7 @@ async fn invalid_input_records_are_dead_lettered_once() {
     append(&bus, &mut generator, 100).await;
 
     // A process reads everything, then stops without a checkpoint (a crash): its rounds are in the round log.
-    let config = TopologyConfig {
-        idle_flush_ms: None,
-        partition_idle_ms: 0,
-        checkpoint_interval_ms: 3_600_000,
-        ..TopologyConfig::default()
-    };
-    let dyn_bus: Arc<dyn Bus> = bus.clone();
-    let mut crashed = Topology::new(config, dyn_bus, Some(dir.path().to_owned())).expect("topology");
-    let mut out = Emitter::default();
-    crashed.start(&mut out);
-    while crashed.offsets().iter().sum::<u64>() < 201 {
-        crashed.round(&mut out).await.expect("round");
-    }
-    drop(crashed);
+    read_then_crash(bus.clone(), dir.path(), 201).await;
     assert_eq!(bus.end_offset(DEAD_LETTER_TOPIC, 0).await.expect("end"), 1);
 
     // The restarted process replays those rounds, then runs on.
@@ -352,7 +355,6 @@ async fn committed_offsets_are_the_oldest_kept_checkpoints() {
 /// round again and finds the letter already on the dead-letter topic, so it is not written twice.
 #[tokio::test]
 async fn a_dead_letter_written_before_a_crash_is_not_written_again() {
-    use social_pipeline::operator::Emitter;
     let dir = tempfile::tempdir().expect("tempdir");
     let bus = input_bus().await;
     let mut generator = Generator::new(GeneratorConfig::with_seed(8));
@@ -364,20 +366,7 @@ async fn a_dead_letter_written_before_a_crash_is_not_written_again() {
     };
     let offset = bus.append(INPUT_TOPIC, 0, vec![garbage]).await.expect("append");
     append(&bus, &mut generator, 50).await;
-    let config = TopologyConfig {
-        idle_flush_ms: None,
-        partition_idle_ms: 0,
-        checkpoint_interval_ms: 3_600_000,
-        ..TopologyConfig::default()
-    };
-    let dyn_bus: Arc<dyn Bus> = bus.clone();
-    let mut crashed = Topology::new(config, dyn_bus, Some(dir.path().to_owned())).expect("topology");
-    let mut out = Emitter::default();
-    crashed.start(&mut out);
-    while crashed.offsets().iter().sum::<u64>() < 101 {
-        crashed.round(&mut out).await.expect("round");
-    }
-    drop(crashed);
+    read_then_crash(bus.clone(), dir.path(), 101).await;
     assert_eq!(bus.end_offset(DEAD_LETTER_TOPIC, 0).await.expect("end"), 1);
     // The crash came before any round reached the round log.
     for entry in std::fs::read_dir(dir.path()).expect("dir") {

@@ -567,10 +567,7 @@ impl Topology {
         let offsets = self.offsets.clone();
         self.writing = Some(tokio::spawn(async move {
             output.wait().await?;
-            for (partition, offset) in offsets.iter().enumerate() {
-                bus.commit(&group, INPUT_TOPIC, partition as u32, *offset).await?;
-            }
-            Ok(())
+            commit_input_offsets(&*bus, &group, &offsets).await
         }));
         self.rounds_since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
@@ -683,15 +680,20 @@ impl Topology {
                     .map(|(_, offsets)| offsets.clone())
                     .unwrap_or_default()
             };
-            for (partition, offset) in committed.iter().enumerate() {
-                bus.commit(&group, INPUT_TOPIC, partition as u32, *offset).await?;
-            }
-            Ok(())
+            commit_input_offsets(&*bus, &group, &committed).await
         }));
         self.rounds_since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         Ok(())
     }
+}
+
+/// Commits `offsets` (one per input partition, in order) for `group`.
+async fn commit_input_offsets(bus: &dyn Bus, group: &str, offsets: &[Offset]) -> Result<(), PipelineError> {
+    for (partition, offset) in offsets.iter().enumerate() {
+        bus.commit(group, INPUT_TOPIC, partition as u32, *offset).await?;
+    }
+    Ok(())
 }
 
 /// Dead letters read back from the end of the dead-letter topic to find those a crashed process wrote for a round
