@@ -138,7 +138,9 @@ impl Engagement {
         self.len() == 0
     }
 
-    pub fn fire(&mut self, tick: EventTimeMs, mode: FireMode, out: &mut Emitter) {
+    /// Emits what `mode` asks for at `tick`, and the grouped alerts (not with [`FireMode::CorrectionsOnly`]).
+    /// `idle`: an idle flush's tick, which may come at the time of a regular tick that alerted already.
+    pub fn fire(&mut self, tick: EventTimeMs, mode: FireMode, idle: bool, out: &mut Emitter) {
         let mut times = TimeText::default();
         self.table.fire(tick, mode, |f| {
             let (dimension, id) = f.key.split_once(':').unwrap_or(("share", f.key));
@@ -171,10 +173,12 @@ impl Engagement {
             return;
         }
         for (share, alert) in std::mem::take(&mut self.alerts) {
-            let id = MessageId::new("engagement-alert")
-                .str(share.as_str())
-                .num(tick)
-                .finish();
+            let mut id = MessageId::new("engagement-alert").str(share.as_str()).num(tick);
+            if idle {
+                // Distinct from the alert a regular tick at the same time may have sent.
+                id = id.str("idle");
+            }
+            let id = id.finish();
             let data = MessageData::new(&AlertJson {
                 content_id: alert.content_id.as_ref().map(Key::as_str),
                 counts: CountsJson::from(&alert.counts),

@@ -64,7 +64,8 @@ pub struct Engine {
     last_event: EventTimeMs,
     next_tick: Option<EventTimeMs>,
     stats: LateStats,
-    /// The watermark of the last idle tick (not checkpointed: ticking again at the same time changes nothing).
+    /// The watermark of the last idle tick: checkpointed, since a restored engine that ticked again at that time
+    /// would emit what the uninterrupted run keeps for the next tick.
     idle_ticked: EventTimeMs,
 }
 
@@ -84,6 +85,9 @@ pub struct EngineState {
     pub last_event: EventTimeMs,
     pub next_tick: Option<EventTimeMs>,
     pub stats: LateStats,
+    /// Absent from checkpoints written before it was kept: no idle tick yet.
+    #[serde(default = "no_event_yet")]
+    pub idle_ticked: EventTimeMs,
 }
 
 fn no_event_yet() -> EventTimeMs {
@@ -310,6 +314,7 @@ impl Engine {
             last_event: self.last_event,
             next_tick: self.next_tick,
             stats: self.stats,
+            idle_ticked: self.idle_ticked,
         }
     }
 
@@ -340,7 +345,7 @@ impl Engine {
             last_event: state.last_event,
             next_tick: state.next_tick,
             stats: state.stats,
-            idle_ticked: EventTimeMs::MIN,
+            idle_ticked: state.idle_ticked,
         })
     }
 }

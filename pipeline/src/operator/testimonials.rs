@@ -93,7 +93,8 @@ impl Testimonials {
         self.len() == 0
     }
 
-    pub fn fire(&mut self, tick: EventTimeMs, dir: &Directory, out: &mut Emitter) {
+    /// `idle`: an idle flush's tick, which may come at the time of a regular tick that reported already.
+    pub fn fire(&mut self, tick: EventTimeMs, idle: bool, dir: &Directory, out: &mut Emitter) {
         for (testimonial, ()) in std::mem::take(&mut self.pending) {
             let visible = dir
                 .testimonial_authors
@@ -102,10 +103,12 @@ impl Testimonials {
             let Some(counts) = self.totals.get(&testimonial).filter(|_| visible) else {
                 continue;
             };
-            let id = MessageId::new("testimonial-engaged")
-                .str(&testimonial)
-                .num(tick)
-                .finish();
+            let mut id = MessageId::new("testimonial-engaged").str(&testimonial).num(tick);
+            if idle {
+                // Distinct from the message a regular tick at the same time may have sent.
+                id = id.str("idle");
+            }
+            let id = id.finish();
             let data = MessageData::new(&EngagedJson {
                 counts: CountsJson::from(counts),
                 testimonial_id: &testimonial,

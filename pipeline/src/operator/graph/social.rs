@@ -138,13 +138,14 @@ impl SocialSide {
     }
 
     pub(crate) fn tick(&mut self, config: &OperatorConfig, tick: EventTimeMs, idle: bool, out: &mut Emitter) {
-        self.engagement.fire(tick, FireMode::Tick, out);
+        self.engagement.fire(tick, FireMode::Tick, idle, out);
         self.trending
             .fire(&config.trending, config.trending_top_k, tick, idle, out);
-        self.testimonials.fire(tick, &self.directory, out);
+        self.testimonials.fire(tick, idle, &self.directory, out);
     }
 
     pub(crate) fn flush_corrections(&mut self, watermark: EventTimeMs, out: &mut Emitter) {
-        self.engagement.fire(watermark, FireMode::CorrectionsOnly, out);
+        self.engagement
+            .fire(watermark, FireMode::CorrectionsOnly, false, out);
     }
 }
