@@ -386,3 +386,65 @@ async fn a_dead_letter_written_before_a_crash_is_not_written_again() {
     assert_eq!(letter["input"]["partition"], 0);
     assert_eq!(letter["input"]["offset"], offset);
 }
+
+/// An input topic deleted and created again starts its offsets over, while the dead-letter topic keeps the letters
+/// of the old one: an invalid record of the new topic at a position an old letter names is still dead-lettered
+/// (the letters name the record's producer timestamp too).
+#[tokio::test]
+async fn an_old_letter_at_the_same_position_does_not_hide_a_new_invalid_record() {
+    let garbage = |timestamp_ms| Record {
+        key: bytes::Bytes::new(),
+        value: bytes::Bytes::from_static(b"not json at all"),
+        timestamp_ms,
+    };
+    let with_garbage_at_50 = |timestamp_ms| async move {
+        let bus = input_bus().await;
+        let mut generator = Generator::new(GeneratorConfig::with_seed(9));
+        append(&bus, &mut generator, 50).await;
+        let offset = bus
+            .append(INPUT_TOPIC, 0, vec![garbage(timestamp_ms)])
+            .await
+            .expect("append");
+        (bus, offset)
+    };
+    let (old, old_offset) = with_garbage_at_50(1_600_000_000_000).await;
+    let old_dir = tempfile::tempdir().expect("tempdir");
+    run_until(old.clone(), old_dir.path(), 51).await;
+    let old_letter = old
+        .fetch(DEAD_LETTER_TOPIC, 0, 0, 10, Duration::ZERO)
+        .await
+        .expect("fetch")
+        .remove(0);
+
+    // The new topic: its invalid record lands at the same partition and offset, with another timestamp.
+    let (new, new_offset) = with_garbage_at_50(1_700_000_000_000).await;
+    assert_eq!(new_offset, old_offset);
+    new.ensure_topic(&TopicSpec {
+        name: DEAD_LETTER_TOPIC.into(),
+        partitions: 1,
+    })
+    .await
+    .expect("topic");
+    new.append(
+        DEAD_LETTER_TOPIC,
+        0,
+        vec![Record {
+            key: old_letter.key.clone(),
+            value: old_letter.value.clone(),
+            timestamp_ms: old_letter.timestamp_ms,
+        }],
+    )
+    .await
+    .expect("append");
+    let new_dir = tempfile::tempdir().expect("tempdir");
+    run_until(new.clone(), new_dir.path(), 51).await;
+
+    let letters = new
+        .fetch(DEAD_LETTER_TOPIC, 0, 0, 10, Duration::ZERO)
+        .await
+        .expect("fetch");
+    assert_eq!(letters.len(), 2, "the new record is dead-lettered too");
+    let letter: serde_json::Value = serde_json::from_slice(&letters[1].value).expect("json");
+    assert_eq!(letter["input"]["offset"], new_offset);
+    assert_eq!(letter["input"]["timestampMs"], 1_700_000_000_000_i64);
+}

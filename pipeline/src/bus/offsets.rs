@@ -54,10 +54,14 @@ pub(crate) fn protected_from(
 
 #[derive(Default)]
 struct Group {
-    offsets: BTreeMap<(String, u32), Offset>,
+    offsets: Committed,
     /// Bumped by every commit, so that a writer can tell whether a snapshot already on disk covers a commit.
     version: u64,
 }
+
+/// A group's committed offsets by topic, then partition: nested, so that a lookup by `&str` allocates nothing (the
+/// memory bus looks up its protected consumers on every append).
+type Committed = BTreeMap<String, BTreeMap<u32, Offset>>;
 
 pub(crate) struct OffsetStore {
     /// Where group files live; `None` keeps offsets in memory only.
@@ -107,11 +111,7 @@ impl OffsetStore {
 
     pub(crate) fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<Offset> {
         let groups = lock(&self.groups);
-        groups
-            .get(group)?
-            .offsets
-            .get(&(topic.to_string(), partition))
-            .copied()
+        groups.get(group)?.offsets.get(topic)?.get(&partition).copied()
     }
 
     /// Records the offset and, for a durable store, returns once a file holding it is on disk. If the write fails
@@ -126,7 +126,16 @@ impl OffsetStore {
         let version = {
             let mut groups = lock(&self.groups);
             let entry = groups.entry(group.to_string()).or_default();
-            entry.offsets.insert((topic.to_string(), partition), next_offset);
+            match entry.offsets.get_mut(topic) {
+                Some(partitions) => {
+                    partitions.insert(partition, next_offset);
+                }
+                None => {
+                    entry
+                        .offsets
+                        .insert(topic.to_string(), BTreeMap::from([(partition, next_offset)]));
+                }
+            }
             entry.version += 1;
             entry.version
         };
@@ -152,20 +161,22 @@ impl OffsetStore {
     }
 }
 
-fn render(offsets: &BTreeMap<(String, u32), Offset>) -> String {
+fn render(offsets: &Committed) -> String {
     let mut text = format!("{FORMAT_LINE}\n");
-    for ((topic, partition), offset) in offsets {
-        text.push_str(&format!("{} {partition} {offset}\n", encode_name(topic)));
+    for (topic, partitions) in offsets {
+        for (partition, offset) in partitions {
+            text.push_str(&format!("{} {partition} {offset}\n", encode_name(topic)));
+        }
     }
     text
 }
 
-fn parse(text: &str) -> Option<BTreeMap<(String, u32), Offset>> {
+fn parse(text: &str) -> Option<Committed> {
     let mut lines = text.lines();
     if lines.next()? != FORMAT_LINE {
         return None;
     }
-    let mut offsets = BTreeMap::new();
+    let mut offsets = Committed::new();
     for line in lines.filter(|line| !line.is_empty()) {
         let mut fields = line.split(' ');
         let topic = decode_name(fields.next()?)?;
@@ -174,7 +185,7 @@ fn parse(text: &str) -> Option<BTreeMap<(String, u32), Offset>> {
         if fields.next().is_some() {
             return None;
         }
-        offsets.insert((topic, partition), offset);
+        offsets.entry(topic).or_default().insert(partition, offset);
     }
     Some(offsets)
 }

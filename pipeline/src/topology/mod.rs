@@ -96,7 +96,7 @@ pub struct Topology {
     stop: CancellationToken,
     /// Input positions the dead-letter topic already names, read from its tail before this process writes its
     /// first dead letter (`None` until then): see [`Topology::dead_letter_invalid`].
-    lettered: Option<std::collections::HashSet<(u32, Offset)>>,
+    lettered: Option<std::collections::HashSet<LetteredInput>>,
 }
 
 /// What one round did.
@@ -487,7 +487,8 @@ impl Topology {
         let lettered = self.lettered.as_ref();
         let mut invalid = std::mem::take(&mut self.invalid);
         invalid.retain(|(partition, record, _)| {
-            !lettered.is_some_and(|positions| positions.contains(&(*partition, record.offset)))
+            let key = (*partition, record.offset, record.timestamp_ms);
+            !lettered.is_some_and(|positions| positions.contains(&key))
         });
         if invalid.is_empty() {
             return Ok(());
@@ -700,18 +701,24 @@ async fn commit_input_offsets(bus: &dyn Bus, group: &str, offsets: &[Offset]) ->
 /// it had not recorded: that round is retaken right after the restart, so its letters are among the last ones.
 const LETTERED_TAIL: u64 = 10_000;
 
-/// The input positions named by the last [`LETTERED_TAIL`] dead letters (ingest's letters name none).
+/// An input record a dead letter names: its partition, offset and producer timestamp. The timestamp tells a record
+/// apart from another one at the same position of an input topic that was deleted and created again.
+type LetteredInput = (u32, Offset, i64);
+
+/// The input records named by the last [`LETTERED_TAIL`] dead letters (ingest's letters name none).
 async fn lettered_positions(
     bus: &dyn Bus,
-) -> Result<std::collections::HashSet<(u32, Offset)>, PipelineError> {
+) -> Result<std::collections::HashSet<LetteredInput>, PipelineError> {
     #[derive(serde::Deserialize)]
     struct Letter {
         input: Option<Position>,
     }
     #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
     struct Position {
         partition: u32,
         offset: Offset,
+        timestamp_ms: i64,
     }
     let topic = crate::bus::DEAD_LETTER_TOPIC;
     let end = bus.end_offset(topic, 0).await?;
@@ -734,7 +741,7 @@ async fn lettered_positions(
         from = last.offset + 1;
         for record in &records {
             if let Ok(Letter { input: Some(p) }) = serde_json::from_slice::<Letter>(&record.value) {
-                positions.insert((p.partition, p.offset));
+                positions.insert((p.partition, p.offset, p.timestamp_ms));
             }
         }
     }
