@@ -46,6 +46,9 @@ pub enum GapReason {
     Expired,
     /// The position belongs to another epoch (or lies beyond the end of this one): history was lost or rebuilt.
     EpochChanged,
+    /// The resume token names the topic more than once (see [`crate::resume_token`]): which position the client
+    /// held is unknown.
+    PositionUnknown,
 }
 
 impl GapReason {
@@ -53,6 +56,7 @@ impl GapReason {
         match self {
             GapReason::Expired => "history_expired",
             GapReason::EpochChanged => "epoch_changed",
+            GapReason::PositionUnknown => "position_unknown",
         }
     }
 }
@@ -128,9 +132,11 @@ pub struct Retention {
     pub max_total_bytes: usize,
 }
 
-#[derive(Default)]
 struct TopicHistory {
     last_offset: u64,
+    /// When the last message was published (or, for a topic created without one, when it was created): a shrink
+    /// to the total cap forgets a topic without messages by this age.
+    touched: Instant,
     /// The producer sequence of the last message appended with one.
     last_sequence: Option<u64>,
     /// Bytes of the messages' JSON (the per-topic limit).
@@ -138,6 +144,14 @@ struct TopicHistory {
     /// Memory the entries take, JSON and bookkeeping (the total cap); see [`footprint`].
     footprint: usize,
     entries: VecDeque<Arc<Entry>>,
+}
+
+/// What a topic's own record costs besides its name: the record, the name's reference counts and the map slot.
+const RECORD_OVERHEAD: usize = std::mem::size_of::<TopicHistory>() + std::mem::size_of::<Arc<str>>() + 16 + 8;
+
+/// The memory a topic's record takes, as counted against [`Retention::max_total_bytes`].
+fn record_footprint(topic: &str) -> usize {
+    topic.len() + RECORD_OVERHEAD
 }
 
 /// What one entry costs besides its JSON and topic name: the entry, its two reference counts, the topic name's
@@ -150,6 +164,17 @@ fn footprint(entry: &Entry) -> usize {
 }
 
 impl TopicHistory {
+    fn new(last_offset: u64, now: Instant) -> TopicHistory {
+        TopicHistory {
+            last_offset,
+            touched: now,
+            last_sequence: None,
+            bytes: 0,
+            footprint: 0,
+            entries: VecDeque::new(),
+        }
+    }
+
     /// Appends the message at `position` (past the last offset), then trims.
     fn push(
         &mut self,
@@ -167,6 +192,7 @@ impl TopicHistory {
             published_at,
         });
         self.last_offset = position.offset;
+        self.touched = self.touched.max(published_at);
         self.bytes += entry.json.len();
         self.footprint += footprint(&entry);
         self.entries.push_back(entry.clone());
@@ -209,7 +235,9 @@ type Shard = Mutex<FxHashMap<Arc<str>, TopicHistory>>;
 /// topics (their JSON, topic name and bookkeeping): when an append takes the total past it, every topic drops its
 /// messages older than a cutoff age chosen to bring the total back to about nine tenths of the cap, so the oldest
 /// messages go first, as the age limit would have dropped them. A client behind them gets `RESET` and `SNAPSHOT`
-/// like after any expiry. The topics' own records (last offset and sequence) stay.
+/// like after any expiry. Each topic's own record (last offset and sequence) counts too: a topic left without
+/// messages by the cutoff is forgotten, and the offsets of topics not held then start past its last offset (the
+/// offset floor), so no offset is given twice; a client that held a position of it gets `RESET`.
 pub struct MemoryHistory {
     epoch: u64,
     retention: Retention,
@@ -257,28 +285,33 @@ impl MemoryHistory {
         sequence: Option<u64>,
     ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         let now = Instant::now();
-        let appended = self.with_state(topic, |state| {
-            if let (Some(sequence), Some(last)) = (sequence, state.last_sequence)
-                && sequence <= last
-            {
-                return None;
-            }
-            if sequence.is_some() {
-                state.last_sequence = sequence;
-            }
-            let offset = state.last_offset + 1;
-            Some(state.push(
-                topic,
-                Position {
-                    epoch: self.epoch,
-                    offset,
-                },
-                json,
-                now,
-                &self.retention,
-                now,
-            ))
-        })?;
+        let appended = self.with_state(
+            topic,
+            |floor| floor,
+            now,
+            |state| {
+                if let (Some(sequence), Some(last)) = (sequence, state.last_sequence)
+                    && sequence <= last
+                {
+                    return None;
+                }
+                if sequence.is_some() {
+                    state.last_sequence = sequence;
+                }
+                let offset = state.last_offset + 1;
+                Some(state.push(
+                    topic,
+                    Position {
+                        epoch: self.epoch,
+                        offset,
+                    },
+                    json,
+                    now,
+                    &self.retention,
+                    now,
+                ))
+            },
+        )?;
         self.enforce_total_cap()?;
         Ok(appended)
     }
@@ -304,10 +337,18 @@ impl MemoryHistory {
         let mut by_age = vec![0usize; AGE_BUCKETS + 1];
         for shard in self.shards.iter() {
             let shard = shard.lock().map_err(|_| poisoned())?;
-            for entry in shard.values().flat_map(|state| &state.entries) {
-                let age = now.saturating_duration_since(entry.published_at);
-                let index = usize::try_from(age.as_nanos() / bucket.as_nanos()).unwrap_or(AGE_BUCKETS);
-                by_age[index.min(AGE_BUCKETS)] += footprint(entry);
+            let age_index = |at: Instant| {
+                let age = now.saturating_duration_since(at);
+                usize::try_from(age.as_nanos() / bucket.as_nanos())
+                    .unwrap_or(AGE_BUCKETS)
+                    .min(AGE_BUCKETS)
+            };
+            for (topic, state) in shard.iter() {
+                // A record goes with its topic's last message (nothing in it is newer than `touched`).
+                by_age[age_index(state.touched)] += record_footprint(topic);
+                for entry in &state.entries {
+                    by_age[age_index(entry.published_at)] += footprint(entry);
+                }
             }
         }
         // Measured by the same pass, not from the running total: messages dropped meanwhile (expiry, the topics'
@@ -331,14 +372,37 @@ impl MemoryHistory {
         };
         let mut dropped = 0;
         self.trim_all(&retention, now, &mut dropped)?;
+        let forgotten = self.forget_idle(retention.max_age, now)?;
         metrics::counter!(EVICTED_FOR_TOTAL).increment(dropped as u64);
         tracing::warn!(
             cap_bytes = self.retention.max_total_bytes,
             kept_age_ms = retention.max_age.as_millis() as u64,
             dropped,
+            forgotten_topics = forgotten,
             "history reached its total byte cap; dropped the oldest messages of every topic"
         );
         Ok(())
+    }
+
+    /// Forgets every topic without messages whose last one was published more than `max_age` ago, raising the
+    /// offset floor past its last offset (a topic created again continues from there, so no offset is reused);
+    /// returns how many were forgotten.
+    fn forget_idle(&self, max_age: Duration, now: Instant) -> Result<usize, DeliveryError> {
+        let mut forgotten = 0;
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().map_err(|_| poisoned())?;
+            shard.retain(|topic, state| {
+                let idle = state.entries.is_empty() && now.saturating_duration_since(state.touched) > max_age;
+                if idle {
+                    self.offset_floor.fetch_max(state.last_offset, Ordering::SeqCst);
+                    self.total_bytes
+                        .fetch_sub(record_footprint(topic) + state.footprint, Ordering::Relaxed);
+                    forgotten += 1;
+                }
+                !idle
+            });
+        }
+        Ok(forgotten)
     }
 
     /// Trims every topic to `retention`, adding the number of messages dropped to `dropped`.
@@ -360,16 +424,26 @@ impl MemoryHistory {
         Ok(())
     }
 
-    /// Runs `f` on the state of `topic`, created (at the offset floor) when missing.
-    fn with_state<R>(&self, topic: &str, f: impl FnOnce(&mut TopicHistory) -> R) -> Result<R, DeliveryError> {
+    /// Runs `f` on the state of `topic`; a missing one is created, touched at `now`, with the last offset
+    /// `last_offset` gives for the offset floor.
+    fn with_state<R>(
+        &self,
+        topic: &str,
+        last_offset: impl FnOnce(u64) -> u64,
+        now: Instant,
+        f: impl FnOnce(&mut TopicHistory) -> R,
+    ) -> Result<R, DeliveryError> {
         let floor = self.floor();
         let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
         let state = match shard.get_mut(topic) {
             Some(state) => state,
-            None => shard.entry(Arc::from(topic)).or_insert_with(|| TopicHistory {
-                last_offset: floor,
-                ..TopicHistory::default()
-            }),
+            None => {
+                self.total_bytes
+                    .fetch_add(record_footprint(topic), Ordering::Relaxed);
+                shard
+                    .entry(Arc::from(topic))
+                    .or_insert_with(|| TopicHistory::new(last_offset(floor), now))
+            }
         };
         let before = state.footprint;
         let result = f(state);
@@ -434,32 +508,40 @@ impl MemoryHistory {
         age: Duration,
     ) -> Result<Option<Arc<Entry>>, DeliveryError> {
         let now = Instant::now();
-        let stored = self.with_state(topic, |state| {
-            if offset <= state.last_offset {
-                return None;
-            }
-            if offset != state.last_offset + 1 || age > self.retention.max_age {
-                // A gap, or nothing left to keep: what came before is expired.
-                state.entries.clear();
-                state.bytes = 0;
-                state.footprint = 0;
-            }
-            if sequence.is_some() {
-                state.last_sequence = sequence;
-            }
-            if age > self.retention.max_age {
-                state.last_offset = offset;
-                return None;
-            }
-            // Within the age limit, and the monotonic clock has run at least that long (if not, the host restarted:
-            // the message counts as new).
-            let published_at = now.checked_sub(age).unwrap_or(now);
-            let position = Position {
-                epoch: self.epoch,
-                offset,
-            };
-            Some(state.push(topic, position, json, published_at, &self.retention, now))
-        })?;
+        // Within the age limit, and the monotonic clock has run at least that long (if not, the host restarted:
+        // the message counts as new).
+        let published_at = now.checked_sub(age).unwrap_or(now);
+        // A topic not held continues right before the message: the offset was planned while the topic was held
+        // (a shrink may have forgotten it since) or read from a log that holds the topic's messages in order.
+        let stored = self.with_state(
+            topic,
+            |_| offset.saturating_sub(1),
+            published_at,
+            |state| {
+                if offset <= state.last_offset {
+                    return None;
+                }
+                if offset != state.last_offset + 1 || age > self.retention.max_age {
+                    // A gap, or nothing left to keep: what came before is expired.
+                    state.entries.clear();
+                    state.bytes = 0;
+                    state.footprint = 0;
+                }
+                if sequence.is_some() {
+                    state.last_sequence = sequence;
+                }
+                if age > self.retention.max_age {
+                    state.last_offset = offset;
+                    state.touched = state.touched.max(published_at);
+                    return None;
+                }
+                let position = Position {
+                    epoch: self.epoch,
+                    offset,
+                };
+                Some(state.push(topic, position, json, published_at, &self.retention, now))
+            },
+        )?;
         self.enforce_total_cap()?;
         Ok(stored)
     }
@@ -468,7 +550,7 @@ impl MemoryHistory {
     /// that lost old records sets it to the number of messages ever logged, so that a topic whose records all
     /// went never gives an offset a client may already hold to another message.
     pub fn set_offset_floor(&self, floor: u64) {
-        self.offset_floor.store(floor, Ordering::SeqCst);
+        self.offset_floor.fetch_max(floor, Ordering::SeqCst);
     }
 
     fn floor(&self) -> u64 {
@@ -780,13 +862,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn total_cap_drops_the_oldest_messages_of_every_topic_first() {
-        // Every message below takes the same memory: 10 bytes of JSON on a one-letter topic.
+        // Every message below takes the same memory: 10 bytes of JSON on a one-letter topic; so does every
+        // topic's record.
         let unit = 10 + 1 + ENTRY_OVERHEAD;
+        let record = record_footprint("a");
         let retention = Retention {
             max_age: Duration::from_secs(3600),
             max_messages: 100,
             max_bytes: usize::MAX,
-            max_total_bytes: 10 * unit,
+            max_total_bytes: 10 * unit + 3 * record,
         };
         let history = MemoryHistory::with_epoch(retention, 1);
         let message = || Bytes::from(vec![b'x'; 10]);
@@ -797,11 +881,11 @@ mod tests {
             tokio::time::advance(Duration::from_secs(1)).await;
         }
         let held = |history: &MemoryHistory| history.total_bytes.load(Ordering::Relaxed);
-        assert_eq!(held(&history), 10 * unit);
-        // One more, on a third topic: down to at most nine: the three oldest (a1 at 0 s, b1 at 1 s, a2 at 2 s, in
-        // the same age bucket of 3.5 s) go, whatever their topic.
+        assert_eq!(held(&history), 10 * unit + 2 * record);
+        // One more, on a third topic: down to at most nine tenths: the three oldest (a1 at 0 s, b1 at 1 s, a2 at
+        // 2 s, in the same age bucket of 3.5 s) go, whatever their topic; the topics, which have messages left, stay.
         history.append("c", message()).await.unwrap();
-        assert_eq!(held(&history), 8 * unit);
+        assert_eq!(held(&history), 8 * unit + 3 * record);
         let first = |entries: Vec<Arc<Entry>>| entries.first().map(|e| e.position.offset);
         assert_eq!(first(history.last("a", 10).await.unwrap()), Some(3));
         assert_eq!(first(history.last("b", 10).await.unwrap()), Some(2));
@@ -816,5 +900,64 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(offsets(after_the_gap), vec![3, 4, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn total_cap_forgets_topics_without_messages_and_never_reuses_their_offsets() {
+        let unit = 10 + 4 + ENTRY_OVERHEAD;
+        let record = record_footprint("t000");
+        let retention = Retention {
+            max_age: Duration::from_secs(3600),
+            max_messages: 1,
+            max_bytes: usize::MAX,
+            max_total_bytes: 20 * (unit + record),
+        };
+        let history = MemoryHistory::with_epoch(retention, 1);
+        let message = || Bytes::from(vec![b'x'; 10]);
+        // t000 gets three messages (it keeps one), then 19 more topics one message each, a second apart.
+        for _ in 0..3 {
+            history.append("t000", message()).await.unwrap();
+        }
+        for n in 1..20 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            history.append(&format!("t{n:03}"), message()).await.unwrap();
+        }
+        let held = |history: &MemoryHistory| history.total_bytes.load(Ordering::Relaxed);
+        assert_eq!(held(&history), 20 * (unit + record));
+        // A flood of new topics: the oldest topics go, messages and records, so memory stays under the cap.
+        for n in 20..60 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            history.append(&format!("t{n:03}"), message()).await.unwrap();
+            assert!(held(&history) <= 20 * (unit + record), "{} held", held(&history));
+        }
+        let topics: usize = history.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(topics < 20, "{topics} topics held");
+        assert!(history.last("t000", 1).await.unwrap().is_empty());
+        // Its last offset was 3: a client there gets RESET, never a message of another incarnation.
+        let behind = history
+            .read_after("t000", Position { epoch: 1, offset: 3 }, 10)
+            .await
+            .unwrap();
+        assert!(matches!(behind, Replay::Gap(GapReason::Expired)));
+        // Created again, it continues past every offset it gave.
+        let again = history.append("t000", message()).await.unwrap();
+        assert!(again.position.offset > 3);
+        // The newest topics are still there, with their message.
+        assert_eq!(history.last("t059", 1).await.unwrap().len(), 1);
+        // A message planned while its topic was held, stored after a shrink forgot the topic and raised the floor
+        // past that offset (a busier topic went further): it is stored at its planned offset, not dropped.
+        let planned = history.plan(&[("t059", None)]).unwrap()[0].unwrap();
+        for _ in 0..planned + 5 {
+            history.append("t000", message()).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(7200)).await;
+        history.expire().await.unwrap();
+        assert!(history.forget_idle(Duration::ZERO, Instant::now()).unwrap() > 0);
+        assert!(history.floor() > planned);
+        let stored = history
+            .put("t059", planned, None, message(), Duration::ZERO)
+            .unwrap()
+            .expect("stored");
+        assert_eq!(stored.position.offset, planned);
     }
 }
