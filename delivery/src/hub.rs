@@ -154,6 +154,22 @@ impl Hub {
         stats
     }
 
+    /// The topics with subscribers on this node.
+    pub fn topics(&self) -> Vec<Arc<str>> {
+        let mut topics = Vec::new();
+        for shard in self.shards.iter() {
+            if let Ok(shard) = shard.lock() {
+                topics.extend(
+                    shard
+                        .iter()
+                        .filter(|(_, t)| !t.subscribers.is_empty())
+                        .map(|(topic, _)| topic.clone()),
+                );
+            }
+        }
+        topics
+    }
+
     /// Subscribers of `topic` on this node.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.shard(topic)

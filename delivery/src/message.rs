@@ -4,7 +4,7 @@
 //! A payload that is not a JSON object is carried as `data.value`, except `null`, which leaves `data` with
 //! `eventType` alone. `SNAPSHOT` messages have `eventType`
 //! `"snapshot"` and the topic's state fields; `RESET` messages have `eventType` `"reset"` and a `reason`
-//! (`history_expired` or `epoch_changed`).
+//! (`history_expired`, `epoch_changed` or `position_unknown`).
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

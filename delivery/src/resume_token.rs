@@ -4,7 +4,9 @@
 //! `version u8 = 1 | count u8 | count × (topic tag u32 LE | epoch u64 LE | offset u64 LE) | crc32 u32 LE`.
 //! The topic tag is the CRC-32 of the topic name: the token never echoes client input, and a token is matched to the
 //! topics of the request that resumes with it (an EventSource reconnects with the same URL). A topic of the request
-//! missing from the token starts at the live head; a tag in the token that matches no requested topic is ignored.
+//! missing from the token starts at the live head; a tag in the token that matches no requested topic is ignored; a
+//! tag found twice (two topics of one connection with the same CRC-32, or an altered token) names no position the
+//! server can trust, and the topic is reset.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,6 +24,16 @@ pub fn topic_tag(topic: &str) -> u32 {
     crc32fast::hash(topic.as_bytes())
 }
 
+/// What a token says of one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Not in the token: the topic was not part of the connection.
+    Absent,
+    At(Position),
+    /// More than one entry with the topic's tag: the client held a position, but which one is unknown.
+    Ambiguous,
+}
+
 /// The positions of a connection's topics, keyed by topic tag.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ResumeToken {
@@ -29,13 +41,15 @@ pub struct ResumeToken {
 }
 
 impl ResumeToken {
-    /// The position recorded for `topic`, if any.
-    pub fn position_of(&self, topic: &str) -> Option<Position> {
+    /// What the token records for `topic`.
+    pub fn held(&self, topic: &str) -> Held {
         let tag = topic_tag(topic);
         let mut found = self.positions.iter().filter(|(t, _)| *t == tag);
-        let first = found.next().map(|(_, position)| *position);
-        // Two entries with one tag (a tag collision, or a forged token): trust neither.
-        if found.next().is_some() { None } else { first }
+        match (found.next(), found.next()) {
+            (None, _) => Held::Absent,
+            (Some((_, position)), None) => Held::At(*position),
+            (Some(_), Some(_)) => Held::Ambiguous,
+        }
     }
 
     pub fn encode(&self) -> String {
@@ -116,10 +130,22 @@ mod tests {
         let decoded = ResumeToken::decode(&encoded).unwrap();
         assert_eq!(decoded, token);
         assert_eq!(
-            decoded.position_of("leaderboard.daily"),
-            Some(Position { epoch: 9, offset: 3 })
+            decoded.held("leaderboard.daily"),
+            Held::At(Position { epoch: 9, offset: 3 })
         );
-        assert_eq!(decoded.position_of("trending.1h"), None);
+        assert_eq!(decoded.held("trending.1h"), Held::Absent);
+        let twice = ResumeToken {
+            positions: vec![
+                (topic_tag("user.u1.social"), Position { epoch: 9, offset: 3 }),
+                (topic_tag("user.u1.social"), Position { epoch: 9, offset: 5 }),
+            ],
+        };
+        assert_eq!(
+            ResumeToken::decode(&twice.encode())
+                .unwrap()
+                .held("user.u1.social"),
+            Held::Ambiguous
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::history::{Entry, GapReason, Position, Replay};
 use crate::hub::{Delivered, SubscriptionGuard};
 use crate::message::{reset_json, snapshot_json};
 use crate::metrics::{self, CloseReason, ReplayResult};
-use crate::resume_token::{ResumeToken, encode_positions, topic_tag};
+use crate::resume_token::{Held, ResumeToken, encode_positions, topic_tag};
 use crate::topics::{Topic, TopicKind};
 
 /// One message ready to write, with the resume token that follows it.
@@ -83,9 +83,20 @@ impl Session {
                 .reset(index, reason, session.positions[index], &mut out)
                 .await?;
         }
-        // Replay in publish order across topics (each topic's order is its history order), as the live stream would.
-        replay.sort_by_key(|(index, entry)| (entry.published_at, *index));
-        for (index, entry) in replay {
+        // Replay in publish order across topics, as the live stream would, each topic in its history order: a topic's
+        // messages sort by the latest publish time of the topic so far, so that one stamped earlier than the message
+        // before it (a wall clock set back before a restart, concurrent publishers) cannot overtake it.
+        let mut latest: Vec<Option<Instant>> = vec![None; session.topics.len()];
+        let mut replay: Vec<(Instant, usize, Arc<Entry>)> = replay
+            .into_iter()
+            .map(|(index, entry)| {
+                let at = latest[index].map_or(entry.published_at, |at| at.max(entry.published_at));
+                latest[index] = Some(at);
+                (at, index, entry)
+            })
+            .collect();
+        replay.sort_by_key(|(at, index, _)| (*at, *index));
+        for (_, index, entry) in replay {
             if entry.position.offset > session.positions[index].offset {
                 session.emit(index, &entry, &mut out);
             }
@@ -95,8 +106,7 @@ impl Session {
             let fresh = options
                 .resume
                 .as_ref()
-                .and_then(|token| token.position_of(name))
-                .is_none();
+                .is_none_or(|token| token.held(name) == Held::Absent);
             if fresh && options.snapshot {
                 session.push_snapshot(index, &mut out).await?;
             }
@@ -115,8 +125,17 @@ impl Session {
         let history = self.shared.history.clone();
         let name = self.topics[index].name().to_owned();
         let head = history.head(&name).await?;
-        let resumed_at = options.resume.as_ref().and_then(|token| token.position_of(&name));
-        if let Some(position) = resumed_at {
+        let held = options
+            .resume
+            .as_ref()
+            .map_or(Held::Absent, |token| token.held(&name));
+        if held == Held::Ambiguous {
+            metrics::replay(ReplayResult::Reset);
+            self.positions[index] = head;
+            resets.push((index, GapReason::PositionUnknown));
+            return Ok(());
+        }
+        if let Held::At(position) = held {
             let max = self.shared.config.history_max_messages_per_topic.max(1);
             match history.read_after(&name, position, max).await? {
                 Replay::Messages(entries) => {

@@ -300,6 +300,10 @@ mod redis {
         on_2.next_frame().await.unwrap();
         node_1.publish("leaderboard.daily", "m-0").await;
         assert_eq!(key(&on_2.next_message().await.unwrap()).1, "m-0");
+        // A stream of a topic that has had no message on this node: the listener holds no position of it.
+        let quiet_path = stream_path(&["trending.24h"], "");
+        let mut quiet = Sse::connect(&node_2.url(&quiet_path), &[]).await;
+        quiet.next_frame().await.unwrap();
 
         let mut conn = raw(&server.url()).await;
         let killed: u64 = ::redis::cmd("CLIENT")
@@ -309,6 +313,7 @@ mod redis {
             .unwrap();
         assert_eq!(killed, 2, "both listeners were subscribed");
         // Published while the listeners reconnect: pub/sub loses these; the listener re-reads them from history.
+        node_1.publish("trending.24h", "q-1").await;
         for i in 1..=5 {
             node_1.publish("leaderboard.daily", &format!("m-{i}")).await;
         }
@@ -317,6 +322,8 @@ mod redis {
             received.iter().map(|m| key(m).1).collect::<Vec<_>>(),
             ["m-1", "m-2", "m-3", "m-4", "m-5"]
         );
+        // The quiet topic's message arrives too, without waiting for the topic's next one.
+        assert_eq!(key(&quiet.next_message().await.unwrap()).1, "q-1");
         assert!(
             node_2
                 .backend

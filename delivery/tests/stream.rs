@@ -438,3 +438,55 @@ async fn shutdown_ends_open_streams() {
     assert!(ended.is_ok(), "the stream ends on shutdown");
     server.stop().await;
 }
+
+/// A topic whose messages were stamped out of order (a wall clock set back before a restart rebuilt the history
+/// from its log): a resume still replays every message of it, in offset order, interleaved with the other topics.
+#[tokio::test]
+async fn a_topic_whose_publish_times_step_back_replays_every_message_in_order() {
+    let config = DeliveryConfig::default();
+    let history = Arc::new(MemoryHistory::with_epoch(config.history_retention(), 42));
+    let message = |topic: &str, id: &str| {
+        bytes::Bytes::from(
+            json!({"type": "EVENT", "topic": topic, "id": id, "timestamp": "2026-01-01T00:00:00Z",
+                   "data": {"eventType": "test.event"}, "version": 1})
+            .to_string(),
+        )
+    };
+    let put = |topic: &str, offset: u64, id: &str, age_secs: u64| {
+        history
+            .put(
+                topic,
+                offset,
+                None,
+                message(topic, id),
+                Duration::from_secs(age_secs),
+            )
+            .unwrap()
+            .expect("stored");
+    };
+    // trending.1h's second message is stamped 20 s before its first.
+    put("trending.1h", 1, "t-1", 10);
+    put("trending.1h", 2, "t-2", 30);
+    put("leaderboard.daily", 1, "l-1", 20);
+    let shared: Arc<dyn History> = history.clone();
+    let server = TestServer::start_with_history(config, shared).await;
+    let from_start = social_delivery::resume_token::ResumeToken {
+        positions: ["trending.1h", "leaderboard.daily"]
+            .iter()
+            .map(|t| {
+                (
+                    social_delivery::resume_token::topic_tag(t),
+                    Position { epoch: 42, offset: 0 },
+                )
+            })
+            .collect(),
+    }
+    .encode();
+    let url = server.url(&stream_path(&["trending.1h", "leaderboard.daily"], ""));
+    let mut resumed = Sse::connect(&url, &[("last-event-id", from_start.as_str())]).await;
+    let received = resumed.messages(3).await;
+    let grouped = per_topic(&received);
+    assert_eq!(grouped["trending.1h"], ["t-1", "t-2"]);
+    assert_eq!(grouped["leaderboard.daily"], ["l-1"]);
+    server.stop().await;
+}

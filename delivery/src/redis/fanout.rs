@@ -10,7 +10,10 @@
 //! Pub/sub is at most once: while the listener is disconnected, messages are lost. Sessions already fill a gap from
 //! history when the next entry of a topic arrives; on top of that the listener remembers the last position it
 //! delivered per topic that has local subscribers, and after a reconnect (subscribe first, then read history) it
-//! delivers what history holds after those positions. Sessions drop what they already have, so nothing is doubled.
+//! delivers what history holds after those positions, and the last message of every other topic with local
+//! subscribers (streams that opened while it was away, or whose topic had no message on this node yet): a session
+//! behind that message fills its gap from history then, not at the topic's next message, which on a quiet topic may
+//! never come. Sessions drop what they already have, so nothing is doubled.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -244,12 +247,52 @@ impl Listener {
                 }
             }
         }
+        recovered += self.recover_unseen().await;
         if recovered > 0 {
             tracing::info!(
                 recovered,
                 "redis fan-out listener re-delivered messages missed while disconnected"
             );
         }
+    }
+
+    /// Delivers the last message of each topic with local subscribers that [`Listener::seen`] has no position of;
+    /// returns how many it delivered.
+    async fn recover_unseen(&mut self) -> usize {
+        /// Reads in flight at once (a node may serve many quiet per-user topics).
+        const CONCURRENT_READS: usize = 32;
+        let unseen: Vec<Arc<str>> = self
+            .hub
+            .topics()
+            .into_iter()
+            .filter(|topic| !self.seen.contains_key(topic))
+            .collect();
+        let history = self.parts.history.clone();
+        let mut reads = futures::stream::iter(unseen)
+            .map(|topic| {
+                let history = history.clone();
+                async move { history.last(&topic, 1).await }
+            })
+            .buffer_unordered(CONCURRENT_READS);
+        let mut recovered = 0;
+        while let Some(read) = reads.next().await {
+            if self.parts.shutdown.is_cancelled() {
+                break;
+            }
+            match read {
+                Ok(entries) => {
+                    recovered += entries.len();
+                    for entry in &entries {
+                        self.deliver(entry);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "redis fan-out recovery stopped");
+                    break;
+                }
+            }
+        }
+        recovered
     }
 }
 
