@@ -101,7 +101,7 @@ pub struct TrendingSnapshotRow {
     pub score: f64,
 }
 
-/// `delivery_latency`: a histogram delta (see [`crate::latency::BUCKETS_MS`]).
+/// `delivery_latency`: a histogram delta (see [`crate::deltas::BUCKETS_MS`]).
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct DeliveryLatencyRow {
     #[serde(with = "clickhouse::serde::chrono::datetime")]
