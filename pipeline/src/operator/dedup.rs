@@ -18,8 +18,10 @@
 //! up to a minute longer (a too-late copy arriving then is dropped as a copy rather than sent to the late-data
 //! side output). Memory is bounded by `max_keys`: when an admission goes beyond it, the oldest minutes go first,
 //! but never the minute being written (so one minute of events may exceed it), counted by a metric (a copy of
-//! one of their events would then count again). Evicting at admission, oldest first, decides the same whatever
-//! the batching: minutes that are already too late are the oldest and go first either way.
+//! one of their events would then count again). Which minutes go then depends on the order events arrive in (and
+//! on when the expiry ran), so past the cap a copy may count once in one run and twice in another with other
+//! batching: the cap is a memory bound for overload, sized (1,000,000 keys by default) far above a normal
+//! lateness period's events, and the metric says when it was reached.
 //!
 //! Keys are 128-bit SipHash-1-3 values with fixed keys (stable across processes, versions and checkpoints):
 //! for non-adversarial ids the chance that two different events collide is about n²/2¹²⁹.
