@@ -6,7 +6,8 @@
 //!
 //! Order: under one lock, the offsets of a batch are planned, the batch is logged (fsynced), and only then is it
 //! stored in memory, where readers and subscribers see it. So nothing is visible that the log does not hold, and a
-//! failed write changes nothing (the publisher retries; `/readyz` is false until a write succeeds again). Each
+//! failed write changes nothing (the publisher retries; `/readyz` is false until a write succeeds again; after a
+//! failed fsync the log refuses every write until the process restarts, see `social_pipeline::bus::wal`). Each
 //! append runs in a task of its own, so a caller that stops waiting cannot cut it between log and memory. The
 //! first record of a new log holds just the epoch, so that it survives a restart before any message.
 //!

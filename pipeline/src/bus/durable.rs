@@ -262,7 +262,7 @@ fn open_files(
     wal_config: WalConfig,
     protected: &[ProtectedConsumer],
 ) -> Result<(OffsetStore, Vec<OpenedTopic>), BusError> {
-    fs::create_dir_all(dir)?;
+    fsutil::create_dir_all_durable(dir)?;
     let topics_dir = dir.join("topics");
     fsutil::create_dir_durable(&topics_dir, dir)?;
     let offsets = OffsetStore::open(&dir.join("groups"), dir)?;
@@ -580,7 +580,7 @@ mod tests;
 
 /// Takes the exclusive lock of the data directory, creating both when missing.
 fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, BusError> {
-    std::fs::create_dir_all(dir)?;
+    fsutil::create_dir_all_durable(dir)?;
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .create(true)

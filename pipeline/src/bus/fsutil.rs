@@ -73,6 +73,29 @@ pub(crate) fn create_dir_durable(dir: &Path, root: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and any missing parent, and makes each new directory's entry durable: fsyncs every level from
+/// `dir` up to the first one that already existed (which holds the entry of the topmost new one).
+pub(crate) fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
+    // Every level up to the root; the empty parent of a relative path's first component is ".".
+    let levels: Vec<&Path> = dir
+        .ancestors()
+        .map(|level| {
+            if level.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                level
+            }
+        })
+        .collect();
+    let existing = levels.iter().position(|level| level.is_dir());
+    fs::create_dir_all(dir)?;
+    let last = existing.unwrap_or(levels.len().saturating_sub(1));
+    for level in levels.iter().take(last + 1) {
+        sync_dir(level)?;
+    }
+    Ok(())
+}
+
 /// Replaces `path` with `contents` so that a crash leaves either the old or the new file, never a mix: write a
 /// temporary file next to it, fsync it, rename it over `path`, fsync the directory.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
@@ -137,6 +160,17 @@ pub(crate) fn write_all_at(file: &File, buf: &[u8], position: u64) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creates_nested_directories_and_keeps_existing_ones() {
+        let root = tempfile::tempdir().unwrap();
+        let nested = root.path().join("a").join("b").join("c");
+        create_dir_all_durable(&nested).unwrap();
+        assert!(nested.is_dir());
+        std::fs::write(nested.join("kept"), b"x").unwrap();
+        create_dir_all_durable(&nested).unwrap();
+        assert!(nested.join("kept").is_file());
+    }
 
     #[test]
     fn names_round_trip_and_stay_single_components() {

@@ -37,7 +37,9 @@ impl ProtectedConsumer {
 }
 
 /// Where retention must keep records of `topic`'s `partition` from: the lowest offset the protected consumers
-/// of the topic committed (0 for one that has not committed yet), `u64::MAX` when none reads the topic.
+/// of the topic committed durably (0 for one that has not yet), `u64::MAX` when none reads the topic. Durably: a
+/// commit whose file is still being written, or failed to be, must not let retention delete what a restart would
+/// resume from.
 pub(crate) fn protected_from(
     offsets: &OffsetStore,
     protected: &[ProtectedConsumer],
@@ -47,7 +49,11 @@ pub(crate) fn protected_from(
     protected
         .iter()
         .filter(|consumer| consumer.topic == topic)
-        .map(|consumer| offsets.committed(&consumer.group, topic, partition).unwrap_or(0))
+        .map(|consumer| {
+            offsets
+                .durably_committed(&consumer.group, topic, partition)
+                .unwrap_or(0)
+        })
         .min()
         .unwrap_or(u64::MAX)
 }
@@ -57,6 +63,21 @@ struct Group {
     offsets: Committed,
     /// Bumped by every commit, so that a writer can tell whether a snapshot already on disk covers a commit.
     version: u64,
+    /// The offsets of the newest file on disk (of an in-memory store: `offsets`), and the version they were at.
+    durable: Committed,
+    durable_version: u64,
+}
+
+/// Sets `partition` of `topic` to `offset` in `offsets`.
+fn set(offsets: &mut Committed, topic: &str, partition: u32, offset: Offset) {
+    match offsets.get_mut(topic) {
+        Some(partitions) => {
+            partitions.insert(partition, offset);
+        }
+        None => {
+            offsets.insert(topic.to_string(), BTreeMap::from([(partition, offset)]));
+        }
+    }
 }
 
 /// A group's committed offsets by topic, then partition: nested, so that a lookup by `&str` allocates nothing (the
@@ -100,7 +121,12 @@ impl OffsetStore {
             };
             let offsets = parse(&fs::read_to_string(&path)?)
                 .ok_or_else(|| BusError::Corrupt(format!("unreadable offsets file {}", path.display())))?;
-            groups.insert(name, Group { offsets, version: 0 });
+            let group = Group {
+                durable: offsets.clone(),
+                offsets,
+                ..Group::default()
+            };
+            groups.insert(name, group);
         }
         Ok(OffsetStore {
             dir: Some(dir.to_path_buf()),
@@ -112,6 +138,12 @@ impl OffsetStore {
     pub(crate) fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<Offset> {
         let groups = lock(&self.groups);
         groups.get(group)?.offsets.get(topic)?.get(&partition).copied()
+    }
+
+    /// [`OffsetStore::committed`] as a restart would find it: the offset in the group's file on disk.
+    pub(crate) fn durably_committed(&self, group: &str, topic: &str, partition: u32) -> Option<Offset> {
+        let groups = lock(&self.groups);
+        groups.get(group)?.durable.get(topic)?.get(&partition).copied()
     }
 
     /// Records the offset and, for a durable store, returns once a file holding it is on disk. If the write fails
@@ -126,17 +158,12 @@ impl OffsetStore {
         let version = {
             let mut groups = lock(&self.groups);
             let entry = groups.entry(group.to_string()).or_default();
-            match entry.offsets.get_mut(topic) {
-                Some(partitions) => {
-                    partitions.insert(partition, next_offset);
-                }
-                None => {
-                    entry
-                        .offsets
-                        .insert(topic.to_string(), BTreeMap::from([(partition, next_offset)]));
-                }
-            }
+            set(&mut entry.offsets, topic, partition, next_offset);
             entry.version += 1;
+            if self.dir.is_none() {
+                set(&mut entry.durable, topic, partition, next_offset);
+                entry.durable_version = entry.version;
+            }
             entry.version
         };
         let Some(dir) = &self.dir else { return Ok(()) };
@@ -150,13 +177,21 @@ impl OffsetStore {
             let entry = groups
                 .get(group)
                 .ok_or_else(|| BusError::Backend("offset group vanished".into()))?;
-            (render(&entry.offsets), entry.version)
+            (entry.offsets.clone(), entry.version)
         };
         let path = dir.join(format!("{}.{EXTENSION}", encode_name(group)));
-        tokio::task::spawn_blocking(move || fsutil::write_atomic(&path, snapshot.as_bytes()))
+        let text = render(&snapshot);
+        tokio::task::spawn_blocking(move || fsutil::write_atomic(&path, text.as_bytes()))
             .await
             .map_err(|join| BusError::Io(std::io::Error::other(join)))??;
         *written_version = snapshot_version;
+        let mut groups = lock(&self.groups);
+        if let Some(entry) = groups.get_mut(group)
+            && entry.durable_version < snapshot_version
+        {
+            entry.durable = snapshot;
+            entry.durable_version = snapshot_version;
+        }
         Ok(())
     }
 }
@@ -233,6 +268,30 @@ mod tests {
         for partition in 0..8 {
             assert_eq!(reopened.committed("g", "t", partition), Some(20));
         }
+    }
+
+    /// Retention goes by the offsets on disk: a commit whose file could not be written does not count for it.
+    #[tokio::test]
+    async fn retention_follows_the_durable_commits_only() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("groups");
+        let store = OffsetStore::open(&dir, root.path()).unwrap();
+        let protected = [ProtectedConsumer::new("g", "t")];
+        store.commit("g", "t", 0, 5).await.unwrap();
+        assert_eq!(protected_from(&store, &protected, "t", 0), 5);
+        // The group's file cannot be replaced (a non-empty directory stands in its place): the commit fails.
+        let file = dir.join("g.offsets");
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        std::fs::write(file.join("x"), b"x").unwrap();
+        assert!(store.commit("g", "t", 0, 10).await.is_err());
+        assert_eq!(store.committed("g", "t", 0), Some(10));
+        assert_eq!(protected_from(&store, &protected, "t", 0), 5);
+        std::fs::remove_dir_all(&file).unwrap();
+        store.commit("g", "t", 0, 11).await.unwrap();
+        assert_eq!(protected_from(&store, &protected, "t", 0), 11);
+        let reopened = OffsetStore::open(&dir, root.path()).unwrap();
+        assert_eq!(protected_from(&reopened, &protected, "t", 0), 11);
     }
 
     #[test]

@@ -183,8 +183,10 @@ impl Wal {
                 "cutting torn or corrupt tail off wal segment"
             );
             file.set_len(scan.valid_len)?;
-            file.sync_all()?;
         }
+        // Always: the process that wrote the tail may have died between its write and its fsync, leaving records
+        // no append acknowledged in the page cache only; published now, they must survive a power loss.
+        file.sync_all()?;
         let mut active = Active::new(last_base, path.clone(), file);
         active.written = scan.valid_len;
         active.last_index_position = scan.last_index_position;
