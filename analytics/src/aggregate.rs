@@ -64,6 +64,9 @@ fn minute_filter(column: &str, minutes: &[i64]) -> String {
 }
 
 /// The three `INSERT ... SELECT` statements that recompute `minutes` (sorted) at `version`.
+/// The tables [`recompute_statements`] writes, each versioned by its `version` column.
+pub(crate) const AGGREGATE_TABLES: [&str; 3] = ["referral_funnel_1m", "engagement_1m", "shares_1m"];
+
 pub(crate) fn recompute_statements(minutes: &[i64], version: u64) -> Vec<String> {
     let raw = minute_filter("event_time", minutes);
     let agg = minute_filter("minute", minutes);

@@ -22,21 +22,21 @@ pub(crate) struct RetryPolicy {
 }
 
 /// Runs `attempt` until it succeeds; between failures waits `initial`, `2 * initial`, ... up to `max`.
-pub(crate) async fn retry<F, Fut>(
+pub(crate) async fn retry<F, Fut, T>(
     policy: &RetryPolicy,
     stats: &Arc<Stats>,
     stop: &CancellationToken,
     table: &'static str,
     mut attempt: F,
-) -> Result<(), Stopped>
+) -> Result<T, Stopped>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = clickhouse::error::Result<()>>,
+    Fut: Future<Output = clickhouse::error::Result<T>>,
 {
     let mut backoff = policy.initial;
     loop {
         let (transient, message) = match tokio::time::timeout(policy.attempt_timeout, attempt()).await {
-            Ok(Ok(())) => return Ok(()),
+            Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => (is_transient(&error), error.to_string()),
             Err(_) => (true, "timed out".to_owned()),
         };

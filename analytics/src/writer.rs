@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::aggregate::{DirtyMinutes, recompute_statements};
+use crate::aggregate::{AGGREGATE_TABLES, DirtyMinutes, recompute_statements};
 use crate::config::ClickHouseConfig;
 use crate::deltas::Deltas;
 use crate::error::{AnalyticsError, Result};
@@ -53,7 +53,10 @@ pub(crate) struct Writer {
     pending_permits: Vec<OwnedSemaphorePermit>,
     dirty: DirtyMinutes,
     delta_seq: u64,
+    /// The version of the last recomputation: the next is above it and above the wall clock in ms.
     last_version: u64,
+    /// Whether `last_version` has been raised to the newest version stored (before the first recomputation).
+    versions_read: bool,
 }
 
 impl Writer {
@@ -87,6 +90,7 @@ impl Writer {
             dirty: DirtyMinutes::default(),
             delta_seq: 0,
             last_version: 0,
+            versions_read: false,
         }
     }
 
@@ -233,6 +237,20 @@ impl Writer {
     async fn recompute_dirty(&mut self) -> Result<(), Stopped> {
         if self.dirty.is_empty() {
             return Ok(());
+        }
+        if !self.versions_read {
+            // Versions go on from the newest stored, whatever this host's clock says: a row written by an earlier
+            // process whose clock ran ahead would otherwise outrank this one's recomputations for good.
+            for table in AGGREGATE_TABLES {
+                let client = &self.client;
+                let query = format!("SELECT max(version) FROM {table}");
+                let stored = retry(&self.policy, &self.stats, &self.stop, "aggregates", || {
+                    client.query(&query).fetch_one::<u64>()
+                })
+                .await?;
+                self.last_version = self.last_version.max(stored);
+            }
+            self.versions_read = true;
         }
         let minutes = self.dirty.first(MINUTES_PER_RECOMPUTE);
         let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
