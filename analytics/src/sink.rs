@@ -158,14 +158,19 @@ impl ClickHouseSink {
     }
 
     /// Waits until everything queued before this call is written and the aggregates it touches are recomputed:
-    /// the checkpoint barrier. Waits through ClickHouse outages (wrap it in a timeout if needed).
+    /// the checkpoint barrier. Waits through ClickHouse outages (wrap it in a timeout if needed). `Closed` when the
+    /// sink was shut down or stopped first, whether or not everything was written: commit nothing on it.
     pub async fn flush(&self) -> Result<()> {
         let (reply, done) = oneshot::channel();
         self.commands
             .send(Command::Flush(reply))
             .await
             .map_err(|_| AnalyticsError::Closed)?;
-        done.await.map_err(|_| AnalyticsError::Closed)
+        match done.await {
+            Ok(true) => Ok(()),
+            // Stopped before everything was written: nothing may be committed past it.
+            Ok(false) | Err(_) => Err(AnalyticsError::Closed),
+        }
     }
 
     /// Flushes and stops the writer task. If that takes longer than `grace` (ClickHouse down), the task is

@@ -35,8 +35,9 @@ pub(crate) struct Batch {
 
 pub(crate) enum Command {
     Write(Batch),
-    /// Everything sent before is written and recomputed when the reply comes.
-    Flush(oneshot::Sender<()>),
+    /// Everything sent before is written and recomputed when the reply is `true` (`false`: the writer was
+    /// stopped first).
+    Flush(oneshot::Sender<bool>),
     /// Flush, then stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -106,7 +107,7 @@ impl Writer {
                     Some(Command::Write(batch)) => self.absorb(batch).await,
                     Some(Command::Flush(reply)) => {
                         let r = self.flush_all().await;
-                        let _ = reply.send(());
+                        let _ = reply.send(r.is_ok());
                         r
                     }
                     Some(Command::Shutdown(reply)) => {

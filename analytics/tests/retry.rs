@@ -136,3 +136,33 @@ async fn nothing_is_lost_when_the_server_comes_back() {
     setup.shutdown(Duration::from_secs(5)).await.expect("shutdown");
     proxy_task.abort();
 }
+
+/// A flush waiting through an outage when the sink is shut down reports the rows as not written: a caller that
+/// commits offsets after a successful flush commits nothing then.
+#[tokio::test]
+async fn a_flush_cut_short_by_shutdown_is_an_error() {
+    let addr = closed_port().await;
+    let sink = std::sync::Arc::new(
+        ClickHouseSink::start(fast_retries(ClickHouseConfig::new(
+            format!("http://{addr}"),
+            "unreachable",
+        )))
+        .expect("start"),
+    );
+    sink.write_events(&generated_events(4, 5)).await.expect("write");
+    let flushing = tokio::spawn({
+        let sink = sink.clone();
+        async move { sink.flush().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !flushing.is_finished(),
+        "the flush waits while the server is down"
+    );
+    assert!(sink.shutdown(Duration::from_millis(100)).await.is_err());
+    let flushed = tokio::time::timeout(Duration::from_secs(5), flushing)
+        .await
+        .expect("the flush ends with the sink")
+        .expect("join");
+    assert!(flushed.is_err(), "{flushed:?}");
+}
