@@ -3,6 +3,7 @@
 //! aggregates they touch are recomputed. [`ClickHouseSink::flush`] is the checkpoint barrier: when it returns,
 //! everything written before is in ClickHouse, aggregates included, and offsets may be committed.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +35,13 @@ pub struct ClickHouseSink {
     deltas: Arc<Mutex<Deltas>>,
     stop: CancellationToken,
     task: tokio::sync::Mutex<Option<JoinHandle<Result<()>>>>,
+    /// The newest minute (Unix seconds) of a click or conversion start written so far: a code written after
+    /// clicks that used it re-dirties the minutes up to there.
+    newest_attributed: AtomicI64,
 }
+
+/// How far after its own time a code re-dirties the minutes of clicks written before it (one day).
+const MAX_REATTRIBUTION_SECS: i64 = 24 * 60 * 60;
 
 impl ClickHouseSink {
     /// Validates the configuration and starts the writer task. Does not contact the server: call
@@ -65,6 +72,7 @@ impl ClickHouseSink {
             deltas,
             stop,
             task: tokio::sync::Mutex::new(Some(task)),
+            newest_attributed: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -97,17 +105,26 @@ impl ClickHouseSink {
         for chunk in events.chunks(self.config.batch_rows) {
             let mut batch = Batch::default();
             for event in chunk {
+                if let Payload::LinkClicked(_) | Payload::ConversionStarted(_) = event.payload {
+                    self.newest_attributed
+                        .fetch_max(minute_of(event.time), Ordering::Relaxed);
+                }
+            }
+            let newest = self.newest_attributed.load(Ordering::Relaxed);
+            let mut reattributed: Vec<(i64, i64)> = Vec::new();
+            for event in chunk {
                 if let Payload::CodeGenerated(_) = event.payload {
-                    // Clicks that used this code may have been aggregated before it arrived, as "unattributed".
-                    let until = minute_of(event.time + lateness);
-                    let mut m = minute_of(event.time);
-                    while m <= until {
-                        batch.extra_dirty.push(m);
-                        m += 60;
-                    }
+                    // Clicks that used this code may have been aggregated before it arrived, as "unattributed":
+                    // they are at most as new as the newest click written (the partitions of the input are read
+                    // in turn, so a code can come after clicks that followed it by more than the lateness).
+                    let own = minute_of(event.time);
+                    let until = minute_of(event.time + lateness)
+                        .max(newest.min(own.saturating_add(MAX_REATTRIBUTION_SECS)));
+                    reattributed.push((own, until));
                 }
                 batch.raw.push(raw_event_row(event, ingest_time));
             }
+            batch.extra_dirty = minutes_of_ranges(reattributed);
             self.send(batch, chunk.len()).await?;
         }
         Ok(())
@@ -244,4 +261,20 @@ impl Drop for ClickHouseSink {
         // A sink dropped without `shutdown` stops its task; unwritten rows were never confirmed by `flush`.
         self.stop.cancel();
     }
+}
+
+/// Every minute start (Unix seconds) within the ranges `[from, until]`, each once, ascending.
+fn minutes_of_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<i64> {
+    ranges.sort_unstable();
+    let mut minutes = Vec::new();
+    let mut next = i64::MIN;
+    for (from, until) in ranges {
+        let mut m = from.max(next);
+        while m <= until {
+            minutes.push(m);
+            m += 60;
+        }
+        next = next.max(m);
+    }
+    minutes
 }

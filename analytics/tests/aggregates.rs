@@ -102,3 +102,50 @@ async fn a_later_sink_outranks_versions_from_a_clock_that_ran_ahead() {
     }
     later.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
+
+/// A code written after clicks that used it, later than the attribution lateness after the code's own time (the
+/// input's partitions are read in turn, so a code's partition can be behind a click's): the clicks' minutes are
+/// recomputed and the clicks attributed to the code's program.
+#[tokio::test]
+async fn clicks_written_before_their_code_are_attributed_when_it_comes() {
+    let db = TestDb::new();
+    let sink = ClickHouseSink::start(db.config()).expect("start");
+    sink.migrate().await.expect("migrate");
+    let event = |json: serde_json::Value| {
+        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
+            .expect("valid event")
+    };
+    let click = |id: &str, time: &str| {
+        event(serde_json::json!({
+            "specversion": "1.0", "id": id, "source": "/services/web",
+            "type": "referral.link.clicked", "time": time,
+            "data": {"referralId": "code-late", "sourceIp": "203.0.113.9", "userAgent": "Mozilla/5.0"}
+        }))
+    };
+    // Clicks 5 and 50 minutes after the code's time, written (and aggregated) first.
+    let clicks = [
+        click("click-1", "2026-01-01T10:05:00Z"),
+        click("click-2", "2026-01-01T10:50:00Z"),
+    ];
+    sink.write_events(&clicks).await.expect("write");
+    sink.flush().await.expect("flush");
+    let code = event(serde_json::json!({
+        "specversion": "1.0", "id": "code", "source": "/services/referrals",
+        "type": "referral.code.generated", "time": "2026-01-01T10:00:00Z",
+        "data": {"codeId": "code-late", "userId": "u1", "programId": "program-late"}
+    }));
+    sink.write_events(&[code]).await.expect("write");
+    sink.flush().await.expect("flush");
+
+    let client = db.client();
+    let attributed: u64 = client
+        .query("SELECT sum(clicks) FROM referral_funnel_1m FINAL WHERE program_id = 'program-late'")
+        .fetch_one()
+        .await
+        .expect("attributed");
+    assert_eq!(attributed, 2);
+    if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
+        panic!("aggregates differ from the recomputation: {mismatches:#?}");
+    }
+    sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+}
