@@ -36,6 +36,11 @@ impl DirtyMinutes {
         self.0.iter().take(n).copied().collect()
     }
 
+    /// The minutes before `cutoff`, ascending.
+    pub(crate) fn before(&self, cutoff: i64) -> Vec<i64> {
+        self.0.range(..cutoff).copied().collect()
+    }
+
     pub(crate) fn remove(&mut self, minutes: &[i64]) {
         for m in minutes {
             self.0.remove(m);

@@ -43,6 +43,11 @@ macro_rules! migration {
     };
 }
 
+/// Days `raw_events` keeps a row where the modern migration `0101_raw_events_ttl` applies (its TTL).
+pub const RAW_EVENTS_TTL_DAYS: i64 = 90;
+/// The migration that gives `raw_events` its TTL.
+pub(crate) const RAW_EVENTS_TTL_MIGRATION: &str = "0101_raw_events_ttl";
+
 /// Every migration, in application order. A test checks this list against the files on disk.
 pub const MIGRATIONS: &[Migration] = &[
     migration!(Core, "core", "0000_schema_migrations"),
@@ -221,6 +226,15 @@ async fn record(client: &clickhouse::Client, migration: &Migration, server_versi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_raw_events_ttl_constant_is_the_migrations() {
+        let ttl = MIGRATIONS
+            .iter()
+            .find(|m| m.version == RAW_EVENTS_TTL_MIGRATION)
+            .expect("the TTL migration");
+        assert!(ttl.sql.contains(&format!("INTERVAL {RAW_EVENTS_TTL_DAYS} DAY")));
+    }
 
     #[test]
     fn versions_are_ordered_and_unique() {

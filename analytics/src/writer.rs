@@ -15,6 +15,7 @@ use crate::config::ClickHouseConfig;
 use crate::deltas::Deltas;
 use crate::error::{AnalyticsError, Result};
 use crate::metrics;
+use crate::migrate::{RAW_EVENTS_TTL_DAYS, RAW_EVENTS_TTL_MIGRATION};
 use crate::retry::{RetryPolicy, Stopped, retry};
 use crate::rows::{LeaderboardSnapshotRow, RawEventRow, TrendingSnapshotRow};
 use crate::stats::Stats;
@@ -56,8 +57,12 @@ pub(crate) struct Writer {
     delta_seq: u64,
     /// The version of the last recomputation: the next is above it and above the wall clock in ms.
     last_version: u64,
-    /// Whether `last_version` has been raised to the newest version stored (before the first recomputation).
+    /// Whether `last_version` has been raised to the newest version stored, and `raw_events_expire` read (before
+    /// the first recomputation).
     versions_read: bool,
+    /// Whether `raw_events` has its TTL (the modern migration was applied): minutes older than it are not
+    /// recomputed.
+    raw_events_expire: bool,
 }
 
 impl Writer {
@@ -92,6 +97,7 @@ impl Writer {
             delta_seq: 0,
             last_version: 0,
             versions_read: false,
+            raw_events_expire: false,
         }
     }
 
@@ -251,7 +257,32 @@ impl Writer {
                 .await?;
                 self.last_version = self.last_version.max(stored);
             }
+            let client = &self.client;
+            let query =
+                format!("SELECT count() FROM schema_migrations WHERE version = '{RAW_EVENTS_TTL_MIGRATION}'");
+            let ttl_applied = retry(&self.policy, &self.stats, &self.stop, "aggregates", || {
+                client.query(&query).fetch_one::<u64>()
+            })
+            .await?;
+            self.raw_events_expire = ttl_applied > 0;
             self.versions_read = true;
+        }
+        if self.raw_events_expire {
+            // A minute whose raw events the TTL may have deleted would be recomputed from what is left of them,
+            // overwriting its correct aggregates: such minutes keep them (an event that old counts in raw_events
+            // until the TTL, not in the aggregates). A day's margin covers the TTL's own timing.
+            let cutoff = Utc::now().timestamp() - (RAW_EVENTS_TTL_DAYS - 1) * 24 * 60 * 60;
+            let expired = self.dirty.before(cutoff);
+            if !expired.is_empty() {
+                tracing::warn!(
+                    minutes = expired.len(),
+                    "events older than the raw events' retention: their minutes' aggregates are kept as they are"
+                );
+                self.dirty.remove(&expired);
+                if self.dirty.is_empty() {
+                    return Ok(());
+                }
+            }
         }
         let minutes = self.dirty.first(MINUTES_PER_RECOMPUTE);
         let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);

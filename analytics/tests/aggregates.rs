@@ -149,3 +149,72 @@ async fn clicks_written_before_their_code_are_attributed_when_it_comes() {
     }
     sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
+
+/// Where `raw_events` has its TTL, an event older than it does not make its minute be recomputed from what the
+/// TTL left of that minute: the minute keeps its aggregates.
+#[tokio::test]
+async fn minutes_older_than_the_raw_events_ttl_keep_their_aggregates() {
+    let db = TestDb::new();
+    let first = ClickHouseSink::start(db.config()).expect("start");
+    first.migrate().await.expect("migrate");
+    let old = (chrono::Utc::now() - chrono::Duration::days(100)).format("%Y-%m-%dT%H:%M:00Z");
+    let share = |id: &str| {
+        let json = serde_json::json!({
+            "specversion": "1.0", "id": id, "source": "/services/social",
+            "type": "social.share.created", "time": old.to_string(),
+            "data": {"shareId": id, "userId": "u1", "contentType": "project", "contentId": "c1", "platform": "email"}
+        });
+        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
+            .expect("event")
+    };
+    first
+        .write_events(&[share("s1"), share("s2"), share("s3")])
+        .await
+        .expect("write");
+    first.flush().await.expect("flush");
+    first.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+    let client = db.client();
+    let shares = || async {
+        client
+            .query("SELECT sum(shares) FROM shares_1m FINAL")
+            .fetch_one::<u64>()
+            .await
+            .expect("shares")
+    };
+    assert_eq!(shares().await, 3);
+
+    // As on a server where the TTL migration ran and its TTL then deleted the minute's raw events.
+    client
+        .query(
+            "INSERT INTO schema_migrations (version, name, kind, server_version, applied_at) \
+             VALUES ('0101_raw_events_ttl', 'raw_events_ttl', 'modern', 'test', now())",
+        )
+        .execute()
+        .await
+        .expect("marker");
+    client
+        .query("ALTER TABLE raw_events DELETE WHERE 1")
+        .execute()
+        .await
+        .expect("delete");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while client
+        .query("SELECT count() FROM raw_events")
+        .fetch_one::<u64>()
+        .await
+        .expect("count")
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delete mutation did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let later = ClickHouseSink::start(db.config()).expect("start");
+    later.write_events(&[share("s4")]).await.expect("write");
+    later.flush().await.expect("flush");
+    assert_eq!(shares().await, 3, "the minute keeps its aggregates");
+    later.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+}
