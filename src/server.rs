@@ -106,6 +106,7 @@ impl System {
         };
         let config = IngestConfig {
             max_body_bytes: args.max_body_bytes,
+            max_inflight_body_bytes: args.max_inflight_body_bytes,
             body_timeout_ms: args.body_timeout_ms,
             max_event_bytes: args.max_event_bytes,
             max_events_per_request: args.max_events_per_request,

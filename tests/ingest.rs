@@ -244,6 +244,61 @@ async fn a_body_that_does_not_arrive_in_time_is_408_and_the_connection_closes() 
     assert_eq!(status, 202, "{body}");
 }
 
+/// The ingest holds at most `--max-inflight-body-bytes` of request bodies at once: a request that finds no room
+/// within a second is answered `503 ingest_busy` (with `Retry-After`), and gets in once the room is given back.
+#[tokio::test]
+async fn requests_beyond_the_inflight_body_budget_are_503_until_room_is_back() {
+    use tokio::io::AsyncWriteExt;
+
+    let server = TestServer::start(server_args(&[
+        "--max-body-bytes",
+        "100000",
+        "--max-inflight-body-bytes",
+        "150000",
+    ]))
+    .await;
+    // A request that declares 100,000 bytes and sends none yet: it holds two thirds of the budget.
+    let mut holder = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: {JSON}\r\n\
+         Content-Length: 100000\r\n\r\n",
+        service_token(),
+    );
+    holder.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let event = click_event("within-budget").to_string();
+    let (status, body) = post(
+        &server.url("/v1/events"),
+        Some(&service_token()),
+        JSON,
+        event.clone(),
+    )
+    .await;
+    assert_eq!(status, 202, "a small request fits beside it: {body}");
+    let big = format!("[{}]", vec![event.clone(); 60_000 / event.len() + 1].join(","));
+    assert!(big.len() > 50_000 && big.len() < 100_000);
+    let started = std::time::Instant::now();
+    let (status, body) = post(
+        &server.url("/v1/events"),
+        Some(&service_token()),
+        JSON,
+        big.clone(),
+    )
+    .await;
+    assert_error(status, &body, 503, "ingest_busy");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    drop(holder);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = post(&server.url("/v1/events"), Some(&service_token()), JSON, big).await;
+    assert_eq!(status, 202, "room is back: {body}");
+}
+
 #[tokio::test]
 async fn bad_tokens_are_refused() {
     let server = server().await;

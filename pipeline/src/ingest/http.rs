@@ -1,13 +1,15 @@
 //! `POST /v1/events` (CONTRACT section 2) and `GET /v1/dead-letters` (reading rejected input back, role `admin`).
 //!
-//! Order of checks: token (`401`/`403`) before anything is read, then media type (`415`), then size (`413`,
-//! streamed: a body is never buffered past the limit), then content. Answers:
+//! Order of checks: token (`401`/`403`) before anything is read, then media type (`415`), then room in the in-flight
+//! body budget (`503 ingest_busy`), then size (`413`, streamed: a body is never buffered past the limit), then
+//! content. Answers:
 //! - `202 {"accepted": n, "duplicates": d}` when every event was accepted (duplicates count as accepted);
 //! - `400` with `error.code` and `errors: [{index, code, message}]` when some were rejected. The valid events of the
 //!   same request are accepted all the same (`accepted` says how many), and a retry of the whole request is safe
 //!   because accepted events are deduplicated. A single-event body uses that event's code as `error.code`; a batch
 //!   uses `invalid_events`;
-//! - `503 bus_unavailable` with `Retry-After` when the bus could not take the events.
+//! - `503 bus_unavailable` with `Retry-After` when the bus could not take the events, `503 ingest_busy` when the
+//!   requests in flight hold `max_inflight_body_bytes`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +54,7 @@ pub enum IngestHttpError {
     BodyRead,
     BodyTimeout { ms: u64 },
     BusUnavailable,
+    Busy,
     BadQuery(String),
 }
 
@@ -101,6 +104,11 @@ impl IngestHttpError {
                 "bus_unavailable",
                 "the event bus cannot take events right now; retry later (accepted events are deduplicated)"
                     .into(),
+            ),
+            Self::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ingest_busy",
+                "the ingest is handling as many request bytes as it may hold; retry later".into(),
             ),
             Self::BadQuery(detail) => (StatusCode::BAD_REQUEST, "invalid_query", detail.clone()),
         }
@@ -183,6 +191,16 @@ async fn post_events(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
+    // Held until the answer: the body, its events and their records while they wait for the bus.
+    let _room = match declared_length {
+        Some(length) if length > limit => None,
+        _ => Some(
+            ingestor
+                .reserve_body(declared_length.unwrap_or(limit))
+                .await
+                .ok_or(IngestHttpError::Busy)?,
+        ),
+    };
     let bytes = match declared_length {
         Some(length) if length > limit => None,
         _ => read_limited(body, limit, ingestor.config().body_timeout_ms).await?,

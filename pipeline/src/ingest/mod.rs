@@ -23,16 +23,24 @@ pub use dead_letter::{DeadLetter, DeadLetterReason, InputPosition};
 pub use dedup::{Dedup, DedupConfig};
 pub use stats::{IngestStats, IngestStatsSnapshot};
 
-/// Ingest settings. Every field has a default suited to the embedded run.
 /// How far after its arrival an event's time may be, by default: 15 minutes (clocks of producers drift; a time
 /// further ahead is a bug, and well within the default allowed lateness of an hour).
 pub const DEFAULT_MAX_FUTURE_MS: i64 = 15 * 60 * 1000;
 
+/// How long a request waits for room in the in-flight body budget before `503 ingest_busy`.
+pub const INGEST_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Ingest settings. Every field has a default suited to the embedded run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
     /// Largest request body accepted, in bytes (`413` beyond).
     pub max_body_bytes: usize,
+    /// Bytes of request bodies being read, validated or appended at once, over all requests (at least
+    /// `max_body_bytes`): a request reserves its declared length (`max_body_bytes` without one) first, waits up to
+    /// [`INGEST_BUSY_WAIT`] for room, and is answered `503 ingest_busy` otherwise. Bounds the ingest's memory
+    /// whatever the number of clients.
+    pub max_inflight_body_bytes: usize,
     /// Longest time a request body may take to arrive, whole, in milliseconds (`408` beyond); 0 is no limit.
     /// Without it a client sending one byte now and then would hold its connection and buffer for ever.
     pub body_timeout_ms: u64,
@@ -52,6 +60,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 8 * 1024 * 1024,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
             body_timeout_ms: 30_000,
             max_event_bytes: Limits::default().max_event_bytes,
             max_events_per_request: 10_000,
@@ -91,6 +100,8 @@ pub enum IngestError {
 /// The transport-free ingest core.
 pub struct Ingestor {
     bus: Arc<dyn Bus>,
+    /// One permit per byte of [`IngestConfig::max_inflight_body_bytes`].
+    inflight: Arc<tokio::sync::Semaphore>,
     partitions: u32,
     limits: Limits,
     dedup: Dedup,
@@ -119,8 +130,13 @@ impl Ingestor {
             max_event_bytes: config.max_event_bytes,
             ..Limits::default()
         };
+        let inflight_bytes = config
+            .max_inflight_body_bytes
+            .max(config.max_body_bytes)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         Ok(Self {
             bus,
+            inflight: Arc::new(tokio::sync::Semaphore::new(inflight_bytes)),
             partitions,
             limits,
             dedup,
@@ -131,6 +147,17 @@ impl Ingestor {
 
     pub fn config(&self) -> &IngestConfig {
         &self.config
+    }
+
+    /// Reserves room for a request body of `bytes` (at most `max_body_bytes`) in the in-flight budget, waiting up
+    /// to [`INGEST_BUSY_WAIT`]; `None` when there is none by then. The room is given back when the permit drops.
+    pub async fn reserve_body(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let bytes = u32::try_from(bytes.clamp(1, self.config.max_body_bytes)).unwrap_or(u32::MAX);
+        let reserve = Arc::clone(&self.inflight).acquire_many_owned(bytes);
+        match tokio::time::timeout(INGEST_BUSY_WAIT, reserve).await {
+            Ok(Ok(permit)) => Some(permit),
+            Ok(Err(_)) | Err(_) => None,
+        }
     }
 
     pub fn stats(&self) -> &IngestStats {
