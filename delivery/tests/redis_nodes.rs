@@ -594,6 +594,39 @@ mod redis {
         finish(&prefix, [node_1, node_2]).await;
     }
 
+    /// A Redis that requires a password (`redis://:password@host:port`): history, live fan-out (the listener's
+    /// own connection authenticates too) and resumption across nodes work; a wrong password is refused at start
+    /// with an error that does not repeat it.
+    #[tokio::test]
+    async fn a_server_with_a_password_serves_both_nodes() {
+        let server = redis_support::PrivateRedis::start_with_password("s3cret-pw").await;
+        let prefix = unique_prefix();
+        let node_1 = Node::start(&server.url(), &prefix, DeliveryConfig::default()).await;
+        let node_2 = Node::start(&server.url(), &prefix, DeliveryConfig::default()).await;
+        let path = stream_path(&["leaderboard.daily"], "");
+        let mut on_2 = Sse::connect(&node_2.url(&path), &[]).await;
+        on_2.next_frame().await.unwrap();
+        node_1.publish("leaderboard.daily", "m-1").await;
+        assert_eq!(key(&on_2.next_message().await.unwrap()).1, "m-1");
+        let last_id = on_2.last_id.clone().unwrap();
+        on_2.close();
+        node_2.publish("leaderboard.daily", "m-2").await;
+        let mut resumed = Sse::connect(&node_1.url(&path), &[("last-event-id", last_id.as_str())]).await;
+        assert_eq!(key(&resumed.next_message().await.unwrap()).1, "m-2");
+        resumed.close();
+
+        let wrong = format!("redis://:wrong-pw@127.0.0.1:{}", server.port);
+        let refused = social_delivery::redis::RedisBackend::connect(
+            redis_support::test_config(&wrong, &prefix),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await;
+        let error = refused.err().expect("a wrong password is refused");
+        assert!(!error.to_string().contains("wrong-pw"), "{error}");
+        node_1.stop().await;
+        node_2.stop().await;
+    }
+
     /// A node holding stream leases stops promptly while its Redis is gone: the lease keeper gives up on what it
     /// cannot remove (the leases expire by themselves) instead of holding up the exit.
     #[tokio::test]

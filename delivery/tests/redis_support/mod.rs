@@ -171,16 +171,33 @@ impl Node {
 /// A private `redis-server` (no persistence) on a free port, killed on drop.
 pub struct PrivateRedis {
     pub port: u16,
+    /// The password clients must give (`--requirepass`), if any.
+    password: Option<String>,
     child: std::process::Child,
 }
 
 impl PrivateRedis {
     pub async fn start_on(port: u16) -> PrivateRedis {
+        PrivateRedis::start_with(port, None).await
+    }
+
+    /// A server that requires `password` (`AUTH`) of every client.
+    pub async fn start_with_password(password: &str) -> PrivateRedis {
+        PrivateRedis::start_with(free_port(), Some(password)).await
+    }
+
+    async fn start_with(port: u16, password: Option<&str>) -> PrivateRedis {
+        let mut command = std::process::Command::new("redis-server");
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"]);
+        if let Some(password) = password {
+            command.args(["--requirepass", password]);
+        }
         let server = PrivateRedis {
             port,
-            child: std::process::Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
+            password: password.map(str::to_owned),
+            child: command
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap_or_else(|error| panic!("outage tests need the redis-server binary: {error}")),
@@ -199,16 +216,15 @@ impl PrivateRedis {
     }
 
     pub async fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        PrivateRedis::start_on(port).await
+        PrivateRedis::start_on(free_port()).await
     }
 
+    /// The URL clients use, with the password when the server requires one.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn kill(mut self) -> u16 {
@@ -216,6 +232,14 @@ impl PrivateRedis {
         let _ = self.child.wait();
         self.port
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for PrivateRedis {
