@@ -244,8 +244,10 @@ async fn a_body_that_does_not_arrive_in_time_is_408_and_the_connection_closes() 
     assert_eq!(status, 202, "{body}");
 }
 
-/// The ingest holds at most `--max-inflight-body-bytes` of request bodies at once: a request that finds no room
-/// within a second is answered `503 ingest_busy` (with `Retry-After`), and gets in once the room is given back.
+/// The ingest holds at most `--max-inflight-body-bytes` of request bodies at once, counting the bytes each has
+/// received: a request whose next chunk finds no room within a second is answered `503 ingest_busy` (with
+/// `Retry-After`), and gets in once the room is given back. A request that declares a large body and sends
+/// nothing holds no room.
 #[tokio::test]
 async fn requests_beyond_the_inflight_body_budget_are_503_until_room_is_back() {
     use tokio::io::AsyncWriteExt;
@@ -257,28 +259,19 @@ async fn requests_beyond_the_inflight_body_budget_are_503_until_room_is_back() {
         "150000",
     ]))
     .await;
-    // A request that declares 100,000 bytes and sends none yet: it holds two thirds of the budget.
-    let mut holder = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let head = format!(
-        "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: {JSON}\r\n\
-         Content-Length: 100000\r\n\r\n",
-        service_token(),
-    );
-    holder.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
+    let head = |length: usize| {
+        format!(
+            "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: {JSON}\r\n\
+             Content-Length: {length}\r\n\r\n",
+            service_token(),
+        )
+    };
+    // Declared but not sent: holds nothing.
+    let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(head(100_000).as_bytes()).await.unwrap();
     let event = click_event("within-budget").to_string();
-    let (status, body) = post(
-        &server.url("/v1/events"),
-        Some(&service_token()),
-        JSON,
-        event.clone(),
-    )
-    .await;
-    assert_eq!(status, 202, "a small request fits beside it: {body}");
     let big = format!("[{}]", vec![event.clone(); 60_000 / event.len() + 1].join(","));
-    assert!(big.len() > 50_000 && big.len() < 100_000);
-    let started = std::time::Instant::now();
+    assert!(big.len() > 60_000 && big.len() < 100_000);
     let (status, body) = post(
         &server.url("/v1/events"),
         Some(&service_token()),
@@ -286,17 +279,53 @@ async fn requests_beyond_the_inflight_body_budget_are_503_until_room_is_back() {
         big.clone(),
     )
     .await;
-    assert_error(status, &body, 503, "ingest_busy");
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(status, 202, "an idle request holds no room: {body}");
+
+    // 95,000 bytes received of a body still arriving: they hold their room.
+    let mut holder = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    holder.write_all(head(100_000).as_bytes()).await.unwrap();
+    holder.write_all(&vec![b' '; 95_000]).await.unwrap();
+    let (status, body) = post(&server.url("/v1/events"), Some(&service_token()), JSON, event).await;
+    assert_eq!(status, 202, "a small request fits beside it: {body}");
+    // Once the server has read the held bytes (retried until then), the larger one does not fit.
+    let mut refused = None;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let (status, body) = post(
+            &server.url("/v1/events"),
+            Some(&service_token()),
+            JSON,
+            big.clone(),
+        )
+        .await;
+        if status == 503 {
+            refused = Some((body, started.elapsed()));
+            break;
+        }
+        assert_eq!(status, 202, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (body, waited) = refused.expect("refused while the room is held");
+    assert_error(503, &body, 503, "ingest_busy");
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
 
     drop(holder);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, body) = post(&server.url("/v1/events"), Some(&service_token()), JSON, big).await;
-    assert_eq!(status, 202, "room is back: {body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = post(
+            &server.url("/v1/events"),
+            Some(&service_token()),
+            JSON,
+            big.clone(),
+        )
+        .await;
+        if status == 202 {
+            break;
+        }
+        assert_error(status, &body, 503, "ingest_busy");
+        assert!(std::time::Instant::now() < deadline, "the room never came back");
+    }
+    drop(idle);
 }
 
 #[tokio::test]

@@ -79,7 +79,20 @@ impl ClickHouseSink {
     /// Creates the database when missing and applies the pending migrations this server supports (the `modern/`
     /// ones only on ClickHouse >= their `min_server_version`). Running it again is a no-op.
     pub async fn migrate(&self) -> Result<MigrationReport> {
-        migrate::run(&self.admin, &self.client, &self.config.database).await
+        let report = migrate::run(&self.admin, &self.client, &self.config.database).await?;
+        // Clicks an earlier process aggregated are at most as new as its newest funnel minute: a code written
+        // late after a restart re-dirties up to there too.
+        let newest: u32 = self
+            .client
+            .query("SELECT toUnixTimestamp(max(minute)) FROM referral_funnel_1m")
+            .fetch_one()
+            .await
+            .map_err(|e| AnalyticsError::clickhouse("read the newest funnel minute", e))?;
+        if newest > 0 {
+            self.newest_attributed
+                .fetch_max(i64::from(newest), Ordering::Relaxed);
+        }
+        Ok(report)
     }
 
     /// `SELECT 1` against the server (for `/readyz`).

@@ -286,7 +286,7 @@ impl Writer {
         }
         let minutes = self.dirty.first(MINUTES_PER_RECOMPUTE);
         let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
-        let version = now_ms.max(self.last_version + 1);
+        let version = now_ms.max(self.last_version.saturating_add(1));
         self.last_version = version;
         let started = Instant::now();
         for statement in recompute_statements(&minutes, version) {

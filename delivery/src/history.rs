@@ -340,8 +340,10 @@ impl MemoryHistory {
         now: Instant,
         f: impl FnOnce(&mut TopicHistory) -> R,
     ) -> Result<R, DeliveryError> {
-        let floor = self.floor();
         let mut shard = self.shard(topic).lock().map_err(|_| poisoned())?;
+        // Read under the shard's lock: a shrink that forgets this topic raises the floor under the same lock, so
+        // the topic cannot be created again below the offsets it gave.
+        let floor = self.floor();
         let state = match shard.get_mut(topic) {
             Some(state) => state,
             None => {
@@ -405,7 +407,8 @@ impl MemoryHistory {
     /// restart. Messages must come in the order they were appended; one at or below the topic's last offset is
     /// ignored (`None`). After a gap (messages lost from a log) the older entries are dropped: positions before
     /// the new one are then expired, as after trimming. A message already past the age limit only moves the
-    /// topic's last offset and sequence.
+    /// topic's last offset and sequence. Does not apply the total cap, which would forget topics between a
+    /// batch's plan and its puts: call [`MemoryHistory::enforce_total_cap`] once the batch is stored.
     pub fn put(
         &self,
         topic: &str,
@@ -418,11 +421,9 @@ impl MemoryHistory {
         // Within the age limit, and the monotonic clock has run at least that long (if not, the host restarted:
         // the message counts as new).
         let published_at = now.checked_sub(age).unwrap_or(now);
-        // A topic not held continues right before the message: the offset was planned while the topic was held
-        // (a shrink may have forgotten it since) or read from a log that holds the topic's messages in order.
         let stored = self.with_state(
             topic,
-            |_| offset.saturating_sub(1),
+            |floor| floor,
             published_at,
             |state| {
                 if offset <= state.last_offset {
@@ -449,7 +450,6 @@ impl MemoryHistory {
                 Some(state.push(topic, position, json, published_at, &self.retention, now))
             },
         )?;
-        self.enforce_total_cap()?;
         Ok(stored)
     }
 

@@ -233,9 +233,16 @@ impl Session {
                 }
             }
             Replay::Gap(reason) => {
+                // Reset to just before the live entry, which is then delivered (as after an epoch change): the
+                // gap is covered by the RESET and SNAPSHOT, the new message still reaches the client, also on a
+                // topic without a snapshot.
                 metrics::replay(ReplayResult::Reset);
-                let head = self.shared.history.head(&name).await?;
-                self.reset(index, reason, head, out).await?;
+                let before = Position {
+                    epoch: entry.position.epoch,
+                    offset: entry.position.offset.saturating_sub(1),
+                };
+                self.reset(index, reason, before, out).await?;
+                self.emit(index, &entry, out);
             }
         }
         Ok(())

@@ -490,3 +490,51 @@ async fn a_topic_whose_publish_times_step_back_replays_every_message_in_order() 
     assert_eq!(grouped["leaderboard.daily"], ["l-1"]);
     server.stop().await;
 }
+
+/// A live message after a gap history cannot cover (here: the history raised its offset floor, as when its total
+/// cap forgets topics, before the topic's first message) reaches the client after the `RESET`, not only the reset.
+#[tokio::test]
+async fn a_live_message_after_an_uncovered_gap_follows_its_reset() {
+    let config = DeliveryConfig::default();
+    let history = Arc::new(MemoryHistory::with_epoch(config.history_retention(), 9));
+    let shared: Arc<dyn History> = history.clone();
+    let server = TestServer::start_with_history(config, shared).await;
+    let url = server.url(&stream_path(&["trending.1h"], ""));
+    let mut live = Sse::connect(&url, &[]).await;
+    live.next_frame().await.unwrap();
+    history.set_offset_floor(10);
+    server.publish("trending.1h", "after-the-gap").await;
+    let reset = live.next_message().await.unwrap();
+    assert_eq!(
+        (reset["type"].as_str(), reset["data"]["reason"].as_str()),
+        (Some("RESET"), Some("history_expired"))
+    );
+    assert_eq!(key(&live.next_message().await.unwrap()).1, "after-the-gap");
+    server.stop().await;
+}
+
+/// A resume token naming a topic twice (a tag collision, or an altered token) resets that topic: `RESET` with
+/// reason `position_unknown`, never a silent start at the head.
+#[tokio::test]
+async fn a_token_naming_a_topic_twice_resets_it() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    server.publish("trending.24h", "before").await;
+    let tag = social_delivery::resume_token::topic_tag("trending.24h");
+    let twice = social_delivery::resume_token::ResumeToken {
+        positions: vec![
+            (tag, Position { epoch: 1, offset: 0 }),
+            (tag, Position { epoch: 1, offset: 1 }),
+        ],
+    }
+    .encode();
+    let url = server.url(&stream_path(&["trending.24h"], ""));
+    let mut resumed = Sse::connect(&url, &[("last-event-id", twice.as_str())]).await;
+    let reset = resumed.next_message().await.unwrap();
+    assert_eq!(
+        (reset["type"].as_str(), reset["data"]["reason"].as_str()),
+        (Some("RESET"), Some("position_unknown"))
+    );
+    server.publish("trending.24h", "after").await;
+    assert_eq!(key(&resumed.next_message().await.unwrap()).1, "after");
+    server.stop().await;
+}

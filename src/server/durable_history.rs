@@ -170,6 +170,8 @@ impl Inner {
                 None => None,
             });
         }
+        // After the whole batch: a shrink between its plan and its puts could forget a topic it planned for.
+        self.memory.enforce_total_cap()?;
         Ok(out)
     }
 }
@@ -252,6 +254,7 @@ async fn rebuild(log: &DurableBus, retention: Retention) -> anyhow::Result<Memor
         // Old records are gone: topics held nowhere start past every offset this epoch can have given.
         memory.set_offset_floor(end);
     }
+    memory.enforce_total_cap()?;
     tracing::info!(
         restored,
         epoch = memory.epoch(),

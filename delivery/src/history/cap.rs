@@ -17,7 +17,7 @@ const AGE_BUCKETS: usize = 1024;
 
 impl MemoryHistory {
     /// Shrinks the history when it holds more than [`Retention::max_total_bytes`] (see [`MemoryHistory`]).
-    pub(super) fn enforce_total_cap(&self) -> Result<(), DeliveryError> {
+    pub fn enforce_total_cap(&self) -> Result<(), DeliveryError> {
         let cap = self.retention.max_total_bytes;
         if self.total_bytes.load(Ordering::Relaxed) <= cap || self.shrinking.swap(true, Ordering::AcqRel) {
             return Ok(());

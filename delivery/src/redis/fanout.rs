@@ -85,6 +85,7 @@ pub(crate) fn start_listener(parts: ListenerParts, hub: Arc<Hub>, tasks: &TaskTr
         hub,
         seen: FxHashMap::default(),
         attempts: 0,
+        unseen_recovery: None,
     };
     tasks.spawn(listener.run());
 }
@@ -96,6 +97,8 @@ struct Listener {
     seen: FxHashMap<Arc<str>, Position>,
     /// Subscription attempts so far (picks the client of the next one).
     attempts: usize,
+    /// The recovery of topics without a position, running beside the pump (see [`Listener::recover_unseen`]).
+    unseen_recovery: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Why the pump stopped.
@@ -247,7 +250,7 @@ impl Listener {
                 }
             }
         }
-        recovered += self.recover_unseen().await;
+        self.recover_unseen();
         if recovered > 0 {
             tracing::info!(
                 recovered,
@@ -256,10 +259,11 @@ impl Listener {
         }
     }
 
-    /// Delivers the last message of each topic with local subscribers that [`Listener::seen`] has no position of;
-    /// returns how many it delivered.
-    async fn recover_unseen(&mut self) -> usize {
-        /// Reads in flight at once (a node may serve many quiet per-user topics).
+    /// Delivers, in a task of its own beside the pump (a node may serve many quiet per-user topics, and the pump
+    /// must go on reading meanwhile), the last message of each topic with local subscribers that
+    /// [`Listener::seen`] has no position of. A new recovery replaces one still running.
+    fn recover_unseen(&mut self) {
+        /// Reads in flight at once.
         const CONCURRENT_READS: usize = 32;
         let unseen: Vec<Arc<str>> = self
             .hub
@@ -267,32 +271,47 @@ impl Listener {
             .into_iter()
             .filter(|topic| !self.seen.contains_key(topic))
             .collect();
+        if let Some(previous) = self.unseen_recovery.take() {
+            previous.abort();
+        }
+        if unseen.is_empty() {
+            return;
+        }
         let history = self.parts.history.clone();
-        let mut reads = futures::stream::iter(unseen)
-            .map(|topic| {
-                let history = history.clone();
-                async move { history.last(&topic, 1).await }
-            })
-            .buffer_unordered(CONCURRENT_READS);
-        let mut recovered = 0;
-        while let Some(read) = reads.next().await {
-            if self.parts.shutdown.is_cancelled() {
-                break;
-            }
-            match read {
-                Ok(entries) => {
-                    recovered += entries.len();
-                    for entry in &entries {
-                        self.deliver(entry);
+        let hub = self.hub.clone();
+        let shutdown = self.parts.shutdown.clone();
+        self.unseen_recovery = Some(tokio::spawn(async move {
+            let mut reads = futures::stream::iter(unseen)
+                .map(|topic| {
+                    let history = history.clone();
+                    async move { history.last(&topic, 1).await }
+                })
+                .buffer_unordered(CONCURRENT_READS);
+            let mut recovered = 0usize;
+            while let Some(read) = reads.next().await {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                match read {
+                    Ok(entries) => {
+                        recovered += entries.len();
+                        for entry in &entries {
+                            hub.deliver(entry);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "redis fan-out recovery of quiet topics stopped");
+                        return;
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "redis fan-out recovery stopped");
-                    break;
-                }
             }
-        }
-        recovered
+            if recovered > 0 {
+                tracing::info!(
+                    recovered,
+                    "redis fan-out listener re-delivered the last message of topics it held no position of"
+                );
+            }
+        }));
     }
 }
 

@@ -1,8 +1,8 @@
 //! `POST /v1/events` (CONTRACT section 2) and `GET /v1/dead-letters` (reading rejected input back, role `admin`).
 //!
-//! Order of checks: token (`401`/`403`) before anything is read, then media type (`415`), then room in the in-flight
-//! body budget (`503 ingest_busy`), then size (`413`, streamed: a body is never buffered past the limit), then
-//! content. Answers:
+//! Order of checks: token (`401`/`403`) before anything is read, then media type (`415`), then size (`413`,
+//! streamed: a body is never buffered past the limit) while the body arrives, each chunk taking room in the
+//! in-flight body budget (`503 ingest_busy`), then content. Answers:
 //! - `202 {"accepted": n, "duplicates": d}` when every event was accepted (duplicates count as accepted);
 //! - `400` with `error.code` and `errors: [{index, code, message}]` when some were rejected. The valid events of the
 //!   same request are accepted all the same (`accepted` says how many), and a retry of the whole request is safe
@@ -191,19 +191,22 @@ async fn post_events(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    // Held until the answer: the body, its events and their records while they wait for the bus.
-    let _room = match declared_length {
-        Some(length) if length > limit => None,
-        _ => Some(
-            ingestor
-                .reserve_body(declared_length.unwrap_or(limit))
-                .await
-                .ok_or(IngestHttpError::Busy)?,
-        ),
-    };
+    // Room in the in-flight budget for the bytes read so far, held until the answer (the body, its events and
+    // their records while they wait for the bus): taken as the bytes arrive, so a client that declares a large
+    // body and sends nothing holds none.
+    let mut room = Vec::new();
     let bytes = match declared_length {
         Some(length) if length > limit => None,
-        _ => read_limited(body, limit, ingestor.config().body_timeout_ms).await?,
+        _ => {
+            read_limited(
+                body,
+                limit,
+                ingestor.config().body_timeout_ms,
+                ingestor,
+                &mut room,
+            )
+            .await?
+        }
     };
     let Some(bytes) = bytes else {
         let reason = DeadLetterReason {
@@ -258,24 +261,44 @@ async fn post_events(
     Ok(report_response(report, single))
 }
 
-/// Reads the body up to `limit` bytes, within `timeout_ms` (0: no limit); `None` when it is longer.
+/// Reads the body up to `limit` bytes, within `timeout_ms` (0: no limit), taking room in the ingest's in-flight
+/// budget for each chunk into `room` (`503 ingest_busy` when none comes in time); `None` when it is longer.
 async fn read_limited(
     body: Body,
     limit: usize,
     timeout_ms: u64,
+    ingestor: &Ingestor,
+    room: &mut Vec<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<Option<bytes::Bytes>, IngestHttpError> {
-    let collect = Limited::new(body, limit).collect();
-    let collected = if timeout_ms == 0 {
+    let collect = async {
+        let mut body = Limited::new(body, limit);
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return Ok(None),
+                Err(_) => return Err(IngestHttpError::BodyRead),
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            if data.is_empty() {
+                continue;
+            }
+            room.push(
+                ingestor
+                    .reserve_body(data.len())
+                    .await
+                    .ok_or(IngestHttpError::Busy)?,
+            );
+            bytes.extend_from_slice(&data);
+        }
+        Ok(Some(bytes.freeze()))
+    };
+    if timeout_ms == 0 {
         collect.await
     } else {
         tokio::time::timeout(Duration::from_millis(timeout_ms), collect)
             .await
             .map_err(|_| IngestHttpError::BodyTimeout { ms: timeout_ms })?
-    };
-    match collected {
-        Ok(collected) => Ok(Some(collected.to_bytes())),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Ok(None),
-        Err(_) => Err(IngestHttpError::BodyRead),
     }
 }
 

@@ -37,9 +37,9 @@ pub struct IngestConfig {
     /// Largest request body accepted, in bytes (`413` beyond).
     pub max_body_bytes: usize,
     /// Bytes of request bodies being read, validated or appended at once, over all requests (at least
-    /// `max_body_bytes`): a request reserves its declared length (`max_body_bytes` without one) first, waits up to
-    /// [`INGEST_BUSY_WAIT`] for room, and is answered `503 ingest_busy` otherwise. Bounds the ingest's memory
-    /// whatever the number of clients.
+    /// `max_body_bytes`): a request takes room for each chunk of its body as it arrives and keeps it until its
+    /// answer; a chunk that finds none within [`INGEST_BUSY_WAIT`] gets the request `503 ingest_busy`. Bounds the
+    /// ingest's memory whatever the number of clients.
     pub max_inflight_body_bytes: usize,
     /// Longest time a request body may take to arrive, whole, in milliseconds (`408` beyond); 0 is no limit.
     /// Without it a client sending one byte now and then would hold its connection and buffer for ever.
@@ -149,10 +149,11 @@ impl Ingestor {
         &self.config
     }
 
-    /// Reserves room for a request body of `bytes` (at most `max_body_bytes`) in the in-flight budget, waiting up
-    /// to [`INGEST_BUSY_WAIT`]; `None` when there is none by then. The room is given back when the permit drops.
+    /// Reserves room for `bytes` of a request body in the in-flight budget, waiting up to [`INGEST_BUSY_WAIT`];
+    /// `None` when there is none by then (or the chunk is larger than the whole budget). The room is given back
+    /// when the permit drops.
     pub async fn reserve_body(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let bytes = u32::try_from(bytes.clamp(1, self.config.max_body_bytes)).unwrap_or(u32::MAX);
+        let bytes = u32::try_from(bytes).ok()?;
         let reserve = Arc::clone(&self.inflight).acquire_many_owned(bytes);
         match tokio::time::timeout(INGEST_BUSY_WAIT, reserve).await {
             Ok(Ok(permit)) => Some(permit),
