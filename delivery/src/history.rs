@@ -518,13 +518,13 @@ impl History for MemoryHistory {
         let now = Instant::now();
         let retention = self.retention;
         let epoch = self.epoch;
-        let floor = self.floor();
         self.with_topic(topic, |state| {
             if after.epoch != epoch {
                 return Replay::Gap(GapReason::EpochChanged);
             }
             let Some(state) = state else {
-                return match after.offset.cmp(&floor) {
+                // Under the topic's lock, as every read of the floor for a topic (see `with_state`).
+                return match after.offset.cmp(&self.floor()) {
                     std::cmp::Ordering::Equal => Replay::Messages(Vec::new()),
                     std::cmp::Ordering::Less => Replay::Gap(GapReason::Expired),
                     std::cmp::Ordering::Greater => Replay::Gap(GapReason::EpochChanged),
@@ -561,10 +561,9 @@ impl History for MemoryHistory {
 
     async fn head(&self, topic: &str) -> Result<Position, DeliveryError> {
         let epoch = self.epoch;
-        let floor = self.floor();
         self.with_topic(topic, |state| Position {
             epoch,
-            offset: state.map_or(floor, |s| s.last_offset),
+            offset: state.map_or_else(|| self.floor(), |s| s.last_offset),
         })
     }
 

@@ -233,16 +233,24 @@ impl Session {
                 }
             }
             Replay::Gap(reason) => {
-                // Reset to just before the live entry, which is then delivered (as after an epoch change): the
-                // gap is covered by the RESET and SNAPSHOT, the new message still reaches the client, also on a
-                // topic without a snapshot.
                 metrics::replay(ReplayResult::Reset);
-                let before = Position {
-                    epoch: entry.position.epoch,
-                    offset: entry.position.offset.saturating_sub(1),
-                };
-                self.reset(index, reason, before, out).await?;
-                self.emit(index, &entry, out);
+                let has_snapshot = self.shared.snapshots.snapshot(&name).await.is_some();
+                if reason == GapReason::Expired && !has_snapshot {
+                    // Nothing else brings the client up to date: reset to just before the live entry, which is
+                    // then delivered.
+                    let before = Position {
+                        epoch: entry.position.epoch,
+                        offset: entry.position.offset.saturating_sub(1),
+                    };
+                    self.reset(index, reason, before, out).await?;
+                    self.emit(index, &entry, out);
+                } else {
+                    // The SNAPSHOT (the current state) covers the entry and everything before the head; an entry
+                    // applied on top of it would count twice (leaderboard messages are changes). Another epoch:
+                    // the head's.
+                    let head = self.shared.history.head(&name).await?;
+                    self.reset(index, reason, head, out).await?;
+                }
             }
         }
         Ok(())

@@ -143,6 +143,9 @@ impl Listener {
             }
         }
         self.parts.subscribed.send_replace(false);
+        if let Some(recovery) = self.unseen_recovery.take() {
+            recovery.abort();
+        }
     }
 
     async fn subscribe(&mut self) -> Result<(PubSubSink, PubSubStream), RedisBackendError> {

@@ -1,8 +1,8 @@
 //! `POST /v1/events` (CONTRACT section 2) and `GET /v1/dead-letters` (reading rejected input back, role `admin`).
 //!
 //! Order of checks: token (`401`/`403`) before anything is read, then media type (`415`), then size (`413`,
-//! streamed: a body is never buffered past the limit) while the body arrives, each chunk taking room in the
-//! in-flight body budget (`503 ingest_busy`), then content. Answers:
+//! streamed: a body is never buffered past the limit) while the body arrives, taking room in the in-flight body
+//! budget from its first bytes (`503 ingest_busy`), then content. Answers:
 //! - `202 {"accepted": n, "duplicates": d}` when every event was accepted (duplicates count as accepted);
 //! - `400` with `error.code` and `errors: [{index, code, message}]` when some were rejected. The valid events of the
 //!   same request are accepted all the same (`accepted` says how many), and a retry of the whole request is safe
@@ -191,21 +191,15 @@ async fn post_events(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    // Room in the in-flight budget for the bytes read so far, held until the answer (the body, its events and
-    // their records while they wait for the bus): taken as the bytes arrive, so a client that declares a large
-    // body and sends nothing holds none.
-    let mut room = Vec::new();
+    // Room in the in-flight budget, held until the answer (the body, its events and their records while they
+    // wait for the bus): taken when the body's first bytes arrive, so a client that declares a large body and
+    // sends nothing holds none.
+    let mut room = Room::default();
     let bytes = match declared_length {
         Some(length) if length > limit => None,
         _ => {
-            read_limited(
-                body,
-                limit,
-                ingestor.config().body_timeout_ms,
-                ingestor,
-                &mut room,
-            )
-            .await?
+            let timeout_ms = ingestor.config().body_timeout_ms;
+            read_limited(body, limit, timeout_ms, declared_length, ingestor, &mut room).await?
         }
     };
     let Some(bytes) = bytes else {
@@ -261,14 +255,43 @@ async fn post_events(
     Ok(report_response(report, single))
 }
 
-/// Reads the body up to `limit` bytes, within `timeout_ms` (0: no limit), taking room in the ingest's in-flight
-/// budget for each chunk into `room` (`503 ingest_busy` when none comes in time); `None` when it is longer.
+/// A request's room in the ingest's in-flight body budget: one permit, grown as needed.
+#[derive(Default)]
+struct Room {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    bytes: usize,
+}
+
+impl Room {
+    /// Grows the room to at least `bytes`, waiting as [`Ingestor::reserve_body`] does.
+    async fn grow_to(&mut self, bytes: usize, ingestor: &Ingestor) -> Result<(), IngestHttpError> {
+        if bytes <= self.bytes {
+            return Ok(());
+        }
+        let more = ingestor
+            .reserve_body(bytes - self.bytes)
+            .await
+            .ok_or(IngestHttpError::Busy)?;
+        match &mut self.permit {
+            Some(permit) => permit.merge(more),
+            None => self.permit = Some(more),
+        }
+        self.bytes = bytes;
+        Ok(())
+    }
+}
+
+/// Reads the body up to `limit` bytes, within `timeout_ms` (0: no limit). Room in the ingest's in-flight budget
+/// is taken into `room` when the first bytes arrive, for the whole declared length (all at once, so that partly
+/// read bodies cannot hold the budget between them), or chunk by chunk for a body without one; `503 ingest_busy`
+/// when none comes in time. `None` when the body is longer than `limit`.
 async fn read_limited(
     body: Body,
     limit: usize,
     timeout_ms: u64,
+    declared: Option<usize>,
     ingestor: &Ingestor,
-    room: &mut Vec<tokio::sync::OwnedSemaphorePermit>,
+    room: &mut Room,
 ) -> Result<Option<bytes::Bytes>, IngestHttpError> {
     let collect = async {
         let mut body = Limited::new(body, limit);
@@ -283,12 +306,9 @@ async fn read_limited(
             if data.is_empty() {
                 continue;
             }
-            room.push(
-                ingestor
-                    .reserve_body(data.len())
-                    .await
-                    .ok_or(IngestHttpError::Busy)?,
-            );
+            let received = bytes.len() + data.len();
+            room.grow_to(received.max(declared.unwrap_or(0)).min(limit), ingestor)
+                .await?;
             bytes.extend_from_slice(&data);
         }
         Ok(Some(bytes.freeze()))

@@ -37,9 +37,9 @@ pub struct IngestConfig {
     /// Largest request body accepted, in bytes (`413` beyond).
     pub max_body_bytes: usize,
     /// Bytes of request bodies being read, validated or appended at once, over all requests (at least
-    /// `max_body_bytes`): a request takes room for each chunk of its body as it arrives and keeps it until its
-    /// answer; a chunk that finds none within [`INGEST_BUSY_WAIT`] gets the request `503 ingest_busy`. Bounds the
-    /// ingest's memory whatever the number of clients.
+    /// `max_body_bytes`): a request takes room for its declared length when its first bytes arrive (for a body
+    /// without one, for each chunk as it arrives) and keeps it until its answer; one that finds none within
+    /// [`INGEST_BUSY_WAIT`] gets `503 ingest_busy`. Bounds the ingest's memory whatever the number of clients.
     pub max_inflight_body_bytes: usize,
     /// Longest time a request body may take to arrive, whole, in milliseconds (`408` beyond); 0 is no limit.
     /// Without it a client sending one byte now and then would hold its connection and buffer for ever.
