@@ -296,6 +296,16 @@ impl RedisBackend {
     pub async fn ping(&self) -> Result<(), RedisBackendError> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        if self.target.is_cluster() {
+            // `PING` reaches the masters the connection knows; a connection rebuilt while a master was down may
+            // not know it. The cluster's own view says whether every slot is served.
+            let info: String = redis::cmd("CLUSTER").arg("INFO").query_async(&mut conn).await?;
+            if !info.lines().any(|line| line.trim() == "cluster_state:ok") {
+                return Err(RedisBackendError::Unavailable(
+                    "the redis cluster does not serve every slot (cluster_state is not ok)".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
