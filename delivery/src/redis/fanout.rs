@@ -10,10 +10,10 @@
 //! Pub/sub is at most once: while the listener is disconnected, messages are lost. Sessions already fill a gap from
 //! history when the next entry of a topic arrives; on top of that the listener remembers the last position it
 //! delivered per topic that has local subscribers, and after a reconnect (subscribe first, then read history) it
-//! delivers what history holds after those positions, and the last message of every other topic with local
-//! subscribers (streams that opened while it was away, or whose topic had no message on this node yet): a session
-//! behind that message fills its gap from history then, not at the topic's next message, which on a quiet topic may
-//! never come. Sessions drop what they already have, so nothing is doubled.
+//! delivers what history holds after those positions, and, in a task beside its pump, the last message of every other
+//! topic with local subscribers (streams that opened while it was away, or whose topic had no message on this node
+//! yet): a session behind that message fills its gap from history then, not at the topic's next message, which on
+//! a quiet topic may never come. Sessions drop what they already have, so nothing is doubled.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

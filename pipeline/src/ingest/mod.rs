@@ -149,9 +149,9 @@ impl Ingestor {
         &self.config
     }
 
-    /// Reserves room for `bytes` of a request body in the in-flight budget, waiting up to [`INGEST_BUSY_WAIT`];
-    /// `None` when there is none by then (or the chunk is larger than the whole budget). The room is given back
-    /// when the permit drops.
+    /// Reserves room for `bytes` of request body in the in-flight budget, waiting up to [`INGEST_BUSY_WAIT`];
+    /// `None` when there is none by then (always for more than the whole budget). The room is given back when the
+    /// permit drops.
     pub async fn reserve_body(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let bytes = u32::try_from(bytes).ok()?;
         let reserve = Arc::clone(&self.inflight).acquire_many_owned(bytes);
