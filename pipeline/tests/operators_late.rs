@@ -324,32 +324,9 @@ fn a_late_events_own_updates_come_before_its_corrections() {
 #[test]
 fn a_late_engagement_corrects_its_final_window_and_trending() {
     let mut engine = late_engine();
-    let share = ShareCreated {
-        share_id: "s1".into(),
-        user_id: "u1".into(),
-        content_type: ContentType::Project,
-        content_id: "deck".into(),
-        platform: Platform::Facebook,
-        share_format: None,
-        metadata: None,
-        timestamp: None,
-    };
-    let like = |id: &str, t: i64| {
-        let engaged = ShareEngaged {
-            share_id: "s1".into(),
-            engagement_type: EngagementType::Like,
-            engager_info: EngagerInfo::default(),
-            content_id: None,
-            timestamp: None,
-        };
-        event(id, t, engaged)
-    };
     feed(
         &mut engine,
-        vec![
-            event("share", START + MINUTE_MS, share),
-            like("l1", START + 10 * MINUTE_MS),
-        ],
+        vec![share_s1(START + MINUTE_MS), like_s1("l1", START + 10 * MINUTE_MS)],
     );
     // The next hour: the first hour's windows are final with one like.
     let out = feed(&mut engine, vec![click("k1", START + HOUR_MS + 2 * MINUTE_MS)]);
@@ -361,7 +338,7 @@ fn a_late_engagement_corrects_its_final_window_and_trending() {
     assert!(finals.iter().all(|d| d["counts"]["likes"] == 1));
 
     // A like in the first hour, about 17 minutes behind the watermark.
-    let out = feed(&mut engine, vec![like("l2", START + 45 * MINUTE_MS)]);
+    let out = feed(&mut engine, vec![like_s1("l2", START + 45 * MINUTE_MS)]);
     let corrections: Vec<serde_json::Value> = data_of(&out, "social.engagement.updated")
         .map(|o| o.message.data.to_value())
         .filter(|d| d["status"] == "correction")
@@ -459,7 +436,8 @@ fn a_gap_of_years_in_event_time_is_not_ticked_through() {
     assert_eq!(last["allTime"]["conversionsCompleted"], 2, "{last}");
 }
 
-fn share_s1() -> social_schemas::Event {
+/// The share `s1` of `u1` (content `deck`) at `t`.
+fn share_s1(t: i64) -> social_schemas::Event {
     let share = ShareCreated {
         share_id: "s1".into(),
         user_id: "u1".into(),
@@ -470,9 +448,10 @@ fn share_s1() -> social_schemas::Event {
         metadata: None,
         timestamp: None,
     };
-    event("share", START, share)
+    event("share", t, share)
 }
 
+/// A like of `s1` at `t`.
 fn like_s1(id: &str, t: i64) -> social_schemas::Event {
     let engaged = ShareEngaged {
         share_id: "s1".into(),
@@ -534,7 +513,7 @@ fn an_idle_tick_at_a_regular_ticks_time_gives_its_messages_their_own_ids() {
     let mut engine = Engine::new(OperatorConfig::default(), 1).expect("valid config");
     let mut out = Emitter::default();
     engine.start(&mut out);
-    engine.push(0, share_s1(), &mut out);
+    engine.push(0, share_s1(START), &mut out);
     engine.push(0, like_s1("l1", tick - 1_000), &mut out);
     engine.push(0, like_s1("l2", tick), &mut out);
     engine.advance(&mut out);
