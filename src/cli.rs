@@ -76,7 +76,7 @@ pub struct ServerArgs {
     #[arg(long, env = "REDIS_PREFIX", default_value = "social:")]
     pub redis_prefix: String,
     /// Partitions of the input topic, when it is created.
-    #[arg(long, env = "INPUT_PARTITIONS", default_value_t = 4)]
+    #[arg(long, env = "INPUT_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub partitions: u32,
     /// Largest request body accepted by `POST /v1/events`, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]

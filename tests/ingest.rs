@@ -142,10 +142,88 @@ async fn oversized_body_is_413() {
         &server.url("/v1/events"),
         Some(&service_token()),
         "application/x-ndjson",
-        body,
+        body.clone(),
     )
     .await;
     assert_error(status, &reply, 413, "body_too_large");
+
+    // Without a Content-Length the limit stops the reading: the dead letter keeps the first bytes read.
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        service_token()
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for piece in body.as_bytes().chunks(64 * 1024) {
+        let chunk = [format!("{:x}\r\n", piece.len()).as_bytes(), piece, b"\r\n"].concat();
+        if stream.write_all(&chunk).await.is_err() {
+            break; // answered and closed before the end
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+
+    let (status, letters) = get_json(&server.url("/v1/dead-letters?from=0"), Some(&admin_token())).await;
+    assert_eq!(status, 200, "{letters}");
+    let records = letters["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{letters}");
+    let declared = &records[0]["record"];
+    assert_eq!(declared["reason"]["code"], "body_too_large");
+    assert_eq!(declared["bytes"], body.len(), "its Content-Length");
+    assert_eq!(declared["truncated"], true);
+    assert_eq!(declared["payload"], "", "not read");
+    let streamed = &records[1]["record"];
+    assert_eq!(streamed["reason"]["code"], "body_too_large");
+    assert_eq!(streamed["truncated"], true);
+    let kept = streamed["payload"].as_str().unwrap();
+    assert!(
+        !kept.is_empty() && body.starts_with(kept),
+        "the first bytes read: {}",
+        kept.len()
+    );
+    assert!(
+        streamed["bytes"].as_u64().unwrap() >= kept.len() as u64,
+        "{streamed}"
+    );
+}
+
+/// A compressed body is refused whole, with the coding the ingest accepts; `identity` is no coding.
+#[tokio::test]
+async fn a_compressed_body_is_415() {
+    let server = server().await;
+    let url = server.url("/v1/events");
+    let event = click_event("coded").to_string();
+    for coding in ["gzip", "br", "identity, gzip"] {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .header("authorization", format!("Bearer {}", service_token()))
+            .header("content-type", JSON)
+            .header("content-encoding", coding)
+            .body(event.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["accept-encoding"], "identity", "{coding}");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_error(status, &body, 415, "unsupported_encoding");
+    }
+    assert_eq!(input_total(&server).await, 0);
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("authorization", format!("Bearer {}", service_token()))
+        .header("content-type", JSON)
+        .header("content-encoding", "identity")
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
 }
 
 /// More events in one request than `--max-events-per-request`: refused whole, before any per-event work, and
@@ -326,6 +404,62 @@ async fn requests_beyond_the_inflight_body_budget_are_503_until_room_is_back() {
         assert!(std::time::Instant::now() < deadline, "the room never came back");
     }
     drop(idle);
+}
+
+/// Two bodies without a declared length, each of which fits the budget alone, growing side by side until
+/// together they would not: neither waits while holding room, so both get in one after the other (holding what
+/// they had while waiting for more, each would wait for the other until both were refused).
+#[tokio::test]
+async fn chunked_bodies_growing_side_by_side_both_get_in() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start(server_args(&[
+        "--max-body-bytes",
+        "100000",
+        "--max-inflight-body-bytes",
+        "100000",
+    ]))
+    .await;
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: {JSON}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        service_token(),
+    );
+    let chunk = |data: &str| format!("{:x}\r\n{data}\r\n", data.len());
+    let half = format!("[{}", " ".repeat(44_999));
+    let more = " ".repeat(45_000);
+    let pause = || tokio::time::sleep(Duration::from_millis(300));
+
+    let mut first = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    first
+        .write_all(format!("{head}{}", chunk(&half)).as_bytes())
+        .await
+        .unwrap();
+    second
+        .write_all(format!("{head}{}", chunk(&half)).as_bytes())
+        .await
+        .unwrap();
+    pause().await;
+    first.write_all(chunk(&more).as_bytes()).await.unwrap();
+    pause().await;
+    second.write_all(chunk(&more).as_bytes()).await.unwrap();
+    pause().await;
+    for stream in [&mut first, &mut second] {
+        stream
+            .write_all(format!("{}0\r\n\r\n", chunk("]")).as_bytes())
+            .await
+            .unwrap();
+    }
+    for (name, stream) in [("first", &mut first), ("second", &mut second)] {
+        let mut reply = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
+            .await
+            .expect("answered")
+            .unwrap();
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 202"), "{name}: {reply}");
+    }
 }
 
 #[tokio::test]

@@ -61,10 +61,12 @@ impl Authenticator {
     /// `public_only` (every topic asked for is public), an invalid cookie counts as no credential: an HttpOnly
     /// cookie cannot be cleared by the page, and a stale one must not lock a browser out of what anyone may read.
     /// A header or ticket the client chose to send is still checked.
+    /// `ticket`: what redeeming the request's `?ticket=` gave ([`Auth::redeem_ticket`]); an `Authorization`
+    /// header takes precedence over it (the ticket is spent all the same).
     pub(crate) async fn authenticate(
         &self,
         headers: &HeaderMap,
-        ticket: Option<&str>,
+        ticket: Option<Result<Claims, DeliveryError>>,
         public_only: bool,
     ) -> Result<Option<Claims>, DeliveryError> {
         let result = self.authenticate_inner(headers, ticket, public_only).await;
@@ -77,7 +79,7 @@ impl Authenticator {
     async fn authenticate_inner(
         &self,
         headers: &HeaderMap,
-        ticket: Option<&str>,
+        ticket: Option<Result<Claims, DeliveryError>>,
         public_only: bool,
     ) -> Result<Option<Claims>, DeliveryError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
@@ -88,8 +90,8 @@ impl Authenticator {
                 .ok_or(DeliveryError::Auth(AuthError::Malformed))?;
             return self.verifier.verify(token).map(Some).map_err(DeliveryError::Auth);
         }
-        if let Some(ticket) = ticket {
-            let claims = self.tickets.redeem(ticket).await?;
+        if let Some(redeemed) = ticket {
+            let claims = redeemed?;
             if claims.exp <= now_unix() {
                 return Err(DeliveryError::Auth(AuthError::Expired));
             }
@@ -103,6 +105,11 @@ impl Authenticator {
             };
         }
         Ok(None)
+    }
+
+    /// Spends a single-use ticket: its claims, or `invalid_ticket` when it is unknown, used or expired.
+    pub(crate) async fn redeem_ticket(&self, ticket: &str) -> Result<Claims, DeliveryError> {
+        self.tickets.redeem(ticket).await
     }
 
     /// Issues a single-use ticket standing for `claims`; returns it and its lifetime in seconds.

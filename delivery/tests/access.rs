@@ -127,6 +127,13 @@ async fn access_matrix_for_stream_poll_and_snapshot() {
             for (route, request) in [("poll", poll), ("snapshot", snapshot)] {
                 let response = request.send().await.unwrap();
                 assert_eq!(response.status().as_u16(), status, "{route} {topic} {caller:?}");
+                if route == "snapshot" && code.is_none() {
+                    let public = topic.starts_with("leaderboard.")
+                        || topic.starts_with("trending.")
+                        || topic == "testimonials.recent";
+                    let cache_control = if public { "no-cache" } else { "private, no-store" };
+                    assert_eq!(response.headers()["cache-control"], cache_control, "{topic}");
+                }
                 let body: serde_json::Value = response.json().await.unwrap();
                 match code {
                     Some(code) => assert_eq!(body["error"]["code"], code, "{route} {topic} {caller:?}"),

@@ -426,3 +426,55 @@ async fn polling_returns_the_same_messages_and_tokens_as_the_stream() {
     assert_eq!(answer["lastEventId"], sse.last_id.clone().unwrap().as_str());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_ticket_is_spent_by_a_request_refused_for_another_reason() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let u1 = token("u1", &[], &[]);
+    for refused_query in [
+        "topic=user.u1.referrals&history=many",
+        "topic=user..social",
+        "topic=nosuch.kind",
+    ] {
+        let body = ticket_json(&server, &u1).await;
+        let ticket = body["ticket"].as_str().unwrap();
+        let refused = Sse::connect(
+            &server.url(&format!("/v1/stream?{refused_query}&ticket={ticket}")),
+            &[],
+        )
+        .await;
+        assert!(
+            (400..500).contains(&refused.status) && refused.status != 401,
+            "{refused_query}: {}",
+            refused.status
+        );
+        let url = server.url(&format!("/v1/stream?topic=user.u1.referrals&ticket={ticket}"));
+        let again = Sse::connect(&url, &[]).await;
+        assert_eq!(again.status, 401, "{refused_query}: the ticket was spent");
+        assert_eq!(again.error_json().await["error"]["code"], "invalid_ticket");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_poll_ends_when_its_token_expires() {
+    let server = TestServer::start(DeliveryConfig::default()).await;
+    let short = token_ttl("u1", &[], &[], Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let poll: Value = client()
+        .get(server.url("/v1/poll?topic=user.u1.social&wait=25"))
+        .header("authorization", format!("Bearer {short}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "waited {waited:?} past the token's expiry"
+    );
+    assert_eq!(poll["messages"], json!([]));
+    server.stop().await;
+}

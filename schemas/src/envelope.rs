@@ -409,9 +409,10 @@ fn json_kind(first: Option<u8>) -> &'static str {
 }
 
 /// `application/json`, optionally followed by parameters (`application/json; charset=utf-8`).
+/// Media types are case-insensitive (RFC 9110, section 8.3.1).
 fn is_json_media_type(s: &str) -> bool {
-    s.strip_prefix("application/json")
-        .is_some_and(|rest| rest.is_empty() || rest.trim_start().starts_with(';'))
+    let essence = s.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
 }
 
 impl<'a> RawEnvelope<'a> {
@@ -503,7 +504,10 @@ impl<'a> RawEnvelope<'a> {
             }
             let value: serde_json::Value = serde_json::from_str(raw.get())
                 .map_err(|e| err(ValidationCode::InvalidFieldValue, &name, format_args!("{e}")))?;
-            check_extension(&name, &value, limits)?;
+            // `null` counts as absent, as on every optional attribute; it still takes part in the duplicate check.
+            if !value.is_null() {
+                check_extension(&name, &value, limits)?;
+            }
             match extensions.entry(name.into_owned()) {
                 Entry::Occupied(o) => {
                     return Err(err(ValidationCode::MalformedJson, o.key(), "duplicate attribute"));
@@ -514,6 +518,7 @@ impl<'a> RawEnvelope<'a> {
             }
         }
 
+        extensions.retain(|_, value| !value.is_null());
         let payload = Payload::parse(ty, data.get(), limits)?;
         Ok(Event {
             id: id.into_owned(),

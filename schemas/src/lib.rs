@@ -10,6 +10,7 @@ pub mod error;
 pub mod event_type;
 pub mod json_schema;
 pub mod limits;
+mod open_value;
 pub mod payload;
 pub mod time;
 pub mod validate;

@@ -155,9 +155,9 @@ pub(crate) fn check_open_value(
             Ok(())
         }
         serde_json::Value::Object(map) => {
-            for (k, item) in map {
-                let k = truncate_for_message(k);
-                check_len(format_args!("{path}.{k}"), &k, limits.max_text_len)?;
+            for (key, item) in map {
+                let k = truncate_for_message(key);
+                check_len(format_args!("{path}.{k}"), key, limits.max_text_len)?;
                 check_open_value(&format_args!("{path}.{k}"), item, limits)?;
             }
             Ok(())

@@ -499,6 +499,29 @@ fn string_too_long() {
     };
     let e = parse_event(&with(|v| v["ext"] = json!("x".repeat(11))), &small).unwrap_err();
     assert_eq!(e.code, ValidationCode::StringTooLong);
+    // A key inside an open object is a string too: 11 characters is over a limit of 10.
+    let share = |key: &str| {
+        event(
+            "social.share.created",
+            json!({
+                "shareId": "s", "userId": "u", "contentType": "portfolio", "contentId": "c", "platform": "sms",
+                "metadata": {"note": {key: 1}}
+            }),
+        )
+    };
+    parse_event(&share(&"k".repeat(10)), &small).unwrap();
+    // A key twice in one object is malformed JSON, however deep the object.
+    let raw = String::from_utf8(share("a"))
+        .unwrap()
+        .replace(r#"{"a":1}"#, r#"{"a":1,"b":{"c":1,"c":2}}"#);
+    rejects(
+        raw.as_bytes(),
+        ValidationCode::MalformedJson,
+        "data.metadata.note.b.c",
+    );
+    let e = parse_event(&share(&"k".repeat(11)), &small).unwrap_err();
+    assert_eq!(e.code, ValidationCode::StringTooLong, "{e}");
+    assert!(e.message.starts_with("data.metadata.note.kkkkkkkkkkk:"), "{e}");
 }
 
 #[test]
@@ -539,6 +562,39 @@ fn extensions_are_kept() {
     assert_eq!(e.extensions.len(), 3);
     assert_eq!(e.subject, None);
     assert_eq!(parse_event(&e.to_json(), &Limits::default()).unwrap(), e);
+}
+
+#[test]
+fn a_null_extension_counts_as_absent() {
+    let e = parse_event(&with(|v| v["traceparent"] = json!(null)), &Limits::default()).unwrap();
+    assert!(e.extensions.is_empty(), "{:?}", e.extensions);
+    assert_eq!(parse_event(&e.to_json(), &Limits::default()).unwrap(), e);
+    // Still one attribute: a repeat is refused, null or not.
+    let raw = String::from_utf8(with(|_| {})).unwrap();
+    let twice = raw.replacen('{', r#"{"ext":null,"ext":1,"#, 1);
+    rejects(twice.as_bytes(), ValidationCode::MalformedJson, "ext");
+}
+
+#[test]
+fn media_types_compare_without_case() {
+    for media_type in [
+        "Application/JSON",
+        "application/json ; charset=utf-8",
+        "APPLICATION/JSON;charset=UTF-8",
+    ] {
+        parse_event(
+            &with(|v| v["datacontenttype"] = json!(media_type)),
+            &Limits::default(),
+        )
+        .unwrap();
+    }
+    for media_type in ["application/jsonx", "application/json-seq", "text/json"] {
+        rejects(
+            &with(|v| v["datacontenttype"] = json!(media_type)),
+            ValidationCode::InvalidFieldValue,
+            "datacontenttype",
+        );
+    }
 }
 
 #[test]

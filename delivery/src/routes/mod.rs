@@ -40,7 +40,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 #[derive(Debug, Default)]
 struct SubscribeQuery {
     topics: Vec<String>,
-    ticket: Option<String>,
     last_event_id: Option<String>,
     snapshot: bool,
     history: usize,
@@ -64,7 +63,6 @@ impl SubscribeQuery {
                 // One past the most a stream may name is kept, so that `parse_topic_set` refuses the request.
                 "topic" if query.topics.len() <= MAX_TOPIC_PARAMS => query.topics.push(value.into_owned()),
                 "topic" => {}
-                "ticket" => query.ticket = Some(value.into_owned()),
                 "lastEventId" => query.last_event_id = Some(value.into_owned()),
                 "snapshot" => query.snapshot = parse_bool(&value)?,
                 "history" => {
@@ -84,6 +82,16 @@ impl SubscribeQuery {
         }
         Ok(query)
     }
+}
+
+/// The last `ticket` parameter of the query, read apart from the rest so that a request refused for any other
+/// parameter still spends it.
+fn ticket_param(uri: &Uri) -> Option<String> {
+    let raw = uri.query()?;
+    form_urlencoded::parse(raw.as_bytes())
+        .filter(|(key, _)| key == "ticket")
+        .last()
+        .map(|(_, value)| value.into_owned())
 }
 
 /// A subscription request that passed parsing, authentication, access control and the connection limits.
@@ -113,6 +121,12 @@ async fn admit(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
 ) -> Result<Admitted, DeliveryError> {
+    // Spent before anything can refuse the request: a ticket sits in the URL (access logs, browser history), so
+    // one whose first use failed early must not stay valid for its remaining lifetime.
+    let ticket = match ticket_param(uri) {
+        Some(ticket) => Some(shared.auth.redeem_ticket(&ticket).await),
+        None => None,
+    };
     if shared.shutdown.is_cancelled() {
         return Err(DeliveryError::ShuttingDown);
     }
@@ -133,10 +147,7 @@ async fn admit(
         shared.config.check_known(topic)?;
     }
     let public_only = topics.iter().all(|topic| topic.kind().is_public());
-    let claims = shared
-        .auth
-        .authenticate(headers, query.ticket.as_deref(), public_only)
-        .await?;
+    let claims = shared.auth.authenticate(headers, ticket, public_only).await?;
     for topic in &topics {
         if let Err(error) = topic.check_access(claims.as_ref()) {
             metrics::auth_rejected(error.code());

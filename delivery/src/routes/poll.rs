@@ -14,6 +14,7 @@ use bytes::{BufMut, BytesMut};
 use super::stream::CloseGuard;
 use super::{admit, peer_of};
 use crate::DeliveryError;
+use crate::auth::now_unix;
 use crate::delivery::Shared;
 use crate::metrics::{CloseReason, Transport};
 use crate::session::{Out, Session};
@@ -32,12 +33,18 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Result<Response, Deliv
     let admitted = admit(&shared, request.uri(), request.headers(), peer_of(&request)).await?;
     let _permit = admitted.permit;
     let mut close = CloseGuard::new(Transport::Poll);
+    // A long poll is a stream: it ends when its token expires, so it waits no longer than that.
+    let expires_in = admitted
+        .claims
+        .as_ref()
+        .map_or(u64::MAX, |claims| claims.exp.saturating_sub(now_unix()));
     let wait = Duration::from_secs(
         admitted
             .query
             .wait_secs
             .unwrap_or(DEFAULT_WAIT_SECS)
-            .min(shared.config.max_poll_wait_secs),
+            .min(shared.config.max_poll_wait_secs)
+            .min(expires_in),
     );
     let (mut session, mut out) = Session::open(shared.clone(), admitted.topics, admitted.options).await?;
     let deadline = tokio::time::Instant::now() + wait;

@@ -50,6 +50,12 @@ async fn answer(shared: &Shared, topic: &str, headers: &HeaderMap) -> Result<Res
     let mut response = json.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // A private topic's state is for its reader alone: no shared cache may keep it, no cache at all store it.
+    let cache_control = if topic.kind().is_public() {
+        "no-cache"
+    } else {
+        "private, no-store"
+    };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
     Ok(response)
 }

@@ -70,6 +70,17 @@ pub(crate) async fn topics_and_errors(bus: &dyn Bus) {
         "{mismatch:?}"
     );
     assert_eq!(bus.partitions("errors").unwrap(), 2);
+    let none = bus
+        .ensure_topic(&TopicSpec {
+            name: "no-partitions".into(),
+            partitions: 0,
+        })
+        .await;
+    assert!(matches!(none, Err(BusError::Backend(_))), "{none:?}");
+    assert!(matches!(
+        bus.partitions("no-partitions"),
+        Err(BusError::UnknownTopic(_))
+    ));
 
     assert!(matches!(bus.partitions("nope"), Err(BusError::UnknownTopic(_))));
     assert!(matches!(

@@ -421,6 +421,7 @@ fn copy_error(error: &BusError) -> BusError {
 #[async_trait]
 impl Bus for DurableBus {
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<(), BusError> {
+        spec.check()?;
         let existing = |bus: &Self| match bus.topic(&spec.name) {
             Ok(partitions) if partitions.len() as u32 == spec.partitions => Ok(true),
             Ok(partitions) => Err(BusError::PartitionMismatch {

@@ -179,6 +179,7 @@ fn read(log: &Log, from: Offset, max_records: usize) -> Result<Option<Vec<Stored
 impl Bus for MemoryBus {
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<(), BusError> {
         self.check_open()?;
+        spec.check()?;
         let mut topics = self
             .topics
             .write()

@@ -60,6 +60,19 @@ pub struct TopicSpec {
     pub partitions: u32,
 }
 
+impl TopicSpec {
+    /// A topic needs at least one partition: with none, nothing appended to it could be kept.
+    pub fn check(&self) -> Result<(), BusError> {
+        if self.partitions == 0 {
+            return Err(BusError::Backend(format!(
+                "topic {:?} needs at least one partition",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("unknown topic {0:?}")]

@@ -180,6 +180,7 @@ impl Dedup {
         let now_ms = super::now_unix_ms();
         let window_ms = i64::try_from(self.config.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let per_partition = (self.config.max_entries / partitions.max(1) as usize) as u64;
+        let mut recent: Vec<(u128, i64)> = Vec::new();
         for partition in 0..partitions {
             let end = bus.end_offset(topic, partition).await?;
             let start = bus
@@ -191,23 +192,26 @@ impl Dedup {
                 let records = bus.fetch(topic, partition, next, 10_000, Duration::ZERO).await?;
                 let Some(last) = records.last() else { break };
                 next = last.offset + 1;
-                let keys: Vec<(u128, i64)> = records
-                    .iter()
-                    .filter(|record| now_ms.saturating_sub(record.timestamp_ms) <= window_ms)
-                    .filter_map(|record| serde_json::from_slice::<Identity<'_>>(&record.value).ok())
-                    .map(|identity| Dedup::key(&identity.source, &identity.id))
-                    .zip(records.iter().map(|record| record.timestamp_ms))
-                    .collect();
-                if let Ok(mut inner) = self.inner.lock() {
-                    for (key, accepted_ms) in keys {
-                        if let std::collections::hash_map::Entry::Vacant(slot) = inner.seen.entry(key) {
-                            slot.insert(Seen {
-                                accepted_ms,
-                                in_flight: 0,
-                            });
-                            inner.order.push_back((key, accepted_ms));
-                        }
+                // Each key with its own record's time: a record outside the window or unreadable is skipped whole.
+                recent.extend(records.iter().filter_map(|record| {
+                    if now_ms.saturating_sub(record.timestamp_ms) > window_ms {
+                        return None;
                     }
+                    let identity = serde_json::from_slice::<Identity<'_>>(&record.value).ok()?;
+                    Some((Dedup::key(&identity.source, &identity.id), record.timestamp_ms))
+                }));
+            }
+        }
+        // Oldest first across partitions, as `expire` reads `order`.
+        recent.sort_by_key(|&(_, accepted_ms)| accepted_ms);
+        if let Ok(mut inner) = self.inner.lock() {
+            for (key, accepted_ms) in recent {
+                if let std::collections::hash_map::Entry::Vacant(slot) = inner.seen.entry(key) {
+                    slot.insert(Seen {
+                        accepted_ms,
+                        in_flight: 0,
+                    });
+                    inner.order.push_back((key, accepted_ms));
                 }
             }
         }
@@ -279,5 +283,62 @@ mod tests {
         dedup.reserve(&keys[1..], 2002);
         dedup.reserve(&[], 2003);
         assert!(dedup.len() <= 2);
+    }
+
+    /// After a restart the keys of the records within the window are remembered, each with its own record's
+    /// time, whatever else the first read of a partition holds.
+    #[tokio::test]
+    async fn warm_from_bus_remembers_each_recent_key_with_its_own_time() {
+        use crate::bus::memory::{MemoryBus, MemoryBusConfig};
+        use crate::bus::{Bus, Record, TopicSpec};
+        use bytes::Bytes;
+
+        let bus = MemoryBus::new(MemoryBusConfig::default());
+        bus.ensure_topic(&TopicSpec {
+            name: "in".into(),
+            partitions: 2,
+        })
+        .await
+        .unwrap();
+        let now = super::super::now_unix_ms();
+        let record = |id: &str, timestamp_ms: i64| Record {
+            key: Bytes::new(),
+            value: Bytes::from(format!(r#"{{"source":"s","id":"{id}"}}"#)),
+            timestamp_ms,
+        };
+        // Partition 0: two records older than the window, one unreadable, then two recent ones.
+        let old = now - 3_600_000;
+        let batch = vec![
+            record("old-1", old),
+            record("old-2", old),
+            Record {
+                key: Bytes::new(),
+                value: Bytes::from_static(b"not json"),
+                timestamp_ms: now - 1_000,
+            },
+            record("new-1", now - 2_000),
+            record("new-2", now - 1_000),
+        ];
+        bus.append("in", 0, batch).await.unwrap();
+        bus.append("in", 1, vec![record("new-3", now - 5_000)])
+            .await
+            .unwrap();
+
+        let dedup = Dedup::new(DedupConfig {
+            window_secs: 600,
+            max_entries: 1_000,
+        });
+        dedup.warm_from_bus(&bus, "in", 2).await.unwrap();
+        assert_eq!(dedup.len(), 3);
+        let keys: Vec<u128> = ["new-1", "new-2", "new-3", "old-1"]
+            .iter()
+            .map(|id| Dedup::key("s", id))
+            .collect();
+        // A minute later the recent keys are still duplicates (paired with an old record's time they would have
+        // expired); the old one is not remembered.
+        assert_eq!(
+            dedup.reserve(&keys, now + 60_000),
+            vec![false, false, false, true]
+        );
     }
 }

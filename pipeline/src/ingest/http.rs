@@ -47,12 +47,21 @@ pub fn router(state: IngestHttpState) -> Router {
 pub enum IngestHttpError {
     Auth(AuthError),
     UnsupportedMediaType,
-    BodyTooLarge { limit: usize },
-    TooManyEvents { count: usize, limit: usize },
+    /// A `Content-Encoding` other than `identity`: the ingest reads bodies as they are.
+    UnsupportedEncoding,
+    BodyTooLarge {
+        limit: usize,
+    },
+    TooManyEvents {
+        count: usize,
+        limit: usize,
+    },
     EmptyBody,
     MalformedBody(String),
     BodyRead,
-    BodyTimeout { ms: u64 },
+    BodyTimeout {
+        ms: u64,
+    },
     BusUnavailable,
     Busy,
     BadQuery(String),
@@ -71,6 +80,12 @@ impl IngestHttpError {
                 "unsupported_media_type",
                 "use application/cloudevents+json, application/json, application/cloudevents-batch+json or \
                  application/x-ndjson"
+                    .into(),
+            ),
+            Self::UnsupportedEncoding => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                "send the body without Content-Encoding (identity): compressed bodies are not accepted"
                     .into(),
             ),
             Self::BodyTooLarge { limit } => (
@@ -125,6 +140,12 @@ impl IntoResponse for IngestHttpError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, Self::UnsupportedEncoding) {
+            // RFC 7694: say which codings the resource accepts.
+            response
+                .headers_mut()
+                .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         }
         if status == StatusCode::UNAUTHORIZED {
             response
@@ -184,6 +205,15 @@ async fn post_events(
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
     let kind = BodyKind::from_content_type(content_type).ok_or(IngestHttpError::UnsupportedMediaType)?;
+    let encoded = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| value.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
+    if encoded {
+        return Err(IngestHttpError::UnsupportedEncoding);
+    }
     let ingestor = &state.ingestor;
     let limit = ingestor.config().max_body_bytes;
 
@@ -195,28 +225,48 @@ async fn post_events(
     // wait for the bus): taken when the body's first bytes arrive, so a client that declares a large body and
     // sends nothing holds none.
     let mut room = Room::default();
-    let bytes = match declared_length {
-        Some(length) if length > limit => None,
+    let read = match declared_length {
+        Some(length) if length > limit => BodyRead::TooLarge {
+            first_bytes: bytes::Bytes::new(),
+            size: length,
+        },
         _ => {
             let timeout_ms = ingestor.config().body_timeout_ms;
             read_limited(body, limit, timeout_ms, declared_length, ingestor, &mut room).await?
         }
     };
-    let Some(bytes) = bytes else {
-        let reason = DeadLetterReason {
-            code: "body_too_large",
-            message: format!("request body over {limit} bytes, not read"),
-        };
-        ingestor
-            .dead_letter_body(reason, content_type, &[])
-            .await
-            .map_err(bus_error)?;
-        return Err(IngestHttpError::BodyTooLarge { limit });
+    let bytes = match read {
+        BodyRead::Complete(bytes) => bytes,
+        BodyRead::TooLarge { first_bytes, size } => {
+            let reason = DeadLetterReason {
+                code: "body_too_large",
+                message: format!("request body over {limit} bytes, not read past the limit"),
+            };
+            ingestor
+                .dead_letter_oversized_body(reason, content_type, &first_bytes, size)
+                .await
+                .map_err(bus_error)?;
+            return Err(IngestHttpError::BodyTooLarge { limit });
+        }
     };
 
-    let items = match split_body(kind, &bytes) {
+    let max_events = ingestor.config().max_events_per_request;
+    let items = match split_body(kind, &bytes, max_events) {
         Ok(items) => items,
         Err(BodyError::Empty) => return Err(IngestHttpError::EmptyBody),
+        Err(BodyError::TooManyEvents { count, limit }) => {
+            // Refused whole, before any per-event work: a body of millions of tiny items would otherwise cost a
+            // rejection and a dead letter each.
+            let reason = DeadLetterReason {
+                code: "too_many_events",
+                message: format!("request of {count} events, over the limit of {limit}"),
+            };
+            ingestor
+                .dead_letter_body(reason, content_type, &bytes)
+                .await
+                .map_err(bus_error)?;
+            return Err(IngestHttpError::TooManyEvents { count, limit });
+        }
         Err(error) => {
             let reason = DeadLetterReason {
                 code: "malformed_json",
@@ -229,30 +279,22 @@ async fn post_events(
             return Err(IngestHttpError::MalformedBody(error.to_string()));
         }
     };
-    let max_events = ingestor.config().max_events_per_request;
-    if items.len() > max_events {
-        // Refused whole, before any per-event work: a body of millions of tiny items would otherwise cost a
-        // rejection and a dead letter each.
-        let reason = DeadLetterReason {
-            code: "too_many_events",
-            message: format!(
-                "request of {} events, over the limit of {max_events}",
-                items.len()
-            ),
-        };
-        ingestor
-            .dead_letter_body(reason, content_type, &bytes)
-            .await
-            .map_err(bus_error)?;
-        return Err(IngestHttpError::TooManyEvents {
-            count: items.len(),
-            limit: max_events,
-        });
-    }
     let single = kind == BodyKind::Json && items.len() == 1 && !bytes.trim_ascii().starts_with(b"[");
     let report = ingestor.ingest(&items, content_type).await.map_err(bus_error)?;
     metrics::histogram!("ingest_request_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(report_response(report, single))
+}
+
+/// What reading a request body gave.
+enum BodyRead {
+    Complete(bytes::Bytes),
+    /// Longer than the limit: the first bytes read (at most `--max-event-bytes`, none when the declared length
+    /// was already over the limit) and the size known: the declared length, or else what was read before the
+    /// limit stopped the reading (the body is longer).
+    TooLarge {
+        first_bytes: bytes::Bytes,
+        size: usize,
+    },
 }
 
 /// A request's room in the ingest's in-flight body budget: one permit, grown as needed.
@@ -263,19 +305,24 @@ struct Room {
 }
 
 impl Room {
-    /// Grows the room to at least `bytes`, waiting as [`Ingestor::reserve_body`] does.
+    /// Grows the room to at least `bytes`, waiting as [`Ingestor::reserve_body`] does. Never waits while holding
+    /// room: when the rest is not free at once, what is held goes back and the whole is waited for, so that bodies
+    /// growing side by side (without a declared length) cannot each hold what the other waits for.
     async fn grow_to(&mut self, bytes: usize, ingestor: &Ingestor) -> Result<(), IngestHttpError> {
         if bytes <= self.bytes {
             return Ok(());
         }
-        let more = ingestor
-            .reserve_body(bytes - self.bytes)
-            .await
-            .ok_or(IngestHttpError::Busy)?;
-        match &mut self.permit {
-            Some(permit) => permit.merge(more),
-            None => self.permit = Some(more),
+        if let Some(permit) = &mut self.permit
+            && let Some(more) = ingestor.try_reserve_body(bytes - self.bytes)
+        {
+            permit.merge(more);
+            self.bytes = bytes;
+            return Ok(());
         }
+        self.permit = None;
+        self.bytes = 0;
+        let all = ingestor.reserve_body(bytes).await.ok_or(IngestHttpError::Busy)?;
+        self.permit = Some(all);
         self.bytes = bytes;
         Ok(())
     }
@@ -284,7 +331,7 @@ impl Room {
 /// Reads the body up to `limit` bytes, within `timeout_ms` (0: no limit). Room in the ingest's in-flight budget
 /// is taken into `room` when the first bytes arrive, for the whole declared length (all at once, so that partly
 /// read bodies cannot hold the budget between them), or chunk by chunk for a body without one; `503 ingest_busy`
-/// when none comes in time. `None` when the body is longer than `limit`.
+/// when none comes in time.
 async fn read_limited(
     body: Body,
     limit: usize,
@@ -292,14 +339,21 @@ async fn read_limited(
     declared: Option<usize>,
     ingestor: &Ingestor,
     room: &mut Room,
-) -> Result<Option<bytes::Bytes>, IngestHttpError> {
+) -> Result<BodyRead, IngestHttpError> {
     let collect = async {
         let mut body = Limited::new(body, limit);
         let mut bytes = bytes::BytesMut::new();
         while let Some(frame) = body.frame().await {
             let frame = match frame {
                 Ok(frame) => frame,
-                Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return Ok(None),
+                Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                    let size = bytes.len();
+                    bytes.truncate(ingestor.config().max_event_bytes);
+                    return Ok(BodyRead::TooLarge {
+                        first_bytes: bytes.freeze(),
+                        size,
+                    });
+                }
                 Err(_) => return Err(IngestHttpError::BodyRead),
             };
             let Ok(data) = frame.into_data() else { continue };
@@ -311,7 +365,7 @@ async fn read_limited(
                 .await?;
             bytes.extend_from_slice(&data);
         }
-        Ok(Some(bytes.freeze()))
+        Ok(BodyRead::Complete(bytes.freeze()))
     };
     if timeout_ms == 0 {
         collect.await

@@ -123,7 +123,9 @@ impl Ingestor {
             partitions: 1,
         })
         .await?;
-        let partitions = bus.partitions(INPUT_TOPIC)?;
+        // At least one slot per request, so that every accepted event has a partition to be appended to (a topic
+        // without partitions refuses the append: an error, never a silent drop).
+        let partitions = bus.partitions(INPUT_TOPIC)?.max(1);
         let dedup = Dedup::new(config.dedup.clone());
         dedup.warm_from_bus(bus.as_ref(), INPUT_TOPIC, partitions).await?;
         let limits = Limits {
@@ -159,6 +161,12 @@ impl Ingestor {
             Ok(Ok(permit)) => Some(permit),
             Ok(Err(_)) | Err(_) => None,
         }
+    }
+
+    /// [`Ingestor::reserve_body`] without waiting: `None` when the room is not free right now.
+    pub fn try_reserve_body(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let bytes = u32::try_from(bytes).ok()?;
+        Arc::clone(&self.inflight).try_acquire_many_owned(bytes).ok()
     }
 
     pub fn stats(&self) -> &IngestStats {
@@ -299,6 +307,33 @@ impl Ingestor {
             self.config.max_event_bytes,
             now_ms,
         );
+        self.append_dead_letter(&letter, now_ms).await
+    }
+
+    /// [`Ingestor::dead_letter_body`] for a body over the size limit, of which only `first_bytes` were read:
+    /// the letter says `size` and is marked truncated.
+    pub async fn dead_letter_oversized_body(
+        &self,
+        reason: DeadLetterReason,
+        content_type: &str,
+        first_bytes: &[u8],
+        size: usize,
+    ) -> Result<(), IngestError> {
+        let now_ms = now_unix_ms();
+        let mut letter = DeadLetter::new(
+            reason,
+            None,
+            content_type,
+            first_bytes,
+            self.config.max_event_bytes,
+            now_ms,
+        );
+        letter.bytes = size.max(first_bytes.len());
+        letter.truncated = true;
+        self.append_dead_letter(&letter, now_ms).await
+    }
+
+    async fn append_dead_letter(&self, letter: &DeadLetter, now_ms: i64) -> Result<(), IngestError> {
         self.bus
             .append(DEAD_LETTER_TOPIC, 0, vec![letter.to_record(now_ms)])
             .await?;

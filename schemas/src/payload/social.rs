@@ -171,7 +171,7 @@ impl<'de> Deserialize<'de> for ShareMetadata {
                         "imageCount" => 1,
                         "visibility" => 2,
                         _ => {
-                            let value = map.next_value::<serde_json::Value>()?;
+                            let value = map.next_value::<crate::open_value::OpenValue>()?.0;
                             if out.extra.insert(key.clone(), value).is_some() {
                                 return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
                             }

@@ -500,12 +500,7 @@ impl FluvioBus {
 impl Bus for FluvioBus {
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<(), BusError> {
         self.check_open()?;
-        if spec.partitions == 0 {
-            return Err(BusError::Backend(format!(
-                "topic {:?} needs at least one partition",
-                spec.name
-            )));
-        }
+        spec.check()?;
         // A topic deleted by this bus a moment ago may still be listed as it was.
         self.wait_after_delete(Some(&spec.name)).await;
         let deadline = Instant::now() + Duration::from_millis(self.config.topic_ready_timeout_ms);
