@@ -246,6 +246,7 @@ impl System {
             self.bus.clone(),
             self.delivery.publisher(),
             topology.outputs_emitted(),
+            topology.lineage(),
             shutdown.clone(),
         )
         .await

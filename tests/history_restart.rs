@@ -129,3 +129,25 @@ async fn a_resume_token_survives_a_clean_restart() {
 async fn a_resume_token_survives_a_sigkill() {
     resumes_after(BinaryServer::kill9).await;
 }
+
+/// A pipeline that starts over (no data directory) over the Redis history an earlier run left is a new lineage:
+/// its outputs are published, not taken for a replay of the earlier run's (which numbered its outputs from the
+/// same start) and dropped.
+#[tokio::test]
+async fn a_pipeline_starting_over_publishes_over_the_history_it_left() {
+    let url = backends::redis_url();
+    let prefix = backends::unique_prefix("lineage");
+    let args = ["run", "--redis-url", &url, "--redis-prefix", &prefix];
+    let mut server = BinaryServer::start(&args);
+    post_share(&server, 1).await;
+    post_share(&server, 2).await;
+    let before = read(&server, None, 2, Duration::from_secs(20)).await;
+    assert_eq!(shares(&before), (vec!["share-1".into(), "share-2".into()], false));
+    server.terminate();
+    drop(server);
+
+    let server = BinaryServer::start(&args);
+    post_share(&server, 3).await;
+    let after = read(&server, Some(&before[1].token), 1, Duration::from_secs(20)).await;
+    assert_eq!(shares(&after), (vec!["share-3".into()], false));
+}

@@ -55,6 +55,38 @@ pub enum CheckpointError {
     Encode(serde_json::Error),
 }
 
+/// Where the numbers of a pipeline's outputs start. The delivery tier keeps, per topic, the number of the last
+/// output it stored and drops any output numbered at or below it: a replay after a crash re-sends outputs with the
+/// numbers they had. A pipeline that starts over (no data directory, or a new one) must not look like a replay,
+/// so each such start begins a new lineage numbered above every earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lineage {
+    /// Added to the output count to number outputs: the start time of the lineage in milliseconds times
+    /// [`LINEAGE_OUTPUTS_PER_MS`], or 0 for a data directory from before lineages were kept.
+    pub sequence_base: u64,
+    /// Begun by this start: outputs a shared log holds (a Fluvio derived topic) are an earlier lineage's.
+    pub fresh: bool,
+}
+
+/// Output numbers a lineage may use per millisecond since it began before a later lineage's numbers could meet
+/// its own (a million outputs a second sustained over the lineage's whole life). Keeps the numbers under 2^53
+/// (exact as Lua numbers in Redis) until the 23rd century.
+pub const LINEAGE_OUTPUTS_PER_MS: u64 = 1_000;
+
+impl Lineage {
+    /// A lineage beginning now, kept nowhere (a pipeline without a data directory).
+    pub fn begin(now_ms: i64) -> Lineage {
+        Lineage {
+            sequence_base: u64::try_from(now_ms)
+                .unwrap_or(0)
+                .saturating_mul(LINEAGE_OUTPUTS_PER_MS),
+            fresh: true,
+        }
+    }
+}
+
+const LINEAGE_FILE: &str = "lineage";
+
 /// A directory of checkpoints.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
@@ -82,6 +114,51 @@ impl CheckpointStore {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The lineage of this directory: read back, or begun now and written (atomically, fsynced) before any output
+    /// can be numbered with it. A directory that already holds files but no lineage is from before lineages were
+    /// kept: its outputs were numbered from 0, so its lineage is 0.
+    pub fn lineage(&self, now_ms: i64) -> Result<Lineage, CheckpointError> {
+        let path = self.dir.join(LINEAGE_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let sequence_base = text.trim().parse::<u64>().map_err(|error| CheckpointError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+                })?;
+                return Ok(Lineage {
+                    sequence_base,
+                    fresh: false,
+                });
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io_error(&path)(error)),
+        }
+        let legacy = fs::read_dir(&self.dir)
+            .map_err(io_error(&self.dir))?
+            .next()
+            .is_some();
+        let lineage = if legacy {
+            Lineage {
+                sequence_base: 0,
+                fresh: false,
+            }
+        } else {
+            Lineage::begin(now_ms)
+        };
+        let tmp = self.dir.join(format!(".{LINEAGE_FILE}.tmp"));
+        {
+            let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
+            file.write_all(lineage.sequence_base.to_string().as_bytes())
+                .map_err(io_error(&tmp))?;
+            file.sync_all().map_err(io_error(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_error(&path))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error(&self.dir))?;
+        Ok(lineage)
     }
 
     /// Writes `checkpoint` atomically and prunes old ones. Returns its size in bytes.
@@ -198,6 +275,47 @@ mod tests {
             outputs_emitted: 0,
             snapshots: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_lineage_is_begun_once_and_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::open(dir.path(), 2).expect("open");
+        let begun = store.lineage(5).expect("lineage");
+        assert_eq!(
+            begun,
+            Lineage {
+                sequence_base: 5 * LINEAGE_OUTPUTS_PER_MS,
+                fresh: true
+            }
+        );
+        store.write(&checkpoint(1)).expect("write");
+        let kept = CheckpointStore::open(dir.path(), 2)
+            .expect("reopen")
+            .lineage(99)
+            .expect("lineage");
+        assert_eq!(
+            kept,
+            Lineage {
+                fresh: false,
+                ..begun
+            }
+        );
+        // A later lineage numbers above an earlier one's outputs.
+        assert!(Lineage::begin(6).sequence_base > begun.sequence_base + LINEAGE_OUTPUTS_PER_MS - 1);
+
+        // A directory from before lineages were kept numbered its outputs from 0.
+        let old = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::open(old.path(), 2).expect("open");
+        store.write(&checkpoint(1)).expect("write");
+        assert_eq!(
+            store.lineage(7).expect("lineage"),
+            Lineage {
+                sequence_base: 0,
+                fresh: false
+            }
+        );
+        assert_eq!(store.lineage(8).expect("lineage").sequence_base, 0, "and keeps 0");
     }
 
     #[test]

@@ -98,13 +98,15 @@ fn hidden_users_never_reach_public_topics() {
             timestamp: None,
         };
         events.push(event(&format!("sh{n}"), t + 1, share));
+        let subject = ["visible", "optout", "ghost"][n % 3];
+        // The subject's project and words about them name them as much as their id.
         let testimonial = TestimonialPublished {
             testimonial_id: format!("t{n}"),
             author_id: who.into(),
-            subject_user_id: ["visible", "optout", "ghost"][n % 3].into(),
+            subject_user_id: subject.into(),
             rating: 4,
-            project_id: None,
-            excerpt: None,
+            project_id: Some(format!("proj-{subject}")),
+            excerpt: Some(format!("about {subject}")),
             timestamp: None,
         };
         events.push(event(&format!("tp{n}"), t + 2, testimonial));
@@ -140,7 +142,14 @@ fn hidden_users_never_reach_public_topics() {
     };
     let (engine, out) = run_full(&config, 1, &batches);
 
-    let hidden = ["\"optout\"", "\"ghost\""];
+    let hidden = [
+        "\"optout\"",
+        "\"ghost\"",
+        "proj-optout",
+        "proj-ghost",
+        "about optout",
+        "about ghost",
+    ];
     let mut public_messages = 0;
     let mut showing_visible = std::collections::BTreeSet::new();
     for o in &out.outputs {
@@ -272,6 +281,19 @@ fn anonymous_referrals_hide_the_new_user_from_the_referrer() {
                 timestamp: None,
             },
         ),
+        // The anonymous user's own project: its id would name them.
+        event(
+            "b",
+            START + 4,
+            BidAwarded {
+                bid_id: "b".into(),
+                project_id: "proj-newbie".into(),
+                contractor_id: "builder".into(),
+                homeowner_id: "newbie".into(),
+                amount: None,
+                timestamp: None,
+            },
+        ),
     ];
     let batches = vec![events.into_iter().map(|e| (0, e)).collect()];
     let (_, out) = run_full(&OperatorConfig::default(), 1, &batches);
@@ -290,6 +312,11 @@ fn anonymous_referrals_hide_the_new_user_from_the_referrer() {
             .iter()
             .any(|o| o.message.event_type == "notification.referral.status")
     );
+    assert!(
+        to_referrer
+            .iter()
+            .any(|o| o.message.event_type == "notification.collaboration.opportunity")
+    );
     for o in to_referrer {
         let text = o.message.data.to_string();
         assert!(
@@ -297,4 +324,147 @@ fn anonymous_referrals_hide_the_new_user_from_the_referrer() {
             "{text}"
         );
     }
+}
+
+/// Code `c` of user `a` and three completed referrals, in one minute from `START`.
+fn a_with_three_referrals() -> Vec<Event> {
+    let mut events = vec![event(
+        "c",
+        START,
+        CodeGenerated {
+            code_id: "c".into(),
+            user_id: "a".into(),
+            program_id: "p".into(),
+            timestamp: None,
+        },
+    )];
+    for n in 0..3 {
+        events.push(event(
+            &format!("cc{n}"),
+            START + 1_000 + n as i64,
+            completed(n, "a", "c"),
+        ));
+    }
+    events
+}
+
+/// A privacy update older (in event time) than the one already applied never overrides it, whether it arrives
+/// within the allowed lateness or after it: the settings do not depend on arrival order.
+#[test]
+fn an_older_privacy_update_arriving_late_never_overrides_a_newer_one() {
+    let opt_out = PrivacySettings {
+        activity_broadcast: Some(false),
+        ..PrivacySettings::default()
+    };
+    let opt_in = PrivacySettings {
+        activity_broadcast: Some(true),
+        ..PrivacySettings::default()
+    };
+    let config = OperatorConfig {
+        emit_interval_ms: MINUTE_MS,
+        ..OperatorConfig::default()
+    };
+    let opted_out_at = START + 3 * config.allowed_lateness_ms;
+    for (name, late_at) in [
+        ("within the lateness", opted_out_at - 10 * MINUTE_MS),
+        ("too late", START + 2_000),
+    ] {
+        let mut first = a_with_three_referrals();
+        first.push(event("out", opted_out_at, privacy("a", opt_out)));
+        // Moves the watermark well past the opt-out before the old opt-in comes.
+        first.push(event("tick", opted_out_at + 20 * MINUTE_MS, privacy("b", opt_in)));
+        let late = vec![event("in-old", late_at, privacy("a", opt_in))];
+        let later = vec![event("tock", opted_out_at + 40 * MINUTE_MS, privacy("b", opt_in))];
+        let batches: Vec<Vec<(u32, Event)>> = [first, late, later]
+            .into_iter()
+            .map(|batch| batch.into_iter().map(|e| (0, e)).collect())
+            .collect();
+        let (engine, out) = run_full(&config, 1, &batches);
+        assert!(
+            engine.graph().leaderboards().top("all-time", START).is_empty(),
+            "{name}: the old opt-in brought the user back"
+        );
+        let store = SnapshotStore::default();
+        store.apply(out.snapshots);
+        let text = store.get("leaderboard.all-time").expect("snapshot").to_string();
+        assert!(!text.contains("\"a\""), "{name}: {text}");
+    }
+
+    // A newer opt-in does bring the user back.
+    let mut events = a_with_three_referrals();
+    events.push(event("out", START + 10 * MINUTE_MS, privacy("a", opt_out)));
+    events.push(event("in-new", START + 20 * MINUTE_MS, privacy("a", opt_in)));
+    let batches = vec![events.into_iter().map(|e| (0, e)).collect()];
+    let (engine, _) = run_full(&config, 1, &batches);
+    assert_eq!(
+        engine.graph().leaderboards().top("all-time", START),
+        vec![("a".to_owned(), 3)]
+    );
+}
+
+/// A shared profile is the profile's user: a hidden user's profile never trends, and one already trending leaves
+/// the ranking at the next tick after its user opts out.
+#[test]
+fn a_hidden_users_profile_never_trends() {
+    let share = |id: &str, t: i64, sharer: &str, profile_of: &str| {
+        event(
+            id,
+            t,
+            ShareCreated {
+                share_id: id.into(),
+                user_id: sharer.into(),
+                content_type: ContentType::Profile,
+                content_id: profile_of.into(),
+                platform: Platform::Twitter,
+                share_format: None,
+                metadata: None,
+                timestamp: None,
+            },
+        )
+    };
+    let opt_out = PrivacySettings {
+        incognito: Some(true),
+        ..PrivacySettings::default()
+    };
+    let config = OperatorConfig {
+        emit_interval_ms: MINUTE_MS,
+        ..OperatorConfig::default()
+    };
+    let events = vec![
+        event("p-ghost", START, privacy("ghost", opt_out)),
+        // A public user shares the hidden user's profile, and their own.
+        share("s1", START + 1_000, "fan", "ghost"),
+        share("s2", START + 2_000, "fan", "fan"),
+        share("s3", START + 3_000, "late-leaver", "late-leaver"),
+        // Trending for a few minutes, then its user opts out.
+        event("p-leaver", START + 5 * MINUTE_MS, privacy("late-leaver", opt_out)),
+        share("s4", START + 8 * MINUTE_MS, "fan", "fan"),
+    ];
+    let batches = vec![events.into_iter().map(|e| (0, e)).collect()];
+    let (_, out) = run_full(&config, 1, &batches);
+    let trending: Vec<_> = out
+        .outputs
+        .iter()
+        .filter(|o| o.message.topic == "trending.1h")
+        .collect();
+    assert!(!trending.is_empty());
+    let mut leaver_seen = false;
+    let mut leaver_gone = false;
+    for o in &trending {
+        let text = o.message.data.to_string();
+        assert!(!text.contains("\"ghost\""), "{text}");
+        let shows_leaver = text.contains("\"late-leaver\"");
+        if o.message.timestamp.timestamp_millis() < START + 5 * MINUTE_MS {
+            leaver_seen |= shows_leaver;
+        } else {
+            assert!(!shows_leaver, "after the opt-out: {text}");
+            leaver_gone = true;
+        }
+    }
+    assert!(leaver_seen, "the profile trended while its user was public");
+    assert!(leaver_gone, "a ranking after the opt-out was published");
+    let store = SnapshotStore::default();
+    store.apply(out.snapshots);
+    let text = store.get("trending.1h").expect("snapshot").to_string();
+    assert!(!text.contains("ghost") && !text.contains("late-leaver"), "{text}");
 }

@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde_json::Value;
 use social_delivery::{Publisher, SnapshotSource};
 use social_pipeline::bus::{Bus, Record, TopicSpec, append_when_room};
+use social_pipeline::checkpoint::Lineage;
 use social_pipeline::operator::{Destination, Output};
 use social_pipeline::topology::{Handled, OutputSink, PipelineError, SnapshotStore};
 use social_schemas::TopicMessage;
@@ -69,14 +70,16 @@ enum Job {
 }
 
 impl DerivedSink {
-    /// `outputs_at_checkpoint` is what the restored topology reports as emitted before its checkpoint.
+    /// `outputs_at_checkpoint` is what the restored topology reports as emitted before its checkpoint, `lineage`
+    /// where its output numbers start.
     pub async fn open(
         bus: Arc<dyn Bus>,
         publisher: Publisher,
         outputs_at_checkpoint: u64,
+        lineage: Lineage,
         shutdown: CancellationToken,
     ) -> Result<Self, PipelineError> {
-        let writer = DerivedWriter::open(bus, publisher, outputs_at_checkpoint, shutdown).await?;
+        let writer = DerivedWriter::open(bus, publisher, outputs_at_checkpoint, lineage, shutdown).await?;
         let (jobs, queue) = mpsc::channel(QUEUED_BATCHES);
         Ok(Self {
             jobs,
@@ -127,7 +130,7 @@ struct DerivedWriter {
     publisher: Publisher,
     /// Outputs at the start of the run that the log already holds (re-emitted after a restore).
     already_written: u64,
-    /// The number of the next output, counted from the very first run.
+    /// The number of the next output: the lineage's base plus the outputs counted from its very first run.
     next_sequence: u64,
     shutdown: CancellationToken,
 }
@@ -137,6 +140,7 @@ impl DerivedWriter {
         bus: Arc<dyn Bus>,
         publisher: Publisher,
         outputs_at_checkpoint: u64,
+        lineage: Lineage,
         shutdown: CancellationToken,
     ) -> Result<Self, PipelineError> {
         bus.ensure_topic(&TopicSpec {
@@ -145,7 +149,12 @@ impl DerivedWriter {
         })
         .await?;
         let written = bus.end_offset(DERIVED_TOPIC, 0).await?;
-        let already_written = written.saturating_sub(outputs_at_checkpoint);
+        // What a log outliving the pipeline (a Fluvio topic) holds from an earlier lineage is not this one's.
+        let already_written = if lineage.fresh {
+            0
+        } else {
+            written.saturating_sub(outputs_at_checkpoint)
+        };
         if already_written > 0 {
             tracing::info!(
                 already_written,
@@ -156,7 +165,7 @@ impl DerivedWriter {
             bus,
             publisher,
             already_written,
-            next_sequence: outputs_at_checkpoint,
+            next_sequence: lineage.sequence_base.saturating_add(outputs_at_checkpoint),
             shutdown,
         })
     }

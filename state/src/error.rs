@@ -44,19 +44,12 @@ impl StateError {
     }
 }
 
-/// Server error codes after which the same write succeeds later (memory freed, failover done, loading done).
-const RETRYABLE_CODES: &[&str] = &[
-    "OOM",
-    "READONLY",
-    "LOADING",
-    "BUSY",
-    "TRYAGAIN",
-    "MASTERDOWN",
-    "CLUSTERDOWN",
-    "NOSCRIPT",
-    "MOVED",
-    "ASK",
-];
+/// Server error codes after which the same write can never succeed: a key of another type under our prefix
+/// (`WRONGTYPE`), or the write script refusing an operation it does not know (`unknown`, its own error). Every
+/// other server error is retried: most pass (`OOM`, `READONLY`, `LOADING`, `BUSY`, `MISCONF` once the disk has
+/// room, `NOREPLICAS` once a replica is back, `ERR max number of clients reached`, ...), and one that does not
+/// keeps readiness false and the checkpoints waiting, which is better than a write dropped without end.
+const PERMANENT_CODES: &[&str] = &["WRONGTYPE", "unknown"];
 
 impl From<redis::RedisError> for StateError {
     fn from(error: redis::RedisError) -> Self {
@@ -69,8 +62,7 @@ impl From<redis::RedisError> for StateError {
             }
             redis::ErrorKind::InvalidClientConfig => StateError::Config(error.to_string()),
             _ => StateError::Server {
-                retryable: error.code().is_some_and(|code| RETRYABLE_CODES.contains(&code))
-                    || !matches!(error.retry_method(), redis::RetryMethod::NoRetry),
+                retryable: !error.code().is_some_and(|code| PERMANENT_CODES.contains(&code)),
                 detail: error.to_string(),
             },
         }

@@ -19,7 +19,7 @@
 //! let shutdown = tokio_util::sync::CancellationToken::new();
 //! let config = RedisStateConfig::new("redis://127.0.0.1:6379", "social:");
 //! let (sink, writer) = RedisStateSink::start(config, shutdown.clone())?;
-//! // per round: the same updates the SnapshotStore gets, at (checkpoint sequence, rounds since checkpoint)
+//! // per round: the same updates the SnapshotStore gets, at (writer epoch of this start, round)
 //! sink.apply(StateVersion::new(7, 3), Vec::new()).await?;
 //! // before writing a checkpoint and committing offsets:
 //! sink.flush().await?;

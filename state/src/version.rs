@@ -2,16 +2,16 @@
 
 use std::fmt;
 
-/// The position of a batch of snapshot updates in the pipeline's history: `(checkpoint epoch, sequence)`,
-/// ordered lexicographically.
+/// The position of a batch of snapshot updates in the pipeline's history: `(writer epoch, sequence)`, ordered
+/// lexicographically.
 ///
-/// - `epoch`: the sequence number of the checkpoint the running state descends from (the last one written or
-///   restored; 0 before the first);
-/// - `sequence`: the round since that checkpoint (0 for what is produced before the first round).
+/// - `epoch`: the writer epoch of the pipeline process, chosen at every start above any earlier start's (see
+///   `social_pipeline::topology::next_writer_epoch`);
+/// - `sequence`: the batch within that start.
 ///
-/// A replay after a crash restores checkpoint `e` and produces its rounds again with the same versions `(e, 1)`,
-/// `(e, 2)`, …, so Redis, which keeps the newest version it stored per topic, rejects every replayed write that is
-/// older than what it holds and applies again (idempotently) the ones that are equal.
+/// Redis keeps the newest version it stored per topic and rejects a write older than it: a restarted pipeline
+/// supersedes whatever the crashed one wrote, and a stale process still writing is fenced out. Re-applying a
+/// batch of equal version is idempotent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StateVersion {
     pub epoch: u64,

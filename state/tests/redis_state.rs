@@ -513,3 +513,69 @@ async fn many_topics_are_written_in_several_pipelines() {
     stop(writer, shutdown).await;
     cleanup(&url, &prefix).await;
 }
+
+/// Redis refusing writes for a while (here `NOREPLICAS`: `min-replicas-to-write` with no replica; `MISCONF`
+/// after a failed save behaves the same) costs no update: readiness goes false, the flush barrier waits, and the
+/// values land once Redis takes writes again.
+#[tokio::test]
+async fn writes_refused_for_a_while_are_retried_not_dropped() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("social-state-test-{:016x}", rand::random::<u64>()));
+    let server = PrivateRedis::start(port, dir.clone()).await;
+    let prefix = unique_prefix();
+    let (sink, writer, shutdown) = start(config(&server.url(), &prefix)).await;
+    let store = SnapshotStore::default();
+    let mut rounds = rounds().into_iter();
+    if let Some((version, updates)) = rounds.next() {
+        store.apply(updates.clone());
+        sink.apply(version, updates).await.unwrap();
+    }
+    sink.flush().await.unwrap();
+
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let set_min_replicas = |n: u32| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("min-replicas-to-write")
+            .arg(n)
+            .clone()
+    };
+    let _: () = set_min_replicas(1).query_async(&mut admin).await.unwrap();
+    for (version, updates) in rounds.by_ref() {
+        store.apply(updates.clone());
+        sink.apply(version, updates).await.unwrap();
+    }
+    let barrier = tokio::spawn({
+        let sink = sink.clone();
+        async move { sink.flush().await }
+    });
+    wait_until("readiness goes false", Duration::from_secs(10), || {
+        !sink.healthy()
+    })
+    .await;
+    assert!(
+        !barrier.is_finished(),
+        "the barrier waits while redis refuses writes"
+    );
+
+    let _: () = set_min_replicas(0).query_async(&mut admin).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), barrier)
+        .await
+        .expect("the barrier completes once redis takes writes")
+        .unwrap()
+        .unwrap();
+    wait_until("the sink is healthy again", Duration::from_secs(5), || {
+        sink.healthy()
+    })
+    .await;
+    let snapshots = RedisSnapshots::connect(&server.url(), &prefix).await.unwrap();
+    assert_same_as_store(&snapshots, &store).await;
+
+    stop(writer, shutdown).await;
+    drop(server);
+    PrivateRedis::remove_dir(&dir);
+}

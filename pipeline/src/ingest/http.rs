@@ -280,9 +280,39 @@ async fn post_events(
         }
     };
     let single = kind == BodyKind::Json && items.len() == 1 && !bytes.trim_ascii().starts_with(b"[");
-    let report = ingestor.ingest(&items, content_type).await.map_err(bus_error)?;
+    // The appends run in a task of their own, holding the request's room: a handler dropped mid-request (an
+    // HTTP/2 stream reset) must not leave events appended with their deduplication keys never confirmed, or the
+    // request's dead letters unwritten.
+    let items = owned_items(&bytes, &items);
+    let task_ingestor = Arc::clone(&state.ingestor);
+    let task_content_type = content_type.to_owned();
+    let appends = tokio::spawn(async move {
+        let _room = room;
+        let items: Vec<&[u8]> = items.iter().map(|item| item.as_ref()).collect();
+        task_ingestor.ingest(&items, &task_content_type).await
+    });
+    let report = appends
+        .await
+        .map_err(|_| IngestHttpError::BusUnavailable)?
+        .map_err(bus_error)?;
     metrics::histogram!("ingest_request_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(report_response(report, single))
+}
+
+/// The items of `body` as shared views of it (no copy), for a task that outlives the borrow.
+fn owned_items(body: &bytes::Bytes, items: &[&[u8]]) -> Vec<bytes::Bytes> {
+    let base = body.as_ptr() as usize;
+    items
+        .iter()
+        .map(|item| {
+            let start = (item.as_ptr() as usize).wrapping_sub(base);
+            match body.get(start..start.saturating_add(item.len())) {
+                Some(within) if within.as_ptr() == item.as_ptr() => body.slice(start..start + item.len()),
+                // Not a part of `body` (never the case for what `split_body` gives): a copy.
+                _ => bytes::Bytes::copy_from_slice(item),
+            }
+        })
+        .collect()
 }
 
 /// What reading a request body gave.

@@ -43,7 +43,19 @@ pub struct Directory {
     pub shares: FxHashMap<Key, ShareInfo>,
     pub testimonial_authors: FxHashMap<Key, Key>,
     privacy: FxHashMap<Key, PrivacySettings>,
+    /// Per user, the order stamp (event time, then a hash of `(source, id)`) of the update that set each privacy
+    /// flag (`activityBroadcast`, `incognito`, `anonymousReferrals`, `privateRewards`): an older update arriving
+    /// late never overrides a newer one, so the settings do not depend on arrival order. Absent in checkpoints
+    /// written before stamps were kept: every flag then counts as never set.
+    #[serde(default)]
+    privacy_stamps: FxHashMap<Key, [PrivacyStamp; 4]>,
 }
+
+/// Where a privacy update stands in event order: `(event time in ms, tie_hash(source, id))`.
+pub type PrivacyStamp = (i64, u64);
+
+/// The stamp of a flag no update has set.
+const NEVER_SET: PrivacyStamp = (i64::MIN, 0);
 
 impl Directory {
     /// The referrer who owns `code`.
@@ -51,15 +63,27 @@ impl Directory {
         self.codes.get(code.as_bytes())
     }
 
-    /// Merges a profile's privacy update (absent fields keep their value). Returns whether the user's public
-    /// visibility changed.
-    pub fn update_privacy(&mut self, user: &str, update: &PrivacySettings) -> bool {
+    /// Merges a profile's privacy update stamped `stamp` (absent fields keep their value; a field a later update
+    /// already set keeps that update's value). Returns whether the user's public visibility changed.
+    pub fn update_privacy(&mut self, user: &str, update: &PrivacySettings, stamp: PrivacyStamp) -> bool {
         let before = self.is_public(user);
-        let slot = self.privacy.entry(Key::new(user)).or_default();
-        slot.activity_broadcast = update.activity_broadcast.or(slot.activity_broadcast);
-        slot.incognito = update.incognito.or(slot.incognito);
-        slot.anonymous_referrals = update.anonymous_referrals.or(slot.anonymous_referrals);
-        slot.private_rewards = update.private_rewards.or(slot.private_rewards);
+        let key = Key::new(user);
+        let stamps = self.privacy_stamps.entry(key.clone()).or_insert([NEVER_SET; 4]);
+        let slot = self.privacy.entry(key).or_default();
+        let fields = [
+            (update.activity_broadcast, &mut slot.activity_broadcast),
+            (update.incognito, &mut slot.incognito),
+            (update.anonymous_referrals, &mut slot.anonymous_referrals),
+            (update.private_rewards, &mut slot.private_rewards),
+        ];
+        for ((value, field), set_at) in fields.into_iter().zip(stamps.iter_mut()) {
+            if let Some(value) = value
+                && stamp >= *set_at
+            {
+                *field = Some(value);
+                *set_at = stamp;
+            }
+        }
         before != self.is_public(user)
     }
 
@@ -110,6 +134,7 @@ impl Directory {
             shares: self.shares,
             testimonial_authors: self.testimonial_authors,
             privacy: self.privacy.clone(),
+            privacy_stamps: self.privacy_stamps.clone(),
         };
         let referral = Directory {
             codes: self.codes,
@@ -117,6 +142,7 @@ impl Directory {
             shares: FxHashMap::default(),
             testimonial_authors: FxHashMap::default(),
             privacy: self.privacy,
+            privacy_stamps: self.privacy_stamps,
         };
         (referral, social)
     }
@@ -130,6 +156,7 @@ impl Directory {
             shares: &social.shares,
             testimonial_authors: &social.testimonial_authors,
             privacy: &self.privacy,
+            privacy_stamps: &self.privacy_stamps,
         }
     }
 }
@@ -142,4 +169,5 @@ pub(crate) struct DirectoryUnion<'a> {
     shares: &'a FxHashMap<Key, ShareInfo>,
     testimonial_authors: &'a FxHashMap<Key, Key>,
     privacy: &'a FxHashMap<Key, PrivacySettings>,
+    privacy_stamps: &'a FxHashMap<Key, [PrivacyStamp; 4]>,
 }

@@ -15,7 +15,8 @@
 //! "On arrival" notifications depend on their event alone, so they are sent as soon as the event is read, not
 //! when the watermark passes it (share confirmations have a 500 ms latency target). The others need state
 //! (attribution, privacy) and follow event-time order. Anonymous referral mode hides the new user's id and name
-//! from the referrer; an incognito user's connection changes are not announced to the other side.
+//! from the referrer (and, in a collaboration opportunity, the project, which is the homeowner's own); an
+//! incognito user's connection changes are not announced to the other side.
 
 use serde::Serialize;
 use social_schemas::derived::MessageData;
@@ -244,7 +245,7 @@ pub fn collaboration(event: &Event, p: &BidAwarded, dir: &Directory, out: &mut E
             bid_id: &p.bid_id,
             partner_id: (!anonymous).then_some(party.as_str()),
             partner_role: role,
-            project_id: &p.project_id,
+            project_id: (!anonymous).then_some(p.project_id.as_str()),
         });
         send(
             out,
@@ -357,7 +358,7 @@ struct Collaboration<'a> {
     bid_id: &'a str,
     partner_id: Option<&'a str>,
     partner_role: &'static str,
-    project_id: &'a str,
+    project_id: Option<&'a str>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Testimonial activity on the public `testimonials.recent` topic: each published testimonial, then its
 //! engagement grouped per tick. Testimonials by users hidden by their privacy settings are never published; a
-//! hidden subject is replaced by `null`.
+//! hidden subject is replaced by `null`, and so are the project (a subject's own project names them) and the
+//! excerpt (free text about the subject).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -167,14 +168,13 @@ impl Testimonials {
 }
 
 fn public_view<'a>(p: &'a TestimonialPublished, dir: &Directory) -> PublicJson<'a> {
+    let subject_public = dir.is_public(&p.subject_user_id);
     PublicJson {
         author_id: &p.author_id,
-        excerpt: p.excerpt.as_deref(),
-        project_id: p.project_id.as_deref(),
+        excerpt: p.excerpt.as_deref().filter(|_| subject_public),
+        project_id: p.project_id.as_deref().filter(|_| subject_public),
         rating: p.rating,
-        subject_user_id: dir
-            .is_public(&p.subject_user_id)
-            .then_some(p.subject_user_id.as_str()),
+        subject_user_id: subject_public.then_some(p.subject_user_id.as_str()),
         testimonial_id: &p.testimonial_id,
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! Ranking: count in the window (descending), then decayed score (descending), then content id. Shares by users
 //! hidden by their privacy settings, shares with `metadata.visibility` `friends` or `private`, and engagements on
-//! either, are not counted.
+//! either, are not counted. A `profile` item whose content id is a hidden user is never ranked: when a user whose
+//! profile has counts changes visibility, every window is re-ranked at the next tick.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use social_schemas::ContentType;
 use social_schemas::derived::MessageData;
 
 use super::config::TrendingWindow;
+use super::directory::Directory;
 use super::ids::MessageId;
 use super::output::{Destination, Emitter, topics};
 use crate::window::EventTimeMs;
@@ -37,6 +39,9 @@ struct Published {
     /// Window lower bound at the last evaluation: when it moves, counts may have dropped.
     lower: EventTimeMs,
     changed: bool,
+    /// Re-rank at the next tick whatever the step: a ranked profile's owner changed visibility.
+    #[serde(default)]
+    forced: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -93,13 +98,28 @@ impl Trending {
         self.items.is_empty()
     }
 
-    /// The top `k` of window `index` at `tick` (evicts expired buckets).
+    /// A user's visibility changed: when their profile has counts, every window is re-ranked at the next tick.
+    pub fn visibility_changed(&mut self, user: &str) {
+        let has_profile = self
+            .items
+            .get(user.as_bytes())
+            .is_some_and(|item| item.content_type == ContentType::Profile);
+        if has_profile {
+            for published in &mut self.published {
+                published.forced = true;
+            }
+        }
+    }
+
+    /// The top `k` of window `index` at `tick` (evicts expired buckets), without the profiles of users for whom
+    /// `hidden` holds.
     pub fn top(
         &mut self,
         windows: &[TrendingWindow],
         index: usize,
         tick: EventTimeMs,
         k: usize,
+        hidden: &dyn Fn(&str) -> bool,
     ) -> Vec<Ranked> {
         let Some(window) = windows.get(index) else {
             return Vec::new();
@@ -111,7 +131,7 @@ impl Trending {
                 continue;
             };
             let count = counts.evict_and_count(&window.window, tick);
-            if count > 0 {
+            if count > 0 && !(item.content_type == ContentType::Profile && hidden(id.as_str())) {
                 ranked.push((
                     count,
                     score.at(window.half_life_ms, tick),
@@ -148,6 +168,7 @@ impl Trending {
         k: usize,
         tick: EventTimeMs,
         changed_only_due: bool,
+        directory: &Directory,
         out: &mut Emitter,
     ) {
         if self.published.len() != windows.len() {
@@ -158,16 +179,19 @@ impl Trending {
             // Re-ranking scans every item, so it happens once per step of the window (when its lower bound moves),
             // not at every tick: `trending.1h` changes at most every minute, `trending.24h` every 30 minutes.
             let due = self.published.get(index).is_some_and(|p| {
-                (p.lower != lower && (p.changed || !p.top.is_empty())) || (changed_only_due && p.changed)
+                (p.lower != lower && (p.changed || !p.top.is_empty()))
+                    || (changed_only_due && p.changed)
+                    || p.forced
             });
             if !due {
                 continue;
             }
-            let top = self.top(windows, index, tick, k);
+            let top = self.top(windows, index, tick, k, &|user| !directory.is_public(user));
             let Some(published) = self.published.get_mut(index) else {
                 continue;
             };
             published.changed = false;
+            published.forced = false;
             published.lower = lower;
             let now: Vec<(String, u64)> = top.iter().map(|r| (r.content_id.clone(), r.count)).collect();
             if now == published.top {

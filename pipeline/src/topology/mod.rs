@@ -28,7 +28,7 @@ mod sink;
 mod snapshot;
 mod state;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ pub use snapshot::SnapshotStore;
 pub use state::{LiveState, StateStamp, next_writer_epoch};
 
 use crate::bus::{Bus, INPUT_TOPIC, Offset};
-use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointStore};
+use crate::checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointStore, Lineage};
 use crate::operator::metrics::{CHECKPOINT_BYTES, CHECKPOINT_SECONDS};
 use crate::operator::{Emitter, Engine, SnapshotUpdate};
 use rounds::RoundLog;
@@ -60,6 +60,7 @@ pub struct Topology {
     bus: Arc<dyn Bus>,
     checkpoints: Option<CheckpointStore>,
     checkpoint_dir: Option<PathBuf>,
+    lineage: Lineage,
     engine: Engine,
     /// Next offset to read, per partition.
     offsets: Vec<Offset>,
@@ -79,6 +80,11 @@ pub struct Topology {
     resumed_at: Instant,
     /// Where snapshot updates are mirrored (Redis), with the stamp of the last round applied there.
     live_state: Option<(Arc<dyn LiveState>, StateStamp)>,
+    /// Until the whole state has been written to the live-state store: while rounds recorded after the checkpoint
+    /// are replayed, their updates are not written one by one (the store may hold newer values, written by the run
+    /// that crashed, which the replay's intermediate values would move backwards), only collected; once the replay
+    /// is over, the whole state goes out in one go. The parts the replay removed, to remove them there too.
+    whole_state_pending: Option<BTreeSet<(String, String)>>,
     /// Every round taken since the last checkpoint (with a checkpoint directory).
     round_log: Option<RoundLog>,
     /// Rounds recorded after the restored checkpoint, replayed before any new round.
@@ -119,6 +125,12 @@ impl Topology {
             .clone()
             .map(|dir| CheckpointStore::open(dir, config.checkpoints_kept))
             .transpose()?;
+        // First, before anything else writes into the directory (which would make it look like an old one).
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let lineage = match &checkpoints {
+            Some(store) => store.lineage(now_ms)?,
+            None => Lineage::begin(now_ms),
+        };
         let snapshots = SnapshotStore::default();
         let kept = match &checkpoints {
             Some(store) => store
@@ -176,6 +188,7 @@ impl Topology {
             bus,
             checkpoints,
             checkpoint_dir,
+            lineage,
             engine,
             offsets,
             positioned,
@@ -192,6 +205,7 @@ impl Topology {
             last_nonempty: vec![now; partitions as usize],
             resumed_at: now,
             live_state: None,
+            whole_state_pending: None,
             round_log,
             replay,
             last_idle: None,
@@ -204,11 +218,13 @@ impl Topology {
     }
 
     /// Mirrors every snapshot update to `store` from now on, under a new writer epoch (persisted in the checkpoint
-    /// directory, `now_ms` being the wall clock at start). `run` first writes the whole restored state.
+    /// directory, `now_ms` being the wall clock at start). `run` first writes the whole restored state, once the
+    /// rounds recorded after the checkpoint are replayed.
     pub fn with_live_state(mut self, store: Arc<dyn LiveState>, now_ms: u64) -> Result<Self, PipelineError> {
         let epoch = next_writer_epoch(self.checkpoint_dir.as_deref(), now_ms)?;
         tracing::info!(epoch, "live-state writer epoch");
         self.live_state = Some((store, StateStamp { epoch, round: 0 }));
+        self.whole_state_pending = Some(BTreeSet::new());
         Ok(self)
     }
 
@@ -231,6 +247,12 @@ impl Topology {
         self.outputs_emitted
     }
 
+    /// Where the numbers of this pipeline's outputs start (see [`Lineage`]): output `n` (0-based, counted as
+    /// [`Topology::outputs_emitted`] counts) is numbered `sequence_base + n` for the delivery tier.
+    pub fn lineage(&self) -> Lineage {
+        self.lineage
+    }
+
     /// Runs until `shutdown`: rounds, checkpoints at the configured interval, and on shutdown a final checkpoint
     /// after the sink accepted everything. Output produced before a round's end is sent before the next round.
     pub async fn run<S: OutputSink>(
@@ -240,7 +262,6 @@ impl Topology {
     ) -> Result<(), PipelineError> {
         let mut out = Emitter::default();
         self.stop = shutdown.clone();
-        self.write_restored_state().await?;
         self.start(&mut out);
         self.deliver(&mut sink, &mut out).await?;
         while !shutdown.is_cancelled() {
@@ -276,15 +297,23 @@ impl Topology {
         self.written().await
     }
 
-    /// Writes the whole restored state to the live-state store (it may have lost data, or hold values the crashed
-    /// run wrote after its last checkpoint: the replay that follows writes those again).
-    async fn write_restored_state(&mut self) -> Result<(), PipelineError> {
-        let Some((store, stamp)) = &self.live_state else {
+    /// Writes the whole state to the live-state store, with removals of the parts in `removed` it no longer
+    /// has: after a restore and its replay, the store may have lost data, or hold values of the crashed run.
+    async fn write_whole_state(&mut self, removed: BTreeSet<(String, String)>) -> Result<(), PipelineError> {
+        let Some((store, stamp)) = &mut self.live_state else {
             return Ok(());
         };
-        let updates: Vec<SnapshotUpdate> = self
-            .snapshots
-            .export()
+        let state = self.snapshots.export();
+        let gone: Vec<SnapshotUpdate> = removed
+            .into_iter()
+            .filter(|(topic, part)| state.get(topic).is_none_or(|parts| !parts.contains_key(part)))
+            .map(|(topic, part)| SnapshotUpdate {
+                topic,
+                part,
+                value: None,
+            })
+            .collect();
+        let updates: Vec<SnapshotUpdate> = state
             .into_iter()
             .flat_map(|(topic, parts)| {
                 parts.into_iter().map(move |(part, value)| SnapshotUpdate {
@@ -293,8 +322,10 @@ impl Topology {
                     value: Some(value),
                 })
             })
+            .chain(gone)
             .collect();
         if !updates.is_empty() {
+            stamp.round += 1;
             store.apply(*stamp, updates).await?;
         }
         Ok(())
@@ -537,7 +568,20 @@ impl Topology {
     }
 
     async fn deliver<S: OutputSink>(&mut self, sink: &mut S, out: &mut Emitter) -> Result<(), PipelineError> {
-        if let Some((store, stamp)) = &mut self.live_state
+        if let Some(removed) = &mut self.whole_state_pending {
+            removed.extend(
+                out.snapshots
+                    .iter()
+                    .filter(|update| update.value.is_none())
+                    .map(|update| (update.topic.clone(), update.part.clone())),
+            );
+            self.snapshots.apply(out.snapshots.drain(..));
+            if self.replay.is_empty()
+                && let Some(removed) = self.whole_state_pending.take()
+            {
+                self.write_whole_state(removed).await?;
+            }
+        } else if let Some((store, stamp)) = &mut self.live_state
             && !out.snapshots.is_empty()
         {
             stamp.round += 1;

@@ -358,3 +358,11 @@ impl<'de> Deserialize<'de> for OperatorGraph {
         })
     }
 }
+
+/// The order stamp of a privacy update: where `event` stands in event order (see [`Directory::update_privacy`]).
+fn privacy_stamp(event: &Event) -> super::directory::PrivacyStamp {
+    (
+        event.time.timestamp_millis(),
+        crate::window::reorder::tie_hash(&event.source, &event.id),
+    )
+}

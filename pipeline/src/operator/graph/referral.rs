@@ -161,7 +161,7 @@ impl ReferralSide {
             Payload::ProfileUpdated(p) => {
                 let Some(privacy) = &p.privacy else { return };
                 self.processed.add(OperatorKind::Privacy);
-                if dir.update_privacy(&p.user_id, privacy) {
+                if dir.update_privacy(&p.user_id, privacy, super::privacy_stamp(event)) {
                     let visible = dir.is_public(&p.user_id);
                     // Snapshots are refreshed at once only when they show the user: a hidden user must vanish
                     // from them before anything else is served, and the others change at the next tick anyway.

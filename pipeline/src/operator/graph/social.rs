@@ -129,8 +129,11 @@ impl SocialSide {
             }
             Payload::ProfileUpdated(p) => {
                 let Some(privacy) = &p.privacy else { return };
-                if dir.update_privacy(&p.user_id, privacy) && self.testimonials.mentions(&p.user_id) {
-                    self.testimonials.refresh_snapshot(&self.directory, out);
+                if dir.update_privacy(&p.user_id, privacy, super::privacy_stamp(event)) {
+                    self.trending.visibility_changed(&p.user_id);
+                    if self.testimonials.mentions(&p.user_id) {
+                        self.testimonials.refresh_snapshot(&self.directory, out);
+                    }
                 }
             }
             _ => {}
@@ -139,8 +142,14 @@ impl SocialSide {
 
     pub(crate) fn tick(&mut self, config: &OperatorConfig, tick: EventTimeMs, idle: bool, out: &mut Emitter) {
         self.engagement.fire(tick, FireMode::Tick, idle, out);
-        self.trending
-            .fire(&config.trending, config.trending_top_k, tick, idle, out);
+        self.trending.fire(
+            &config.trending,
+            config.trending_top_k,
+            tick,
+            idle,
+            &self.directory,
+            out,
+        );
         self.testimonials.fire(tick, idle, &self.directory, out);
     }
 
