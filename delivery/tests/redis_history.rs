@@ -373,6 +373,32 @@ mod redis {
         cleanup(&redis_url(), &prefix).await;
     }
 
+    /// More messages past the retention than one read trims: none of them is served.
+    #[tokio::test]
+    async fn a_burst_past_the_retention_is_expired_as_a_whole() {
+        let prefix = unique_prefix();
+        let history = history(&prefix, |config| config.history_retention_secs = 1).await;
+        let mut positions = Vec::new();
+        for n in 0..200 {
+            let appended = history
+                .append("trending.24h", Bytes::from(format!("m{n}")))
+                .await
+                .unwrap();
+            positions.push(appended.position);
+        }
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        // Each read trims some: the first one sees most of the burst still there.
+        assert_eq!(
+            gap(history
+                .read_after("trending.24h", positions[150], 10_000)
+                .await
+                .unwrap()),
+            GapReason::Expired
+        );
+        assert!(history.last("trending.24h", 10).await.unwrap().is_empty());
+        cleanup(&redis_url(), &prefix).await;
+    }
+
     #[tokio::test]
     async fn a_batch_across_topics_appends_in_order_and_drops_sequences_a_topic_holds() {
         let prefix = unique_prefix();

@@ -468,3 +468,61 @@ fn a_hidden_users_profile_never_trends() {
     let text = store.get("trending.1h").expect("snapshot").to_string();
     assert!(!text.contains("ghost") && !text.contains("late-leaver"), "{text}");
 }
+
+/// A user who climbs into a ranking between two ticks shows in a snapshot refreshed for another user's privacy
+/// change; opting out before the next tick removes them from the snapshots at once, although no published top N
+/// held them.
+#[test]
+fn a_user_shown_by_a_refreshed_snapshot_leaves_it_at_once_on_opting_out() {
+    use social_pipeline::operator::{Emitter, Engine};
+
+    let code = |id: &str, user: &str, t: i64| {
+        event(
+            id,
+            t,
+            CodeGenerated {
+                code_id: id.into(),
+                user_id: user.into(),
+                program_id: "p".into(),
+                timestamp: None,
+            },
+        )
+    };
+    let opt_out = PrivacySettings {
+        activity_broadcast: Some(false),
+        ..PrivacySettings::default()
+    };
+    let config = OperatorConfig {
+        emit_interval_ms: MINUTE_MS,
+        ..OperatorConfig::default()
+    };
+    let mut engine = Engine::new(config, 1).expect("config");
+    let mut out = Emitter::default();
+    engine.start(&mut out);
+    let events = [
+        code("cb", "b", START),
+        event("ccb", START + 1_000, completed(0, "b", "cb")),
+        // The tick at START + 1 min publishes b.
+        code("ca", "a", START + 70_000),
+        event("cca", START + 71_000, completed(1, "a", "ca")),
+        // b opts out: the snapshots are refreshed from the rankings, which now hold a.
+        event("pb", START + 72_000, privacy("b", opt_out)),
+        event("pa", START + 73_000, privacy("a", opt_out)),
+        // Moves the watermark past the opt-outs, not to the next tick.
+        event("later", START + 90_000, privacy("c", PrivacySettings::default())),
+    ];
+    for e in events {
+        engine.push(0, e, &mut out);
+        engine.advance(&mut out);
+    }
+    let store = SnapshotStore::default();
+    store.apply(out.snapshots.clone());
+    for board in ["daily", "weekly", "monthly", "all-time"] {
+        let topic = format!("leaderboard.{board}");
+        let text = store.get(&topic).expect("snapshot").to_string();
+        assert!(
+            !text.contains("\"a\"") && !text.contains("\"b\""),
+            "{topic}: {text}"
+        );
+    }
+}

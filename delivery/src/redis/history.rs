@@ -167,13 +167,18 @@ if not state[1] or not state[2] or state[1] ~= ARGV[1] then return {'epoch_chang
 local last, after = tonumber(state[2]), tonumber(ARGV[2])
 if after > last then return {'epoch_changed'} end
 local now = now_ms()
-trim_expired(stream, now - tonumber(ARGV[4]))
+local cutoff = now - tonumber(ARGV[4])
+trim_expired(stream, cutoff)
 local first = last + 1
 local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
 if #oldest > 0 then first = tonumber(string.match(oldest[1][1], '^(%d+)')) end
 if after + 1 < first or last - after > tonumber(ARGV[3]) then return {'expired'} end
 if after == last then return {'ok', state[1], now, {}} end
-return {'ok', state[1], now, redis.call('XRANGE', stream, string.format('%d-0', after + 1), '+')}
+local entries = redis.call('XRANGE', stream, string.format('%d-0', after + 1), '+')
+-- Trimming is amortized: the next entry may be past the retention though still there (and then so is every
+-- entry before it, which the client also missed).
+if #entries > 0 and tonumber(entries[1][2][2]) < cutoff then return {'expired'} end
+return {'ok', state[1], now, entries}
 "#;
 
 /// KEYS: meta, stream. ARGV: n, retention ms. Returns `{epoch or '', time, entries newest first}`.
@@ -182,8 +187,15 @@ local meta, stream = KEYS[1], KEYS[2]
 local now = now_ms()
 local epoch = redis.call('HGET', meta, 'epoch')
 if not epoch then return {'', now, {}} end
-trim_expired(stream, now - tonumber(ARGV[2]))
-return {epoch, now, redis.call('XREVRANGE', stream, '+', '-', 'COUNT', ARGV[1])}
+local cutoff = now - tonumber(ARGV[2])
+trim_expired(stream, cutoff)
+-- Trimming is amortized: only the entries still within the retention (newest first, so up to the first older).
+local kept = {}
+for _, entry in ipairs(redis.call('XREVRANGE', stream, '+', '-', 'COUNT', ARGV[1])) do
+  if tonumber(entry[2][2]) < cutoff then break end
+  kept[#kept + 1] = entry
+end
+return {epoch, now, kept}
 "#;
 
 /// KEYS: meta, stream. ARGV: candidate epoch, meta ttl ms. Returns `{epoch, last}`.

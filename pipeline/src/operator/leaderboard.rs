@@ -109,8 +109,9 @@ impl Leaderboards {
         }
     }
 
-    /// Hides or shows a user on every board (privacy change). Returns whether a published top N held the user
-    /// (its snapshot must then be refreshed at once).
+    /// Hides or shows a user on every board (privacy change). Returns whether a snapshot may show the user: a
+    /// published top N held them, or they are hidden from a ranking (a snapshot refreshed since the last tick is
+    /// built from the ranking, not from what was published). The snapshots must then be refreshed at once.
     pub fn set_visible(&mut self, user: &str, visible: bool) -> bool {
         let mut was_published = false;
         for period in self.boards.iter_mut().flat_map(|b| b.periods.values_mut()) {
@@ -122,7 +123,7 @@ impl Leaderboards {
                     period.ranked.remove(&entry)
                 };
                 period.dirty |= changed;
-                was_published |= period.published.iter().any(|u| u == user);
+                was_published |= period.published.iter().any(|u| u == user) || (changed && !visible);
             }
         }
         was_published
