@@ -82,7 +82,7 @@ pub struct ServerArgs {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Bytes of `POST /v1/events` bodies held at once, over all requests (each holds its `Content-Length` from its
-    /// first byte, or without one what it has received, until its answer; `503 ingest_busy` when there is no room
+    /// first byte, or without one `--max-body-bytes`, until its answer; `503 ingest_busy` when there is no room
     /// within a second).
     #[arg(long, env = "MAX_INFLIGHT_BODY_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_inflight_body_bytes: usize,

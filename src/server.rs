@@ -239,9 +239,17 @@ impl System {
         tracker: &TaskTracker,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let Some(topology) = self.topology.lock().await.take() else {
+        let Some(mut topology) = self.topology.lock().await.take() else {
             return Ok(());
         };
+        if topology.lineage().fresh {
+            let derived_end = operators::derived_log_end(&*self.bus)
+                .await
+                .context("opening the derived-events topic")?;
+            topology
+                .record_derived_start(derived_end)
+                .context("recording where the lineage starts")?;
+        }
         let sink = DerivedSink::open(
             self.bus.clone(),
             self.delivery.publisher(),

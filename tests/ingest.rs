@@ -406,11 +406,11 @@ async fn requests_beyond_the_inflight_body_budget_are_503_until_room_is_back() {
     drop(idle);
 }
 
-/// Two bodies without a declared length, each of which fits the budget alone, growing side by side until
-/// together they would not: neither waits while holding room, so both get in one after the other (holding what
-/// they had while waiting for more, each would wait for the other until both were refused).
+/// Two bodies without a declared length, each of which fits the budget alone, arriving side by side: room is
+/// taken once, whole, so one waits for the other and both get in (growing their room chunk by chunk, each would
+/// hold half and wait for the other's until both were refused).
 #[tokio::test]
-async fn chunked_bodies_growing_side_by_side_both_get_in() {
+async fn chunked_bodies_arriving_side_by_side_both_get_in() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let server = TestServer::start(server_args(&[
@@ -428,7 +428,7 @@ async fn chunked_bodies_growing_side_by_side_both_get_in() {
     let chunk = |data: &str| format!("{:x}\r\n{data}\r\n", data.len());
     let half = format!("[{}", " ".repeat(44_999));
     let more = " ".repeat(45_000);
-    let pause = || tokio::time::sleep(Duration::from_millis(300));
+    let pause = || tokio::time::sleep(Duration::from_millis(100));
 
     let mut first = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let mut second = tokio::net::TcpStream::connect(server.addr).await.unwrap();

@@ -476,5 +476,20 @@ async fn a_long_poll_ends_when_its_token_expires() {
         "waited {waited:?} past the token's expiry"
     );
     assert_eq!(poll["messages"], json!([]));
+
+    // Past its `exp`, within the verifier's leeway: refused, not answered at once with nothing (a client would
+    // poll in a loop without ever being told to refresh its token).
+    let stale = minter()
+        .mint("u1", &[], &[], Duration::from_secs(10), now_unix() - 15)
+        .unwrap();
+    let response = client()
+        .get(server.url("/v1/poll?topic=user.u1.social&wait=25"))
+        .header("authorization", format!("Bearer {stale}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "token_expired", "{body}");
     server.stop().await;
 }

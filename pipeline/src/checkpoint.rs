@@ -62,10 +62,14 @@ pub enum CheckpointError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lineage {
     /// Added to the output count to number outputs: the start time of the lineage in milliseconds times
-    /// [`LINEAGE_OUTPUTS_PER_MS`], or 0 for a data directory from before lineages were kept.
+    /// [`LINEAGE_OUTPUTS_PER_MS`], or 0 for a data directory from before lineages were kept (and for a pipeline
+    /// without one over a bus that outlives it, which reads its input from the start again at every start).
     pub sequence_base: u64,
-    /// Begun by this start: outputs a shared log holds (a Fluvio derived topic) are an earlier lineage's.
+    /// Begun by this start.
     pub fresh: bool,
+    /// Where this lineage's outputs start in the derived log (a log that outlives the directory, a Fluvio topic,
+    /// may hold an earlier lineage's before them): recorded by the first start, 0 when unknown.
+    pub derived_start: u64,
 }
 
 /// Output numbers a lineage may use per millisecond since it began before a later lineage's numbers could meet
@@ -74,13 +78,24 @@ pub struct Lineage {
 pub const LINEAGE_OUTPUTS_PER_MS: u64 = 1_000;
 
 impl Lineage {
-    /// A lineage beginning now, kept nowhere (a pipeline without a data directory).
+    /// A lineage beginning now, kept nowhere (a pipeline without a data directory over an in-memory bus).
     pub fn begin(now_ms: i64) -> Lineage {
         Lineage {
             sequence_base: u64::try_from(now_ms)
                 .unwrap_or(0)
                 .saturating_mul(LINEAGE_OUTPUTS_PER_MS),
             fresh: true,
+            derived_start: 0,
+        }
+    }
+
+    /// The lineage of a pipeline without a data directory over a bus that outlives it: every start reads the
+    /// input from the start again and numbers its outputs from 0, as the previous start did.
+    pub fn replayed() -> Lineage {
+        Lineage {
+            sequence_base: 0,
+            fresh: false,
+            derived_start: 0,
         }
     }
 }
@@ -123,42 +138,69 @@ impl CheckpointStore {
         let path = self.dir.join(LINEAGE_FILE);
         match fs::read_to_string(&path) {
             Ok(text) => {
-                let sequence_base = text.trim().parse::<u64>().map_err(|error| CheckpointError::Io {
+                let invalid = |detail: String| CheckpointError::Io {
                     path: path.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
-                })?;
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, detail),
+                };
+                let mut fields = text.split_whitespace().map(str::parse::<u64>);
+                let sequence_base = fields
+                    .next()
+                    .ok_or_else(|| invalid("empty".into()))?
+                    .map_err(|error| invalid(error.to_string()))?;
+                let derived_start = fields
+                    .next()
+                    .transpose()
+                    .map_err(|error| invalid(error.to_string()))?
+                    .unwrap_or(0);
                 return Ok(Lineage {
                     sequence_base,
                     fresh: false,
+                    derived_start,
                 });
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(io_error(&path)(error)),
         }
-        let legacy = fs::read_dir(&self.dir)
-            .map_err(io_error(&self.dir))?
-            .next()
-            .is_some();
+        // The temporary file of a start that died while writing the lineage does not make the directory old.
+        let mut legacy = false;
+        for entry in fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
+            let entry = entry.map_err(io_error(&self.dir))?;
+            legacy |= !entry.file_name().to_string_lossy().starts_with(".lineage");
+        }
         let lineage = if legacy {
-            Lineage {
-                sequence_base: 0,
-                fresh: false,
-            }
+            Lineage::replayed()
         } else {
             Lineage::begin(now_ms)
         };
+        self.write_lineage(&lineage)?;
+        Ok(lineage)
+    }
+
+    /// Records where `lineage`'s outputs start in the derived log (by its first start, before it writes there).
+    pub fn record_derived_start(
+        &self,
+        lineage: &mut Lineage,
+        derived_start: u64,
+    ) -> Result<(), CheckpointError> {
+        lineage.derived_start = derived_start;
+        self.write_lineage(lineage)
+    }
+
+    /// Writes the lineage file atomically (temporary file, fsync, rename, directory fsync).
+    fn write_lineage(&self, lineage: &Lineage) -> Result<(), CheckpointError> {
+        let path = self.dir.join(LINEAGE_FILE);
         let tmp = self.dir.join(format!(".{LINEAGE_FILE}.tmp"));
         {
             let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
-            file.write_all(lineage.sequence_base.to_string().as_bytes())
-                .map_err(io_error(&tmp))?;
+            let text = format!("{} {}\n", lineage.sequence_base, lineage.derived_start);
+            file.write_all(text.as_bytes()).map_err(io_error(&tmp))?;
             file.sync_all().map_err(io_error(&tmp))?;
         }
         fs::rename(&tmp, &path).map_err(io_error(&path))?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io_error(&self.dir))?;
-        Ok(lineage)
+        Ok(())
     }
 
     /// Writes `checkpoint` atomically and prunes old ones. Returns its size in bytes.
@@ -286,7 +328,8 @@ mod tests {
             begun,
             Lineage {
                 sequence_base: 5 * LINEAGE_OUTPUTS_PER_MS,
-                fresh: true
+                fresh: true,
+                derived_start: 0,
             }
         );
         store.write(&checkpoint(1)).expect("write");
@@ -308,14 +351,23 @@ mod tests {
         let old = tempfile::tempdir().expect("tempdir");
         let store = CheckpointStore::open(old.path(), 2).expect("open");
         store.write(&checkpoint(1)).expect("write");
+        assert_eq!(store.lineage(7).expect("lineage"), Lineage::replayed());
+        assert_eq!(store.lineage(8).expect("lineage").sequence_base, 0, "and keeps 0");
+
+        // Where the derived log started is kept with it; a leftover temporary file is no sign of an old directory.
+        let fresh = tempfile::tempdir().expect("tempdir");
+        std::fs::write(fresh.path().join(".lineage.tmp"), "garbage").expect("tmp");
+        let store = CheckpointStore::open(fresh.path(), 2).expect("open");
+        let mut lineage = store.lineage(9).expect("lineage");
+        assert!(lineage.fresh);
+        store.record_derived_start(&mut lineage, 42).expect("record");
         assert_eq!(
-            store.lineage(7).expect("lineage"),
+            store.lineage(10).expect("lineage"),
             Lineage {
-                sequence_base: 0,
-                fresh: false
+                fresh: false,
+                ..lineage
             }
         );
-        assert_eq!(store.lineage(8).expect("lineage").sequence_base, 0, "and keeps 0");
     }
 
     #[test]

@@ -124,6 +124,16 @@ impl OutputSink for DerivedSink {
     }
 }
 
+/// The end of the derived log (created when missing): where a lineage that begins now starts there.
+pub async fn derived_log_end(bus: &dyn Bus) -> Result<u64, PipelineError> {
+    bus.ensure_topic(&TopicSpec {
+        name: DERIVED_TOPIC.to_string(),
+        partitions: 1,
+    })
+    .await?;
+    Ok(bus.end_offset(DERIVED_TOPIC, 0).await?)
+}
+
 /// Writes the batches: the derived log in output order, then the delivery tier in each topic's order.
 struct DerivedWriter {
     bus: Arc<dyn Bus>,
@@ -149,12 +159,9 @@ impl DerivedWriter {
         })
         .await?;
         let written = bus.end_offset(DERIVED_TOPIC, 0).await?;
-        // What a log outliving the pipeline (a Fluvio topic) holds from an earlier lineage is not this one's.
-        let already_written = if lineage.fresh {
-            0
-        } else {
-            written.saturating_sub(outputs_at_checkpoint)
-        };
+        // What a log outliving the pipeline (a Fluvio topic) holds from before this lineage's start is not its own.
+        let already_written =
+            written.saturating_sub(lineage.derived_start.saturating_add(outputs_at_checkpoint));
         if already_written > 0 {
             tracing::info!(
                 already_written,

@@ -32,12 +32,19 @@ pub(super) async fn poll(State(shared): State<Arc<Shared>>, request: Request) ->
 async fn answer(shared: Arc<Shared>, request: Request) -> Result<Response, DeliveryError> {
     let admitted = admit(&shared, request.uri(), request.headers(), peer_of(&request)).await?;
     let _permit = admitted.permit;
-    let mut close = CloseGuard::new(Transport::Poll);
-    // A long poll is a stream: it ends when its token expires, so it waits no longer than that.
+    // A long poll is a stream: it ends when its token expires, so it waits no longer than that. A token past its
+    // `exp` (accepted within the verifier's leeway) is refused: answered at once with nothing, a polling client
+    // would loop without waiting and never learn to refresh it.
     let expires_in = admitted
         .claims
         .as_ref()
         .map_or(u64::MAX, |claims| claims.exp.saturating_sub(now_unix()));
+    if expires_in == 0 {
+        let error = DeliveryError::Auth(social_auth::AuthError::Expired);
+        crate::metrics::auth_rejected(error.code());
+        return Err(error);
+    }
+    let mut close = CloseGuard::new(Transport::Poll);
     let wait = Duration::from_secs(
         admitted
             .query

@@ -177,6 +177,10 @@ fn read(log: &Log, from: Offset, max_records: usize) -> Result<Option<Vec<Stored
 
 #[async_trait]
 impl Bus for MemoryBus {
+    fn outlives_process(&self) -> bool {
+        false
+    }
+
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<(), BusError> {
         self.check_open()?;
         spec.check()?;

@@ -185,4 +185,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Flushes and stops background work; later calls fail with [`BusError::Closed`].
     async fn close(&self) -> Result<(), BusError>;
+
+    /// Whether what this bus holds outlives the process (on disk, or in a cluster): a restarted reader finds its
+    /// input, and its own earlier output, again.
+    fn outlives_process(&self) -> bool {
+        true
+    }
 }

@@ -242,10 +242,7 @@ async fn post_events(
                 code: "body_too_large",
                 message: format!("request body over {limit} bytes, not read past the limit"),
             };
-            ingestor
-                .dead_letter_oversized_body(reason, content_type, &first_bytes, size)
-                .await
-                .map_err(bus_error)?;
+            write_body_letter(&state.ingestor, reason, content_type, first_bytes, Some(size)).await?;
             return Err(IngestHttpError::BodyTooLarge { limit });
         }
     };
@@ -261,10 +258,7 @@ async fn post_events(
                 code: "too_many_events",
                 message: format!("request of {count} events, over the limit of {limit}"),
             };
-            ingestor
-                .dead_letter_body(reason, content_type, &bytes)
-                .await
-                .map_err(bus_error)?;
+            write_body_letter(&state.ingestor, reason, content_type, bytes.clone(), None).await?;
             return Err(IngestHttpError::TooManyEvents { count, limit });
         }
         Err(error) => {
@@ -272,10 +266,7 @@ async fn post_events(
                 code: "malformed_json",
                 message: error.to_string(),
             };
-            ingestor
-                .dead_letter_body(reason, content_type, &bytes)
-                .await
-                .map_err(bus_error)?;
+            write_body_letter(&state.ingestor, reason, content_type, bytes.clone(), None).await?;
             return Err(IngestHttpError::MalformedBody(error.to_string()));
         }
     };
@@ -291,12 +282,42 @@ async fn post_events(
         let items: Vec<&[u8]> = items.iter().map(|item| item.as_ref()).collect();
         task_ingestor.ingest(&items, &task_content_type).await
     });
-    let report = appends
-        .await
-        .map_err(|_| IngestHttpError::BusUnavailable)?
-        .map_err(bus_error)?;
+    let report = joined(appends.await)?.map_err(bus_error)?;
     metrics::histogram!("ingest_request_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(report_response(report, single))
+}
+
+/// Writes a refused body's dead letter (`size`: of a body over the limit, of which `body` is the first bytes) in
+/// a task of its own, like the appends of an accepted one.
+async fn write_body_letter(
+    ingestor: &Arc<Ingestor>,
+    reason: DeadLetterReason,
+    content_type: &str,
+    body: bytes::Bytes,
+    size: Option<usize>,
+) -> Result<(), IngestHttpError> {
+    let ingestor = Arc::clone(ingestor);
+    let content_type = content_type.to_owned();
+    let task = tokio::spawn(async move {
+        match size {
+            Some(size) => {
+                ingestor
+                    .dead_letter_oversized_body(reason, &content_type, &body, size)
+                    .await
+            }
+            None => ingestor.dead_letter_body(reason, &content_type, &body).await,
+        }
+    });
+    joined(task.await)?.map_err(bus_error)
+}
+
+/// The outcome of an ingest task; one that panicked is logged and answered as the bus being unavailable (a retry
+/// is safe: appends are deduplicated).
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> Result<T, IngestHttpError> {
+    result.map_err(|error| {
+        tracing::error!(%error, "an ingest task failed");
+        IngestHttpError::BusUnavailable
+    })
 }
 
 /// The items of `body` as shared views of it (no copy), for a task that outlives the borrow.
@@ -327,41 +348,29 @@ enum BodyRead {
     },
 }
 
-/// A request's room in the ingest's in-flight body budget: one permit, grown as needed.
+/// A request's room in the ingest's in-flight body budget: one permit, taken at its first bytes.
 #[derive(Default)]
 struct Room {
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    bytes: usize,
 }
 
 impl Room {
-    /// Grows the room to at least `bytes`, waiting as [`Ingestor::reserve_body`] does. Never waits while holding
-    /// room: when the rest is not free at once, what is held goes back and the whole is waited for, so that bodies
-    /// growing side by side (without a declared length) cannot each hold what the other waits for.
-    async fn grow_to(&mut self, bytes: usize, ingestor: &Ingestor) -> Result<(), IngestHttpError> {
-        if bytes <= self.bytes {
+    /// Takes room for `bytes` when it holds none yet, waiting as [`Ingestor::reserve_body`] does. Taken once per
+    /// request, whole: a request never waits for more while holding some, so requests cannot each hold what
+    /// another waits for.
+    async fn take(&mut self, bytes: usize, ingestor: &Ingestor) -> Result<(), IngestHttpError> {
+        if self.permit.is_some() {
             return Ok(());
         }
-        if let Some(permit) = &mut self.permit
-            && let Some(more) = ingestor.try_reserve_body(bytes - self.bytes)
-        {
-            permit.merge(more);
-            self.bytes = bytes;
-            return Ok(());
-        }
-        self.permit = None;
-        self.bytes = 0;
-        let all = ingestor.reserve_body(bytes).await.ok_or(IngestHttpError::Busy)?;
-        self.permit = Some(all);
-        self.bytes = bytes;
+        let permit = ingestor.reserve_body(bytes).await.ok_or(IngestHttpError::Busy)?;
+        self.permit = Some(permit);
         Ok(())
     }
 }
 
 /// Reads the body up to `limit` bytes, within `timeout_ms` (0: no limit). Room in the ingest's in-flight budget
-/// is taken into `room` when the first bytes arrive, for the whole declared length (all at once, so that partly
-/// read bodies cannot hold the budget between them), or chunk by chunk for a body without one; `503 ingest_busy`
-/// when none comes in time.
+/// is taken into `room` when the first bytes arrive, all at once, for the declared length or without one for
+/// `limit` (partly read bodies cannot hold the budget between them); `503 ingest_busy` when none comes in time.
 async fn read_limited(
     body: Body,
     limit: usize,
@@ -390,9 +399,9 @@ async fn read_limited(
             if data.is_empty() {
                 continue;
             }
-            let received = bytes.len() + data.len();
-            room.grow_to(received.max(declared.unwrap_or(0)).min(limit), ingestor)
-                .await?;
+            // The declared length, or without one the most the body may hold (a body that grew its room chunk by
+            // chunk would wait for more while holding some, and two such bodies could wait for each other).
+            room.take(declared.unwrap_or(limit).min(limit), ingestor).await?;
             bytes.extend_from_slice(&data);
         }
         Ok(BodyRead::Complete(bytes.freeze()))

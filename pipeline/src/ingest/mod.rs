@@ -38,7 +38,7 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// Bytes of request bodies being read, validated or appended at once, over all requests (at least
     /// `max_body_bytes`): a request takes room for its declared length when its first bytes arrive (for a body
-    /// without one, for each chunk as it arrives) and keeps it until its answer; one that finds none within
+    /// without one, `max_body_bytes`) and keeps it until its answer; one that finds none within
     /// [`INGEST_BUSY_WAIT`] gets `503 ingest_busy`. Bounds the ingest's memory whatever the number of clients.
     pub max_inflight_body_bytes: usize,
     /// Longest time a request body may take to arrive, whole, in milliseconds (`408` beyond); 0 is no limit.
@@ -163,12 +163,6 @@ impl Ingestor {
         }
     }
 
-    /// [`Ingestor::reserve_body`] without waiting: `None` when the room is not free right now.
-    pub fn try_reserve_body(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let bytes = u32::try_from(bytes).ok()?;
-        Arc::clone(&self.inflight).try_acquire_many_owned(bytes).ok()
-    }
-
     pub fn stats(&self) -> &IngestStats {
         &self.stats
     }
@@ -197,7 +191,6 @@ impl Ingestor {
                 Ok(event) => valid.push(event),
                 Err(error) => {
                     let code = error.code.as_str();
-                    metrics::counter!("ingest_rejections_total", "code" => code).increment(1);
                     report.rejected.push(Rejection {
                         index,
                         code,
@@ -282,6 +275,10 @@ impl Ingestor {
                 .collect();
             self.bus.append(DEAD_LETTER_TOPIC, 0, records).await?;
             metrics::counter!("ingest_dead_letters_total").increment(dead_letters.len() as u64);
+            // Counted once recorded: a request answered `503` before that, and retried, counts once.
+            for rejection in &report.rejected {
+                metrics::counter!("ingest_rejections_total", "code" => rejection.code).increment(1);
+            }
         }
         if let Some(error) = first_error {
             return Err(IngestError::Bus(error));

@@ -129,6 +129,7 @@ impl Topology {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let lineage = match &checkpoints {
             Some(store) => store.lineage(now_ms)?,
+            None if bus.outlives_process() => Lineage::replayed(),
             None => Lineage::begin(now_ms),
         };
         let snapshots = SnapshotStore::default();
@@ -251,6 +252,19 @@ impl Topology {
     /// [`Topology::outputs_emitted`] counts) is numbered `sequence_base + n` for the delivery tier.
     pub fn lineage(&self) -> Lineage {
         self.lineage
+    }
+
+    /// Records, for a lineage this start began, where its outputs start in the derived log (its end now), before
+    /// anything is written there: a restart then knows which of the log's records are its own.
+    pub fn record_derived_start(&mut self, derived_end: u64) -> Result<(), PipelineError> {
+        if !self.lineage.fresh {
+            return Ok(());
+        }
+        match &self.checkpoints {
+            Some(store) => store.record_derived_start(&mut self.lineage, derived_end)?,
+            None => self.lineage.derived_start = derived_end,
+        }
+        Ok(())
     }
 
     /// Runs until `shutdown`: rounds, checkpoints at the configured interval, and on shutdown a final checkpoint
