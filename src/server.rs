@@ -242,7 +242,7 @@ impl System {
         let Some(mut topology) = self.topology.lock().await.take() else {
             return Ok(());
         };
-        if topology.lineage().fresh {
+        if topology.lineage().derived_start.is_none() {
             let derived_end = operators::derived_log_end(&*self.bus)
                 .await
                 .context("opening the derived-events topic")?;

@@ -68,8 +68,10 @@ pub struct Lineage {
     /// Begun by this start.
     pub fresh: bool,
     /// Where this lineage's outputs start in the derived log (a log that outlives the directory, a Fluvio topic,
-    /// may hold an earlier lineage's before them): recorded by the first start, 0 when unknown.
-    pub derived_start: u64,
+    /// may hold an earlier lineage's before them). `None` until recorded, which happens before the lineage writes
+    /// anything there (by its first start, or the next one when the first died before); 0 for a lineage from
+    /// before this was kept.
+    pub derived_start: Option<u64>,
 }
 
 /// Output numbers a lineage may use per millisecond since it began before a later lineage's numbers could meet
@@ -85,7 +87,7 @@ impl Lineage {
                 .unwrap_or(0)
                 .saturating_mul(LINEAGE_OUTPUTS_PER_MS),
             fresh: true,
-            derived_start: 0,
+            derived_start: None,
         }
     }
 
@@ -95,7 +97,7 @@ impl Lineage {
         Lineage {
             sequence_base: 0,
             fresh: false,
-            derived_start: 0,
+            derived_start: Some(0),
         }
     }
 }
@@ -142,16 +144,18 @@ impl CheckpointStore {
                     path: path.clone(),
                     source: std::io::Error::new(std::io::ErrorKind::InvalidData, detail),
                 };
-                let mut fields = text.split_whitespace().map(str::parse::<u64>);
+                // `<base> <derived start or ->`; a file of one number is from before derived starts were kept.
+                let mut fields = text.split_whitespace();
                 let sequence_base = fields
                     .next()
                     .ok_or_else(|| invalid("empty".into()))?
+                    .parse::<u64>()
                     .map_err(|error| invalid(error.to_string()))?;
-                let derived_start = fields
-                    .next()
-                    .transpose()
-                    .map_err(|error| invalid(error.to_string()))?
-                    .unwrap_or(0);
+                let derived_start = match fields.next() {
+                    None => Some(0),
+                    Some("-") => None,
+                    Some(start) => Some(start.parse::<u64>().map_err(|error| invalid(error.to_string()))?),
+                };
                 return Ok(Lineage {
                     sequence_base,
                     fresh: false,
@@ -176,13 +180,13 @@ impl CheckpointStore {
         Ok(lineage)
     }
 
-    /// Records where `lineage`'s outputs start in the derived log (by its first start, before it writes there).
+    /// Records where `lineage`'s outputs start in the derived log (before it writes anything there).
     pub fn record_derived_start(
         &self,
         lineage: &mut Lineage,
         derived_start: u64,
     ) -> Result<(), CheckpointError> {
-        lineage.derived_start = derived_start;
+        lineage.derived_start = Some(derived_start);
         self.write_lineage(lineage)
     }
 
@@ -192,7 +196,10 @@ impl CheckpointStore {
         let tmp = self.dir.join(format!(".{LINEAGE_FILE}.tmp"));
         {
             let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
-            let text = format!("{} {}\n", lineage.sequence_base, lineage.derived_start);
+            let text = match lineage.derived_start {
+                Some(start) => format!("{} {start}\n", lineage.sequence_base),
+                None => format!("{} -\n", lineage.sequence_base),
+            };
             file.write_all(text.as_bytes()).map_err(io_error(&tmp))?;
             file.sync_all().map_err(io_error(&tmp))?;
         }
@@ -329,7 +336,7 @@ mod tests {
             Lineage {
                 sequence_base: 5 * LINEAGE_OUTPUTS_PER_MS,
                 fresh: true,
-                derived_start: 0,
+                derived_start: None,
             }
         );
         store.write(&checkpoint(1)).expect("write");
@@ -353,6 +360,9 @@ mod tests {
         store.write(&checkpoint(1)).expect("write");
         assert_eq!(store.lineage(7).expect("lineage"), Lineage::replayed());
         assert_eq!(store.lineage(8).expect("lineage").sequence_base, 0, "and keeps 0");
+        // A lineage file of one number is from before derived starts were kept: it starts at 0 there.
+        std::fs::write(old.path().join("lineage"), "123\n").expect("write");
+        assert_eq!(store.lineage(9).expect("lineage").derived_start, Some(0));
 
         // Where the derived log started is kept with it; a leftover temporary file is no sign of an old directory.
         let fresh = tempfile::tempdir().expect("tempdir");

@@ -160,8 +160,12 @@ impl DerivedWriter {
         .await?;
         let written = bus.end_offset(DERIVED_TOPIC, 0).await?;
         // What a log outliving the pipeline (a Fluvio topic) holds from before this lineage's start is not its own.
-        let already_written =
-            written.saturating_sub(lineage.derived_start.saturating_add(outputs_at_checkpoint));
+        let already_written = written.saturating_sub(
+            lineage
+                .derived_start
+                .unwrap_or(0)
+                .saturating_add(outputs_at_checkpoint),
+        );
         if already_written > 0 {
             tracing::info!(
                 already_written,

@@ -242,7 +242,15 @@ async fn post_events(
                 code: "body_too_large",
                 message: format!("request body over {limit} bytes, not read past the limit"),
             };
-            write_body_letter(&state.ingestor, reason, content_type, first_bytes, Some(size)).await?;
+            write_body_letter(
+                &state.ingestor,
+                room,
+                reason,
+                content_type,
+                first_bytes,
+                Some(size),
+            )
+            .await?;
             return Err(IngestHttpError::BodyTooLarge { limit });
         }
     };
@@ -258,7 +266,7 @@ async fn post_events(
                 code: "too_many_events",
                 message: format!("request of {count} events, over the limit of {limit}"),
             };
-            write_body_letter(&state.ingestor, reason, content_type, bytes.clone(), None).await?;
+            write_body_letter(&state.ingestor, room, reason, content_type, bytes.clone(), None).await?;
             return Err(IngestHttpError::TooManyEvents { count, limit });
         }
         Err(error) => {
@@ -266,7 +274,7 @@ async fn post_events(
                 code: "malformed_json",
                 message: error.to_string(),
             };
-            write_body_letter(&state.ingestor, reason, content_type, bytes.clone(), None).await?;
+            write_body_letter(&state.ingestor, room, reason, content_type, bytes.clone(), None).await?;
             return Err(IngestHttpError::MalformedBody(error.to_string()));
         }
     };
@@ -288,9 +296,10 @@ async fn post_events(
 }
 
 /// Writes a refused body's dead letter (`size`: of a body over the limit, of which `body` is the first bytes) in
-/// a task of its own, like the appends of an accepted one.
+/// a task of its own that holds the request's `room`, like the appends of an accepted one.
 async fn write_body_letter(
     ingestor: &Arc<Ingestor>,
+    room: Room,
     reason: DeadLetterReason,
     content_type: &str,
     body: bytes::Bytes,
@@ -299,6 +308,8 @@ async fn write_body_letter(
     let ingestor = Arc::clone(ingestor);
     let content_type = content_type.to_owned();
     let task = tokio::spawn(async move {
+        // The body's room stays held until the letter is written.
+        let _room = room;
         match size {
             Some(size) => {
                 ingestor

@@ -275,13 +275,13 @@ impl Ingestor {
                 .collect();
             self.bus.append(DEAD_LETTER_TOPIC, 0, records).await?;
             metrics::counter!("ingest_dead_letters_total").increment(dead_letters.len() as u64);
-            // Counted once recorded: a request answered `503` before that, and retried, counts once.
-            for rejection in &report.rejected {
-                metrics::counter!("ingest_rejections_total", "code" => rejection.code).increment(1);
-            }
         }
         if let Some(error) = first_error {
             return Err(IngestError::Bus(error));
+        }
+        // Counted with the request's other tallies, once it is answered: a `503` and its retry count once.
+        for rejection in &report.rejected {
+            metrics::counter!("ingest_rejections_total", "code" => rejection.code).increment(1);
         }
         type_counts.publish(&self.stats);
         Ok(report)

@@ -254,15 +254,16 @@ impl Topology {
         self.lineage
     }
 
-    /// Records, for a lineage this start began, where its outputs start in the derived log (its end now), before
-    /// anything is written there: a restart then knows which of the log's records are its own.
+    /// Records, while the lineage has none, where its outputs start in the derived log (its end now, before it
+    /// writes anything there): a restart then knows which of the log's records are its own. A lineage whose
+    /// first start died before recording it has written nothing there yet either.
     pub fn record_derived_start(&mut self, derived_end: u64) -> Result<(), PipelineError> {
-        if !self.lineage.fresh {
+        if self.lineage.derived_start.is_some() {
             return Ok(());
         }
         match &self.checkpoints {
             Some(store) => store.record_derived_start(&mut self.lineage, derived_end)?,
-            None => self.lineage.derived_start = derived_end,
+            None => self.lineage.derived_start = Some(derived_end),
         }
         Ok(())
     }
