@@ -198,23 +198,7 @@ fn hidden_users_never_reach_public_topics() {
 
 #[test]
 fn opting_out_later_removes_the_user_from_leaderboards() {
-    let mut events = vec![event(
-        "c",
-        START,
-        CodeGenerated {
-            code_id: "c".into(),
-            user_id: "a".into(),
-            program_id: "p".into(),
-            timestamp: None,
-        },
-    )];
-    for n in 0..3 {
-        events.push(event(
-            &format!("cc{n}"),
-            START + 1_000 + n as i64,
-            completed(n, "a", "c"),
-        ));
-    }
+    let mut events = a_with_three_referrals();
     let out_optout = PrivacySettings {
         activity_broadcast: Some(false),
         ..PrivacySettings::default()
