@@ -143,6 +143,7 @@ impl System {
         };
         topology_config.operators.threads = usize::from(args.operator_threads);
         topology_config.operators.dedup_max_keys = args.operator_dedup_max_keys;
+        topology_config.operators.max_waiting_events = args.operator_max_waiting_events;
         let public_topics = topology_config.operators.public_topics();
         let checkpoints = args.data_dir.as_ref().map(|dir| dir.join("operators"));
         let mut topology =

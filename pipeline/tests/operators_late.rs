@@ -531,3 +531,112 @@ fn an_idle_tick_at_a_regular_ticks_time_gives_its_messages_their_own_ids() {
     ids.dedup();
     assert_eq!(ids.len(), all, "every message has its own id");
 }
+
+/// `value` without what counts publications rather than events (`revision`, `previousRank`) and the trending
+/// scores (decayed to the time of the ranking that published them).
+fn without_publication_details(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter(|(key, _)| !matches!(key.as_str(), "revision" | "previousRank" | "score"))
+            .map(|(key, value)| (key, without_publication_details(value)))
+            .collect(),
+        serde_json::Value::Array(items) => items.into_iter().map(without_publication_details).collect(),
+        other => other,
+    }
+}
+
+/// The live state after `batches` (each pushed, then the watermark advanced) and an idle flush: topic and part to
+/// the last value published, without publication details.
+/// With `restore_before`, the engine is checkpointed (through JSON) and restored before that batch.
+fn live_state(
+    batches: Vec<Vec<social_schemas::Event>>,
+    restore_before: Option<usize>,
+) -> std::collections::BTreeMap<(String, String), Option<serde_json::Value>> {
+    let mut engine = late_engine();
+    let mut out = Emitter::default();
+    for (index, batch) in batches.into_iter().enumerate() {
+        if restore_before == Some(index) {
+            let json = serde_json::to_vec(&engine.snapshot()).expect("checkpoint");
+            let state = serde_json::from_slice(&json).expect("restored checkpoint");
+            engine = Engine::restore(engine.graph().config().clone(), state).expect("restore");
+        }
+        for e in batch {
+            engine.push(0, e, &mut out);
+        }
+        engine.advance(&mut out);
+    }
+    // As the pipeline does when input is quiet.
+    engine.flush_idle(&mut out);
+    out.snapshots
+        .into_iter()
+        .map(|u| {
+            let value = u.value.map(|v| without_publication_details(v.to_value()));
+            ((u.topic, u.part), value)
+        })
+        .collect()
+}
+
+/// Late clicks and a late like read before the code or share they name (its event on another partition, say)
+/// count once that comes, as they would have in event order; a click from before its code was created never
+/// counts. The live state is the one event order gives.
+#[test]
+fn late_events_wait_for_the_code_or_share_they_name() {
+    let code = event(
+        "code",
+        START + 2 * MINUTE_MS,
+        CodeGenerated {
+            code_id: "c0".into(),
+            user_id: "u0".into(),
+            program_id: "p".into(),
+            timestamp: None,
+        },
+    );
+    let share = share_s1(START + 2 * MINUTE_MS);
+    let early_click = click("k0", START + MINUTE_MS);
+    let dependents = vec![
+        click("k1", START + 3 * MINUTE_MS),
+        click("k2", START + 4 * MINUTE_MS),
+        like_s1("l1", START + 5 * MINUTE_MS),
+    ];
+    // Moves the watermark past all of them.
+    let clock = completed("w", START + 20 * MINUTE_MS);
+
+    let mut in_order = vec![early_click.clone(), code.clone(), share.clone()];
+    in_order.extend(dependents.clone());
+    in_order.push(clock.clone());
+    let expected = live_state(vec![in_order], None);
+    let mut dependents_first = vec![early_click];
+    dependents_first.extend(dependents);
+    let late = vec![vec![clock], dependents_first, vec![code, share]];
+
+    let counters = expected
+        .get(&("user.u0.referrals".to_owned(), "counters".to_owned()))
+        .cloned()
+        .flatten()
+        .expect("counters of u0");
+    assert_eq!(counters["allTime"]["clicks"], 2, "{counters}");
+    let trending = expected
+        .get(&("trending.1h".to_owned(), "items".to_owned()))
+        .cloned()
+        .flatten()
+        .expect("trending.1h");
+    assert_eq!(
+        trending["items"][0]["count"], 2,
+        "the share and the like: {trending}"
+    );
+    // Waiting events are part of the checkpoint: a restart in between changes nothing.
+    for restore_before in [None, Some(2)] {
+        let got = live_state(late.clone(), restore_before);
+        let differing: Vec<_> = expected
+            .iter()
+            .filter(|(key, value)| got.get(*key) != Some(*value))
+            .map(|(key, value)| (key, value, got.get(key)))
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "restored before {restore_before:?}: {differing:#?}"
+        );
+        assert_eq!(got.len(), expected.len());
+    }
+}

@@ -39,6 +39,10 @@ pub struct OperatorConfig {
     /// normally every event within the allowed lateness). Beyond it the oldest minutes are forgotten first (never
     /// the minute being written), counted by `pipeline_dedup_evicted_keys_total`.
     pub dedup_max_keys: usize,
+    /// At most this many events wait for the referral code or share they name (read late, before the event that
+    /// creates it; see [`super::waiting`]). Past it, such an event counts as naming nothing, as it would without
+    /// waiting, and `pipeline_waiting_events_dropped_total{reason="full"}` counts it.
+    pub max_waiting_events: usize,
 }
 
 impl Default for OperatorConfig {
@@ -77,6 +81,7 @@ impl Default for OperatorConfig {
             testimonials_recent: 20,
             threads: 2,
             dedup_max_keys: 1_000_000,
+            max_waiting_events: 100_000,
         }
     }
 }

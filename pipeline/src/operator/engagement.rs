@@ -95,39 +95,48 @@ impl Engagement {
         }
     }
 
-    pub fn add(
+    /// The share's count, and the content's when known.
+    pub fn add_share(&mut self, t: EventTimeMs, share: &str, content: Option<&str>, kind: EngagementType) {
+        self.count(t, "share:", share, kind);
+        if let Some(content) = content {
+            self.count(t, "content:", content, kind);
+        }
+    }
+
+    /// The content's count alone (an engagement whose share came later told the content).
+    pub fn add_content(&mut self, t: EventTimeMs, content: &str, kind: EngagementType) {
+        self.count(t, "content:", content, kind);
+    }
+
+    /// The parts that need the share's sharer: the sharer's count and the grouped alert.
+    pub fn add_sharer(
         &mut self,
         t: EventTimeMs,
         share: &str,
         content: Option<&str>,
-        sharer: Option<&str>,
+        sharer: &str,
         kind: EngagementType,
     ) {
-        for (prefix, id) in [
-            ("share:", Some(share)),
-            ("content:", content),
-            ("sharer:", sharer),
-        ] {
-            let Some(id) = id else { continue };
-            self.key.clear();
-            self.key.push_str(prefix);
-            self.key.push_str(id);
-            self.table.update(t, &self.key, |c| c.add(kind));
-        }
-        if let Some(sharer) = sharer {
-            let pending = match self.alerts.get_mut(share.as_bytes()) {
-                Some(p) => p,
-                None => self
-                    .alerts
-                    .entry(Key::new(share))
-                    .or_insert_with(|| PendingAlert {
-                        sharer: Key::new(sharer),
-                        content_id: content.map(Key::new),
-                        counts: EngagementCounts::default(),
-                    }),
-            };
-            pending.counts.add(kind);
-        }
+        self.count(t, "sharer:", sharer, kind);
+        let pending = match self.alerts.get_mut(share.as_bytes()) {
+            Some(p) => p,
+            None => self
+                .alerts
+                .entry(Key::new(share))
+                .or_insert_with(|| PendingAlert {
+                    sharer: Key::new(sharer),
+                    content_id: content.map(Key::new),
+                    counts: EngagementCounts::default(),
+                }),
+        };
+        pending.counts.add(kind);
+    }
+
+    fn count(&mut self, t: EventTimeMs, dimension: &str, id: &str, kind: EngagementType) {
+        self.key.clear();
+        self.key.push_str(dimension);
+        self.key.push_str(id);
+        self.table.update(t, &self.key, |c| c.add(kind));
     }
 
     pub fn len(&self) -> usize {

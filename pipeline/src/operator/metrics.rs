@@ -52,6 +52,9 @@ pub const WATERMARK_LAG: &str = "pipeline_watermark_lag_ms";
 pub const LATE_EVENTS: &str = "pipeline_late_events_total";
 pub const DUPLICATE_EVENTS: &str = "pipeline_duplicate_events_total";
 pub const DEDUP_EVICTED_KEYS: &str = "pipeline_dedup_evicted_keys_total";
+/// Events that waited for the code or share they name and never counted (`reason`: `full`, `expired`, or
+/// `reference_later`: the reference was created after them in event order).
+pub const WAITING_EVENTS_DROPPED: &str = "pipeline_waiting_events_dropped_total";
 pub const CHECKPOINT_SECONDS: &str = "pipeline_checkpoint_duration_seconds";
 pub const CHECKPOINT_BYTES: &str = "pipeline_checkpoint_bytes";
 pub const STATE_ENTRIES: &str = "pipeline_state_entries";

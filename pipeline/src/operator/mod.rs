@@ -6,6 +6,7 @@
 //!   (referral and social) and may run on two threads with the same output;
 //! - [`dedup`]: drops copies of an input event (same `source` and `id`) while they could still count;
 //! - [`directory`]: referral attribution (codes to referrers, who referred whom) and privacy settings;
+//! - [`waiting`]: late events that name a code or share not seen yet, until it comes;
 //! - one file per live feature: [`counters`], [`rewards`], [`leaderboard`], [`engagement`], [`trending`],
 //!   [`notifications`], [`testimonials`], [`fraud`];
 //! - [`output`]: what operators emit ([`output::Output`] = destination + `TopicMessage`, snapshot updates);
@@ -27,6 +28,7 @@ pub mod output;
 pub mod rewards;
 pub mod testimonials;
 pub mod trending;
+pub mod waiting;
 
 pub use config::OperatorConfig;
 pub use engine::{Engine, EngineError, EngineState, LateStats};

@@ -31,6 +31,7 @@ use super::output::Emitter;
 use super::rewards::RewardProgress;
 use super::testimonials::Testimonials;
 use super::trending::Trending;
+use super::waiting::Waiting;
 use crate::window::EventTimeMs;
 use referral::ReferralSide;
 use social::SocialSide;
@@ -202,7 +203,11 @@ impl OperatorGraph {
         let directory =
             self.referral.directory.len() + self.social.directory.len() - self.social.directory.privacy_len();
         [
-            (OperatorKind::Attribution, directory),
+            // Events waiting for their code or share count with the directory they wait on.
+            (
+                OperatorKind::Attribution,
+                directory + self.referral.waiting.len() + self.social.waiting.len(),
+            ),
             (OperatorKind::Counters, self.referral.counters.len()),
             (OperatorKind::Rewards, self.referral.rewards.len()),
             (OperatorKind::Leaderboard, self.referral.leaderboards.len()),
@@ -301,6 +306,14 @@ struct GraphRef<'a> {
     trending: &'a Trending,
     testimonials: &'a Testimonials,
     fraud: &'a Fraud,
+    #[serde(skip_serializing_if = "nothing_waits")]
+    waiting_for_codes: &'a Waiting,
+    #[serde(skip_serializing_if = "nothing_waits")]
+    waiting_for_shares: &'a Waiting,
+}
+
+fn nothing_waits(waiting: &&Waiting) -> bool {
+    waiting.is_empty()
 }
 
 #[derive(Deserialize)]
@@ -313,6 +326,11 @@ struct GraphState {
     trending: Trending,
     testimonials: Testimonials,
     fraud: Fraud,
+    /// Absent in checkpoints written with nothing waiting (and before events waited).
+    #[serde(default)]
+    waiting_for_codes: Waiting,
+    #[serde(default)]
+    waiting_for_shares: Waiting,
 }
 
 impl Serialize for OperatorGraph {
@@ -326,6 +344,8 @@ impl Serialize for OperatorGraph {
             trending: &self.social.trending,
             testimonials: &self.social.testimonials,
             fraud: &self.referral.fraud,
+            waiting_for_codes: &self.referral.waiting,
+            waiting_for_shares: &self.social.waiting,
         }
         .serialize(serializer)
     }
@@ -346,6 +366,7 @@ impl<'de> Deserialize<'de> for OperatorGraph {
                 rewards: state.rewards,
                 leaderboards: state.leaderboards,
                 fraud: state.fraud,
+                waiting: state.waiting_for_codes,
                 processed: Default::default(),
             },
             social: Box::new(SocialSide {
@@ -353,6 +374,7 @@ impl<'de> Deserialize<'de> for OperatorGraph {
                 engagement: state.engagement,
                 trending: state.trending,
                 testimonials: state.testimonials,
+                waiting: state.waiting_for_shares,
                 processed: Default::default(),
             }),
         })

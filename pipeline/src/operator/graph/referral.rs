@@ -13,6 +13,7 @@ use super::super::metrics::{OperatorKind, ProcessedCounts};
 use super::super::notifications;
 use super::super::output::Emitter;
 use super::super::rewards::RewardProgress;
+use super::super::waiting::{Waiting, order_stamp};
 use super::UNKNOWN_PROGRAM;
 use crate::window::EventTimeMs;
 use crate::window::key::Key;
@@ -25,6 +26,8 @@ pub(crate) struct ReferralSide {
     pub(crate) rewards: RewardProgress,
     pub(crate) leaderboards: Leaderboards,
     pub(crate) fraud: Fraud,
+    /// Registrations, clicks and conversion starts read before their code (late).
+    pub(crate) waiting: Waiting,
     pub(crate) processed: ProcessedCounts,
 }
 
@@ -37,6 +40,7 @@ impl ReferralSide {
             rewards: RewardProgress::default(),
             leaderboards: Leaderboards::new(config.leaderboard_top_n, lateness),
             fraud: Fraud::default(),
+            waiting: Waiting::default(),
             processed: ProcessedCounts::default(),
         }
     }
@@ -45,15 +49,65 @@ impl ReferralSide {
     pub(crate) fn on_event(&mut self, config: &OperatorConfig, event: &Event, out: &mut Emitter) {
         let t = event.time.timestamp_millis();
         self.update_directory(event, out);
-        let dir = &self.directory;
+        match &event.payload {
+            Payload::CodeGenerated(p) => {
+                for parked in self.waiting.take(&p.code_id, order_stamp(event)) {
+                    self.with_code(&parked.event, parked.flagged, out);
+                }
+            }
+            Payload::UserRegistered(p) => {
+                if let Some(code) = p.referral_code.as_deref() {
+                    self.needs_code(config, code, event, false, out);
+                }
+            }
+            Payload::LinkClicked(p) => {
+                self.processed.add(OperatorKind::Fraud);
+                let flagged = self
+                    .fraud
+                    .click(&config.fraud, &p.referral_id, &p.source_ip, t, out);
+                self.needs_code(config, &p.referral_id, event, flagged, out);
+            }
+            Payload::ConversionStarted(p) => self.needs_code(config, &p.referral_id, event, false, out),
+            _ => self.on_other_event(event, out),
+        }
+    }
+
+    /// What `event` does with the owner of `code`, at once when the code is known; otherwise once the code comes,
+    /// if it comes first in event order (see [`super::super::waiting`]).
+    fn needs_code(
+        &mut self,
+        config: &OperatorConfig,
+        code: &str,
+        event: &Event,
+        flagged: bool,
+        out: &mut Emitter,
+    ) {
+        if self.directory.referrer_of_code(code).is_some() {
+            self.with_code(event, flagged, out);
+        } else {
+            self.waiting.park(code, event, flagged, config.max_waiting_events);
+        }
+    }
+
+    /// The parts of a registration through a code, a click or a conversion start that need the code's owner (known
+    /// when called). `flagged`: the click's fraud verdict.
+    fn with_code(&mut self, event: &Event, flagged: bool, out: &mut Emitter) {
+        let t = event.time.timestamp_millis();
+        let dir = &mut self.directory;
         match &event.payload {
             Payload::UserRegistered(p) => {
                 let Some(code) = p.referral_code.as_deref() else {
                     return;
                 };
-                let Some(info) = dir.referrer_of_code(code) else {
+                let Some(info) = dir.referrer_of_code(code).cloned() else {
                     return;
                 };
+                if info.owner.as_str() != p.user_id && !dir.referred_by.contains_key(p.user_id.as_bytes()) {
+                    // A registration that waited for its code: attribution now (a conversion of the same user,
+                    // later in event order, may have named the referrer already).
+                    self.processed.add(OperatorKind::Attribution);
+                    dir.referred_by.insert(Key::new(&p.user_id), info.owner.clone());
+                }
                 self.processed.add(OperatorKind::Notifications);
                 if info.owner.as_str() == p.user_id {
                     self.processed.add(OperatorKind::Fraud);
@@ -62,15 +116,7 @@ impl ReferralSide {
                     notifications::friend_joined(event, p, info.owner.as_str(), dir, out);
                 }
             }
-            Payload::ProfileUpdated(p) => {
-                self.processed.add(OperatorKind::Notifications);
-                notifications::connections(event, p, dir, out);
-            }
             Payload::LinkClicked(p) => {
-                self.processed.add(OperatorKind::Fraud);
-                let flagged = self
-                    .fraud
-                    .click(&config.fraud, &p.referral_id, &p.source_ip, t, out);
                 if let Some(info) = dir.referrer_of_code(&p.referral_id) {
                     self.processed.add(OperatorKind::Counters);
                     self.counters
@@ -84,6 +130,19 @@ impl ReferralSide {
                         .apply(info.owner.as_str(), t, CounterEvent::ConversionStarted);
                     notifications::conversion_started(event, p, info.owner.as_str(), out);
                 }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every event that names no referral code.
+    fn on_other_event(&mut self, event: &Event, out: &mut Emitter) {
+        let t = event.time.timestamp_millis();
+        let dir = &self.directory;
+        match &event.payload {
+            Payload::ProfileUpdated(p) => {
+                self.processed.add(OperatorKind::Notifications);
+                notifications::connections(event, p, dir, out);
             }
             Payload::ConversionCompleted(p) => {
                 if p.new_user_id == p.referrer_id {
@@ -126,7 +185,11 @@ impl ReferralSide {
             | Payload::ProjectCompleted(_)
             | Payload::MessageSentSocial(_)
             | Payload::LeaderboardUpdated(_)
-            | Payload::CodeGenerated(_) => {}
+            // Taken by `on_event`.
+            | Payload::CodeGenerated(_)
+            | Payload::UserRegistered(_)
+            | Payload::LinkClicked(_)
+            | Payload::ConversionStarted(_) => {}
         }
     }
 
@@ -179,6 +242,8 @@ impl ReferralSide {
         self.rewards.fire(tick, &config.programs, out);
         self.leaderboards.fire(tick, FireMode::Tick, out);
         self.fraud.purge(&config.fraud, config.allowed_lateness_ms, tick);
+        self.waiting
+            .expire(tick.saturating_sub(config.allowed_lateness_ms));
     }
 
     pub(crate) fn flush_corrections(&mut self, watermark: EventTimeMs, out: &mut Emitter) {

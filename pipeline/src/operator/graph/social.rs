@@ -11,6 +11,7 @@ use super::super::metrics::{OperatorKind, ProcessedCounts};
 use super::super::output::Emitter;
 use super::super::testimonials::Testimonials;
 use super::super::trending::Trending;
+use super::super::waiting::{Waiting, order_stamp};
 use crate::window::EventTimeMs;
 use crate::window::key::Key;
 use crate::window::table::FireMode;
@@ -24,6 +25,8 @@ pub(crate) struct SocialSide {
     pub(crate) engagement: Engagement,
     pub(crate) trending: Trending,
     pub(crate) testimonials: Testimonials,
+    /// Engagements read before their share (late).
+    pub(crate) waiting: Waiting,
     pub(crate) processed: ProcessedCounts,
 }
 
@@ -38,6 +41,7 @@ impl SocialSide {
             ),
             trending: Trending::default(),
             testimonials: Testimonials::default(),
+            waiting: Waiting::default(),
             processed: ProcessedCounts::default(),
         }
     }
@@ -71,29 +75,30 @@ impl SocialSide {
         self.update_directory(event, out);
         let dir = &self.directory;
         match &event.payload {
-            Payload::ShareCreated(p)
-                if dir.is_public(&p.user_id) && !ShareInfo::is_restricted(p.metadata.as_ref()) =>
-            {
-                self.processed.add(OperatorKind::Trending);
-                self.trending
-                    .add(&config.trending, &p.content_id, p.content_type, t, SHARE_WEIGHT);
+            Payload::ShareCreated(p) => {
+                if dir.is_public(&p.user_id) && !ShareInfo::is_restricted(p.metadata.as_ref()) {
+                    self.processed.add(OperatorKind::Trending);
+                    self.trending
+                        .add(&config.trending, &p.content_id, p.content_type, t, SHARE_WEIGHT);
+                }
+                for parked in self.waiting.take(&p.share_id, order_stamp(event)) {
+                    let content_counted =
+                        matches!(&parked.event.payload, Payload::ShareEngaged(e) if e.content_id.is_some());
+                    self.with_share(config, &parked.event, content_counted);
+                }
             }
             Payload::ShareEngaged(p) => {
-                let share = dir.shares.get(p.share_id.as_bytes());
-                let content = share.map(|s| s.content_id.as_str()).or(p.content_id.as_deref());
-                let sharer = share.map(|s| s.sharer.as_str());
                 self.processed.add(OperatorKind::Engagement);
-                self.engagement
-                    .add(t, &p.share_id, content, sharer, p.engagement_type);
-                if let Some(share) = share.filter(|s| !s.restricted && dir.is_public(s.sharer.as_str())) {
-                    self.processed.add(OperatorKind::Trending);
-                    self.trending.add(
-                        &config.trending,
-                        share.content_id.as_str(),
-                        share.content_type,
-                        t,
-                        1.0,
-                    );
+                if dir.shares.contains_key(p.share_id.as_bytes()) {
+                    self.engagement.add_share(t, &p.share_id, None, p.engagement_type);
+                    self.with_share(config, event, false);
+                } else {
+                    // The share and the content the event names count now; the sharer and trending need the
+                    // share, which may come later (read late).
+                    self.engagement
+                        .add_share(t, &p.share_id, p.content_id.as_deref(), p.engagement_type);
+                    self.waiting
+                        .park(&p.share_id, event, false, config.max_waiting_events);
                 }
             }
             Payload::TestimonialPublished(p) => {
@@ -106,6 +111,35 @@ impl SocialSide {
                 self.testimonials.engaged(&p.testimonial_id, p.engagement_type);
             }
             _ => {}
+        }
+    }
+
+    /// The parts of an engagement that need its share (known when called): the content it shared (unless
+    /// `content_counted`: the engagement waited, and the content it names counted on arrival), the sharer's count
+    /// and alert, trending.
+    fn with_share(&mut self, config: &OperatorConfig, event: &Event, content_counted: bool) {
+        let Payload::ShareEngaged(p) = &event.payload else {
+            return;
+        };
+        let Some(share) = self.directory.shares.get(p.share_id.as_bytes()) else {
+            return;
+        };
+        let t = event.time.timestamp_millis();
+        let content = share.content_id.as_str();
+        if !content_counted {
+            self.engagement.add_content(t, content, p.engagement_type);
+        }
+        self.engagement.add_sharer(
+            t,
+            &p.share_id,
+            Some(content),
+            share.sharer.as_str(),
+            p.engagement_type,
+        );
+        if !share.restricted && self.directory.is_public(share.sharer.as_str()) {
+            self.processed.add(OperatorKind::Trending);
+            self.trending
+                .add(&config.trending, content, share.content_type, t, 1.0);
         }
     }
 
@@ -151,6 +185,8 @@ impl SocialSide {
             out,
         );
         self.testimonials.fire(tick, idle, &self.directory, out);
+        self.waiting
+            .expire(tick.saturating_sub(config.allowed_lateness_ms));
     }
 
     pub(crate) fn flush_corrections(&mut self, watermark: EventTimeMs, out: &mut Emitter) {

@@ -1,0 +1,162 @@
+//! Events waiting for the reference they name: a click or a conversion on a referral code, a registration through
+//! one, an engagement on a share, read before the event that creates that code or share.
+//!
+//! In event-time order the creation always comes first, but a late event is taken in arrival order: its code may
+//! come later still (on another partition, or later in the same late batch). Rather than lose what depends on the
+//! reference, the event waits for it, and counts when it comes, if it comes first in event order (as it would
+//! have in order). A reference created after the event in event order never makes it count, so the result is the
+//! one event-time order gives, whatever the arrival order. An event waits until the watermark is past it by the
+//! allowed lateness (its reference could then only come too late), and at most `max_waiting_events` wait at once:
+//! past that, the event counts as naming nothing, as an unknown reference always did.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use social_schemas::{Event, Limits, parse_event};
+
+use super::metrics::WAITING_EVENTS_DROPPED;
+use crate::window::EventTimeMs;
+use crate::window::key::Key;
+use crate::window::reorder::tie_hash;
+
+/// Where an event stands in event order: `(time, tie_hash(source, id))`, the order the engine releases events in.
+pub type OrderStamp = (EventTimeMs, u64);
+
+/// The order stamp of `event`.
+pub fn order_stamp(event: &Event) -> OrderStamp {
+    (event.time.timestamp_millis(), tie_hash(&event.source, &event.id))
+}
+
+/// One waiting event with what was decided at its arrival.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parked {
+    pub event: Box<Event>,
+    /// The fraud verdict of a click, taken when the click arrived (the click window sees arrivals).
+    pub flagged: bool,
+}
+
+/// Waiting events by the reference they name (a code id, a share id).
+#[derive(Debug, Clone, Default)]
+pub struct Waiting {
+    by_reference: BTreeMap<Key, Vec<Parked>>,
+    len: usize,
+}
+
+impl Waiting {
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Parks `event` until `reference` is known. Returns false (and counts the drop) when `max` events wait
+    /// already.
+    pub fn park(&mut self, reference: &str, event: &Event, flagged: bool, max: usize) -> bool {
+        if self.len >= max {
+            metrics::counter!(WAITING_EVENTS_DROPPED, "reason" => "full").increment(1);
+            return false;
+        }
+        let parked = Parked {
+            event: Box::new(event.clone()),
+            flagged,
+        };
+        match self.by_reference.get_mut(reference.as_bytes()) {
+            Some(list) => list.push(parked),
+            None => {
+                self.by_reference.insert(Key::new(reference), vec![parked]);
+            }
+        }
+        self.len += 1;
+        true
+    }
+
+    /// The events waiting for `reference`, created at `created`, that come after it in event order (in that order);
+    /// the ones before it are dropped: in event order they were taken before the reference existed.
+    pub fn take(&mut self, reference: &str, created: OrderStamp) -> Vec<Parked> {
+        let Some(mut list) = self.by_reference.remove(reference.as_bytes()) else {
+            return Vec::new();
+        };
+        self.len -= list.len();
+        list.sort_by_key(|parked| order_stamp(&parked.event));
+        let before = list.len();
+        list.retain(|parked| order_stamp(&parked.event) > created);
+        let dropped = before - list.len();
+        if dropped > 0 {
+            metrics::counter!(WAITING_EVENTS_DROPPED, "reason" => "reference_later")
+                .increment(dropped as u64);
+        }
+        list
+    }
+
+    /// Forgets the events at or before `horizon` (the watermark less the allowed lateness): their reference could
+    /// only come too late now.
+    pub fn expire(&mut self, horizon: EventTimeMs) {
+        let mut expired = 0;
+        self.by_reference.retain(|_, list| {
+            let before = list.len();
+            list.retain(|parked| parked.event.time.timestamp_millis() > horizon);
+            expired += before - list.len();
+            !list.is_empty()
+        });
+        if expired > 0 {
+            self.len -= expired;
+            metrics::counter!(WAITING_EVENTS_DROPPED, "reason" => "expired").increment(expired as u64);
+        }
+    }
+}
+
+/// The checkpointed form: per reference, the events as their JSON.
+impl Serialize for Waiting {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let stored: BTreeMap<&str, Vec<StoredParked>> = self
+            .by_reference
+            .iter()
+            .map(|(reference, list)| {
+                let list = list
+                    .iter()
+                    .map(|parked| StoredParked {
+                        event: String::from_utf8_lossy(&parked.event.to_json()).into_owned(),
+                        flagged: parked.flagged,
+                    })
+                    .collect();
+                (reference.as_str(), list)
+            })
+            .collect();
+        stored.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Waiting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = BTreeMap::<String, Vec<StoredParked>>::deserialize(deserializer)?;
+        // Every event here was valid when it was parked; no size limit applies on the way back.
+        let limits = Limits {
+            max_event_bytes: usize::MAX,
+            ..Limits::default()
+        };
+        let mut waiting = Waiting::default();
+        for (reference, list) in stored {
+            let mut parked = Vec::with_capacity(list.len());
+            for item in list {
+                let event = parse_event(item.event.as_bytes(), &limits).map_err(serde::de::Error::custom)?;
+                parked.push(Parked {
+                    event: Box::new(event),
+                    flagged: item.flagged,
+                });
+            }
+            waiting.len += parked.len();
+            waiting.by_reference.insert(Key::new(&reference), parked);
+        }
+        Ok(waiting)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredParked {
+    event: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    flagged: bool,
+}
