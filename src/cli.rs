@@ -118,8 +118,8 @@ pub struct ServerArgs {
     /// the input topic twice (normally every event within the allowed lateness; about 50 bytes each).
     #[arg(long, env = "OPERATOR_DEDUP_MAX_KEYS", default_value_t = 1_000_000)]
     pub operator_dedup_max_keys: usize,
-    /// At most this many late events wait for the referral code or share they name, read before the event that
-    /// creates it; past it such an event counts as naming nothing.
+    /// At most this many events wait for the referral code or share they name, read before the event that
+    /// creates it (late input); past it such an event counts as naming nothing.
     #[arg(long, env = "OPERATOR_MAX_WAITING_EVENTS", default_value_t = 100_000)]
     pub operator_max_waiting_events: usize,
     /// Release buffered events when every input partition has been quiet this long, in milliseconds; 0 waits

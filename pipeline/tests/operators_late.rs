@@ -640,3 +640,70 @@ fn late_events_wait_for_the_code_or_share_they_name() {
         assert_eq!(got.len(), expected.len());
     }
 }
+
+/// A code whose own event comes too late (more than the allowed lateness behind the watermark) still lets the
+/// clicks that waited for it count, when they are within the allowed lateness: in event order they would.
+#[test]
+fn a_code_read_too_late_releases_the_clicks_that_waited_for_it() {
+    let code = event(
+        "code",
+        START + 20 * MINUTE_MS,
+        CodeGenerated {
+            code_id: "c0".into(),
+            user_id: "u0".into(),
+            program_id: "p".into(),
+            timestamp: None,
+        },
+    );
+    let click = click("k1", START + 62 * MINUTE_MS);
+    let clock = completed("w", START + 90 * MINUTE_MS);
+    let clicks = |state: &std::collections::BTreeMap<(String, String), Option<serde_json::Value>>| {
+        state
+            .get(&("user.u0.referrals".to_owned(), "counters".to_owned()))
+            .cloned()
+            .flatten()
+            .map(|counters| counters["allTime"]["clicks"].clone())
+    };
+    let in_order = live_state(vec![vec![code.clone(), click.clone(), clock.clone()]], None);
+    assert_eq!(clicks(&in_order), Some(serde_json::json!(1)));
+    let late = live_state(vec![vec![clock], vec![click], vec![code]], None);
+    assert_eq!(clicks(&late), clicks(&in_order));
+}
+
+/// A late click from before its code was created does not count, even when the code is known by the time it is
+/// read: in event order it came first and named no code.
+#[test]
+fn a_late_click_from_before_its_code_never_counts() {
+    let code = event(
+        "code",
+        START + 2 * MINUTE_MS,
+        CodeGenerated {
+            code_id: "c0".into(),
+            user_id: "u0".into(),
+            program_id: "p".into(),
+            timestamp: None,
+        },
+    );
+    let early_click = click("k0", START + MINUTE_MS);
+    let later_click = click("k1", START + 3 * MINUTE_MS);
+    let clock = completed("w", START + 20 * MINUTE_MS);
+    let clicks = |state: &std::collections::BTreeMap<(String, String), Option<serde_json::Value>>| {
+        state
+            .get(&("user.u0.referrals".to_owned(), "counters".to_owned()))
+            .cloned()
+            .flatten()
+            .map(|counters| counters["allTime"]["clicks"].clone())
+    };
+    let in_order = live_state(
+        vec![vec![
+            early_click.clone(),
+            code.clone(),
+            later_click.clone(),
+            clock.clone(),
+        ]],
+        None,
+    );
+    assert_eq!(clicks(&in_order), Some(serde_json::json!(1)));
+    let late = live_state(vec![vec![code, clock], vec![early_click, later_click]], None);
+    assert_eq!(clicks(&late), clicks(&in_order));
+}

@@ -13,6 +13,10 @@ use crate::window::key::Key;
 pub struct CodeInfo {
     pub owner: Key,
     pub program: Key,
+    /// Where the code's creation stands in event order: an event before it names no code, whenever it is read.
+    /// Absent in checkpoints written before it was kept: known since always.
+    #[serde(default = "since_always", skip_serializing_if = "is_since_always")]
+    pub created: OrderStamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +28,24 @@ pub struct ShareInfo {
     /// count on a public topic. Only written when set, which keeps checkpoints of public shares as they were.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restricted: bool,
+    /// As [`CodeInfo::created`].
+    #[serde(default = "since_always", skip_serializing_if = "is_since_always")]
+    pub created: OrderStamp,
+}
+
+/// Where an event stands in event order: `(event time in ms, tie_hash(source, id))`, the order the engine
+/// releases events in.
+pub type OrderStamp = (i64, u64);
+
+/// The stamp of reference state whose event is not known (checkpoints from before stamps were kept).
+const ALWAYS: OrderStamp = (i64::MIN, 0);
+
+fn since_always() -> OrderStamp {
+    ALWAYS
+}
+
+fn is_since_always(stamp: &OrderStamp) -> bool {
+    *stamp == ALWAYS
 }
 
 impl ShareInfo {
@@ -49,18 +71,82 @@ pub struct Directory {
     /// written before stamps were kept: every flag then counts as never set.
     #[serde(default)]
     privacy_stamps: FxHashMap<Key, [PrivacyStamp; 4]>,
+    /// Per referred user, the order stamp of the event that named the referrer in `referred_by`: the one latest
+    /// in event order names them, whatever the arrival order. Absent in older checkpoints (see `ALWAYS`).
+    #[serde(default)]
+    referred_by_stamps: FxHashMap<Key, OrderStamp>,
 }
 
-/// Where a privacy update stands in event order: `(event time in ms, tie_hash(source, id))`.
-pub type PrivacyStamp = (i64, u64);
+/// Where a privacy update stands in event order.
+pub type PrivacyStamp = OrderStamp;
 
 /// The stamp of a flag no update has set.
-const NEVER_SET: PrivacyStamp = (i64::MIN, 0);
+const NEVER_SET: PrivacyStamp = ALWAYS;
 
 impl Directory {
-    /// The referrer who owns `code`.
+    /// The referrer who owns `code`, whenever the code was created.
     pub fn referrer_of_code(&self, code: &str) -> Option<&CodeInfo> {
         self.codes.get(code.as_bytes())
+    }
+
+    /// The referrer who owns `code` for an event at `at` in event order: `None` when the code was created after.
+    pub fn referrer_of_code_at(&self, code: &str, at: OrderStamp) -> Option<&CodeInfo> {
+        self.codes.get(code.as_bytes()).filter(|info| info.created < at)
+    }
+
+    /// The share `share` for an event at `at` in event order: `None` when it was created after.
+    pub fn share_at(&self, share: &str, at: OrderStamp) -> Option<&ShareInfo> {
+        self.shares.get(share.as_bytes()).filter(|info| info.created < at)
+    }
+
+    /// Records a code's creation. Its owner and program are those of the creation latest in event order; it
+    /// counts as created at its earliest.
+    pub fn insert_code(&mut self, code: &str, mut info: CodeInfo) {
+        match self.codes.get_mut(code.as_bytes()) {
+            Some(known) if known.created > info.created => known.created = info.created,
+            Some(known) => {
+                info.created = known.created;
+                *known = info;
+            }
+            None => {
+                self.codes.insert(Key::new(code), info);
+            }
+        }
+    }
+
+    /// Records a share, as [`Directory::insert_code`] does a code.
+    pub fn insert_share(&mut self, share: &str, mut info: ShareInfo) {
+        match self.shares.get_mut(share.as_bytes()) {
+            Some(known) if known.created > info.created => known.created = info.created,
+            Some(known) => {
+                info.created = known.created;
+                *known = info;
+            }
+            None => {
+                self.shares.insert(Key::new(share), info);
+            }
+        }
+    }
+
+    /// Names `referrer` as who referred `user`, for an event at `at` in event order, unless an event later in
+    /// event order named one already. Returns whether anything changed.
+    pub fn set_referrer(&mut self, user: &str, referrer: &str, at: OrderStamp) -> bool {
+        let since = self
+            .referred_by_stamps
+            .get(user.as_bytes())
+            .copied()
+            .unwrap_or(ALWAYS);
+        let unchanged = since == at
+            && self
+                .referred_by
+                .get(user.as_bytes())
+                .is_some_and(|known| known.as_str() == referrer);
+        if since > at || unchanged {
+            return false;
+        }
+        self.referred_by.insert(Key::new(user), Key::new(referrer));
+        self.referred_by_stamps.insert(Key::new(user), at);
+        true
     }
 
     /// Merges a profile's privacy update stamped `stamp` (absent fields keep their value; a field a later update
@@ -131,6 +217,7 @@ impl Directory {
         let social = Directory {
             codes: FxHashMap::default(),
             referred_by: FxHashMap::default(),
+            referred_by_stamps: FxHashMap::default(),
             shares: self.shares,
             testimonial_authors: self.testimonial_authors,
             privacy: self.privacy.clone(),
@@ -139,6 +226,7 @@ impl Directory {
         let referral = Directory {
             codes: self.codes,
             referred_by: self.referred_by,
+            referred_by_stamps: self.referred_by_stamps,
             shares: FxHashMap::default(),
             testimonial_authors: FxHashMap::default(),
             privacy: self.privacy,
@@ -157,6 +245,7 @@ impl Directory {
             testimonial_authors: &social.testimonial_authors,
             privacy: &self.privacy,
             privacy_stamps: &self.privacy_stamps,
+            referred_by_stamps: &self.referred_by_stamps,
         }
     }
 }
@@ -170,4 +259,43 @@ pub(crate) struct DirectoryUnion<'a> {
     testimonial_authors: &'a FxHashMap<Key, Key>,
     privacy: &'a FxHashMap<Key, PrivacySettings>,
     privacy_stamps: &'a FxHashMap<Key, [PrivacyStamp; 4]>,
+    referred_by_stamps: &'a FxHashMap<Key, OrderStamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(owner: &str, created: OrderStamp) -> CodeInfo {
+        CodeInfo {
+            owner: Key::new(owner),
+            program: Key::new("p"),
+            created,
+        }
+    }
+
+    #[test]
+    fn the_referrer_latest_in_event_order_holds_whatever_the_arrival_order() {
+        let mut dir = Directory::default();
+        assert!(dir.set_referrer("u", "b", (200, 0)));
+        assert!(!dir.set_referrer("u", "a", (100, 0)), "older, read later");
+        assert!(!dir.set_referrer("u", "b", (200, 0)), "the same again");
+        assert_eq!(dir.referred_by.get("u".as_bytes()).map(Key::as_str), Some("b"));
+        assert!(dir.set_referrer("u", "c", (300, 0)));
+        assert_eq!(dir.referred_by.get("u".as_bytes()).map(Key::as_str), Some("c"));
+    }
+
+    #[test]
+    fn a_code_counts_from_its_earliest_creation_with_its_latest_owner() {
+        let mut dir = Directory::default();
+        dir.insert_code("c", code("new", (200, 0)));
+        dir.insert_code("c", code("old", (100, 0)));
+        let info = dir.referrer_of_code("c").cloned();
+        assert_eq!(info, Some(code("new", (100, 0))));
+        assert!(
+            dir.referrer_of_code_at("c", (50, 0)).is_none(),
+            "before it was created"
+        );
+        assert!(dir.referrer_of_code_at("c", (150, 0)).is_some());
+    }
 }

@@ -164,7 +164,7 @@ impl Engine {
         } else {
             self.stats.too_late += 1;
             metrics::counter!(LATE_EVENTS, "kind" => "too_late").increment(1);
-            self.graph.on_too_late(&event, out);
+            self.graph.on_too_late(&event, self.released, out);
             let id = MessageId::new("late").str(&event.source).str(&event.id).finish();
             // Parsed into a `Value` first: the side output carries the event with sorted keys (rare path).
             let data = serde_json::from_slice::<serde_json::Value>(&event.to_json())

@@ -1,26 +1,24 @@
-//! Events waiting for the reference they name: a click or a conversion on a referral code, a registration through
-//! one, an engagement on a share, read before the event that creates that code or share.
+//! Events waiting for the reference they name: a click or a conversion start on a referral code, a registration
+//! through one, an engagement on a share, read before the event that creates that code or share.
 //!
-//! In event-time order the creation always comes first, but a late event is taken in arrival order: its code may
-//! come later still (on another partition, or later in the same late batch). Rather than lose what depends on the
-//! reference, the event waits for it, and counts when it comes, if it comes first in event order (as it would
-//! have in order). A reference created after the event in event order never makes it count, so the result is the
-//! one event-time order gives, whatever the arrival order. An event waits until the watermark is past it by the
-//! allowed lateness (its reference could then only come too late), and at most `max_waiting_events` wait at once:
-//! past that, the event counts as naming nothing, as an unknown reference always did.
+//! In event-time order the creation normally comes first, but late input is taken in arrival order: a code may be
+//! read after the events that name it (on another partition, or later in the same late read). Rather than lose
+//! what depends on the reference, the event waits for it and counts when it comes, if it comes first in event
+//! order (as it would have in that order); the directory keeps where each code and share was created for the
+//! events read after it. An event waits until the watermark is past it by the allowed lateness (its reference
+//! could then only come too late), and at most `max_waiting_events` wait at once: past that, the event counts as
+//! naming nothing, as an unknown reference always did.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use social_schemas::{Event, Limits, parse_event};
 
+pub use super::directory::OrderStamp;
 use super::metrics::WAITING_EVENTS_DROPPED;
 use crate::window::EventTimeMs;
 use crate::window::key::Key;
 use crate::window::reorder::tie_hash;
-
-/// Where an event stands in event order: `(time, tie_hash(source, id))`, the order the engine releases events in.
-pub type OrderStamp = (EventTimeMs, u64);
 
 /// The order stamp of `event`.
 pub fn order_stamp(event: &Event) -> OrderStamp {

@@ -113,10 +113,15 @@ impl OperatorGraph {
         notifications::on_arrival(event, out);
     }
 
-    /// A too-late event: reference state only (attribution, privacy), no aggregate.
-    pub fn on_too_late(&mut self, event: &Event, out: &mut Emitter) {
+    /// A too-late event: reference state only (attribution, privacy), no aggregate of its own; the events that
+    /// waited for its code or share (they may still be within the allowed lateness) count, with their corrections.
+    pub fn on_too_late(&mut self, event: &Event, watermark: EventTimeMs, out: &mut Emitter) {
         self.referral.update_directory(event, out);
         self.social.update_directory(event, out);
+        self.referral.release_waiting(event, out);
+        self.social.release_waiting(&self.config, event);
+        self.referral.flush_corrections(watermark, out);
+        self.social.flush_corrections(watermark, out);
     }
 
     /// A late event within the allowed lateness (both sides), then the corrections of windows already final (both

@@ -50,11 +50,7 @@ impl ReferralSide {
         let t = event.time.timestamp_millis();
         self.update_directory(event, out);
         match &event.payload {
-            Payload::CodeGenerated(p) => {
-                for parked in self.waiting.take(&p.code_id, order_stamp(event)) {
-                    self.with_code(&parked.event, parked.flagged, out);
-                }
-            }
+            Payload::CodeGenerated(_) => self.release_waiting(event, out),
             Payload::UserRegistered(p) => {
                 if let Some(code) = p.referral_code.as_deref() {
                     self.needs_code(config, code, event, false, out);
@@ -72,6 +68,16 @@ impl ReferralSide {
         }
     }
 
+    /// After a code's event (in order, late or too late): the events that waited for it and come after it.
+    pub(crate) fn release_waiting(&mut self, event: &Event, out: &mut Emitter) {
+        let Payload::CodeGenerated(p) = &event.payload else {
+            return;
+        };
+        for parked in self.waiting.take(&p.code_id, order_stamp(event)) {
+            self.with_code(&parked.event, parked.flagged, out);
+        }
+    }
+
     /// What `event` does with the owner of `code`, at once when the code is known; otherwise once the code comes,
     /// if it comes first in event order (see [`super::super::waiting`]).
     fn needs_code(
@@ -82,11 +88,16 @@ impl ReferralSide {
         flagged: bool,
         out: &mut Emitter,
     ) {
-        if self.directory.referrer_of_code(code).is_some() {
+        if self
+            .directory
+            .referrer_of_code_at(code, order_stamp(event))
+            .is_some()
+        {
             self.with_code(event, flagged, out);
-        } else {
+        } else if self.directory.referrer_of_code(code).is_none() {
             self.waiting.park(code, event, flagged, config.max_waiting_events);
         }
+        // Else the code was created after the event in event order: in that order the event named no code.
     }
 
     /// The parts of a registration through a code, a click or a conversion start that need the code's owner (known
@@ -102,11 +113,12 @@ impl ReferralSide {
                 let Some(info) = dir.referrer_of_code(code).cloned() else {
                     return;
                 };
-                if info.owner.as_str() != p.user_id && !dir.referred_by.contains_key(p.user_id.as_bytes()) {
-                    // A registration that waited for its code: attribution now (a conversion of the same user,
-                    // later in event order, may have named the referrer already).
+                // A registration that waited for its code: attribution now (unless an event later in event order
+                // named the referrer already); one that did not, update_directory attributed.
+                if info.owner.as_str() != p.user_id
+                    && dir.set_referrer(&p.user_id, info.owner.as_str(), order_stamp(event))
+                {
                     self.processed.add(OperatorKind::Attribution);
-                    dir.referred_by.insert(Key::new(&p.user_id), info.owner.clone());
                 }
                 self.processed.add(OperatorKind::Notifications);
                 if info.owner.as_str() == p.user_id {
@@ -202,24 +214,26 @@ impl ReferralSide {
                 let info = CodeInfo {
                     owner: Key::new(&p.user_id),
                     program: Key::new(&p.program_id),
+                    created: order_stamp(event),
                 };
-                dir.codes.insert(Key::new(&p.code_id), info);
+                dir.insert_code(&p.code_id, info);
             }
             Payload::UserRegistered(p) => {
+                let at = order_stamp(event);
                 let referrer = p
                     .referral_code
                     .as_deref()
-                    .and_then(|c| dir.referrer_of_code(c))
+                    .and_then(|c| dir.referrer_of_code_at(c, at))
                     .map(|c| c.owner.clone());
-                if let Some(referrer) = referrer.filter(|r| r.as_str() != p.user_id) {
+                if let Some(referrer) = referrer.filter(|r| r.as_str() != p.user_id)
+                    && dir.set_referrer(&p.user_id, referrer.as_str(), at)
+                {
                     self.processed.add(OperatorKind::Attribution);
-                    dir.referred_by.insert(Key::new(&p.user_id), referrer);
                 }
             }
             Payload::ConversionCompleted(p) if p.new_user_id != p.referrer_id => {
                 self.processed.add(OperatorKind::Attribution);
-                dir.referred_by
-                    .insert(Key::new(&p.new_user_id), Key::new(&p.referrer_id));
+                dir.set_referrer(&p.new_user_id, &p.referrer_id, order_stamp(event));
             }
             Payload::ProfileUpdated(p) => {
                 let Some(privacy) = &p.privacy else { return };

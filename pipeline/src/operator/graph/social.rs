@@ -81,17 +81,17 @@ impl SocialSide {
                     self.trending
                         .add(&config.trending, &p.content_id, p.content_type, t, SHARE_WEIGHT);
                 }
-                for parked in self.waiting.take(&p.share_id, order_stamp(event)) {
-                    let content_counted =
-                        matches!(&parked.event.payload, Payload::ShareEngaged(e) if e.content_id.is_some());
-                    self.with_share(config, &parked.event, content_counted);
-                }
+                self.release_waiting(config, event);
             }
             Payload::ShareEngaged(p) => {
                 self.processed.add(OperatorKind::Engagement);
-                if dir.shares.contains_key(p.share_id.as_bytes()) {
+                if dir.share_at(&p.share_id, order_stamp(event)).is_some() {
                     self.engagement.add_share(t, &p.share_id, None, p.engagement_type);
                     self.with_share(config, event, false);
+                } else if dir.shares.contains_key(p.share_id.as_bytes()) {
+                    // The share was created after the engagement in event order: in that order it named none.
+                    self.engagement
+                        .add_share(t, &p.share_id, p.content_id.as_deref(), p.engagement_type);
                 } else {
                     // The share and the content the event names count now; the sharer and trending need the
                     // share, which may come later (read late).
@@ -111,6 +111,18 @@ impl SocialSide {
                 self.testimonials.engaged(&p.testimonial_id, p.engagement_type);
             }
             _ => {}
+        }
+    }
+
+    /// After a share's event (in order, late or too late): the engagements that waited for it and come after it.
+    pub(crate) fn release_waiting(&mut self, config: &OperatorConfig, event: &Event) {
+        let Payload::ShareCreated(p) = &event.payload else {
+            return;
+        };
+        for parked in self.waiting.take(&p.share_id, order_stamp(event)) {
+            let content_counted =
+                matches!(&parked.event.payload, Payload::ShareEngaged(e) if e.content_id.is_some());
+            self.with_share(config, &parked.event, content_counted);
         }
     }
 
@@ -154,8 +166,9 @@ impl SocialSide {
                     content_id: Key::new(&p.content_id),
                     content_type: p.content_type,
                     restricted: ShareInfo::is_restricted(p.metadata.as_ref()),
+                    created: order_stamp(event),
                 };
-                dir.shares.insert(Key::new(&p.share_id), info);
+                dir.insert_share(&p.share_id, info);
             }
             Payload::TestimonialPublished(p) => {
                 dir.testimonial_authors
