@@ -37,6 +37,9 @@ pub struct Parked {
 #[derive(Debug, Clone, Default)]
 pub struct Waiting {
     by_reference: BTreeMap<Key, Vec<Parked>>,
+    /// Per event time, the reference of each event of that time waiting: expiry takes the oldest first without
+    /// looking at the others.
+    by_time: BTreeMap<EventTimeMs, Vec<Key>>,
     len: usize,
 }
 
@@ -67,6 +70,10 @@ impl Waiting {
                 self.by_reference.insert(Key::new(reference), vec![parked]);
             }
         }
+        self.by_time
+            .entry(event.time.timestamp_millis())
+            .or_default()
+            .push(Key::new(reference));
         self.len += 1;
         true
     }
@@ -78,6 +85,9 @@ impl Waiting {
             return Vec::new();
         };
         self.len -= list.len();
+        for parked in &list {
+            self.forget_time(parked.event.time.timestamp_millis(), reference);
+        }
         list.sort_by_key(|parked| order_stamp(&parked.event));
         let before = list.len();
         list.retain(|parked| order_stamp(&parked.event) > created);
@@ -92,16 +102,36 @@ impl Waiting {
     /// Forgets the events at or before `horizon` (the watermark less the allowed lateness): their reference could
     /// only come too late now.
     pub fn expire(&mut self, horizon: EventTimeMs) {
-        let mut expired = 0;
-        self.by_reference.retain(|_, list| {
-            let before = list.len();
+        let later = self.by_time.split_off(&horizon.saturating_add(1));
+        let expired = std::mem::replace(&mut self.by_time, later);
+        let before = self.len;
+        for reference in expired.into_values().flatten() {
+            let Some(list) = self.by_reference.get_mut(reference.as_bytes()) else {
+                continue;
+            };
+            let kept = list.len();
             list.retain(|parked| parked.event.time.timestamp_millis() > horizon);
-            expired += before - list.len();
-            !list.is_empty()
-        });
-        if expired > 0 {
-            self.len -= expired;
-            metrics::counter!(WAITING_EVENTS_DROPPED, "reason" => "expired").increment(expired as u64);
+            self.len -= kept - list.len();
+            if list.is_empty() {
+                self.by_reference.remove(reference.as_bytes());
+            }
+        }
+        if before > self.len {
+            metrics::counter!(WAITING_EVENTS_DROPPED, "reason" => "expired")
+                .increment((before - self.len) as u64);
+        }
+    }
+
+    /// Removes one entry of `reference` at `time` from the time index.
+    fn forget_time(&mut self, time: EventTimeMs, reference: &str) {
+        let Some(references) = self.by_time.get_mut(&time) else {
+            return;
+        };
+        if let Some(index) = references.iter().position(|r| r.as_str() == reference) {
+            references.swap_remove(index);
+        }
+        if references.is_empty() {
+            self.by_time.remove(&time);
         }
     }
 }
@@ -146,6 +176,13 @@ impl<'de> Deserialize<'de> for Waiting {
                 });
             }
             waiting.len += parked.len();
+            for item in &parked {
+                waiting
+                    .by_time
+                    .entry(item.event.time.timestamp_millis())
+                    .or_default()
+                    .push(Key::new(&reference));
+            }
             waiting.by_reference.insert(Key::new(&reference), parked);
         }
         Ok(waiting)
@@ -157,4 +194,72 @@ struct StoredParked {
     event: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     flagged: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{Generator, GeneratorConfig};
+
+    fn events(count: usize) -> Vec<Event> {
+        Generator::new(GeneratorConfig::default())
+            .take(count)
+            .map(|generated| {
+                parse_event(&generated.json, &Limits::default()).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    }
+
+    fn time(event: &Event) -> EventTimeMs {
+        event.time.timestamp_millis()
+    }
+
+    /// Every event parked is taken, expired or still waiting, once; the time index follows.
+    #[test]
+    fn parked_events_leave_once_by_take_or_expiry() {
+        let events = events(60);
+        let mut waiting = Waiting::default();
+        for (index, event) in events.iter().enumerate() {
+            let reference = ["a", "b", "c"][index % 3];
+            assert!(waiting.park(reference, event, index % 2 == 0, 1_000));
+        }
+        assert!(!waiting.park("d", &events[0], false, 60), "full");
+        assert_eq!(waiting.len(), 60);
+
+        // "a" comes at the time of the 30th event: the ones before it are dropped, the others taken in order.
+        let created = order_stamp(&events[30]);
+        let taken = waiting.take("a", created);
+        let expected: Vec<&Event> = events
+            .iter()
+            .enumerate()
+            .filter(|(index, event)| index % 3 == 0 && order_stamp(event) > created)
+            .map(|(_, event)| event)
+            .collect();
+        let mut expected = expected;
+        expected.sort_by_key(|event| order_stamp(event));
+        let got: Vec<&Event> = taken.iter().map(|parked| &*parked.event).collect();
+        assert_eq!(got, expected);
+        assert_eq!(waiting.len(), 40);
+        assert!(waiting.take("a", created).is_empty());
+
+        // Expiry at the 45th event's time forgets every remaining event at or before it.
+        let horizon = time(&events[45]);
+        waiting.expire(horizon);
+        let left = events
+            .iter()
+            .enumerate()
+            .filter(|(index, event)| index % 3 != 0 && time(event) > horizon)
+            .count();
+        assert_eq!(waiting.len(), left);
+        assert_eq!(waiting.by_time.values().map(Vec::len).sum::<usize>(), left);
+
+        // Through a checkpoint: the same events, the same index.
+        let json = serde_json::to_string(&waiting).unwrap_or_else(|e| panic!("{e}"));
+        let restored: Waiting = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(restored.len(), left);
+        assert_eq!(restored.by_reference, waiting.by_reference);
+        waiting.expire(EventTimeMs::MAX);
+        assert!(waiting.is_empty());
+        assert!(waiting.by_time.is_empty() && waiting.by_reference.is_empty());
+    }
 }
