@@ -31,7 +31,9 @@ async fn a_thirty_second_redis_outage_loses_nothing() {
         data_dir.path().to_str().unwrap(),
         "--partitions",
         "4",
-        // Longer than the test's own pauses: the idle flush releases buffered events only at the end.
+        // Longer than the test's short pauses, shorter than the outage: the flush while Redis is down moves the
+        // watermark past every event read, so the first events of the next part are late (the state must not
+        // depend on it).
         "--idle-flush-ms",
         "10000",
         "--redis-url",
