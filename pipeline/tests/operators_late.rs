@@ -707,3 +707,32 @@ fn a_late_click_from_before_its_code_never_counts() {
     let late = live_state(vec![vec![code, clock], vec![early_click, later_click]], None);
     assert_eq!(clicks(&late), clicks(&in_order));
 }
+
+/// A late conversion naming no program, from before its code was created, counts under the unknown program even
+/// when the code is known by the time it is read: in event order the code did not exist yet.
+#[test]
+fn a_late_conversion_from_before_its_code_takes_no_program_from_it() {
+    let code = event(
+        "code",
+        START + 2 * MINUTE_MS,
+        CodeGenerated {
+            code_id: "c0".into(),
+            user_id: "u0".into(),
+            program_id: "p".into(),
+            timestamp: None,
+        },
+    );
+    let conversion = completed("early", START + MINUTE_MS);
+    let clock = click("k1", START + 20 * MINUTE_MS);
+    let in_order = live_state(vec![vec![conversion.clone(), code.clone(), clock.clone()]], None);
+    let late = live_state(vec![vec![code, clock], vec![conversion]], None);
+    let state_of_u0 = |state: &std::collections::BTreeMap<(String, String), Option<serde_json::Value>>| {
+        state
+            .iter()
+            .filter(|((topic, _), _)| topic.starts_with("user.u0."))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(!state_of_u0(&in_order).is_empty());
+    assert_eq!(state_of_u0(&late), state_of_u0(&in_order));
+}

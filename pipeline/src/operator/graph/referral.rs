@@ -165,7 +165,10 @@ impl ReferralSide {
                 let program = p
                     .program_id
                     .as_deref()
-                    .or_else(|| dir.referrer_of_code(&p.referral_id).map(|c| c.program.as_str()))
+                    .or_else(|| {
+                        dir.referrer_of_code_at(&p.referral_id, order_stamp(event))
+                            .map(|c| c.program.as_str())
+                    })
                     .unwrap_or(UNKNOWN_PROGRAM);
                 self.processed.add(OperatorKind::Counters);
                 self.counters
