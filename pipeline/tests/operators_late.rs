@@ -546,13 +546,33 @@ fn without_publication_details(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// The code `c0` of `u0` (program `p`), created at `t`.
+fn code_c0(t: i64) -> social_schemas::Event {
+    let code = CodeGenerated {
+        code_id: "c0".into(),
+        user_id: "u0".into(),
+        program_id: "p".into(),
+        timestamp: None,
+    };
+    event("code", t, code)
+}
+
+/// Live state: topic and part to the last value published (`None`: removed).
+type LiveState = std::collections::BTreeMap<(String, String), Option<serde_json::Value>>;
+
+/// `u0`'s all-time clicks in `state`.
+fn clicks_of_u0(state: &LiveState) -> Option<serde_json::Value> {
+    state
+        .get(&("user.u0.referrals".to_owned(), "counters".to_owned()))
+        .cloned()
+        .flatten()
+        .map(|counters| counters["allTime"]["clicks"].clone())
+}
+
 /// The live state after `batches` (each pushed, then the watermark advanced) and an idle flush: topic and part to
 /// the last value published, without publication details.
 /// With `restore_before`, the engine is checkpointed (through JSON) and restored before that batch.
-fn live_state(
-    batches: Vec<Vec<social_schemas::Event>>,
-    restore_before: Option<usize>,
-) -> std::collections::BTreeMap<(String, String), Option<serde_json::Value>> {
+fn live_state(batches: Vec<Vec<social_schemas::Event>>, restore_before: Option<usize>) -> LiveState {
     let mut engine = late_engine();
     let mut out = Emitter::default();
     for (index, batch) in batches.into_iter().enumerate() {
@@ -582,16 +602,7 @@ fn live_state(
 /// counts. The live state is the one event order gives.
 #[test]
 fn late_events_wait_for_the_code_or_share_they_name() {
-    let code = event(
-        "code",
-        START + 2 * MINUTE_MS,
-        CodeGenerated {
-            code_id: "c0".into(),
-            user_id: "u0".into(),
-            program_id: "p".into(),
-            timestamp: None,
-        },
-    );
+    let code = code_c0(START + 2 * MINUTE_MS);
     let share = share_s1(START + 2 * MINUTE_MS);
     let early_click = click("k0", START + MINUTE_MS);
     let dependents = vec![
@@ -645,55 +656,23 @@ fn late_events_wait_for_the_code_or_share_they_name() {
 /// clicks that waited for it count, when they are within the allowed lateness: in event order they would.
 #[test]
 fn a_code_read_too_late_releases_the_clicks_that_waited_for_it() {
-    let code = event(
-        "code",
-        START + 20 * MINUTE_MS,
-        CodeGenerated {
-            code_id: "c0".into(),
-            user_id: "u0".into(),
-            program_id: "p".into(),
-            timestamp: None,
-        },
-    );
+    let code = code_c0(START + 20 * MINUTE_MS);
     let click = click("k1", START + 62 * MINUTE_MS);
     let clock = completed("w", START + 90 * MINUTE_MS);
-    let clicks = |state: &std::collections::BTreeMap<(String, String), Option<serde_json::Value>>| {
-        state
-            .get(&("user.u0.referrals".to_owned(), "counters".to_owned()))
-            .cloned()
-            .flatten()
-            .map(|counters| counters["allTime"]["clicks"].clone())
-    };
     let in_order = live_state(vec![vec![code.clone(), click.clone(), clock.clone()]], None);
-    assert_eq!(clicks(&in_order), Some(serde_json::json!(1)));
+    assert_eq!(clicks_of_u0(&in_order), Some(serde_json::json!(1)));
     let late = live_state(vec![vec![clock], vec![click], vec![code]], None);
-    assert_eq!(clicks(&late), clicks(&in_order));
+    assert_eq!(clicks_of_u0(&late), clicks_of_u0(&in_order));
 }
 
 /// A late click from before its code was created does not count, even when the code is known by the time it is
 /// read: in event order it came first and named no code.
 #[test]
 fn a_late_click_from_before_its_code_never_counts() {
-    let code = event(
-        "code",
-        START + 2 * MINUTE_MS,
-        CodeGenerated {
-            code_id: "c0".into(),
-            user_id: "u0".into(),
-            program_id: "p".into(),
-            timestamp: None,
-        },
-    );
+    let code = code_c0(START + 2 * MINUTE_MS);
     let early_click = click("k0", START + MINUTE_MS);
     let later_click = click("k1", START + 3 * MINUTE_MS);
     let clock = completed("w", START + 20 * MINUTE_MS);
-    let clicks = |state: &std::collections::BTreeMap<(String, String), Option<serde_json::Value>>| {
-        state
-            .get(&("user.u0.referrals".to_owned(), "counters".to_owned()))
-            .cloned()
-            .flatten()
-            .map(|counters| counters["allTime"]["clicks"].clone())
-    };
     let in_order = live_state(
         vec![vec![
             early_click.clone(),
@@ -703,30 +682,21 @@ fn a_late_click_from_before_its_code_never_counts() {
         ]],
         None,
     );
-    assert_eq!(clicks(&in_order), Some(serde_json::json!(1)));
+    assert_eq!(clicks_of_u0(&in_order), Some(serde_json::json!(1)));
     let late = live_state(vec![vec![code, clock], vec![early_click, later_click]], None);
-    assert_eq!(clicks(&late), clicks(&in_order));
+    assert_eq!(clicks_of_u0(&late), clicks_of_u0(&in_order));
 }
 
 /// A late conversion naming no program, from before its code was created, counts under the unknown program even
 /// when the code is known by the time it is read: in event order the code did not exist yet.
 #[test]
 fn a_late_conversion_from_before_its_code_takes_no_program_from_it() {
-    let code = event(
-        "code",
-        START + 2 * MINUTE_MS,
-        CodeGenerated {
-            code_id: "c0".into(),
-            user_id: "u0".into(),
-            program_id: "p".into(),
-            timestamp: None,
-        },
-    );
+    let code = code_c0(START + 2 * MINUTE_MS);
     let conversion = completed("early", START + MINUTE_MS);
     let clock = click("k1", START + 20 * MINUTE_MS);
     let in_order = live_state(vec![vec![conversion.clone(), code.clone(), clock.clone()]], None);
     let late = live_state(vec![vec![code, clock], vec![conversion]], None);
-    let state_of_u0 = |state: &std::collections::BTreeMap<(String, String), Option<serde_json::Value>>| {
+    let state_of_u0 = |state: &LiveState| {
         state
             .iter()
             .filter(|((topic, _), _)| topic.starts_with("user.u0."))

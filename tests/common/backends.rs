@@ -145,6 +145,12 @@ pub async fn wait_until_quiet(received: &Arc<Mutex<Vec<Received>>>, quiet: Durat
 /// The live state the operators reach for `events` ingested in chunks of 1,000 (as [`post_events`] does) into
 /// `partitions` partitions, once every event is read and the idle flush has released what was buffered.
 pub async fn reference_state(events: &[Vec<u8>], partitions: u32) -> State {
+    state_after_parts(events, partitions, &[]).await.0
+}
+
+/// [`reference_state`] with the events ingested in parts ending at `cuts` (and at the end), each read until two
+/// rounds find nothing (the idle flush releasing what it left buffered); with the count of late events.
+pub async fn state_after_parts(events: &[Vec<u8>], partitions: u32, cuts: &[usize]) -> (State, u64) {
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(MemoryBusConfig::default()));
     let ingestor = Ingestor::open(
         bus.clone(),
@@ -155,14 +161,6 @@ pub async fn reference_state(events: &[Vec<u8>], partitions: u32) -> State {
     )
     .await
     .unwrap();
-    for chunk in events.chunks(1000) {
-        let items: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-        let report = ingestor
-            .ingest(&items, "application/cloudevents+json")
-            .await
-            .unwrap();
-        assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
-    }
     let config = TopologyConfig {
         idle_flush_ms: Some(0),
         partition_idle_ms: 0,
@@ -172,14 +170,26 @@ pub async fn reference_state(events: &[Vec<u8>], partitions: u32) -> State {
     let snapshots = topology.snapshots();
     let mut out = Emitter::default();
     topology.start(&mut out);
-    let mut quiet_rounds = 0;
-    while quiet_rounds < 2 {
-        let outcome = topology.round(&mut out).await.unwrap();
-        snapshots.apply(out.snapshots.drain(..));
-        out.outputs.clear();
-        quiet_rounds = if outcome.records == 0 { quiet_rounds + 1 } else { 0 };
+    let mut from = 0;
+    for &to in cuts.iter().chain(std::iter::once(&events.len())) {
+        for chunk in events[from..to].chunks(1000) {
+            let items: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            let report = ingestor
+                .ingest(&items, "application/cloudevents+json")
+                .await
+                .unwrap();
+            assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
+        }
+        from = to;
+        let mut quiet_rounds = 0;
+        while quiet_rounds < 2 {
+            let outcome = topology.round(&mut out).await.unwrap();
+            snapshots.apply(out.snapshots.drain(..));
+            out.outputs.clear();
+            quiet_rounds = if outcome.records == 0 { quiet_rounds + 1 } else { 0 };
+        }
     }
-    parsed(snapshots.export())
+    (parsed(snapshots.export()), topology.engine().stats().late)
 }
 
 /// Every `state:{T}` hash under `prefix`, parsed (the `_v` fence left out).

@@ -101,31 +101,13 @@ impl Directory {
 
     /// Records a code's creation. Its owner and program are those of the creation latest in event order; it
     /// counts as created at its earliest.
-    pub fn insert_code(&mut self, code: &str, mut info: CodeInfo) {
-        match self.codes.get_mut(code.as_bytes()) {
-            Some(known) if known.created > info.created => known.created = info.created,
-            Some(known) => {
-                info.created = known.created;
-                *known = info;
-            }
-            None => {
-                self.codes.insert(Key::new(code), info);
-            }
-        }
+    pub fn insert_code(&mut self, code: &str, info: CodeInfo) {
+        insert_created(&mut self.codes, code, info, |info| &mut info.created);
     }
 
     /// Records a share, as [`Directory::insert_code`] does a code.
-    pub fn insert_share(&mut self, share: &str, mut info: ShareInfo) {
-        match self.shares.get_mut(share.as_bytes()) {
-            Some(known) if known.created > info.created => known.created = info.created,
-            Some(known) => {
-                info.created = known.created;
-                *known = info;
-            }
-            None => {
-                self.shares.insert(Key::new(share), info);
-            }
-        }
+    pub fn insert_share(&mut self, share: &str, info: ShareInfo) {
+        insert_created(&mut self.shares, share, info, |info| &mut info.created);
     }
 
     /// Names `referrer` as who referred `user`, for an event at `at` in event order, unless an event later in
@@ -248,6 +230,24 @@ impl Directory {
             referred_by_stamps: &self.referred_by_stamps,
         }
     }
+}
+
+/// Inserts `info` under `id`, keeping the values of the one latest in event order and the earliest creation.
+fn insert_created<T>(
+    map: &mut FxHashMap<Key, T>,
+    id: &str,
+    mut info: T,
+    created: impl Fn(&mut T) -> &mut OrderStamp,
+) {
+    let Some(known) = map.get_mut(id.as_bytes()) else {
+        map.insert(Key::new(id), info);
+        return;
+    };
+    let earliest = (*created(known)).min(*created(&mut info));
+    if *created(&mut info) >= *created(known) {
+        *known = info;
+    }
+    *created(known) = earliest;
 }
 
 /// A [`Directory`] made of two sides' parts, serialized exactly as one directory (same fields, same order).
