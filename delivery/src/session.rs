@@ -258,9 +258,11 @@ impl Session {
 
     /// A live entry of another epoch than the connection's position. Epochs are not ordered, so the topic's head
     /// tells which is current: an entry of an epoch the topic no longer has (a late one from before a reset) is
-    /// dropped; when the entry's epoch is the head's, the connection is reset to just before the entry, which is
-    /// then delivered (the new epoch's messages reach a client, also on topics without a snapshot); otherwise it
-    /// is reset to the head, as a resume from an old epoch is.
+    /// dropped. When the entry's epoch is the head's: on a topic with a snapshot the connection is reset to the
+    /// head (the `SNAPSHOT` is the current state and holds the entry already); on one without, it is reset to the
+    /// start of the new epoch and gets the new epoch's messages up to the entry from history, or, when history no
+    /// longer holds them all, is reset to just before the entry, which is then delivered. Otherwise it is reset to
+    /// the head, as a resume from an old epoch is.
     async fn epoch_changed(
         &mut self,
         index: usize,
@@ -274,8 +276,29 @@ impl Session {
             return Ok(());
         }
         metrics::replay(ReplayResult::Reset);
-        if head.epoch != entry.position.epoch {
+        if head.epoch != entry.position.epoch || self.shared.snapshots.snapshot(&name).await.is_some() {
             return self.reset(index, GapReason::EpochChanged, head, out).await;
+        }
+        let start = Position {
+            epoch: entry.position.epoch,
+            offset: 0,
+        };
+        let max = self.shared.config.history_max_messages_per_topic.max(1);
+        // History holding the new epoch from its first message brings the client up to date from there.
+        if let Replay::Messages(entries) = self.shared.history.read_after(&name, start, max).await?
+            && entries.first().is_some_and(|first| first.position.offset == 1)
+        {
+            self.reset(index, GapReason::EpochChanged, start, out).await?;
+            for missed in entries
+                .iter()
+                .filter(|e| e.position.offset <= entry.position.offset)
+            {
+                self.emit(index, missed, out);
+            }
+            if self.positions[index].offset < entry.position.offset {
+                self.emit(index, &entry, out);
+            }
+            return Ok(());
         }
         let before = Position {
             epoch: entry.position.epoch,

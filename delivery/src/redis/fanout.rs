@@ -245,8 +245,12 @@ impl Listener {
                         self.deliver(entry);
                     }
                 }
-                // Sessions meet the gap (or the new epoch) with the topic's next message and reset then.
-                Ok(Replay::Gap(_)) => {}
+                // History no longer covers what was missed (or has a new epoch): the topic's last message, as for
+                // a topic without a position, brings its sessions to the gap now, where they reset; waiting for the
+                // next message could leave a quiet topic's clients behind for ever.
+                Ok(Replay::Gap(_)) => {
+                    self.seen.remove(&topic);
+                }
                 Err(error) => {
                     tracing::warn!(%error, "redis fan-out recovery stopped");
                     return;
