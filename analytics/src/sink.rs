@@ -206,12 +206,18 @@ impl ClickHouseSink {
     /// Flushes and stops the writer task. If that takes longer than `grace` (ClickHouse down), the task is
     /// stopped and the error says how many rows were left unwritten: do not commit offsets past them.
     pub async fn shutdown(&self, grace: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + grace;
         let (reply, _done) = oneshot::channel();
-        let _ = self.commands.send(Command::Shutdown(reply)).await;
+        // While ClickHouse is down the writer retries and reads no commands, so the queue can be full: the grace
+        // covers this wait too.
+        let queued = tokio::time::timeout_at(deadline, self.commands.send(Command::Shutdown(reply))).await;
+        if queued.is_err() {
+            self.stop.cancel();
+        }
         let Some(mut task) = self.task.lock().await.take() else {
             return Ok(());
         };
-        let joined = match tokio::time::timeout(grace, &mut task).await {
+        let joined = match tokio::time::timeout_at(deadline, &mut task).await {
             Ok(joined) => joined,
             Err(_) => {
                 self.stop.cancel();

@@ -61,6 +61,45 @@ async fn full_buffer_applies_backpressure_and_shutdown_reports_unwritten_rows() 
     }
 }
 
+/// With the server down the writer retries and reads no commands, so a steady feed of small writes fills the
+/// command queue: `shutdown` still returns within its grace, with every queued row reported unwritten.
+#[tokio::test]
+async fn shutdown_keeps_to_its_grace_when_the_command_queue_is_full() {
+    let addr = closed_port().await;
+    let config = fast_retries(ClickHouseConfig {
+        batch_rows: 10,
+        buffer_rows: 200_000,
+        ..ClickHouseConfig::new(format!("http://{addr}"), "unreachable")
+    });
+    let sink = ClickHouseSink::start(config).expect("start");
+    let events = generated_events(1, 1_500);
+    let mut queued = 0;
+    for event in events.chunks(1) {
+        match tokio::time::timeout(Duration::from_millis(200), sink.write_events(event)).await {
+            Ok(Ok(())) => queued += 1,
+            _ => break,
+        }
+    }
+    assert!(
+        queued < events.len(),
+        "the queue never filled ({queued} writes taken)"
+    );
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), sink.shutdown(Duration::from_secs(1)))
+        .await
+        .expect("shutdown waited past its grace");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    match outcome {
+        // At least one row per event taken (a code or share also fills its lookup table).
+        Err(AnalyticsError::Unwritten { rows }) => assert!(rows >= queued, "{rows} < {queued}"),
+        other => panic!("expected Unwritten, got {other:?}"),
+    }
+}
+
 /// Forwards every connection on `listener` to `target`.
 async fn proxy(listener: TcpListener, target: SocketAddr) {
     loop {
