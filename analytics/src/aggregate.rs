@@ -80,7 +80,8 @@ pub(crate) fn recompute_statements(minutes: &[i64], version: u64) -> Vec<String>
         "INSERT INTO referral_funnel_1m \
          (minute, program_id, clicks, conversions_started, conversions_completed, rewards, reward_amount, version) \
          SELECT minute, program_id, sum(c), sum(s), sum(d), sum(r), toDecimal64(sum(amt), 4), {version} FROM ( \
-           SELECT minute, if(ev_program != '', ev_program, code_program) AS program_id, \
+           SELECT minute, \
+             if(ev_program != '', ev_program, if(code_created <= ev_time, code_program, '')) AS program_id, \
              toUInt64(ev_type = 'referral.link.clicked') AS c, \
              toUInt64(ev_type = 'referral.conversion.started') AS s, \
              toUInt64(ev_type = 'referral.conversion.completed') AS d, \
@@ -88,10 +89,12 @@ pub(crate) fn recompute_statements(minutes: &[i64], version: u64) -> Vec<String>
              if(ev_type = 'referral.reward.earned', toDecimal64(ev_amount, 4), toDecimal64(0, 4)) AS amt \
            FROM ( \
              SELECT toStartOfMinute(event_time) AS minute, source, id, any(type) AS ev_type, \
-               any(program_id) AS ev_program, any(referral_id) AS ev_referral, any(amount) AS ev_amount \
+               any(event_time) AS ev_time, any(program_id) AS ev_program, any(referral_id) AS ev_referral, \
+               any(amount) AS ev_amount \
              FROM raw_events WHERE {raw} AND type IN ({FUNNEL_TYPES}) GROUP BY minute, source, id \
            ) ANY LEFT JOIN ( \
-             SELECT code_id AS ev_referral, any(program_id) AS code_program FROM referral_codes \
+             SELECT code_id AS ev_referral, argMax(program_id, created_time) AS code_program, \
+               min(created_time) AS code_created FROM referral_codes \
              WHERE code_id IN (SELECT referral_id FROM raw_events WHERE {raw} AND type IN ({FUNNEL_TYPES})) \
              GROUP BY code_id \
            ) USING ev_referral \
@@ -153,9 +156,11 @@ pub async fn verify_aggregates(
                toDecimal64(sumIf(toDecimal64(amount, 4), type = 'referral.reward.earned'), 4), toUInt64(0) \
              FROM ( \
                SELECT toStartOfMinute(event_time) AS minute, type, amount, \
-                 if(program_id != '', program_id, code_program) AS program_id \
+                 if(program_id != '', program_id, \
+                   if(code_created <= event_time, code_program, '')) AS program_id \
                FROM raw_events FINAL ANY LEFT JOIN ( \
-                 SELECT referral_id, argMax(program_id, event_time_ms) AS code_program \
+                 SELECT referral_id, argMax(program_id, event_time_ms) AS code_program, \
+                   min(event_time) AS code_created \
                  FROM raw_events FINAL WHERE type = 'referral.code.generated' GROUP BY referral_id \
                ) USING referral_id \
                WHERE type IN ({FUNNEL_TYPES}) \

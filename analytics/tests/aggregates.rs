@@ -178,6 +178,67 @@ async fn clicks_written_before_their_code_are_attributed_when_it_comes() {
     later.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
 
+/// A click from before its code was generated never counts for the code's program (as in the live counters),
+/// however often its minute is recomputed: before the code is written, after it, and after a replay of the click.
+#[tokio::test]
+async fn a_click_from_before_its_code_stays_unattributed_across_replays() {
+    let db = TestDb::new();
+    let event = |json: serde_json::Value| {
+        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
+            .expect("valid event")
+    };
+    let click = event(serde_json::json!({
+        "specversion": "1.0", "id": "early-click", "source": "/services/web",
+        "type": "referral.link.clicked", "time": "2026-01-01T10:00:30Z",
+        "data": {"referralId": "code-late", "sourceIp": "203.0.113.9", "userAgent": "Mozilla/5.0"}
+    }));
+    let later_click = event(serde_json::json!({
+        "specversion": "1.0", "id": "later-click", "source": "/services/web",
+        "type": "referral.link.clicked", "time": "2026-01-01T10:06:00Z",
+        "data": {"referralId": "code-late", "sourceIp": "203.0.113.9", "userAgent": "Mozilla/5.0"}
+    }));
+    let code = event(serde_json::json!({
+        "specversion": "1.0", "id": "code-late", "source": "/services/referrals",
+        "type": "referral.code.generated", "time": "2026-01-01T10:05:00Z",
+        "data": {"codeId": "code-late", "userId": "u1", "programId": "program-late"}
+    }));
+    let sink = ClickHouseSink::start(db.config()).expect("start");
+    sink.migrate().await.expect("migrate");
+    let client = db.client();
+    let clicks_of = |program: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .query("SELECT sum(clicks) FROM referral_funnel_1m FINAL WHERE program_id = ?")
+                .bind(program)
+                .fetch_one::<u64>()
+                .await
+                .expect("clicks")
+        }
+    };
+    for (step, batch) in [vec![click.clone()], vec![code, later_click], vec![click]]
+        .into_iter()
+        .enumerate()
+    {
+        sink.write_events(&batch).await.expect("write");
+        sink.flush().await.expect("flush");
+        assert_eq!(
+            clicks_of("").await,
+            1,
+            "step {step}: the early click is unattributed"
+        );
+        if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
+            panic!("step {step}: aggregates differ from the recomputation: {mismatches:#?}");
+        }
+    }
+    assert_eq!(
+        clicks_of("program-late").await,
+        1,
+        "the click after the code counts"
+    );
+    sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+}
+
 /// Where `raw_events` has its TTL, an event older than it does not make its minute be recomputed from what the
 /// TTL left of that minute: the minute keeps its aggregates.
 #[tokio::test]
