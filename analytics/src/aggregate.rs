@@ -103,13 +103,29 @@ pub(crate) fn recompute_statements(minutes: &[i64], version: u64) -> Vec<String>
            FROM referral_funnel_1m WHERE {agg} \
          ) GROUP BY minute, program_id"
     );
+    // An engagement naming no content counts for its share's, when the share was created at or before it (the
+    // live rule); zero rows overwrite what a recomputation before the share came counted under ''.
     let engagement = format!(
         "INSERT INTO engagement_1m (minute, content_id, engagement_type, engagements, version) \
-         SELECT minute, ev_content, ev_engagement, count(), {version} FROM ( \
-           SELECT toStartOfMinute(event_time) AS minute, source, id, any(content_id) AS ev_content, \
-             any(engagement_type) AS ev_engagement \
-           FROM raw_events WHERE {raw} AND type IN ({ENGAGEMENT_TYPES}) GROUP BY minute, source, id \
-         ) GROUP BY minute, ev_content, ev_engagement"
+         SELECT minute, content, engagement, sum(n), {version} FROM ( \
+           SELECT minute, \
+             if(ev_named != '', ev_named, if(share_created <= ev_time, share_content, '')) AS content, \
+             ev_engagement AS engagement, toUInt64(1) AS n \
+           FROM ( \
+             SELECT toStartOfMinute(event_time) AS minute, source, id, any(event_time) AS ev_time, \
+               any(content_id) AS ev_named, any(engagement_type) AS ev_engagement, \
+               any(visitParamExtractString(payload, 'shareId')) AS ev_share \
+             FROM raw_events WHERE {raw} AND type IN ({ENGAGEMENT_TYPES}) GROUP BY minute, source, id \
+           ) ANY LEFT JOIN ( \
+             SELECT share_id AS ev_share, argMax(content_id, created_time) AS share_content, \
+               min(created_time) AS share_created FROM share_contents \
+             WHERE share_id IN (SELECT visitParamExtractString(payload, 'shareId') FROM raw_events \
+               WHERE {raw} AND type = 'social.share.engaged') \
+             GROUP BY share_id \
+           ) USING ev_share \
+           UNION ALL \
+           SELECT minute, content_id, engagement_type, toUInt64(0) FROM engagement_1m WHERE {agg} \
+         ) GROUP BY minute, content, engagement"
     );
     let shares = format!(
         "INSERT INTO shares_1m (minute, platform, content_type, shares, version) \
@@ -140,7 +156,8 @@ pub struct AggregateCounts {
 }
 
 /// Recomputes every per-minute aggregate from `raw_events FINAL` in SQL (independently of the sink's statements:
-/// code -> program comes from the raw `referral.code.generated` events) and compares with the stored tables read
+/// code -> program and share -> content come from the raw `referral.code.generated` and `social.share.created`
+/// events) and compares with the stored tables read
 /// with FINAL, rows with all counts zero left out. `Ok(Err(..))` lists the differences.
 pub async fn verify_aggregates(
     client: &clickhouse::Client,
@@ -181,9 +198,18 @@ pub async fn verify_aggregates(
         .map_err(fetch_err)?;
     let engagement_expected: Vec<EngagementRow> = client
         .query(&format!(
-            "SELECT toStartOfMinute(event_time) AS minute, content_id, engagement_type, count(), toUInt64(0) \
-             FROM raw_events FINAL WHERE type IN ({ENGAGEMENT_TYPES}) \
-             GROUP BY minute, content_id, engagement_type ORDER BY minute, content_id, engagement_type"
+            "SELECT minute, content, engagement_type, count(), toUInt64(0) FROM ( \
+               SELECT toStartOfMinute(event_time) AS minute, engagement_type, \
+                 if(content_id != '', content_id, if(share_created <= event_time, share_content, '')) AS content \
+               FROM ( \
+                 SELECT *, visitParamExtractString(payload, 'shareId') AS share_key FROM raw_events FINAL \
+                 WHERE type IN ({ENGAGEMENT_TYPES}) \
+               ) ANY LEFT JOIN ( \
+                 SELECT visitParamExtractString(payload, 'shareId') AS share_key, \
+                   argMax(content_id, event_time_ms) AS share_content, min(event_time) AS share_created \
+                 FROM raw_events FINAL WHERE type = 'social.share.created' GROUP BY share_key \
+               ) USING share_key \
+             ) GROUP BY minute, content, engagement_type ORDER BY minute, content, engagement_type"
         ))
         .fetch_all()
         .await

@@ -24,8 +24,9 @@ pub struct ClickHouseConfig {
     pub buffer_rows: usize,
     /// How often dirty minutes are recomputed into the per-minute aggregates, in milliseconds.
     pub aggregate_interval_ms: u64,
-    /// Out-of-orderness allowed between a referral code and the clicks that use it, in milliseconds: when a
-    /// `referral.code.generated` arrives, the funnel minutes up to this much later are recomputed.
+    /// Out-of-orderness allowed between a referral code and the clicks that use it (a share and its engagements),
+    /// in milliseconds: when a `referral.code.generated` (`social.share.created`) arrives, the minutes up to this
+    /// much later are recomputed.
     pub attribution_lateness_ms: u64,
     /// First retry delay, doubled on each failure up to `retry_max_backoff_ms`. Retries never stop while the
     /// sink runs: nothing accepted is dropped.

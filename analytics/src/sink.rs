@@ -35,12 +35,13 @@ pub struct ClickHouseSink {
     deltas: Arc<Mutex<Deltas>>,
     stop: CancellationToken,
     task: tokio::sync::Mutex<Option<JoinHandle<Result<()>>>>,
-    /// The newest minute (Unix seconds) of a click or conversion start written so far: a code written after
-    /// clicks that used it re-dirties the minutes up to there.
+    /// The newest minute (Unix seconds) of a click, conversion start or share engagement written so far: a code
+    /// (or share) written after clicks (or engagements) that used it re-dirties the minutes up to there.
     newest_attributed: AtomicI64,
 }
 
-/// How far after its own time a code re-dirties the minutes of clicks written before it (one day).
+/// How far after its own time a code (or share) re-dirties the minutes of clicks (or engagements) written before
+/// it (one day).
 const MAX_REATTRIBUTION_SECS: i64 = 24 * 60 * 60;
 
 impl ClickHouseSink {
@@ -80,17 +81,19 @@ impl ClickHouseSink {
     /// ones only on ClickHouse >= their `min_server_version`). Running it again is a no-op.
     pub async fn migrate(&self) -> Result<MigrationReport> {
         let report = migrate::run(&self.admin, &self.client, &self.config.database).await?;
-        // Clicks an earlier process aggregated are at most as new as its newest funnel minute: a code written
-        // late after a restart re-dirties up to there too.
-        let newest: u32 = self
-            .client
-            .query("SELECT toUnixTimestamp(max(minute)) FROM referral_funnel_1m")
-            .fetch_one()
-            .await
-            .map_err(|e| AnalyticsError::clickhouse("read the newest funnel minute", e))?;
-        if newest > 0 {
-            self.newest_attributed
-                .fetch_max(i64::from(newest), Ordering::Relaxed);
+        // Clicks (engagements) an earlier process aggregated are at most as new as its newest funnel (engagement)
+        // minute: a code (share) written late after a restart re-dirties up to there too.
+        for table in ["referral_funnel_1m", "engagement_1m"] {
+            let newest: u32 = self
+                .client
+                .query(&format!("SELECT toUnixTimestamp(max(minute)) FROM {table}"))
+                .fetch_one()
+                .await
+                .map_err(|e| AnalyticsError::clickhouse("read the newest aggregated minute", e))?;
+            if newest > 0 {
+                self.newest_attributed
+                    .fetch_max(i64::from(newest), Ordering::Relaxed);
+            }
         }
         Ok(report)
     }
@@ -118,7 +121,9 @@ impl ClickHouseSink {
         for chunk in events.chunks(self.config.batch_rows) {
             let mut batch = Batch::default();
             for event in chunk {
-                if let Payload::LinkClicked(_) | Payload::ConversionStarted(_) = event.payload {
+                if let Payload::LinkClicked(_) | Payload::ConversionStarted(_) | Payload::ShareEngaged(_) =
+                    event.payload
+                {
                     self.newest_attributed
                         .fetch_max(minute_of(event.time), Ordering::Relaxed);
                 }
@@ -126,10 +131,11 @@ impl ClickHouseSink {
             let newest = self.newest_attributed.load(Ordering::Relaxed);
             let mut reattributed: Vec<(i64, i64)> = Vec::new();
             for event in chunk {
-                if let Payload::CodeGenerated(_) = event.payload {
-                    // Clicks that used this code may have been aggregated before it arrived, as "unattributed":
-                    // they are at most as new as the newest click written (the partitions of the input are read
-                    // in turn, so a code can come after clicks that followed it by more than the lateness).
+                if let Payload::CodeGenerated(_) | Payload::ShareCreated(_) = event.payload {
+                    // Clicks that used this code (engagements naming only this share) may have been aggregated
+                    // before it arrived, as "unattributed": they are at most as new as the newest written (the
+                    // partitions of the input are read in turn, so a code can come after clicks that followed it
+                    // by more than the lateness).
                     let own = minute_of(event.time);
                     let until = minute_of(event.time + lateness)
                         .max(newest.min(own.saturating_add(MAX_REATTRIBUTION_SECS)));

@@ -239,6 +239,63 @@ async fn a_click_from_before_its_code_stays_unattributed_across_replays() {
     sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
 
+/// An engagement naming only its share counts for the share's content once the share is written, also when it
+/// comes after the engagement; one from before the share was created stays without content; replays change
+/// nothing.
+#[tokio::test]
+async fn engagements_naming_only_their_share_count_for_its_content() {
+    let db = TestDb::new();
+    let event = |json: serde_json::Value| {
+        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
+            .expect("valid event")
+    };
+    let engaged = |id: &str, time: &str| {
+        event(serde_json::json!({
+            "specversion": "1.0", "id": id, "source": "/services/social",
+            "type": "social.share.engaged", "time": time,
+            "data": {"shareId": "share-1", "engagementType": "like", "engagerInfo": {"userId": "u2"}}
+        }))
+    };
+    let share = event(serde_json::json!({
+        "specversion": "1.0", "id": "share-1", "source": "/services/social",
+        "type": "social.share.created", "time": "2026-01-01T10:05:00Z",
+        "data": {"shareId": "share-1", "userId": "u1", "contentType": "project", "contentId": "project-7",
+                 "platform": "facebook"}
+    }));
+    let early = engaged("like-early", "2026-01-01T10:00:30Z");
+    let later = engaged("like-later", "2026-01-01T10:07:00Z");
+    let sink = ClickHouseSink::start(db.config()).expect("start");
+    sink.migrate().await.expect("migrate");
+    let client = db.client();
+    let likes_of = |content: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .query("SELECT sum(engagements) FROM engagement_1m FINAL WHERE content_id = ?")
+                .bind(content)
+                .fetch_one::<u64>()
+                .await
+                .expect("likes")
+        }
+    };
+    // The engagements first (their share's partition is behind), then the share, then a replay of it all.
+    let steps = [
+        (vec![early.clone(), later.clone()], 2, 0),
+        (vec![share.clone()], 1, 1),
+        (vec![later, share, early], 1, 1),
+    ];
+    for (step, (batch, without_content, for_project)) in steps.into_iter().enumerate() {
+        sink.write_events(&batch).await.expect("write");
+        sink.flush().await.expect("flush");
+        assert_eq!(likes_of("").await, without_content, "step {step}");
+        assert_eq!(likes_of("project-7").await, for_project, "step {step}");
+        if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
+            panic!("step {step}: aggregates differ from the recomputation: {mismatches:#?}");
+        }
+    }
+    sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+}
+
 /// Where `raw_events` has its TTL, an event older than it does not make its minute be recomputed from what the
 /// TTL left of that minute: the minute keeps its aggregates.
 #[tokio::test]
