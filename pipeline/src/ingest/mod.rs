@@ -8,6 +8,8 @@ mod dead_letter;
 mod dedup;
 pub mod http;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -179,6 +181,7 @@ impl Ingestor {
         let mut dead_letters = Vec::new();
         let mut by_partition: Vec<Vec<Record>> = vec![Vec::new(); self.partitions as usize];
         let mut reserved_by_partition: Vec<Vec<u128>> = vec![Vec::new(); self.partitions as usize];
+        let mut types_by_partition: Vec<Vec<EventType>> = vec![Vec::new(); self.partitions as usize];
         let mut type_counts = TypeCounts::default();
 
         let mut valid = Vec::with_capacity(items.len());
@@ -230,9 +233,10 @@ impl Ingestor {
             }
             let partition_key = event.partition_key();
             let partition = partition_for_key(partition_key.as_bytes(), self.partitions) as usize;
-            if let (Some(records), Some(reserved)) = (
+            if let (Some(records), Some(reserved), Some(types)) = (
                 by_partition.get_mut(partition),
                 reserved_by_partition.get_mut(partition),
+                types_by_partition.get_mut(partition),
             ) {
                 records.push(Record {
                     key: Bytes::copy_from_slice(partition_key.as_bytes()),
@@ -240,9 +244,9 @@ impl Ingestor {
                     timestamp_ms: now_ms,
                 });
                 reserved.push(key);
+                types.push(event_type);
             }
             report.accepted += 1;
-            type_counts.add(event_type, Outcome::Accepted);
         }
 
         let appends = by_partition
@@ -262,7 +266,14 @@ impl Ingestor {
                 continue;
             };
             match result {
-                Ok(_) => self.dedup.confirm(reserved),
+                Ok(_) => {
+                    self.dedup.confirm(reserved);
+                    // Counted as accepted once on the bus, also when another partition fails: the client's retry
+                    // finds them as duplicates.
+                    for event_type in types_by_partition.get(partition).into_iter().flatten() {
+                        type_counts.add(*event_type, Outcome::Accepted);
+                    }
+                }
                 Err(error) => {
                     // Those events are not on the bus: forget them so that the client's retry is not taken for
                     // a duplicate.
@@ -272,13 +283,18 @@ impl Ingestor {
             }
         }
 
+        if let Some(error) = first_error {
+            // The client retries the whole request (`503`): its dead letters are written then, once.
+            type_counts.publish_accepted(&self.stats);
+            return Err(IngestError::Bus(error));
+        }
         if !dead_letters.is_empty() {
             let letters = dead_letters.len() as u64;
-            self.bus.append(DEAD_LETTER_TOPIC, 0, dead_letters).await?;
+            if let Err(error) = self.bus.append(DEAD_LETTER_TOPIC, 0, dead_letters).await {
+                type_counts.publish_accepted(&self.stats);
+                return Err(error.into());
+            }
             metrics::counter!("ingest_dead_letters_total").increment(letters);
-        }
-        if let Some(error) = first_error {
-            return Err(IngestError::Bus(error));
         }
         // Counted with the request's other tallies, once it is answered: a `503` and its retry count once.
         for rejection in &report.rejected {
@@ -364,6 +380,15 @@ impl TypeCounts {
         if let Some(count) = counts.get_mut(slot) {
             *count += 1;
         }
+    }
+
+    /// Only the accepted events, for a request answered with an error (the rest is counted on its retry).
+    fn publish_accepted(&self, stats: &IngestStats) {
+        TypeCounts {
+            accepted: self.accepted,
+            ..TypeCounts::default()
+        }
+        .publish(stats);
     }
 
     fn publish(&self, stats: &IngestStats) {
