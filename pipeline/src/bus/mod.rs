@@ -15,7 +15,7 @@ pub mod wal;
 
 #[cfg(test)]
 mod conformance;
-mod fsutil;
+pub(crate) mod fsutil;
 mod offsets;
 mod util;
 

@@ -51,6 +51,8 @@ pub(crate) struct RoundLog {
     file: File,
     /// Written since the last sync.
     unsynced: bool,
+    /// The file was opened (maybe created) since the last sync: its directory entry is synced with it once.
+    entry_unsynced: bool,
 }
 
 fn error(path: &Path, what: &str, e: impl std::fmt::Display) -> PipelineError {
@@ -148,6 +150,7 @@ impl RoundLog {
                 sequence: current,
                 file,
                 unsynced: false,
+                entry_unsynced: true,
             },
             replay,
         ))
@@ -179,6 +182,13 @@ impl RoundLog {
                 .map_err(|e| error(&self.dir, "syncing the round log in", e))?;
             self.unsynced = false;
         }
+        // A new file's name must be as durable as the rounds in it: a restore that found no file would cut the
+        // rounds whose output already left the process differently.
+        if self.entry_unsynced {
+            crate::bus::fsutil::sync_dir(&self.dir)
+                .map_err(|e| error(&self.dir, "syncing the directory of the round log", e))?;
+            self.entry_unsynced = false;
+        }
         Ok(())
     }
 
@@ -191,6 +201,7 @@ impl RoundLog {
         self.sync()?;
         self.sequence = sequence;
         self.file = open_for_append(&path_of(&self.dir, sequence))?;
+        self.entry_unsynced = true;
         for old in sequences(&self.dir)?.into_iter().filter(|s| *s < oldest_kept) {
             let old = path_of(&self.dir, old);
             fs::remove_file(&old).map_err(|e| error(&old, "removing", e))?;
