@@ -99,6 +99,10 @@ impl Authenticator {
         }
         if let Some(token) = cookie_value(headers, &self.cookie_name) {
             return match self.verifier.verify(&token) {
+                // Past its `exp` but within the verifier's leeway: on public topics it counts as no credential
+                // too, or the stream would end at once (it ends when its token expires) and the page reconnect in
+                // a loop until the leeway ran out.
+                Ok(claims) if public_only && claims.exp <= now_unix() => Ok(None),
                 Ok(claims) => Ok(Some(claims)),
                 Err(_) if public_only => Ok(None),
                 Err(error) => Err(DeliveryError::Auth(error)),

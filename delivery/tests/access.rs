@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use serde_json::json;
 use social_delivery::DeliveryConfig;
@@ -226,6 +228,39 @@ async fn cookie_authenticates_a_stream() {
         .await;
         assert_eq!(poll.status, 200);
     }
+    // Past its `exp` but within the leeway: the same on public topics, and the stream stays open (it would
+    // otherwise end at once, at the token's expiry, and the page reconnect in a loop).
+    let stale = format!(
+        "social_token={}",
+        minter()
+            .mint("u1", &[], &[], Duration::from_secs(60), now_unix() - 70)
+            .unwrap()
+    );
+    let poll = Sse::connect(
+        &server.url("/v1/poll?topic=trending.1h&wait=0"),
+        &[("cookie", &stale)],
+    )
+    .await;
+    assert_eq!(poll.status, 200);
+    let mut sse = Sse::connect(
+        &server.url("/v1/stream?topic=leaderboard.daily"),
+        &[("cookie", &stale)],
+    )
+    .await;
+    assert_eq!(sse.status, 200);
+    sse.next_frame().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    server.publish("leaderboard.daily", "after-expiry").await;
+    assert_eq!(key(&sse.next_message().await.unwrap()).1, "after-expiry");
+    let sse = Sse::connect(
+        &server.url("/v1/stream?topic=leaderboard.daily&topic=user.u1.network"),
+        &[("cookie", &stale)],
+    )
+    .await;
+    assert_eq!(
+        sse.status, 200,
+        "a private topic still takes it, and the stream ends at its expiry"
+    );
     // A bearer header the client chose to send is checked whatever the topics.
     let bearer = format!("Bearer {}", bad_signature_token("u1"));
     let sse = Sse::connect(
