@@ -216,7 +216,9 @@ fn events(acts: &[Activity]) -> Vec<Event> {
                 bid_id: format!("bid{n}"),
                 project_id: format!("pj{n}"),
                 contractor_id: format!("n{}", act.b),
-                homeowner_id: user,
+                // Now and then a referred homeowner: here the contractor too, so both parties' notices go to
+                // the same referrer.
+                homeowner_id: if act.a >= USERS { format!("n{}", act.b) } else { user },
                 amount: None,
                 timestamp: None,
             }
@@ -870,24 +872,29 @@ fn check_against_oracle(
             continue;
         };
         let at = e.time.timestamp_millis();
-        let found = attributions(&p.contractor_id);
-        if found.iter().any(|(t, _)| *t == at) {
-            ambiguous.insert(p.bid_id.clone());
-            continue;
-        }
-        if let Some((_, referrer)) = found.into_iter().filter(|(t, _)| *t < at).max_by_key(|(t, _)| *t) {
-            expected_collaborations.insert(p.bid_id.clone(), format!("user.{referrer}.network"));
+        for (party, role) in [(&p.contractor_id, "contractor"), (&p.homeowner_id, "homeowner")] {
+            let key = format!("{}/{role}", p.bid_id);
+            let found = attributions(party);
+            if found.iter().any(|(t, _)| *t == at) {
+                ambiguous.insert(key);
+                continue;
+            }
+            if let Some((_, referrer)) = found.into_iter().filter(|(t, _)| *t < at).max_by_key(|(t, _)| *t) {
+                expected_collaborations.insert(key, format!("user.{referrer}.network"));
+            }
         }
     }
     let got_collaborations: BTreeMap<String, String> = outputs
         .iter()
         .filter(|o| o.message.event_type == "notification.collaboration.opportunity")
         .map(|o| {
-            let bid = o.message.data.to_value()["bidId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            (bid, o.message.topic.clone())
+            let data = o.message.data.to_value();
+            let key = format!(
+                "{}/{}",
+                data["bidId"].as_str().unwrap_or_default(),
+                data["partnerRole"].as_str().unwrap_or_default()
+            );
+            (key, o.message.topic.clone())
         })
         .filter(|(bid, _)| !ambiguous.contains(bid))
         .collect();

@@ -41,8 +41,11 @@ fn id(kind: &str, event: &Event, recipient: &str) -> String {
 }
 
 fn send(out: &mut Emitter, kind: &str, event: &Event, topic: String, recipient: &str, data: MessageData) {
+    send_as(out, kind, id(kind, event, recipient), event, topic, data);
+}
+
+fn send_as(out: &mut Emitter, kind: &str, id: String, event: &Event, topic: String, data: MessageData) {
     let event_type = format!("notification.{kind}");
-    let id = id(kind, event, recipient);
     out.emit(
         Destination::SseAndBus,
         topic,
@@ -247,14 +250,16 @@ pub fn collaboration(event: &Event, p: &BidAwarded, dir: &Directory, out: &mut E
             partner_role: role,
             project_id: (!anonymous).then_some(p.project_id.as_str()),
         });
-        send(
-            out,
-            "collaboration.opportunity",
-            event,
-            topics::user_network(referrer),
-            referrer,
-            data,
-        );
+        // One notice per party: both may have the same referrer, so the party's role is part of the id.
+        let kind = "collaboration.opportunity";
+        let id = MessageId::new("notify")
+            .str(kind)
+            .str(&event.source)
+            .str(&event.id)
+            .str(referrer)
+            .str(role)
+            .finish();
+        send_as(out, kind, id, event, topics::user_network(referrer), data);
     }
 }
 
