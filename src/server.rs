@@ -53,6 +53,9 @@ pub struct System {
     /// The operators, until [`System::start_operators`] takes them to run.
     topology: tokio::sync::Mutex<Option<Topology>>,
     pub ready: Arc<AtomicBool>,
+    /// Why the operators stopped, when they stopped on an error: the process then shuts down and exits with it,
+    /// so that its supervisor restarts it from its checkpoint instead of leaving it up with nothing derived.
+    operators_failure: Arc<std::sync::Mutex<Option<String>>>,
     pub started: Instant,
     pub durable: bool,
 }
@@ -216,6 +219,7 @@ impl System {
             live_state_writer: std::sync::Mutex::new(live_state_writer),
             analytics,
             ready: Arc::new(AtomicBool::new(true)),
+            operators_failure: Arc::default(),
             started: Instant::now(),
             durable,
         })
@@ -266,11 +270,15 @@ impl System {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
+        let failure = self.operators_failure.clone();
         tracker.spawn(async move {
-            if let Err(error) = topology.run(sink, shutdown).await {
-                // Without operators nothing derived flows: report not ready rather than serve stale state.
+            if let Err(error) = topology.run(sink, shutdown.clone()).await {
+                // Without operators nothing derived flows: report not ready, then stop the whole process (a
+                // restart resumes from the last checkpoint; ingest on its own would only pile up input).
                 ready.store(false, Ordering::SeqCst);
-                tracing::error!(%error, "the operators stopped");
+                tracing::error!(%error, "the operators stopped: shutting the process down");
+                *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
+                shutdown.cancel();
             }
             // The operators have written their last checkpoint: now the live-state writer may stop.
             if let Some((stop, writer)) = writer {
@@ -293,6 +301,14 @@ impl System {
                 shutdown,
             ));
         }
+    }
+
+    /// Why the operators stopped, when they stopped on an error.
+    pub fn operators_failure(&self) -> Option<String> {
+        self.operators_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether every part this process depends on can do its work.

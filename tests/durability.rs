@@ -113,3 +113,54 @@ async fn accepted_events_survive_sigkill_exactly_once() {
     let (_, reply) = get_json(&server.url("/v1/status"), None).await;
     assert_eq!(reply["inputTopic"]["total"].as_u64().unwrap(), total_before);
 }
+
+/// Operators that stop on an error (here: their checkpoint directory is replaced by a file, so no checkpoint can
+/// be written) shut the process down, which exits with an error for its supervisor to restart it, instead of
+/// staying up accepting input that nothing derives from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_that_fail_stop_the_process_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    let mut server =
+        BinaryServer::start(&["run", "--data-dir", &data_dir, "--checkpoint-interval-ms", "200"]);
+    let url = server.url("/v1/events");
+    let token = service_token();
+    let (status, _) = post(
+        &url,
+        Some(&token),
+        "application/json",
+        click_event("before").to_string(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let checkpoints = dir.path().join("operators");
+    assert!(checkpoints.is_dir(), "the operators keep their checkpoints there");
+    std::fs::remove_dir_all(&checkpoints).unwrap();
+    std::fs::write(&checkpoints, b"not a directory").unwrap();
+    for n in 0..50 {
+        // Something new for the next checkpoint to cover; the process may already be going down.
+        let _ = try_post(
+            &url,
+            Some(&token),
+            "application/json",
+            click_event(&format!("after-{n}")).to_string(),
+        )
+        .await;
+        if server.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process stayed up without its operators"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(2), "{status:?}");
+}

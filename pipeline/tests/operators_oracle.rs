@@ -218,7 +218,11 @@ fn events(acts: &[Activity]) -> Vec<Event> {
                 contractor_id: format!("n{}", act.b),
                 // Now and then a referred homeowner: here the contractor too, so both parties' notices go to
                 // the same referrer.
-                homeowner_id: if act.a >= USERS { format!("n{}", act.b) } else { user },
+                homeowner_id: if act.a >= USERS {
+                    format!("n{}", act.b)
+                } else {
+                    user
+                },
                 amount: None,
                 timestamp: None,
             }

@@ -48,6 +48,9 @@ async fn serve_system(args: &ServerArgs, demo: Option<DemoFeed>) -> anyhow::Resu
     tracker.close();
     tracker.wait().await;
     system.close().await;
+    if let Some(failure) = system.operators_failure() {
+        anyhow::bail!("the operators stopped: {failure}");
+    }
     served
 }
 
