@@ -103,23 +103,24 @@ pub(crate) fn recompute_statements(minutes: &[i64], version: u64) -> Vec<String>
            FROM referral_funnel_1m WHERE {agg} \
          ) GROUP BY minute, program_id"
     );
-    // An engagement naming no content counts for its share's, when the share was created at or before it (the
-    // live rule); zero rows overwrite what a recomputation before the share came counted under ''.
+    // An engagement counts for its share's content (its partition key is its share) when the share was created
+    // at or before it, else for the content it names, if any, as in the live state; zero rows overwrite what a
+    // recomputation before the share came counted elsewhere.
     let engagement = format!(
         "INSERT INTO engagement_1m (minute, content_id, engagement_type, engagements, version) \
          SELECT minute, content, engagement, sum(n), {version} FROM ( \
            SELECT minute, \
-             if(ev_named != '', ev_named, if(share_created <= ev_time, share_content, '')) AS content, \
+             if(share_content != '' AND share_created <= ev_time, share_content, ev_named) AS content, \
              ev_engagement AS engagement, toUInt64(1) AS n \
            FROM ( \
              SELECT toStartOfMinute(event_time) AS minute, source, id, any(event_time) AS ev_time, \
                any(content_id) AS ev_named, any(engagement_type) AS ev_engagement, \
-               any(visitParamExtractString(payload, 'shareId')) AS ev_share \
+               any(if(type = 'social.share.engaged', partition_key, '')) AS ev_share \
              FROM raw_events WHERE {raw} AND type IN ({ENGAGEMENT_TYPES}) GROUP BY minute, source, id \
            ) ANY LEFT JOIN ( \
              SELECT share_id AS ev_share, argMax(content_id, created_time) AS share_content, \
                min(created_time) AS share_created FROM share_contents \
-             WHERE share_id IN (SELECT visitParamExtractString(payload, 'shareId') FROM raw_events \
+             WHERE share_id IN (SELECT partition_key FROM raw_events \
                WHERE {raw} AND type = 'social.share.engaged') \
              GROUP BY share_id \
            ) USING ev_share \
@@ -200,10 +201,10 @@ pub async fn verify_aggregates(
         .query(&format!(
             "SELECT minute, content, engagement_type, count(), toUInt64(0) FROM ( \
                SELECT toStartOfMinute(event_time) AS minute, engagement_type, \
-                 if(content_id != '', content_id, if(share_created <= event_time, share_content, '')) AS content \
+                 if(share_content != '' AND share_created <= event_time, share_content, content_id) AS content \
                FROM ( \
-                 SELECT *, visitParamExtractString(payload, 'shareId') AS share_key FROM raw_events FINAL \
-                 WHERE type IN ({ENGAGEMENT_TYPES}) \
+                 SELECT *, if(type = 'social.share.engaged', partition_key, '') AS share_key \
+                 FROM raw_events FINAL WHERE type IN ({ENGAGEMENT_TYPES}) \
                ) ANY LEFT JOIN ( \
                  SELECT visitParamExtractString(payload, 'shareId') AS share_key, \
                    argMax(content_id, event_time_ms) AS share_content, min(event_time) AS share_created \

@@ -178,6 +178,9 @@ pub(crate) async fn run(
 }
 
 async fn apply(client: &clickhouse::Client, migration: &Migration) -> Result<()> {
+    // No time limit for a migration: filling a new table from the raw events already stored (0007) reads them
+    // all, and a statement cut at the sink's request timeout would fail the migration on every start.
+    let client = client.clone().with_setting("max_execution_time", "0");
     for statement in migration.statements() {
         // `query_raw`: DDL is sent verbatim, no `?` placeholders.
         client

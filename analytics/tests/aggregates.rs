@@ -239,9 +239,9 @@ async fn a_click_from_before_its_code_stays_unattributed_across_replays() {
     sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
 
-/// An engagement naming only its share counts for the share's content once the share is written, also when it
-/// comes after the engagement; one from before the share was created stays without content; replays change
-/// nothing.
+/// An engagement counts for its share's content once the share is written, also when it comes after the
+/// engagement (until then, for the content it names, if any); one from before the share was created stays with
+/// the content it names; replays change nothing.
 #[tokio::test]
 async fn engagements_naming_only_their_share_count_for_its_content() {
     let db = TestDb::new();
@@ -249,11 +249,14 @@ async fn engagements_naming_only_their_share_count_for_its_content() {
         social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
             .expect("valid event")
     };
-    let engaged = |id: &str, time: &str| {
+    let engaged = |id: &str, time: &str, content: Option<&str>| {
+        let mut data = serde_json::json!({"shareId": "share-1", "engagementType": "like", "engagerInfo": {"userId": "u2"}});
+        if let Some(content) = content {
+            data["contentId"] = content.into();
+        }
         event(serde_json::json!({
             "specversion": "1.0", "id": id, "source": "/services/social",
-            "type": "social.share.engaged", "time": time,
-            "data": {"shareId": "share-1", "engagementType": "like", "engagerInfo": {"userId": "u2"}}
+            "type": "social.share.engaged", "time": time, "data": data
         }))
     };
     let share = event(serde_json::json!({
@@ -262,8 +265,10 @@ async fn engagements_naming_only_their_share_count_for_its_content() {
         "data": {"shareId": "share-1", "userId": "u1", "contentType": "project", "contentId": "project-7",
                  "platform": "facebook"}
     }));
-    let early = engaged("like-early", "2026-01-01T10:00:30Z");
-    let later = engaged("like-later", "2026-01-01T10:07:00Z");
+    let early = engaged("like-early", "2026-01-01T10:00:30Z", None);
+    let later = engaged("like-later", "2026-01-01T10:07:00Z", None);
+    // Naming another content: counts for it until its share is known, then for the share's (the live rule).
+    let naming = engaged("like-naming", "2026-01-01T10:08:00Z", Some("other-9"));
     let sink = ClickHouseSink::start(db.config()).expect("start");
     sink.migrate().await.expect("migrate");
     let client = db.client();
@@ -280,15 +285,16 @@ async fn engagements_naming_only_their_share_count_for_its_content() {
     };
     // The engagements first (their share's partition is behind), then the share, then a replay of it all.
     let steps = [
-        (vec![early.clone(), later.clone()], 2, 0),
-        (vec![share.clone()], 1, 1),
-        (vec![later, share, early], 1, 1),
+        (vec![early.clone(), later.clone(), naming.clone()], [2, 0, 1]),
+        (vec![share.clone()], [1, 2, 0]),
+        (vec![later, share, naming, early], [1, 2, 0]),
     ];
-    for (step, (batch, without_content, for_project)) in steps.into_iter().enumerate() {
+    for (step, (batch, [without_content, for_project, for_other])) in steps.into_iter().enumerate() {
         sink.write_events(&batch).await.expect("write");
         sink.flush().await.expect("flush");
         assert_eq!(likes_of("").await, without_content, "step {step}");
         assert_eq!(likes_of("project-7").await, for_project, "step {step}");
+        assert_eq!(likes_of("other-9").await, for_other, "step {step}");
         if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
             panic!("step {step}: aggregates differ from the recomputation: {mismatches:#?}");
         }
