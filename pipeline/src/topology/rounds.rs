@@ -134,7 +134,7 @@ impl RoundLog {
         dir: &Path,
         sequence: u64,
     ) -> Result<(RoundLog, VecDeque<RoundRecord>), PipelineError> {
-        fs::create_dir_all(dir).map_err(|e| error(dir, "creating", e))?;
+        crate::bus::fsutil::create_dir_all_durable(dir).map_err(|e| error(dir, "creating", e))?;
         let mut replay = VecDeque::new();
         let later: Vec<u64> = sequences(dir)?.into_iter().filter(|s| *s >= sequence).collect();
         for (i, s) in later.iter().enumerate() {
