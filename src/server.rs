@@ -274,11 +274,17 @@ impl System {
         tracker.spawn(async move {
             if let Err(error) = topology.run(sink, shutdown.clone()).await {
                 // Without operators nothing derived flows: report not ready, then stop the whole process (a
-                // restart resumes from the last checkpoint; ingest on its own would only pile up input).
+                // restart resumes from the last checkpoint; ingest on its own would only pile up input). An
+                // error while shutting down is only logged: the next start resumes from the last checkpoint.
                 ready.store(false, Ordering::SeqCst);
-                tracing::error!(%error, "the operators stopped: shutting the process down");
-                *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
-                shutdown.cancel();
+                if shutdown.is_cancelled() {
+                    tracing::error!(%error, "the operators stopped while shutting down");
+                } else {
+                    tracing::error!(%error, "the operators stopped: shutting the process down");
+                    *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(error.to_string());
+                    shutdown.cancel();
+                }
             }
             // The operators have written their last checkpoint: now the live-state writer may stop.
             if let Some((stop, writer)) = writer {

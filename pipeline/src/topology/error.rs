@@ -16,6 +16,10 @@ pub enum PipelineError {
     /// The output consumer went away; the runner stops (its last checkpoint stays valid).
     #[error("output closed")]
     OutputClosed,
+    /// Shutdown came while a round waited for room in the live-state store (Redis down, its buffer full): the
+    /// round's output has not left the process, and the next start takes the round again.
+    #[error("stopped while waiting for the live-state store")]
+    StoppedWaitingForLiveState,
     /// The live-state store refused or lost an update for good.
     #[error("live state: {0}")]
     LiveState(String),

@@ -278,7 +278,9 @@ impl Topology {
         let mut out = Emitter::default();
         self.stop = shutdown.clone();
         self.start(&mut out);
-        self.deliver(&mut sink, &mut out).await?;
+        if stopped_waiting(self.deliver(&mut sink, &mut out).await)? {
+            return Ok(());
+        }
         while !shutdown.is_cancelled() {
             let outcome = match self.round(&mut out).await {
                 // Shutdown came while the round waited for room on the bus for its dead letters: the round is
@@ -291,7 +293,9 @@ impl Topology {
                 }
                 outcome => outcome?,
             };
-            self.deliver(&mut sink, &mut out).await?;
+            if stopped_waiting(self.deliver(&mut sink, &mut out).await)? {
+                return Ok(());
+            }
             if self.checkpoint_due() {
                 // The checkpoint is written once the output it counts is out; the operators go on meanwhile.
                 let handled = sink.request_flush().await?;
@@ -341,7 +345,7 @@ impl Topology {
             .collect();
         if !updates.is_empty() {
             stamp.round += 1;
-            store.apply(*stamp, updates).await?;
+            apply_unless_stopped(store.as_ref(), *stamp, updates, &self.stop).await?;
         }
         Ok(())
     }
@@ -600,7 +604,7 @@ impl Topology {
             && !out.snapshots.is_empty()
         {
             stamp.round += 1;
-            store.apply(*stamp, out.snapshots.clone()).await?;
+            apply_unless_stopped(store.as_ref(), *stamp, out.snapshots.clone(), &self.stop).await?;
         }
         self.snapshots.apply(out.snapshots.drain(..));
         if !out.outputs.is_empty() {
@@ -832,4 +836,35 @@ fn invalid_record_letter(
         timestamp_ms: record.timestamp_ms,
     });
     letter.to_record(now_ms)
+}
+
+/// Queues one round's updates in the live-state store, unless shutdown comes while the store has no room for
+/// them (it waits then: Redis is down and its buffer full), which would otherwise hold the shutdown for as long
+/// as Redis stays down.
+async fn apply_unless_stopped(
+    store: &dyn LiveState,
+    stamp: StateStamp,
+    updates: Vec<SnapshotUpdate>,
+    stop: &CancellationToken,
+) -> Result<(), PipelineError> {
+    tokio::select! {
+        biased;
+        applied = store.apply(stamp, updates) => applied,
+        () = stop.cancelled() => Err(PipelineError::StoppedWaitingForLiveState),
+    }
+}
+
+/// `Ok(true)` when a delivery ended because shutdown came while it waited for the live-state store: the run
+/// then ends without a final checkpoint (nothing of the round left the process; the next start takes it again).
+fn stopped_waiting(delivered: Result<(), PipelineError>) -> Result<bool, PipelineError> {
+    match delivered {
+        Ok(()) => Ok(false),
+        Err(PipelineError::StoppedWaitingForLiveState) => {
+            tracing::info!(
+                "stopped while the live-state store had no room; the next start takes this round again"
+            );
+            Ok(true)
+        }
+        Err(error) => Err(error),
+    }
 }
