@@ -390,21 +390,24 @@ fn an_older_privacy_update_arriving_late_never_overrides_a_newer_one() {
 /// the ranking at the next tick after its user opts out.
 #[test]
 fn a_hidden_users_profile_never_trends() {
-    let share = |id: &str, t: i64, sharer: &str, profile_of: &str| {
+    let share_as = |id: &str, t: i64, sharer: &str, content: &str, content_type: ContentType| {
         event(
             id,
             t,
             ShareCreated {
                 share_id: id.into(),
                 user_id: sharer.into(),
-                content_type: ContentType::Profile,
-                content_id: profile_of.into(),
+                content_type,
+                content_id: content.into(),
                 platform: Platform::Twitter,
                 share_format: None,
                 metadata: None,
                 timestamp: None,
             },
         )
+    };
+    let share = |id: &str, t: i64, sharer: &str, profile_of: &str| {
+        share_as(id, t, sharer, profile_of, ContentType::Profile)
     };
     let opt_out = PrivacySettings {
         incognito: Some(true),
@@ -416,6 +419,9 @@ fn a_hidden_users_profile_never_trends() {
     };
     let events = vec![
         event("p-ghost", START, privacy("ghost", opt_out)),
+        // Content ids are free-form: a project whose id is also a user's comes first (its item is a project's).
+        share_as("s0", START + 500, "fan", "ghost", ContentType::Project),
+        share_as("s00", START + 600, "fan", "late-leaver", ContentType::Project),
         // A public user shares the hidden user's profile, and their own.
         share("s1", START + 1_000, "fan", "ghost"),
         share("s2", START + 2_000, "fan", "fan"),

@@ -6,8 +6,9 @@
 //!
 //! Ranking: count in the window (descending), then decayed score (descending), then content id. Shares by users
 //! hidden by their privacy settings, shares with `metadata.visibility` `friends` or `private`, and engagements on
-//! either, are not counted. A `profile` item whose content id is a hidden user is never ranked: when a user whose
-//! profile has counts changes visibility, every window is re-ranked at the next tick.
+//! either, are not counted. An item that counted a `profile` share (whatever the type of its first share: ids are
+//! free-form) and whose content id is a hidden user is never ranked: when a user whose profile has counts changes
+//! visibility, every window is re-ranked at the next tick.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,12 @@ pub const EVENT_TYPE: &str = "social.trending.updated";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Item {
+    /// The type of the first share counted (shown with the item).
     content_type: ContentType,
+    /// Whether a `profile` share was counted: content ids are free-form, so one item may gather a project's
+    /// shares and a profile's under one id, and the item then names the profile's user all the same.
+    #[serde(default)]
+    profile: bool,
     /// One per configured window, in configuration order.
     counts: Vec<SlidingCount>,
     scores: Vec<Decayed>,
@@ -61,6 +67,13 @@ pub struct Ranked {
     pub score: f64,
 }
 
+impl Item {
+    /// A profile's item: its content id is the user whose profile it is.
+    fn names_a_user(&self) -> bool {
+        self.content_type == ContentType::Profile || self.profile
+    }
+}
+
 impl Trending {
     pub fn add(
         &mut self,
@@ -74,10 +87,12 @@ impl Trending {
             Some(item) => item,
             None => self.items.entry(Key::new(content_id)).or_insert_with(|| Item {
                 content_type: kind,
+                profile: false,
                 counts: vec![SlidingCount::default(); windows.len()],
                 scores: vec![Decayed::default(); windows.len()],
             }),
         };
+        item.profile |= kind == ContentType::Profile;
         for ((window, count), score) in windows.iter().zip(&mut item.counts).zip(&mut item.scores) {
             count.add(&window.window, t);
             score.add(window.half_life_ms, t, w);
@@ -100,10 +115,7 @@ impl Trending {
 
     /// A user's visibility changed: when their profile has counts, every window is re-ranked at the next tick.
     pub fn visibility_changed(&mut self, user: &str) {
-        let has_profile = self
-            .items
-            .get(user.as_bytes())
-            .is_some_and(|item| item.content_type == ContentType::Profile);
+        let has_profile = self.items.get(user.as_bytes()).is_some_and(Item::names_a_user);
         if has_profile {
             for published in &mut self.published {
                 published.forced = true;
@@ -131,7 +143,7 @@ impl Trending {
                 continue;
             };
             let count = counts.evict_and_count(&window.window, tick);
-            if count > 0 && !(item.content_type == ContentType::Profile && hidden(id.as_str())) {
+            if count > 0 && !(item.names_a_user() && hidden(id.as_str())) {
                 ranked.push((
                     count,
                     score.at(window.half_life_ms, tick),
