@@ -39,6 +39,11 @@ pub struct Testimonials {
     totals: FxHashMap<String, TestimonialCounts>,
     /// Testimonials engaged since the last tick.
     pending: BTreeMap<String, ()>,
+    /// Testimonials engaged before any publication of theirs was read, with the time of their latest engagement:
+    /// their totals are forgotten once the watermark is past it by the allowed lateness and they are still
+    /// unknown, so that engagements naming testimonials that never come cannot grow the state for ever.
+    #[serde(default)]
+    unpublished: FxHashMap<String, EventTimeMs>,
 }
 
 impl Testimonials {
@@ -75,7 +80,17 @@ impl Testimonials {
         self.refresh_snapshot(dir, out);
     }
 
-    pub fn engaged(&mut self, testimonial: &str, kind: TestimonialEngagementType) {
+    pub fn engaged(
+        &mut self,
+        testimonial: &str,
+        kind: TestimonialEngagementType,
+        t: EventTimeMs,
+        dir: &Directory,
+    ) {
+        if !dir.testimonial_authors.contains_key(testimonial.as_bytes()) {
+            let latest = self.unpublished.entry(testimonial.to_owned()).or_insert(t);
+            *latest = (*latest).max(t);
+        }
         let counts = self.totals.entry(testimonial.to_owned()).or_default();
         match kind {
             TestimonialEngagementType::Like => counts.likes += 1,
@@ -84,6 +99,22 @@ impl Testimonials {
             TestimonialEngagementType::Helpful => counts.helpful += 1,
         }
         self.pending.insert(testimonial.to_owned(), ());
+    }
+
+    /// Forgets the totals of testimonials still unknown whose latest engagement is before `cutoff` (the
+    /// watermark minus the allowed lateness: a publication read after that is too late to count anyway).
+    pub fn expire_unpublished(&mut self, cutoff: EventTimeMs, dir: &Directory) {
+        let totals = &mut self.totals;
+        self.unpublished.retain(|testimonial, latest| {
+            if dir.testimonial_authors.contains_key(testimonial.as_bytes()) {
+                return false;
+            }
+            if *latest < cutoff {
+                totals.remove(testimonial);
+                return false;
+            }
+            true
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -229,4 +260,40 @@ impl From<&TestimonialCounts> for CountsJson {
 struct EngagedJson<'a> {
     counts: CountsJson,
     testimonial_id: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::key::Key;
+
+    #[test]
+    fn totals_of_testimonials_never_published_are_forgotten_past_the_lateness() {
+        let mut dir = Directory::default();
+        dir.testimonial_authors
+            .insert(Key::new("t-known"), Key::new("author"));
+        let mut testimonials = Testimonials::default();
+        for t in [1_000, 3_000] {
+            testimonials.engaged("t-never", TestimonialEngagementType::Like, t, &dir);
+            testimonials.engaged("t-later", TestimonialEngagementType::Like, t, &dir);
+            testimonials.engaged("t-known", TestimonialEngagementType::Helpful, t, &dir);
+        }
+        assert_eq!(testimonials.totals.len(), 3);
+        // Within the lateness of the latest engagement: kept, a publication may still come.
+        testimonials.expire_unpublished(3_000, &dir);
+        assert_eq!(testimonials.totals.len(), 3);
+        // `t-later` is published in time; `t-never` never is.
+        dir.testimonial_authors
+            .insert(Key::new("t-later"), Key::new("author"));
+        testimonials.expire_unpublished(3_001, &dir);
+        assert!(testimonials.unpublished.is_empty());
+        assert!(!testimonials.totals.contains_key("t-never"));
+        assert_eq!(testimonials.totals.get("t-later").map(|c| c.likes), Some(2));
+        assert_eq!(testimonials.totals.get("t-known").map(|c| c.helpful), Some(2));
+        // Checkpoints keep what is waiting.
+        testimonials.engaged("t-new", TestimonialEngagementType::Share, 9_000, &dir);
+        let restored: Testimonials =
+            serde_json::from_str(&serde_json::to_string(&testimonials).unwrap()).unwrap();
+        assert_eq!(restored.unpublished.get("t-new"), Some(&9_000));
+    }
 }

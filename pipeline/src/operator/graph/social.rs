@@ -108,7 +108,8 @@ impl SocialSide {
             }
             Payload::TestimonialEngaged(p) => {
                 self.processed.add(OperatorKind::Testimonials);
-                self.testimonials.engaged(&p.testimonial_id, p.engagement_type);
+                self.testimonials
+                    .engaged(&p.testimonial_id, p.engagement_type, t, dir);
             }
             _ => {}
         }
@@ -198,8 +199,9 @@ impl SocialSide {
             out,
         );
         self.testimonials.fire(tick, idle, &self.directory, out);
-        self.waiting
-            .expire(tick.saturating_sub(config.allowed_lateness_ms));
+        let cutoff = tick.saturating_sub(config.allowed_lateness_ms);
+        self.waiting.expire(cutoff);
+        self.testimonials.expire_unpublished(cutoff, &self.directory);
     }
 
     pub(crate) fn flush_corrections(&mut self, watermark: EventTimeMs, out: &mut Emitter) {
