@@ -36,6 +36,8 @@ mod publish_queue;
 /// The running parts of one process, shared by its routes and background tasks.
 pub struct System {
     pub bus: Arc<dyn Bus>,
+    /// The same bus when it is the embedded durable one (for readiness: a partition whose log failed).
+    durable_bus: Option<Arc<DurableBus>>,
     pub ingestor: Arc<Ingestor>,
     pub verifier: Arc<Verifier>,
     pub delivery: Delivery,
@@ -82,6 +84,7 @@ impl System {
         if args.clickhouse_url.is_some() {
             protected_on_disk.extend(analytics::TOPICS.map(|topic| (analytics::GROUP.to_owned(), topic)));
         }
+        let mut durable_bus = None;
         let bus: Arc<dyn Bus> = match &args.data_dir {
             _ if args.fluvio_endpoint.is_some() => {
                 fluvio_bus(args.fluvio_endpoint.as_deref(), &args.fluvio).await?
@@ -92,11 +95,13 @@ impl System {
                     .fold(DurableBusConfig::new(dir.clone()), |config, (group, topic)| {
                         config.protecting(group, topic)
                     });
-                Arc::new(
+                let opened = Arc::new(
                     DurableBus::open(config)
                         .await
                         .with_context(|| format!("opening the durable bus in {}", dir.display()))?,
-                )
+                );
+                durable_bus = Some(opened.clone());
+                opened
             }
             None => {
                 let config = protected
@@ -208,6 +213,7 @@ impl System {
         }
         Ok(Self {
             bus,
+            durable_bus,
             ingestor,
             verifier,
             delivery: delivery.build(),
@@ -327,6 +333,10 @@ impl System {
                 .durable_history
                 .as_ref()
                 .is_none_or(|history| history.healthy())
+            && self
+                .durable_bus
+                .as_ref()
+                .is_none_or(|bus| bus.failed_partitions().is_empty())
     }
 
     /// End offsets of the input topic's partitions.

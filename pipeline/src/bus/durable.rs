@@ -133,6 +133,9 @@ struct Partition {
     read: Arc<PartitionRead>,
     /// The log's keep-from offset (see [`Wal::keep_from`]), updated on the commits of protected consumers.
     keep_from: Arc<AtomicU64>,
+    /// Set when the partition takes no more appends until the bus is reopened: its log failed (a failed fsync)
+    /// or its writer stopped.
+    failed: Arc<AtomicBool>,
 }
 
 pub struct DurableBus {
@@ -150,6 +153,26 @@ pub struct DurableBus {
 }
 
 impl DurableBus {
+    /// The partitions (topic, partition) that take no more appends until the bus is reopened: their log failed
+    /// (a failed fsync, see [`super::wal`]) or their writer stopped. For readiness: only a restart helps them.
+    pub fn failed_partitions(&self) -> Vec<(String, u32)> {
+        let topics = self
+            .topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failed: Vec<(String, u32)> = topics
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                (0u32..)
+                    .zip(partitions.iter())
+                    .filter(|(_, partition)| partition.failed.load(Ordering::Acquire))
+                    .map(move |(index, _)| (topic.clone(), index))
+            })
+            .collect();
+        failed.sort();
+        failed
+    }
+
     /// Opens (or creates) the bus in `config.dir`, restoring its topics, records and committed offsets, and starts
     /// one writer task per partition. Must run inside a tokio runtime.
     pub async fn open(config: DurableBusConfig) -> Result<Self, BusError> {
@@ -198,12 +221,19 @@ impl DurableBus {
                     Ordering::Release,
                 );
                 let (queue, requests) = mpsc::channel(queue_len);
-                self.writers
-                    .spawn(run_writer(wal, requests, Arc::clone(&read), limits));
+                let failed = Arc::new(AtomicBool::new(false));
+                self.writers.spawn(run_writer(
+                    wal,
+                    requests,
+                    Arc::clone(&read),
+                    limits,
+                    Arc::clone(&failed),
+                ));
                 Partition {
                     queue,
                     read,
                     keep_from,
+                    failed,
                 }
             })
             .collect();
@@ -332,6 +362,7 @@ async fn run_writer(
     mut requests: mpsc::Receiver<AppendRequest>,
     read: Arc<PartitionRead>,
     limits: WriterLimits,
+    failed: Arc<AtomicBool>,
 ) {
     let mut group = Vec::with_capacity(limits.max_group);
     while requests.recv_many(&mut group, limits.max_group).await > 0 {
@@ -346,6 +377,7 @@ async fn run_writer(
             .await
             else {
                 tracing::error!("wal writer task failed; the partition takes no more appends");
+                failed.store(true, Ordering::Release);
                 return;
             };
             wal = returned;
@@ -373,6 +405,7 @@ async fn run_writer(
         let Ok((returned, batch, result)) = written else {
             // Only a panic gets here; the dropped replies fail the waiting appends, the closed queue later ones.
             tracing::error!("wal writer task failed; the partition takes no more appends");
+            failed.store(true, Ordering::Release);
             return;
         };
         wal = returned;
@@ -391,6 +424,9 @@ async fn run_writer(
             Err(error) => {
                 metrics::counter!("bus_durable_write_errors_total").increment(1);
                 tracing::warn!(%error, appends = batch.len(), "durable bus group commit failed");
+                if wal.is_failed() {
+                    failed.store(true, Ordering::Release);
+                }
                 for request in batch {
                     let _ = request.reply.send(Err(copy_error(&error)));
                 }

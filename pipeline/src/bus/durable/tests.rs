@@ -407,3 +407,44 @@ async fn append_when_room_waits_for_the_protected_consumer() {
         .unwrap();
     assert!(matches!(result, Err(BusError::Closed)), "{result:?}");
 }
+
+/// A partition whose log failed (a failed fsync) answers its appends with an error and is reported failed, for
+/// readiness: only reopening the bus (a restart) makes it take appends again.
+#[tokio::test]
+async fn a_partition_whose_log_failed_is_reported_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path(), WalConfig::default()).unwrap();
+    let read = Arc::new(PartitionRead {
+        reader: wal.reader(),
+        appended: Notify::new(),
+    });
+    wal.fail_for_test();
+    let (queue, requests) = mpsc::channel(4);
+    let failed = Arc::new(AtomicBool::new(false));
+    let limits = WriterLimits {
+        max_group: 4,
+        max_bytes: u64::MAX,
+    };
+    let writer = tokio::spawn(run_writer(wal, requests, read, limits, Arc::clone(&failed)));
+    let (reply, answer) = oneshot::channel();
+    queue
+        .send(AppendRequest {
+            records: records(0, 1),
+            reply,
+        })
+        .await
+        .unwrap();
+    assert!(answer.await.unwrap().is_err());
+    assert!(failed.load(Ordering::Acquire));
+    drop(queue);
+    writer.await.unwrap();
+}
+
+#[tokio::test]
+async fn partitions_are_not_failed_after_ordinary_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path()).await;
+    topic(&bus, "t", 2).await;
+    bus.append("t", 1, records(0, 3)).await.unwrap();
+    assert!(bus.failed_partitions().is_empty());
+}

@@ -229,6 +229,17 @@ impl Wal {
         Arc::clone(&self.keep_from)
     }
 
+    /// Marks the log failed, as a failed fsync does (tests of what uses the log).
+    #[cfg(test)]
+    pub(crate) fn fail_for_test(&mut self) {
+        self.failure = Some("failed by a test".to_owned());
+    }
+
+    /// Whether the log refuses every append until reopened (see the module docs).
+    pub fn is_failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
     /// Bytes the partition holds on disk (published segments).
     pub fn bytes(&self) -> u64 {
         lock(&self.view).segments.iter().map(|segment| segment.len).sum()
