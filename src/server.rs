@@ -16,7 +16,7 @@ use social_pipeline::bus::memory::{MemoryBus, MemoryBusConfig};
 use social_pipeline::bus::{Bus, INPUT_TOPIC};
 use social_pipeline::ingest::http::IngestHttpState;
 use social_pipeline::ingest::{DedupConfig, IngestConfig, Ingestor};
-use social_pipeline::topology::{Topology, TopologyConfig};
+use social_pipeline::topology::{PipelineError, Topology, TopologyConfig};
 use social_state::{RedisStateConfig, RedisStateSink};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -278,7 +278,13 @@ impl System {
             .take();
         let failure = self.operators_failure.clone();
         tracker.spawn(async move {
-            if let Err(error) = topology.run(sink, shutdown.clone()).await {
+            // In a task of its own so that a panic, too, stops the process rather than leaving it up without
+            // operators.
+            let outcome = match tokio::spawn(topology.run(sink, shutdown.clone())).await {
+                Ok(outcome) => outcome,
+                Err(panicked) => Err(PipelineError::task("operators", panicked)),
+            };
+            if let Err(error) = outcome {
                 // Without operators nothing derived flows: report not ready, then stop the whole process (a
                 // restart resumes from the last checkpoint; ingest on its own would only pile up input). An
                 // error while shutting down is only logged: the next start resumes from the last checkpoint.

@@ -302,6 +302,58 @@ async fn engagements_naming_only_their_share_count_for_its_content() {
     sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
 
+/// A share created twice (its content changed): engagements count for the latest creation's content, also after
+/// the lookup table's rows are merged, whatever the order the creations were written in.
+#[tokio::test]
+async fn a_share_created_twice_counts_for_its_latest_content_after_merges() {
+    let db = TestDb::new();
+    let event = |json: serde_json::Value| {
+        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
+            .expect("valid event")
+    };
+    let created = |id: &str, time: &str, content: &str| {
+        event(serde_json::json!({
+            "specversion": "1.0", "id": id, "source": "/services/social",
+            "type": "social.share.created", "time": time,
+            "data": {"shareId": "share-2", "userId": "u1", "contentType": "project", "contentId": content,
+                     "platform": "facebook"}
+        }))
+    };
+    let sink = ClickHouseSink::start(db.config()).expect("start");
+    sink.migrate().await.expect("migrate");
+    // The later creation is written first.
+    for batch in [
+        vec![created("share-2-b", "2026-01-01T10:10:00Z", "project-b")],
+        vec![created("share-2-a", "2026-01-01T10:00:00Z", "project-a")],
+    ] {
+        sink.write_events(&batch).await.expect("write");
+        sink.flush().await.expect("flush");
+    }
+    let client = db.client();
+    client
+        .query("OPTIMIZE TABLE share_contents FINAL")
+        .execute()
+        .await
+        .expect("merge");
+    let engaged = event(serde_json::json!({
+        "specversion": "1.0", "id": "like-2", "source": "/services/social",
+        "type": "social.share.engaged", "time": "2026-01-01T10:20:00Z",
+        "data": {"shareId": "share-2", "engagementType": "like", "engagerInfo": {}}
+    }));
+    sink.write_events(&[engaged]).await.expect("write");
+    sink.flush().await.expect("flush");
+    let contents: Vec<String> = client
+        .query("SELECT content_id FROM engagement_1m FINAL WHERE engagements > 0")
+        .fetch_all()
+        .await
+        .expect("contents");
+    assert_eq!(contents, vec!["project-b".to_owned()]);
+    if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
+        panic!("aggregates differ from the recomputation: {mismatches:#?}");
+    }
+    sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+}
+
 /// Where `raw_events` has its TTL, an event older than it does not make its minute be recomputed from what the
 /// TTL left of that minute: the minute keeps its aggregates.
 #[tokio::test]

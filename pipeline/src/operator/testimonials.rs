@@ -102,7 +102,8 @@ impl Testimonials {
     }
 
     /// Forgets the totals of testimonials still unknown whose latest engagement is before `cutoff` (the
-    /// watermark minus the allowed lateness: a publication read after that is too late to count anyway).
+    /// watermark minus the allowed lateness). A publication read after that (too late, though earlier in event
+    /// time) still makes its testimonial known: its totals then count the engagements read after it.
     pub fn expire_unpublished(&mut self, cutoff: EventTimeMs, dir: &Directory) {
         let totals = &mut self.totals;
         self.unpublished.retain(|testimonial, latest| {
