@@ -94,7 +94,7 @@ pub(crate) fn recompute_statements(minutes: &[i64], version: u64) -> Vec<String>
              FROM raw_events WHERE {raw} AND type IN ({FUNNEL_TYPES}) GROUP BY minute, source, id \
            ) ANY LEFT JOIN ( \
              SELECT code_id AS ev_referral, argMax(program_id, created_time) AS code_program, \
-               min(created_time) AS code_created FROM referral_codes \
+               min(created_time) AS code_created FROM referral_code_creations \
              WHERE code_id IN (SELECT referral_id FROM raw_events WHERE {raw} AND type IN ({FUNNEL_TYPES})) \
              GROUP BY code_id \
            ) USING ev_referral \

@@ -58,6 +58,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(Core, "core", "0005_delivery_latency"),
     migration!(Core, "core", "0006_dead_letters"),
     migration!(Core, "core", "0007_share_contents"),
+    migration!(Core, "core", "0008_referral_code_creations"),
     migration!(Modern, "modern", "0101_raw_events_ttl"),
     migration!(Modern, "modern", "0102_low_cardinality"),
     migration!(Modern, "modern", "0103_event_time64"),

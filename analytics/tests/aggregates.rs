@@ -354,6 +354,59 @@ async fn a_share_created_twice_counts_for_its_latest_content_after_merges() {
     sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
 
+/// A code generated twice (for another program): clicks after both count for the latest generation's program,
+/// also after the lookup tables' rows are merged, whatever the order the generations were written in.
+#[tokio::test]
+async fn a_code_generated_twice_counts_for_its_latest_program_after_merges() {
+    let db = TestDb::new();
+    let event = |json: serde_json::Value| {
+        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
+            .expect("valid event")
+    };
+    let generated = |id: &str, time: &str, program: &str| {
+        event(serde_json::json!({
+            "specversion": "1.0", "id": id, "source": "/services/referrals",
+            "type": "referral.code.generated", "time": time,
+            "data": {"codeId": "code-2", "userId": "u1", "programId": program}
+        }))
+    };
+    let sink = ClickHouseSink::start(db.config()).expect("start");
+    sink.migrate().await.expect("migrate");
+    // The later generation is written first.
+    for batch in [
+        vec![generated("code-2-b", "2026-01-01T10:10:00Z", "program-b")],
+        vec![generated("code-2-a", "2026-01-01T10:00:00Z", "program-a")],
+    ] {
+        sink.write_events(&batch).await.expect("write");
+        sink.flush().await.expect("flush");
+    }
+    let client = db.client();
+    for table in ["referral_codes", "referral_code_creations"] {
+        client
+            .query(&format!("OPTIMIZE TABLE {table} FINAL"))
+            .execute()
+            .await
+            .expect("merge");
+    }
+    let click = event(serde_json::json!({
+        "specversion": "1.0", "id": "click-2", "source": "/services/web",
+        "type": "referral.link.clicked", "time": "2026-01-01T10:20:00Z",
+        "data": {"referralId": "code-2", "sourceIp": "203.0.113.9", "userAgent": "Mozilla/5.0"}
+    }));
+    sink.write_events(&[click]).await.expect("write");
+    sink.flush().await.expect("flush");
+    let programs: Vec<String> = client
+        .query("SELECT program_id FROM referral_funnel_1m FINAL WHERE clicks > 0")
+        .fetch_all()
+        .await
+        .expect("programs");
+    assert_eq!(programs, vec!["program-b".to_owned()]);
+    if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
+        panic!("aggregates differ from the recomputation: {mismatches:#?}");
+    }
+    sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+}
+
 /// Where `raw_events` has its TTL, an event older than it does not make its minute be recomputed from what the
 /// TTL left of that minute: the minute keeps its aggregates.
 #[tokio::test]
