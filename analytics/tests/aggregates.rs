@@ -8,6 +8,19 @@ use std::time::Duration;
 use common::{TestDb, generated_events};
 use social_analytics::{ClickHouseSink, verify_aggregates};
 
+/// An event from its CloudEvent JSON.
+fn event(json: serde_json::Value) -> social_schemas::Event {
+    social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
+        .expect("valid event")
+}
+
+/// The stored aggregates equal their recomputation from the raw events (`context` prefixes the failure).
+async fn assert_matches_recomputation(client: &clickhouse::Client, context: &str) {
+    if let Err(mismatches) = verify_aggregates(client).await.expect("verify") {
+        panic!("{context}aggregates differ from the recomputation: {mismatches:#?}");
+    }
+}
+
 #[tokio::test]
 async fn aggregates_equal_recomputation_from_raw_events_despite_replays() {
     let db = TestDb::new();
@@ -109,10 +122,6 @@ async fn a_later_sink_outranks_versions_from_a_clock_that_ran_ahead() {
 #[tokio::test]
 async fn clicks_written_before_their_code_are_attributed_when_it_comes() {
     let db = TestDb::new();
-    let event = |json: serde_json::Value| {
-        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
-            .expect("valid event")
-    };
     let click = |id: &str, code: &str, time: &str| {
         event(serde_json::json!({
             "specversion": "1.0", "id": id, "source": "/services/web",
@@ -172,9 +181,7 @@ async fn clicks_written_before_their_code_are_attributed_when_it_comes() {
     };
     assert_eq!(attributed("program-a").await, 2);
     assert_eq!(attributed("program-b").await, 1);
-    if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
-        panic!("aggregates differ from the recomputation: {mismatches:#?}");
-    }
+    assert_matches_recomputation(&client, "").await;
     later.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
 
@@ -183,10 +190,6 @@ async fn clicks_written_before_their_code_are_attributed_when_it_comes() {
 #[tokio::test]
 async fn a_click_from_before_its_code_stays_unattributed_across_replays() {
     let db = TestDb::new();
-    let event = |json: serde_json::Value| {
-        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
-            .expect("valid event")
-    };
     let click = event(serde_json::json!({
         "specversion": "1.0", "id": "early-click", "source": "/services/web",
         "type": "referral.link.clicked", "time": "2026-01-01T10:00:30Z",
@@ -227,9 +230,7 @@ async fn a_click_from_before_its_code_stays_unattributed_across_replays() {
             1,
             "step {step}: the early click is unattributed"
         );
-        if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
-            panic!("step {step}: aggregates differ from the recomputation: {mismatches:#?}");
-        }
+        assert_matches_recomputation(&client, &format!("step {step}: ")).await;
     }
     assert_eq!(
         clicks_of("program-late").await,
@@ -245,10 +246,6 @@ async fn a_click_from_before_its_code_stays_unattributed_across_replays() {
 #[tokio::test]
 async fn engagements_naming_only_their_share_count_for_its_content() {
     let db = TestDb::new();
-    let event = |json: serde_json::Value| {
-        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
-            .expect("valid event")
-    };
     let engaged = |id: &str, time: &str, content: Option<&str>| {
         let mut data = serde_json::json!({"shareId": "share-1", "engagementType": "like", "engagerInfo": {"userId": "u2"}});
         if let Some(content) = content {
@@ -295,9 +292,7 @@ async fn engagements_naming_only_their_share_count_for_its_content() {
         assert_eq!(likes_of("").await, without_content, "step {step}");
         assert_eq!(likes_of("project-7").await, for_project, "step {step}");
         assert_eq!(likes_of("other-9").await, for_other, "step {step}");
-        if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
-            panic!("step {step}: aggregates differ from the recomputation: {mismatches:#?}");
-        }
+        assert_matches_recomputation(&client, &format!("step {step}: ")).await;
     }
     sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
@@ -307,10 +302,6 @@ async fn engagements_naming_only_their_share_count_for_its_content() {
 #[tokio::test]
 async fn a_share_created_twice_counts_for_its_latest_content_after_merges() {
     let db = TestDb::new();
-    let event = |json: serde_json::Value| {
-        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
-            .expect("valid event")
-    };
     let created = |id: &str, time: &str, content: &str| {
         event(serde_json::json!({
             "specversion": "1.0", "id": id, "source": "/services/social",
@@ -348,9 +339,7 @@ async fn a_share_created_twice_counts_for_its_latest_content_after_merges() {
         .await
         .expect("contents");
     assert_eq!(contents, vec!["project-b".to_owned()]);
-    if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
-        panic!("aggregates differ from the recomputation: {mismatches:#?}");
-    }
+    assert_matches_recomputation(&client, "").await;
     sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
 
@@ -359,10 +348,6 @@ async fn a_share_created_twice_counts_for_its_latest_content_after_merges() {
 #[tokio::test]
 async fn a_code_generated_twice_counts_for_its_latest_program_after_merges() {
     let db = TestDb::new();
-    let event = |json: serde_json::Value| {
-        social_schemas::parse_event(json.to_string().as_bytes(), &social_schemas::Limits::default())
-            .expect("valid event")
-    };
     let generated = |id: &str, time: &str, program: &str| {
         event(serde_json::json!({
             "specversion": "1.0", "id": id, "source": "/services/referrals",
@@ -401,9 +386,7 @@ async fn a_code_generated_twice_counts_for_its_latest_program_after_merges() {
         .await
         .expect("programs");
     assert_eq!(programs, vec!["program-b".to_owned()]);
-    if let Err(mismatches) = verify_aggregates(&client).await.expect("verify") {
-        panic!("aggregates differ from the recomputation: {mismatches:#?}");
-    }
+    assert_matches_recomputation(&client, "").await;
     sink.shutdown(Duration::from_secs(10)).await.expect("shutdown");
 }
 

@@ -224,14 +224,7 @@ impl Session {
         let name = self.topics[index].name().to_owned();
         let max = self.shared.config.history_max_messages_per_topic.max(1);
         match self.shared.history.read_after(&name, current, max).await? {
-            Replay::Messages(entries) => {
-                for missed in entries
-                    .iter()
-                    .filter(|e| e.position.offset <= entry.position.offset)
-                {
-                    self.emit(index, missed, out);
-                }
-            }
+            Replay::Messages(entries) => self.emit_up_to(index, &entries, &entry, out),
             Replay::Gap(reason) => {
                 metrics::replay(ReplayResult::Reset);
                 let has_snapshot = self.shared.snapshots.snapshot(&name).await.is_some();
@@ -289,12 +282,7 @@ impl Session {
             && entries.first().is_some_and(|first| first.position.offset == 1)
         {
             self.reset(index, GapReason::EpochChanged, start, out).await?;
-            for missed in entries
-                .iter()
-                .filter(|e| e.position.offset <= entry.position.offset)
-            {
-                self.emit(index, missed, out);
-            }
+            self.emit_up_to(index, &entries, &entry, out);
             if self.positions[index].offset < entry.position.offset {
                 self.emit(index, &entry, out);
             }
@@ -309,6 +297,16 @@ impl Session {
             self.emit(index, &entry, out);
         }
         Ok(())
+    }
+
+    /// The `entries` read from history up to the live `entry` (later ones come live after it).
+    fn emit_up_to(&mut self, index: usize, entries: &[Arc<Entry>], entry: &Entry, out: &mut Vec<Out>) {
+        for missed in entries
+            .iter()
+            .filter(|e| e.position.offset <= entry.position.offset)
+        {
+            self.emit(index, missed, out);
+        }
     }
 
     fn emit(&mut self, index: usize, entry: &Arc<Entry>, out: &mut Vec<Out>) {
